@@ -1,0 +1,40 @@
+# The README's two commands: `make book` and `make test`. Both create the environment first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CWL    := $(VENV)/bin/cwl
+STAMP  := $(VENV)/.cwl-installed
+
+.PHONY: setup book test unit nbval reproduce notebooks bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+	touch $@
+
+# Every notebook on the offline laptop profile, then the book in _build/html.
+book: setup
+	$(CWL) reproduce --profile laptop
+
+# Unit and property tests, then nbval on the committed (smoke-profile) notebooks.
+test: setup unit nbval
+
+unit: setup
+	$(PY) -m pytest tests -q
+
+nbval: setup
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider notebooks -q
+
+# Re-execute the committed notebooks in place with their own (smoke) parameters.
+notebooks: setup
+	$(CWL) refresh
+
+reproduce: setup
+	$(CWL) reproduce --profile $(or $(PROFILE),laptop)
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf _build

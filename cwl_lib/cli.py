@@ -1,0 +1,114 @@
+"""The ``cwl`` command: reproduce the book, check and fetch data."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from . import profiles
+
+
+def _value(text: str):
+    """A ``-p NAME VALUE`` value: YAML scalars and lists (``3``, ``0.1``, ``[1, 5]``, ``true``), else the text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    overrides = {name: _value(value) for name, value in args.param}
+    if args.data_root:
+        overrides["data_root"] = args.data_root
+    reproduce(args.profile, only=args.only, overrides=overrides, book=not args.no_book)
+    return 0
+
+
+def _cmd_data_check(args) -> int:
+    from .data import RESOURCES
+    from .paths import data_root
+
+    root = data_root(args.data_root)
+    print(f"data root: {root}")
+    worst = 0
+    for res in RESOURCES.values():
+        where = res.locate(root)
+        if where is not None:
+            print(f"  present  {res.name:<22} {where}")
+        else:
+            worst = 1
+            print(f"  missing  {res.name:<22} {res.fix(root)}")
+    return worst
+
+
+def _cmd_fetch(args) -> int:
+    from .data.fetch import fetch
+
+    for name in args.names:
+        print(f"{name}: {fetch(name, args.data_root)}")
+    return 0
+
+
+def _cmd_refresh(args) -> int:
+    from .reproduce import refresh
+
+    refresh(args.notebooks or None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cwl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("reproduce", help="run the notebooks under a profile, then build the book")
+    rep.add_argument("--profile", choices=profiles.PROFILES, default="laptop")
+    rep.add_argument("--only", action="append", metavar="NOTEBOOK",
+                     help="run only this notebook (e.g. 03_classification or 03); repeatable")
+    rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override a notebook parameter (YAML value); repeatable")
+    rep.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
+    rep.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    rep.set_defaults(func=_cmd_reproduce)
+
+    data = sub.add_parser("data", help="datasets and weights")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser("check", help="say, for each dataset and weight file, present or missing")
+    check.add_argument("--data-root", default=None)
+    check.set_defaults(func=_cmd_data_check)
+
+    ref = sub.add_parser("refresh", help="re-execute the committed notebooks in place (smoke profile)")
+    ref.add_argument("notebooks", nargs="*")
+    ref.set_defaults(func=_cmd_refresh)
+
+    fetch = sub.add_parser("fetch", help="download datasets into the data root")
+    fetch.add_argument("names", nargs="+")
+    fetch.add_argument("--data-root", default=None)
+    fetch.set_defaults(func=_cmd_fetch)
+    return parser
+
+
+def main(argv=None) -> int:
+    from .data import MissingDataError
+    from .models import WeightsUnavailableError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (MissingDataError, WeightsUnavailableError, ValueError) as err:
+        print(f"cwl: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a notebook failed: say where its partial copy is, keep the rest
+        if type(err).__name__ != "PapermillExecutionError":
+            raise
+        print(f"cwl: a notebook failed; finished notebooks are kept under _build/executed/.\n{err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cwl: interrupted; finished notebooks and results are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Where the project's folders are: the checkout, its results, its data root."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+DATA_ROOT_ENV = "CWL_DATA_ROOT"
+
+
+def project_root() -> Path:
+    """The checkout holding ``_config.yml``; the working directory when installed elsewhere."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "_config.yml").exists():
+        return here
+    return Path.cwd()
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The folder every dataset lives under: the argument, else $CWL_DATA_ROOT, else ~/.cache/cwl/data."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "cwl" / "data"
+
+
+def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:
+    """A notebook's results store.
+
+    An empty value (the committed notebooks' default, used by nbval) gives a fresh temporary
+    folder, so a regression run always recomputes instead of resuming from old records.
+    """
+    if explicit:
+        path = Path(explicit).expanduser()
+    else:
+        path = Path(tempfile.mkdtemp(prefix=f"cwl-{profile}-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

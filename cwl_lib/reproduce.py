@@ -1,0 +1,127 @@
+"""``cwl reproduce``: run the notebooks under a profile with papermill, then build the book.
+
+Each notebook is executed into ``_build/executed/<profile>/`` (finished copies survive a later
+failure, and ``--only`` reruns one notebook while the others keep their last executed copy). The
+book is built from a staged copy of the pages and the executed notebooks, so the committed
+notebooks keep their smoke outputs for nbval.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import profiles
+from .data import MissingDataError, missing
+from .paths import project_root
+
+BOOK_FILES = ("_config.yml", "_toc.yml")
+BOOK_DIRS = ("book",)
+
+
+def plan(profile: str, only=None, overrides: dict | None = None) -> dict[str, dict]:
+    """Notebook name -> parameters for this run."""
+    names = list(only) if only else list(profiles.NOTEBOOKS)
+    return {name: profiles.parameters(profile, _notebook_name(name), overrides) for name in names}
+
+
+def _notebook_name(name: str) -> str:
+    stem = Path(name).stem
+    matches = [nb for nb in profiles.NOTEBOOKS if nb == stem or nb.split("_", 1)[0] == stem]
+    if not matches:
+        raise ValueError(f"unknown notebook {name!r}; choose one of {', '.join(profiles.NOTEBOOKS)}")
+    return matches[0]
+
+
+def check_data(runs: dict[str, dict]) -> None:
+    """Fail before any work, naming every missing item of every notebook of this run."""
+    lines = []
+    for name, params in runs.items():
+        for res, fix in missing(profiles.notebook_requirements(name, params), params.get("data_root") or None):
+            lines.append(f"  - {name}: {res.name} ({res.description}): {fix}")
+    if lines:
+        raise MissingDataError(
+            f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this machine; "
+            "nothing was run:\n" + "\n".join(lines)
+        )
+
+
+def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Path:
+    import papermill as pm
+
+    source = root / "notebooks" / f"{name}.ipynb"
+    target = out_dir / f"{name}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".running.ipynb")
+    log(f"[cwl] {name}: running with profile {params['profile']} -> {target}")
+    start = time.perf_counter()
+    pm.execute_notebook(
+        str(source), str(partial), parameters=params, cwd=str(source.parent),
+        kernel_name="python3", progress_bar=True, log_output=False,
+    )
+    partial.replace(target)  # only a finished run replaces the previous executed copy
+    log(f"[cwl] {name}: done in {time.perf_counter() - start:.0f} s")
+    return target
+
+
+def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
+    """A copy of the book sources in which each notebook is its latest executed copy."""
+    stage = build_dir / "src"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for f in BOOK_FILES:
+        shutil.copy2(root / f, stage / f)
+    for d in BOOK_DIRS:
+        shutil.copytree(root / d, stage / d)
+    (stage / "notebooks").mkdir()
+    executed = build_dir / "executed" / profile
+    for name in profiles.NOTEBOOKS:
+        src = executed / f"{name}.ipynb"
+        shutil.copy2(src if src.exists() else root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb")
+    return stage
+
+
+def build_book(root: Path, profile: str, build_dir: Path, log=print) -> Path:
+    stage = stage_book(root, profile, build_dir)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage), "--path-output", str(build_dir.parent)]
+    log("[cwl] building the book: " + " ".join(cmd))
+    subprocess.run(cmd, check=True)
+    index = build_dir / "html" / "index.html"
+    log(f"[cwl] book: {index}")
+    return index
+
+
+def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool = True,
+              root: Path | None = None, log=print) -> Path | None:
+    root = Path(root) if root else project_root()
+    build_dir = root / "_build"
+    runs = plan(profile, only, overrides)
+    check_data(runs)
+    for name, params in runs.items():
+        if not params.get("results_dir"):
+            params["results_dir"] = str(root / "results" / profile / name)
+        execute(name, params, root, build_dir / "executed" / profile, log=log)
+    return build_book(root, profile, build_dir, log=log) if book else None
+
+
+def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
+    """Re-execute committed notebooks in place with their own parameters (the smoke profile).
+
+    This is how the outputs that nbval checks are regenerated after a deliberate change.
+    """
+    import papermill as pm
+
+    root = Path(root) if root else project_root()
+    done = []
+    for name in (names or profiles.NOTEBOOKS):
+        path = root / "notebooks" / f"{_notebook_name(name)}.ipynb"
+        log(f"[cwl] refreshing {path}")
+        tmp = path.with_suffix(".running.ipynb")
+        pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+        tmp.replace(path)
+        done.append(path)
+    return done
