@@ -1,0 +1,157 @@
+"""Convolution Weighting Layers (Section IV-A, Eq. 6): one learned scale per output channel.
+
+:func:`insert_weighting` finds, for every convolution of any model, where its output channels end up
+unchanged: right after the convolution, or after the BatchNorm that directly consumes it (a scale
+placed between a conv and a BN using batch statistics would be normalised away). It learns this by
+running one forward pass with hooks rather than from per-architecture tables, so it applies to
+torchvision's VGG, ResNet (downsample convolutions included), MobileNet (depthwise included) and
+other CNNs alike. Each chosen layer ``L`` is replaced by ``Weighted(L, ConvWeighting(c))``;
+:func:`fold_weighting` multiplies the scales back into ``L`` and restores ``L`` itself, so the folded
+model has the original architecture, the original state-dict keys and no inference overhead.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class ConvWeighting(nn.Module):
+    """Multiplies feature map k by sigma_k; sigma starts at 1, so the layer starts as the identity."""
+
+    def __init__(self, num_channels: int):
+        super().__init__()
+        self.sigma = nn.Parameter(torch.ones(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.sigma.view(1, -1, *([1] * (x.dim() - 2)))
+
+    def extra_repr(self) -> str:
+        return f"{self.sigma.numel()}"
+
+
+class Weighted(nn.Sequential):
+    """A convolution or BatchNorm followed by its ConvWeighting."""
+
+    def __init__(self, layer: nn.Module, weighting: ConvWeighting):
+        super().__init__(layer, weighting)
+
+    @property
+    def layer(self) -> nn.Module:
+        return self[0]
+
+    @property
+    def weighting(self) -> ConvWeighting:
+        return self[1]
+
+
+def _out_channels(layer: nn.Module) -> int:
+    return layer.out_channels if isinstance(layer, nn.modules.conv._ConvNd) else layer.num_features
+
+
+def weighting_sites(model: nn.Module, example_input: torch.Tensor | None = None) -> list[str]:
+    """Names of the layers after which a ConvWeighting goes: each conv, or the BN fed directly by it.
+
+    One forward pass on ``example_input`` (default: a 1x3x64x64 zero image) records which BatchNorm
+    receives a convolution's output tensor itself.
+    """
+    convs = {m: n for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)}
+    bns = {m: n for n, m in model.named_modules() if isinstance(m, _BN)}
+    produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> conv name (tensor kept alive)
+    follower: dict[str, str] = {}
+    consumers: dict[str, int] = {}
+
+    def conv_hook(mod, _inp, out):
+        produced[id(out)] = (convs[mod], out)
+
+    def any_pre_hook(mod, inp):
+        for t in inp:
+            hit = produced.get(id(t)) if isinstance(t, torch.Tensor) else None
+            if hit is not None:
+                consumers[hit[0]] = consumers.get(hit[0], 0) + 1
+                if mod in bns:
+                    follower[hit[0]] = bns[mod]
+
+    handles = [m.register_forward_hook(conv_hook) for m in convs]
+    handles += [m.register_forward_pre_hook(any_pre_hook) for m in model.modules() if not list(m.children())]
+    was_training = model.training
+    try:
+        model.eval()
+        if example_input is None:
+            param = next(model.parameters())
+            example_input = torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype)
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    sites = []
+    for name in convs.values():
+        # A conv whose output also feeds something else keeps its scale on the conv itself.
+        sites.append(follower[name] if name in follower and consumers.get(name) == 1 else name)
+    return sites
+
+
+def insert_weighting(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
+    """Put a ConvWeighting after every convolution (after its BN when one follows); in place, returned."""
+    if any(isinstance(m, Weighted) for m in model.modules()):
+        raise ValueError("the model already has Convolution Weighting Layers; fold_weighting() it first")
+    sites = weighting_sites(model, example_input)
+    if not sites:
+        raise ValueError("no convolution found in the model: nothing to weight")
+    for name in sites:
+        layer = model.get_submodule(name)
+        ref = next(layer.parameters(), None)
+        weighting = ConvWeighting(_out_channels(layer))
+        if ref is not None:
+            weighting = weighting.to(device=ref.device, dtype=ref.dtype)
+        model.set_submodule(name, Weighted(layer, weighting))
+    return model
+
+
+def weighted_layers(model: nn.Module) -> dict[str, Weighted]:
+    """Each Weighted wrapper by the name its layer had before insertion."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, Weighted)}
+
+
+def sigmas(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The learned scale vectors, detached, by layer name."""
+    return {n: m.weighting.sigma.detach().clone() for n, m in weighted_layers(model).items()}
+
+
+def sigma_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [m.weighting.sigma for m in weighted_layers(model).values()]
+
+
+@torch.no_grad()
+def fold_into(layer: nn.Module, sigma: torch.Tensor) -> None:
+    """Multiply a conv's output channels (weight, bias) or a BN's affine (gamma, beta) by ``sigma``."""
+    s = sigma.to(dtype=next(layer.parameters()).dtype)
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        if layer.transposed:
+            raise NotImplementedError("folding into a transposed convolution is not supported")
+        layer.weight.mul_(s.view(-1, *([1] * (layer.weight.dim() - 1))))
+        if layer.bias is not None:
+            layer.bias.mul_(s)
+    elif isinstance(layer, _BN):
+        if not layer.affine:
+            raise ValueError("cannot fold a scale into a BatchNorm without affine parameters")
+        layer.weight.mul_(s)
+        layer.bias.mul_(s)
+    else:
+        raise TypeError(f"cannot fold a ConvWeighting into {type(layer).__name__}")
+
+
+def fold_weighting(model: nn.Module) -> nn.Module:
+    """Fold every sigma into its conv or BN and remove the CWLs; in place, returned.
+
+    The result is the original architecture (same modules, same state-dict keys). Outputs match the
+    weighted model in eval mode (for a BN trained in train mode they match because the scale acts after
+    normalisation, on gamma and beta alike).
+    """
+    for name, wrapped in list(weighted_layers(model).items()):
+        fold_into(wrapped.layer, wrapped.weighting.sigma)
+        model.set_submodule(name, wrapped.layer)
+    return model
