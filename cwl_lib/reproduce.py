@@ -23,8 +23,8 @@ BOOK_DIRS = ("book",)
 
 def plan(profile: str, only=None, overrides: dict | None = None) -> dict[str, dict]:
     """Notebook name -> parameters for this run."""
-    names = list(only) if only else list(profiles.NOTEBOOKS)
-    return {name: profiles.parameters(profile, _notebook_name(name), overrides) for name in names}
+    names = [_notebook_name(n) for n in only] if only else list(profiles.NOTEBOOKS)
+    return {name: profiles.parameters(profile, name, overrides) for name in names}
 
 
 def _notebook_name(name: str) -> str:
@@ -104,6 +104,7 @@ def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool
     for name, params in runs.items():
         if not params.get("results_dir"):
             params["results_dir"] = str(root / "results" / profile / name)
+        Path(params["results_dir"]).mkdir(parents=True, exist_ok=True)
         execute(name, params, root, build_dir / "executed" / profile, log=log)
     return build_book(root, profile, build_dir, log=log) if book else None
 

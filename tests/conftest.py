@@ -1,0 +1,19 @@
+import os
+
+import pytest
+import torch
+
+# Deterministic, single-process CPU work keeps test runs repeatable on a 2-core CI machine.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def empty_data_root(tmp_path, monkeypatch):
+    """A data root with nothing in it, and no Debian Fashion-MNIST either."""
+    from cwl_lib.data import registry
+
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("CWL_DATA_ROOT", str(root))
+    monkeypatch.setattr(registry, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-package")
+    return root

@@ -1,0 +1,59 @@
+"""Backbones load through torchvision's weights API; the offline MobileNetV2 is real ImageNet."""
+import pytest
+import torch
+
+from cwl_lib import models
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    return models.load_backbone("mobilenet_v2").eval()
+
+
+def _top5(model, image):
+    x = models.imagenet_transform()(torch.from_numpy(image).permute(2, 0, 1)).unsqueeze(0)
+    with torch.no_grad():
+        idx = model(x).topk(5).indices[0].tolist()
+    categories = models.imagenet_categories()
+    return [categories[i] for i in idx]
+
+
+def test_offline_mobilenet_recognises_a_real_photograph(mobilenet):
+    import skimage.data
+
+    assert "espresso" in _top5(mobilenet, skimage.data.coffee())
+    assert any("cat" in c for c in _top5(mobilenet, skimage.data.chelsea()))
+
+
+def test_offline_weights_are_placed_in_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    placed = models.install_offline_weights()
+    assert placed == [tmp_path / "checkpoints" / "mobilenet_v2-b0353104.pth"]
+    state = torch.load(placed[0], weights_only=True, map_location="cpu")
+    assert state["features.0.0.weight"].shape == (32, 3, 3, 3)
+    assert models.install_offline_weights() == []  # already there: nothing copied again
+
+
+def test_missing_weights_error_says_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(models.WeightsUnavailableError) as err:
+        models.load_backbone("resnet50")
+    message = str(err.value)
+    assert str(tmp_path / "checkpoints" / "resnet50-0676ba61.pth") in message
+    assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in message
+    assert models.weights_status("resnet50") == "missing"
+
+
+def test_random_backbones_need_no_file():
+    model = models.load_backbone("vgg16", pretrained=False)
+    assert model.classifier[-1].out_features == 1000
+
+
+def test_unknown_backbone_is_refused():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        models.load_backbone("not_a_net")
