@@ -1,0 +1,403 @@
+"""Algorithm 1 of the paper (Section IV-B): transfer a pretrained CNN with Convolution Weighting Layers.
+
+The steps of Algorithm 1 map onto :func:`prepare` and :func:`train`::
+
+    1  Mf <- FreezeConvFilters(Mp)       requires_grad set per strategy (prepare)
+    2  Mf <- ReplaceClassifLayers(Mf, Y) one Linear layer with as many outputs as classes (prepare)
+    3  Mf <- InsertWeightConvs(Mf)       a ConvWeighting after each conv / its BN, '+cwl' strategies (prepare)
+    4  Mf <- TrainUnfreezedLayers(...)   train(), with param_groups() and set_train_mode()
+
+Strategies (:data:`STRATEGIES`):
+
+``freeze``        only the new classifier trains; the backbone is fixed and its BatchNorms use their
+                  ImageNet running statistics (eval mode).
+``freeze+cwl``    the classifier and the CWL scales (sigma) train; everything else as ``freeze``.
+``finetune``      every parameter trains; the pretrained layers at a learning rate lowered by
+                  ``backbone_lr_factor`` (Algorithm 1, step 1: "decreasing the learning rate for
+                  convolution layers rather than freezing them"); BatchNorms in train mode.
+``finetune+cwl``  ``finetune`` plus CWL scales, which train at the full learning rate like the head.
+``bn-affine``     a baseline the paper lacks: the classifier and the BatchNorm gamma/beta train, the
+                  running statistics stay frozen (eval mode). Refused for a model without BatchNorm.
+
+Training choices (written in the book, page 03): Adam without weight decay, a fixed number of epochs over
+the few-shot set with a seeded shuffle, no random augmentation (every image is resized and centre-cropped
+once, which is also what lets ``freeze`` train its head on cached features), inputs normalised with the
+ImageNet mean and std. On a GPU, :func:`train` and :func:`evaluate` run in bfloat16 autocast with
+channels_last tensors.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .weighting import ConvWeighting, Weighted, insert_weighting, sigma_parameters
+
+STRATEGIES = ("freeze", "freeze+cwl", "finetune", "finetune+cwl", "bn-affine")
+
+#: The paper's learning-rate grids (Section V-A-2): finetuning runs, and frozen-convolution runs.
+FINETUNE_LRS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
+FREEZE_LRS = (1e-3, 5e-3, 1e-2, 5e-2)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+HEAD_ATTR = "cwl_head_name"  # attribute prepare() sets on the model: the name of its new classifier
+
+
+def check_strategy(strategy: str) -> str:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    return strategy
+
+
+def uses_cwl(strategy: str) -> bool:
+    """Whether the strategy inserts Convolution Weighting Layers."""
+    return check_strategy(strategy).endswith("+cwl")
+
+
+def is_finetune(strategy: str) -> bool:
+    """Whether the pretrained weights themselves train (``finetune``, ``finetune+cwl``)."""
+    return check_strategy(strategy).startswith("finetune")
+
+
+def lr_grid(strategy: str) -> tuple[float, ...]:
+    """The paper's grid for a strategy: finetuning runs 1e-5..1e-3, frozen-convolution runs 1e-3..5e-2.
+
+    ``bn-affine`` trains few parameters, like ``freeze``, and uses the freeze grid.
+    """
+    return FINETUNE_LRS if is_finetune(strategy) else FREEZE_LRS
+
+
+# --------------------------------------------------------------------------- step 2: the classifier
+def classifier_name(model: nn.Module) -> str:
+    """The top-level child holding the model's last Linear layer (``fc``, ``classifier``, ``head``...)."""
+    name = getattr(model, HEAD_ATTR, None)
+    if name is not None:
+        return name
+    last = None
+    for child_name, child in model.named_children():
+        if isinstance(child, nn.Linear) or any(isinstance(m, nn.Linear) for m in child.modules()):
+            last = child_name
+    if last is None:
+        raise ValueError(f"{type(model).__name__} has no Linear classifier to replace")
+    return last
+
+
+def replace_classifier(model: nn.Module, num_classes: int) -> nn.Module:
+    """Replace the classifier by one Linear layer with ``num_classes`` outputs; in place, returned.
+
+    The layers of the old classifier from its first Linear on are removed (VGG's fc6, fc7 and fc8 go,
+    as in the paper: "all convolutional layers ... and a final fully connected layer"); shape-only
+    layers before the first Linear (ConvNeXt's LayerNorm and Flatten) are kept, Dropouts are dropped.
+    The new Linear is initialised by PyTorch's default (seed the global RNG for reproducible heads).
+    """
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    name = classifier_name(model)
+    old = model.get_submodule(name)
+    ref = next(old.parameters())
+    if isinstance(old, nn.Linear):
+        new: nn.Module = nn.Linear(old.in_features, num_classes)
+    else:
+        kept: list[nn.Module] = []
+        linear = None
+        for m in old.children():
+            if isinstance(m, nn.Linear):
+                linear = m
+                break
+            if not isinstance(m, nn.Dropout):
+                kept.append(m)
+        if linear is None:
+            raise ValueError(f"the classifier {name!r} of {type(model).__name__} has no direct Linear child")
+        head = nn.Linear(linear.in_features, num_classes)
+        new = nn.Sequential(*kept, head) if kept else head
+    new = new.to(device=ref.device, dtype=ref.dtype)
+    setattr(model, name, new)
+    setattr(model, HEAD_ATTR, name)
+    return model
+
+
+def head(model: nn.Module) -> nn.Module:
+    """The classifier module of a prepared model."""
+    return model.get_submodule(classifier_name(model))
+
+
+def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """``(body, head)``: the model with its classifier replaced by Identity (a copy), and the classifier.
+
+    ``head(body(x)) == model(x)``; used to cache frozen features for the ``freeze`` strategy.
+    """
+    import copy
+
+    name = classifier_name(model)
+    cls = model.get_submodule(name)
+    body = copy.deepcopy(model)
+    setattr(body, name, nn.Identity())
+    return body, cls
+
+
+# --------------------------------------------------------------------------- steps 1 and 3
+def prepare(backbone: nn.Module, strategy: str, num_classes: int,
+            example_input: torch.Tensor | None = None) -> nn.Module:
+    """Algorithm 1, steps 1-3: a model ready to train under ``strategy``; modifies ``backbone`` in place.
+
+    Replaces the classifier (:func:`replace_classifier`), inserts CWLs for the ``+cwl`` strategies and
+    sets ``requires_grad`` so that exactly the strategy's parameters train (:func:`trainable_names`).
+    """
+    check_strategy(strategy)
+    model = replace_classifier(backbone, num_classes)
+    if uses_cwl(strategy):
+        insert_weighting(model, example_input)
+    head_name = classifier_name(model)
+    head_params = {id(p) for p in model.get_submodule(head_name).parameters()}
+    sigma_ids = {id(p) for p in sigma_parameters(model)}
+    bn_params = {id(p) for m in model.modules() if isinstance(m, _BN) for p in m.parameters(recurse=False)}
+    if strategy == "bn-affine" and not bn_params:
+        raise ValueError(f"strategy 'bn-affine' needs BatchNorm layers; {type(model).__name__} has none")
+    for p in model.parameters():
+        if is_finetune(strategy):
+            train = True
+        else:
+            train = id(p) in head_params or id(p) in sigma_ids or (strategy == "bn-affine" and id(p) in bn_params)
+        p.requires_grad_(train)
+    model.cwl_strategy = strategy
+    return model
+
+
+def trainable_names(model: nn.Module) -> list[str]:
+    """Names of the parameters that train."""
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def set_train_mode(model: nn.Module, strategy: str) -> nn.Module:
+    """Train mode for the finetune strategies; eval mode (frozen BN statistics, no dropout) otherwise.
+
+    The frozen strategies keep every BatchNorm on its ImageNet running statistics: freezing means frozen
+    weights *and* frozen normalisation. The new head is a Linear layer, which has no mode.
+    """
+    model.train(is_finetune(strategy))
+    return model
+
+
+def param_groups(model: nn.Module, strategy: str, lr: float, backbone_lr_factor: float = 0.1) -> list[dict]:
+    """Optimizer parameter groups: head, sigmas and BN affine at ``lr``; pretrained weights lower.
+
+    Only parameters with ``requires_grad`` are included. For a bare module without a prepared head
+    (e.g. a classifier trained on cached features) every trainable parameter is in the ``head`` group.
+    Each group carries a ``name``: ``head``, ``sigma``, ``bn`` or ``backbone``.
+    """
+    check_strategy(strategy)
+    if getattr(model, HEAD_ATTR, None) is None:
+        return [{"name": "head", "params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    head_ids = {id(p) for p in head(model).parameters()}
+    sigma_ids = {id(p) for p in sigma_parameters(model)}
+    bn_ids = {id(p) for m in model.modules() if isinstance(m, _BN) for p in m.parameters(recurse=False)}
+    groups: dict[str, list] = {"head": [], "sigma": [], "bn": [], "backbone": []}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        if id(p) in head_ids:
+            groups["head"].append(p)
+        elif id(p) in sigma_ids:
+            groups["sigma"].append(p)
+        elif id(p) in bn_ids and strategy == "bn-affine":
+            groups["bn"].append(p)
+        else:
+            groups["backbone"].append(p)
+    rates = {"head": lr, "sigma": lr, "bn": lr, "backbone": lr * backbone_lr_factor}
+    return [{"name": k, "params": v, "lr": rates[k]} for k, v in groups.items() if v]
+
+
+# --------------------------------------------------------------------------- inputs
+def preprocess(images: torch.Tensor, size: int | None = None, device: torch.device | str | None = None,
+               channels_last: bool = False) -> torch.Tensor:
+    """uint8 images ``N x C x H x W`` (C = 1 or 3) -> normalised float32 RGB at ``size`` x ``size``.
+
+    Done per batch, so test sets stay in uint8. Grey images are repeated on three channels; resizing
+    is bilinear with antialiasing.
+    """
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images, got {images.dtype}")
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    x = images.to(device=device, non_blocking=True).float().div_(255.0)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def seeded_batches(n: int, batch_size: int, seed: int) -> Callable[[int], Iterator[torch.Tensor]]:
+    """``order(epoch)`` yields index tensors: a shuffle of ``range(n)`` seeded by (seed, epoch), in batches.
+
+    The same function drives the cached-feature and the image paths, so they see identical batches.
+    """
+
+    def order(epoch: int) -> Iterator[torch.Tensor]:
+        g = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
+        perm = torch.randperm(n, generator=g)
+        starts = list(range(0, n, batch_size))
+        if len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()  # a batch of one image breaks train-mode BatchNorm: merge it into the previous
+        for j, i in enumerate(starts):
+            end = starts[j + 1] if j + 1 < len(starts) else n
+            yield perm[i:end]
+
+    return order
+
+
+def image_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
+                  size: int | None = None) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """A ``batches(epoch)`` source for :func:`train` over uint8 images, preprocessed per batch."""
+    order = seeded_batches(len(labels), batch_size, seed)
+
+    def batches(epoch: int):
+        for idx in order(epoch):
+            yield preprocess(images[idx], size), labels[idx]
+
+    return batches
+
+
+def tensor_batches(x: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
+    """A ``batches(epoch)`` source over ready float tensors (e.g. cached features)."""
+    order = seeded_batches(len(labels), batch_size, seed)
+
+    def batches(epoch: int):
+        for idx in order(epoch):
+            yield x[idx], labels[idx]
+
+    return batches
+
+
+# --------------------------------------------------------------------------- step 4: training
+@dataclass
+class TrainResult:
+    losses: list[float]  # mean training loss per epoch
+    steps: int
+    seconds: float
+
+
+def _autocast(device: torch.device, enabled: bool | None):
+    use = device.type == "cuda" if enabled is None else enabled
+    if use and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def make_optimizer(model: nn.Module, strategy: str, lr: float, backbone_lr_factor: float = 0.1,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam over :func:`param_groups`."""
+    groups = param_groups(model, strategy, lr, backbone_lr_factor)
+    if not groups:
+        raise ValueError("nothing to train: no parameter has requires_grad")
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+
+
+def train(model: nn.Module, batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+          strategy: str, lr: float, epochs: int, device: torch.device | str = "cpu", *,
+          backbone_lr_factor: float = 0.1, weight_decay: float = 0.0, amp: bool | None = None,
+          channels_last: bool | None = None, progress: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Algorithm 1, step 4: train the unfrozen parameters with cross-entropy and Adam.
+
+    ``batches(epoch)`` yields ``(x, y)`` float inputs and int64 labels (any source: images, cached
+    features...). ``amp``/``channels_last`` default to on for CUDA, off on the CPU. The model is left
+    in eval mode. A non-finite loss stops training early (a too-large learning rate of the grid); the
+    run is then evaluated as it stands, so the grid search simply does not pick it.
+    """
+    import time
+
+    device = torch.device(device)
+    cl = device.type == "cuda" if channels_last is None else channels_last
+    model.to(device)
+    if cl:
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, strategy, lr, backbone_lr_factor, weight_decay)
+    losses: list[float] = []
+    steps = 0
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        set_train_mode(model, strategy)
+        total, count = 0.0, 0
+        for x, y in batches(epoch):
+            x = x.to(device, non_blocking=True)
+            if cl and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True).long()
+            with _autocast(device, amp):
+                loss = F.cross_entropy(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        mean = total / max(count, 1)
+        losses.append(mean)
+        if progress is not None:
+            progress(epoch, mean)
+        if not math.isfinite(mean):
+            break
+    model.eval()
+    return TrainResult(losses=losses, steps=steps, seconds=time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu", *,
+            size: int | None = None, batch_size: int = 256, amp: bool | None = None,
+            raw: bool = False) -> torch.Tensor:
+    """Model outputs (on the CPU, float32) for uint8 ``images`` preprocessed per batch, in eval mode.
+
+    ``raw=True`` feeds ``images`` as they are (float features, for a classifier on cached features).
+    """
+    device = torch.device(device)
+    cl = device.type == "cuda" and not raw
+    was = model.training
+    model.eval().to(device)
+    if cl:
+        model.to(memory_format=torch.channels_last)
+    outs = []
+    for i in range(0, len(images), batch_size):
+        chunk = images[i:i + batch_size]
+        x = chunk.to(device).float() if raw else preprocess(chunk, size, device, channels_last=cl)
+        with _autocast(device, amp):
+            outs.append(model(x).float().cpu())
+    model.train(was)
+    if not outs:
+        raise ValueError("no images to predict")
+    return torch.cat(outs)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device | str = "cpu",
+             *, size: int | None = None, batch_size: int = 256, amp: bool | None = None, raw: bool = False) -> float:
+    """Top-1 accuracy over uint8 ``images`` (or float features with ``raw=True``), in large batches."""
+    logits = predict(model, images, device, size=size, batch_size=batch_size, amp=amp, raw=raw)
+    return float((logits.argmax(1) == labels.cpu()).float().mean())
+
+
+@torch.no_grad()
+def extract_features(body: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu", *,
+                     size: int | None = None, batch_size: int = 256, amp: bool | None = None) -> torch.Tensor:
+    """Frozen features ``body(x)`` (float32, CPU) for uint8 images; see :func:`split_head`."""
+    return predict(body, images, device, size=size, batch_size=batch_size, amp=amp)
+
+
+__all__ = [
+    "STRATEGIES", "FINETUNE_LRS", "FREEZE_LRS", "check_strategy", "uses_cwl", "is_finetune", "lr_grid",
+    "classifier_name", "replace_classifier", "head", "split_head", "prepare", "trainable_names",
+    "set_train_mode", "param_groups", "preprocess", "seeded_batches", "image_batches", "tensor_batches",
+    "TrainResult", "make_optimizer", "train", "predict", "evaluate", "extract_features",
+    "ConvWeighting", "Weighted",
+]
