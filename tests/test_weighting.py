@@ -1,0 +1,166 @@
+"""Equivalence tests of the Convolution Weighting Layers on real torchvision architectures (random weights).
+
+* all sigmas at 1: the weighted model equals the backbone;
+* sigmas trained (or random), then folded: the folded model equals the weighted one, BN in eval mode,
+  with the original architecture and state-dict keys;
+* in ``freeze+cwl`` the trainable parameters are exactly the sigmas and the new head.
+"""
+import copy
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from cwl_lib import transfer
+from cwl_lib.weighting import (
+    ConvWeighting, Weighted, fold_weighting, insert_weighting, sigma_parameters, sigmas, weighted_layers,
+)
+
+ARCHS = ("vgg16", "resnet50", "mobilenet_v2")
+N_CONVS = {"vgg16": 13, "resnet50": 53, "mobilenet_v2": 52}
+pytestmark = pytest.mark.slow
+
+
+def _randomised(name: str) -> nn.Module:
+    """A torchvision model with random weights and non-trivial BN statistics and affine parameters."""
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def arch(request):
+    return request.param, _randomised(request.param)
+
+
+def _x(seed=1, n=2, size=64):
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_weighting_layer_after_every_convolution(arch):
+    name, model = arch
+    weighted = insert_weighting(copy.deepcopy(model))
+    layers = weighted_layers(weighted)
+    assert len(layers) == N_CONVS[name] == sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    for site, w in layers.items():
+        assert isinstance(w.weighting, ConvWeighting)
+        assert torch.equal(w.weighting.sigma, torch.ones_like(w.weighting.sigma))
+    if name != "vgg16":  # BN-equipped: every scale sits after the BN that normalises its conv
+        assert all(isinstance(w.layer, nn.BatchNorm2d) for w in layers.values())
+    else:
+        assert all(isinstance(w.layer, nn.Conv2d) for w in layers.values())
+
+
+def test_sigmas_at_one_equal_the_backbone(arch):
+    _, model = arch
+    x = _x()
+    with torch.no_grad():
+        ref = model(x)
+        out = insert_weighting(copy.deepcopy(model)).eval()(x)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+def test_random_sigmas_fold_into_the_same_function_and_keys(arch):
+    _, model = arch
+    weighted = insert_weighting(copy.deepcopy(model)).eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in sigma_parameters(weighted):
+            p.copy_(torch.empty(p.shape).uniform_(-1.5, 1.5, generator=g))
+    x = _x()
+    with torch.no_grad():
+        before = weighted(x)
+        folded = fold_weighting(weighted)
+        after = folded(x)
+    # batch statistics of a few values per channel amplify rounding: a looser, still tight, tolerance
+    torch.testing.assert_close(after, before, rtol=1e-3, atol=1e-3 * before.abs().max().item())
+    assert not any(isinstance(m, (Weighted, ConvWeighting)) for m in folded.modules())
+    ref_sd, new_sd = model.state_dict(), folded.state_dict()
+    assert list(new_sd) == list(ref_sd)
+    assert all(new_sd[k].shape == ref_sd[k].shape for k in ref_sd)
+    assert type(folded) is type(model)
+
+
+def test_trained_sigmas_fold_exactly_and_freeze_cwl_trains_only_sigmas_and_head(arch):
+    name, model = arch
+    prepared = transfer.prepare(copy.deepcopy(model), "freeze+cwl", num_classes=4)
+    sigma_ids = {id(p) for p in sigma_parameters(prepared)}
+    sigma_names = {n for n, p in prepared.named_parameters() if id(p) in sigma_ids}
+    assert all(n.endswith(".1.sigma") for n in sigma_names)  # Weighted(layer, ConvWeighting)
+    expected = set(sigma_names)
+    expected |= {f"{transfer.classifier_name(prepared)}.{n}" for n, _ in transfer.head(prepared).named_parameters()}
+    assert set(transfer.trainable_names(prepared)) == expected
+    assert len(sigma_names) == N_CONVS[name]
+    frozen = {n: p.detach().clone() for n, p in prepared.named_parameters() if not p.requires_grad}
+    buffers = {n: b.clone() for n, b in prepared.named_buffers()}
+
+    torch.manual_seed(0)
+    x = _x(seed=5, n=8, size=32)
+    y = torch.arange(8) % 4
+    result = transfer.train(prepared, lambda epoch: [(x, y)], "freeze+cwl", lr=0.05, epochs=3)
+    assert result.steps == 3
+    learned = sigmas(prepared)
+    assert any(not torch.allclose(s, torch.ones_like(s)) for s in learned.values()), "sigmas did not train"
+    # frozen weights and BN running statistics untouched
+    for n, p in prepared.named_parameters():
+        if n in frozen:
+            assert torch.equal(p, frozen[n]), n
+    for n, b in prepared.named_buffers():
+        assert torch.equal(b, buffers[n]), n
+
+    xt = _x(seed=6)
+    with torch.no_grad():
+        before = prepared.eval()(xt)
+        after = fold_weighting(prepared)(xt)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4 * before.abs().max().item())
+
+
+def test_fold_matches_in_train_mode_for_bn_sites():
+    # The scale acts after normalisation, so folding into gamma and beta also holds with batch statistics.
+    model = _randomised("mobilenet_v2")
+    weighted = insert_weighting(model)
+    with torch.no_grad():
+        for p in sigma_parameters(weighted):
+            p.uniform_(0.5, 1.5)
+    x = _x(n=4, size=64)
+    ref_model = copy.deepcopy(weighted).train()
+    with torch.no_grad():
+        torch.manual_seed(0)  # the same dropout mask in both runs
+        before = ref_model(x)
+        folded = fold_weighting(weighted).train()
+        torch.manual_seed(0)
+        after = folded(x)
+    # batch statistics of a few values per channel amplify rounding: a looser, still tight, tolerance
+    torch.testing.assert_close(after, before, rtol=1e-3, atol=1e-3 * before.abs().max().item())
+
+
+def test_insert_twice_is_refused_and_a_model_without_conv_too():
+    model = insert_weighting(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+    with pytest.raises(ValueError, match="fold_weighting"):
+        insert_weighting(model)
+    with pytest.raises(ValueError, match="no convolution"):
+        insert_weighting(nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 2)))
+
+
+def test_conv_feeding_two_layers_keeps_its_scale_on_the_conv():
+    class Fork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.bn = nn.BatchNorm2d(4)
+            self.side = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.bn(y) + self.side(y)
+
+    model = insert_weighting(Fork().eval())
+    assert list(weighted_layers(model)) == ["conv", "side"]  # not "bn": the side branch needs the scale too
