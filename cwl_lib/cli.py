@@ -28,28 +28,30 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_data_check(args) -> int:
-    from .data import RESOURCES
+    from .data.check import check_all, report
     from .paths import data_root
 
     root = data_root(args.data_root)
-    print(f"data root: {root}")
-    worst = 0
-    for res in RESOURCES.values():
-        where = res.locate(root)
-        if where is not None:
-            print(f"  present  {res.name:<22} {where}")
-        else:
-            worst = 1
-            print(f"  missing  {res.name:<22} {res.fix(root)}")
-    return worst
+    rows = check_all(root)
+    print(report(rows, root))
+    return 0 if all(r.status == "present" for r in rows) else 1
 
 
 def _cmd_fetch(args) -> int:
-    from .data.fetch import fetch
+    from .data.fetch import FetchError, expand, fetch
 
-    for name in args.names:
-        print(f"{name}: {fetch(name, args.data_root)}")
-    return 0
+    failed = []
+    for name in expand(args.names):  # one dataset's failure does not stop the others
+        try:
+            where = fetch(name, args.data_root, mirror=args.mirror, force=args.force,
+                          keep_archives=args.keep_archives)
+            print(f"{name}: {where}")
+        except FetchError as err:
+            failed.append(name)
+            print(f"cwl fetch {name}: {err}", file=sys.stderr)
+    if failed:
+        print(f"cwl: not fetched: {', '.join(failed)} (see the messages above)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_refresh(args) -> int:
@@ -75,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="datasets and weights")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    check = data_sub.add_parser("check", help="say, for each dataset and weight file, present or missing")
+    check = data_sub.add_parser("check", help="say, for each dataset and weight file, present, missing or wrong, "
+                                "and the command that fixes it (exit status 1 when anything is not present)")
     check.add_argument("--data-root", default=None)
     check.set_defaults(func=_cmd_data_check)
 
@@ -83,9 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("notebooks", nargs="*")
     ref.set_defaults(func=_cmd_refresh)
 
-    fetch = sub.add_parser("fetch", help="download datasets into the data root")
-    fetch.add_argument("names", nargs="+")
-    fetch.add_argument("--data-root", default=None)
+    fetch = sub.add_parser("fetch", help="download datasets into the data root, checking their SHA-256")
+    fetch.add_argument("names", nargs="+", metavar="NAME",
+                       help="mit67, kvasir, chest-xray, roxford5k, rparis6k, fashion-mnist, or all")
+    fetch.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
+    fetch.add_argument("--mirror", default=None, metavar="URL",
+                       help="fetch every file from URL/<dataset>/<file name> instead of its official host "
+                       "(default $CWL_DATA_MIRROR)")
+    fetch.add_argument("--force", action="store_true",
+                       help="rebuild a dataset folder that exists but is wrong; it is replaced only by a complete copy")
+    fetch.add_argument("--keep-archives", action="store_true",
+                       help="keep the downloaded archives under <data root>/downloads after unpacking")
     fetch.set_defaults(func=_cmd_fetch)
     return parser
 

@@ -1,13 +1,39 @@
-"""Getting datasets onto the machine."""
+"""Getting datasets onto the machine: ``cwl fetch NAME``.
+
+Downloads go through pooch (a progress bar, and a temporary file renamed into place only when the
+transfer completed, so an interrupted download never leaves a file that passes for the archive).
+Each file is checked against its SHA-256 (published, or recorded in the lock file on its first
+clean unpack), unpacked into a temporary sibling of the dataset folder, and that folder is renamed
+into place only when complete. A bad file is removed alone; a dataset already in place is never
+touched unless ``--force`` asks to rebuild it, and even then it is replaced only by a complete copy.
+"""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from ..paths import data_root
+from . import checksums
+from .archives import BrokenArchiveError, UnsafeArchiveError, extract
 from .registry import resource
+from .sources import SOURCES, Source, RemoteFile, url_of
+
+DOWNLOADS = "downloads"
 
 
-def fetch_fashion_mnist(root: str | Path | None = None) -> Path:
+class FetchError(RuntimeError):
+    """A dataset could not be fetched; the message says what happened and what to do."""
+
+
+class ManualDownloadRequired(FetchError):
+    """A file sits behind a login or click-through page; the message names the file and where it goes."""
+
+
+def fetch_fashion_mnist(root: str | Path | None = None, **_ignored) -> Path:
     """Download Fashion-MNIST with torchvision's own downloader (md5-checked) into the data root.
 
     Offline Debian/Ubuntu users install the ``dataset-fashion-mnist`` package instead.
@@ -26,8 +52,190 @@ def fetch_fashion_mnist(root: str | Path | None = None) -> Path:
 FETCHERS = {"fashion-mnist": fetch_fashion_mnist}
 
 
-def fetch(name: str, root: str | Path | None = None) -> Path:
+def names() -> list[str]:
+    """Every name ``cwl fetch`` accepts besides ``all``."""
+    return [*SOURCES, *FETCHERS]
+
+
+def expand(requested) -> list[str]:
+    out = []
+    for name in requested:
+        out += names() if name == "all" else [name]
+    return list(dict.fromkeys(out))
+
+
+def layout_problem(root: Path, source: Source) -> str | None:
+    """What is wrong with an existing dataset folder, or None when it is complete and consistent."""
+    folder = Path(root) / source.name
+    absent = [p for p in source.layout if not (folder / p).exists()]
+    if absent:
+        return f"lacks {', '.join(absent)}"
+    return checksums.installed_problem(root, source.name)
+
+
+def fetch(name: str, root: str | Path | None = None, *, mirror: str | None = None, force: bool = False,
+          keep_archives: bool = False, progress: bool = True, log=print) -> Path:
+    """Make dataset ``name`` present under the data root; its folder."""
     resource(name)  # unknown names fail with the list of known ones
-    if name not in FETCHERS:
-        raise ValueError(f"no downloader for {name!r} yet: {resource(name).fix(data_root(root))}")
-    return FETCHERS[name](root)
+    if name in FETCHERS:
+        try:
+            return FETCHERS[name](root)
+        except (OSError, RuntimeError) as err:  # torchvision's downloader: URLError, or its md5 failure
+            raise FetchError(f"{name}: download failed ({err}); {resource(name).fix(data_root(root))}") from err
+    if name not in SOURCES:
+        raise ValueError(f"no downloader for {name!r}: {resource(name).fix(data_root(root))}")
+    base = data_root(root)
+    base.mkdir(parents=True, exist_ok=True)
+    with _exclusive(base, name):
+        return _fetch_source(SOURCES[name], base, mirror, force, keep_archives, progress, log)
+
+
+@contextlib.contextmanager
+def _exclusive(base: Path, name: str):
+    """One fetch per dataset at a time, so leftovers of a killed fetch can be cleared safely."""
+    with open(base / f".{name}.fetch-lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FetchError(f"another `cwl fetch {name}` is running on {base}; wait for it to finish") from None
+        _clear_leftovers(base, name)
+        yield
+
+
+def _clear_leftovers(base: Path, name: str) -> None:
+    for stale in base.glob(f".{name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    downloads = base / DOWNLOADS / name
+    known = {f.filename for f in SOURCES[name].files} if name in SOURCES else set()
+    for stale in downloads.glob("tmp*"):  # pooch's unfinished transfers
+        if stale.name not in known and stale.is_file():
+            stale.unlink()
+
+
+def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, progress, log) -> Path:
+    target = base / source.name
+    if target.exists() and not force:
+        problem = layout_problem(base, source)
+        if problem is None:
+            log(f"{source.name}: already present in {target}")
+            return target
+        raise FetchError(
+            f"{target} exists but {problem}; nothing was changed. Run `cwl fetch {source.name} --force "
+            f"--data-root {base}` to rebuild it (the folder is replaced only once a complete new copy is ready), "
+            "or move the folder away.")
+    files = [(remote, *_obtain(source, remote, base, mirror, progress, log)) for remote in source.files]
+    partial = Path(tempfile.mkdtemp(prefix=f".{source.name}.partial-", dir=base))
+    try:
+        built_from = {}
+        for remote, path, digest in files:
+            _install(source, remote, path, partial, log)
+            if checksums.recorded(base, source.name, remote.filename) is None and not remote.sha256:
+                checksums.record(base, source.name, remote.filename, digest,
+                                 url_of(source, remote, mirror), path.stat().st_size)
+                log(f"{source.name}: recorded sha256 {digest} of {remote.filename} in {checksums.lock_path(base)}")
+            built_from[remote.filename] = digest
+        absent = [p for p in source.layout if not (partial / p).exists()]
+        if absent:
+            raise FetchError(
+                f"{source.name}: the downloaded files unpacked without {', '.join(absent)}; nothing was installed "
+                f"and the downloads are kept in {base / DOWNLOADS / source.name}. This is a bug in "
+                "cwl_lib/data/sources.py or a changed upstream archive: please report it.")
+        checksums.write_marker(partial, built_from)
+        _swap_in(partial, target)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    if not keep_archives:
+        for remote, path, _ in files:
+            if remote.url is not None:  # a file placed by hand is the user's to delete
+                path.unlink(missing_ok=True)
+    log(f"{source.name}: installed in {target}")
+    return target
+
+
+def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, log) -> tuple[Path, str]:
+    """The verified local copy of one file and its digest, downloading it when needed."""
+    import pooch
+    import requests
+
+    folder = base / DOWNLOADS / source.name
+    path = folder / remote.filename
+    want, why = checksums.expected(base, source.name, remote.filename, remote.sha256)
+    if path.is_file():
+        have = checksums.sha256_file(path)
+        if want is None or have == want:
+            return path, have
+        path.unlink()
+        message = f"{path} has sha256 {have}, not {want} ({why}); removed that file"
+        if url_of(source, remote, mirror) is None:
+            raise FetchError(f"{message}. Download it again: {_manual_step(source, remote, path, base)}")
+        log(f"{source.name}: {message}, downloading it again")
+    url = url_of(source, remote, mirror)
+    if url is None:
+        raise ManualDownloadRequired(
+            f"{source.name} cannot be downloaded by a script: {_manual_step(source, remote, path, base)}")
+    log(f"{source.name}: downloading {url} -> {path}")
+    quiet = pooch.get_logger()
+    level = quiet.level
+    quiet.setLevel("WARNING")  # pooch's own lines advise its Python API, not this command
+    try:
+        pooch.retrieve(url, known_hash=f"sha256:{want}" if want else None, fname=remote.filename,
+                       path=folder, progressbar=progress)
+    except ValueError as err:  # pooch's digest mismatch; its temporary file is already deleted
+        raise FetchError(
+            f"{source.name}: the file downloaded from {url} does not match {why} (expected sha256 {want}); it was "
+            f"discarded and nothing else changed. If the publisher replaced the file on purpose, delete the entry "
+            f"\"{source.name}/{remote.filename}\" from {checksums.lock_path(base)} and run `cwl fetch "
+            f"{source.name}` again. Detail: {err}") from err
+    except (requests.exceptions.RequestException, OSError) as err:
+        raise FetchError(
+            f"{source.name}: downloading {url} failed ({err}); no partial file was kept. "
+            f"Run `cwl fetch {source.name} --data-root {base}` again to retry.") from err
+    finally:
+        quiet.setLevel(level)
+    return path, want or checksums.sha256_file(path)  # pooch has already checked a known digest
+
+
+def _manual_step(source: Source, remote: RemoteFile, path: Path, base: Path) -> str:
+    return (f"{source.manual}, put it at {path} (create the folder if needed; keep the file name {remote.filename}), "
+            f"then run `cwl fetch {source.name} --data-root {base}`")
+
+
+def _install(source: Source, remote: RemoteFile, path: Path, partial: Path, log) -> None:
+    dest = partial / remote.dest
+    if remote.unpack is None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    log(f"{source.name}: unpacking {remote.filename}")
+    try:
+        count = extract(path, dest, remote.unpack, flatten=remote.flatten, skip_prefixes=source.skip_prefixes)
+    except (BrokenArchiveError, UnsafeArchiveError) as err:
+        path.unlink(missing_ok=True)
+        base = partial.parent
+        if isinstance(err, UnsafeArchiveError):
+            kind, again = "unsafe", "an archive like this is not what the publisher ships: check the source (or mirror)"
+        elif remote.url is not None:
+            kind, again = "broken", f"run `cwl fetch {source.name} --data-root {base}` to download it again"
+        else:
+            kind, again = "broken", _manual_step(source, remote, path, base)
+        raise FetchError(
+            f"{source.name}: {err}. The {kind} file {path} was removed; nothing was installed and data already "
+            f"in place is untouched; {again}.") from err
+    except OSError as err:  # the machine's fault (a full disk, permissions), not the archive's: keep it
+        raise FetchError(
+            f"{source.name}: could not unpack {path} into {partial} ({err}); nothing was installed, the archive "
+            f"is kept; free space or fix permissions under {partial.parent} and run `cwl fetch {source.name}` again"
+        ) from err
+    log(f"{source.name}: {count} files from {remote.filename}")
+
+
+def _swap_in(partial: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(partial, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, old / target.name)
+    os.rename(partial, target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,114 @@
+"""SHA-256 digests: the data root's lock file and the record each installed dataset keeps.
+
+No host of the paper's datasets publishes a digest, so the first download that unpacks cleanly is
+recorded in ``<data root>/cwl-data.lock.json`` and every later download, or copy placed by hand,
+must match it. Copy the lock file beside a data root on another machine to pin the same bytes there.
+Each installed dataset folder holds ``.cwl-fetched.json``: the digests of the files it was built
+from, so a dataset built from other bytes than the lock names is reported as wrong without
+re-reading gigabytes.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+LOCK_NAME = "cwl-data.lock.json"
+MARKER_NAME = ".cwl-fetched.json"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    """Write to a temporary sibling then rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} is not readable JSON ({err}); move it away to start a new record") from err
+    return data if isinstance(data, dict) else {}
+
+
+def lock_path(root: Path) -> Path:
+    return Path(root) / LOCK_NAME
+
+
+def recorded(root: Path, dataset: str, filename: str) -> str | None:
+    """The digest the lock file records for one downloaded file, if any."""
+    entry = _read_json(lock_path(root)).get("files", {}).get(f"{dataset}/{filename}")
+    return entry.get("sha256") if isinstance(entry, dict) else None
+
+
+def record(root: Path, dataset: str, filename: str, digest: str, url: str | None, size: int) -> None:
+    path = lock_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # fetches of different datasets may run at once: serialise the read-modify-write of the lock file
+    with open(path.parent / f".{LOCK_NAME}.flock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        data = _read_json(path)
+        data.setdefault("version", 1)
+        data.setdefault("files", {})[f"{dataset}/{filename}"] = {
+            "sha256": digest,
+            "url": url,
+            "size": size,
+            "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _write_json_atomic(path, data)
+
+
+def expected(root: Path, dataset: str, filename: str, published: str | None) -> tuple[str | None, str]:
+    """The digest a file must have and where that requirement comes from."""
+    if published:
+        return published, "the digest its publisher states"
+    digest = recorded(root, dataset, filename)
+    if digest:
+        return digest, f"the digest recorded in {lock_path(root)}"
+    return None, ""
+
+
+def write_marker(folder: Path, digests: dict[str, str]) -> None:
+    _write_json_atomic(Path(folder) / MARKER_NAME, {"version": 1, "built_from": digests})
+
+
+def installed_problem(root: Path, dataset: str) -> str | None:
+    """Why an installed dataset folder is wrong, judged from its record and the lock; None when fine.
+
+    A folder without a record (unpacked by hand) is not judged here; its layout still is.
+    """
+    try:
+        marker = _read_json(Path(root) / dataset / MARKER_NAME)
+        files = _read_json(lock_path(root)).get("files", {})
+    except ValueError as err:
+        return str(err)
+    for filename, digest in (marker.get("built_from") or {}).items():
+        entry = files.get(f"{dataset}/{filename}")
+        locked = entry.get("sha256") if isinstance(entry, dict) else None
+        if locked and locked != digest:
+            return (f"built from {filename} with sha256 {digest[:12]}..., but {lock_path(root)} "
+                    f"records {locked[:12]}...")
+    return None

@@ -1,0 +1,328 @@
+"""``cwl fetch`` against a loopback HTTP server serving archives made here: never a real dataset host.
+
+The server listens on 127.0.0.1 on an ephemeral port, in a thread, and shuts itself down after a
+minute even if a test forgets it.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import os
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cwl_lib import cli
+from cwl_lib.data import checksums, fetch as fetch_mod, registry
+from cwl_lib.data.archives import BrokenArchiveError, UnsafeArchiveError, extract
+from cwl_lib.data.fetch import FetchError, ManualDownloadRequired, fetch
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    timeout = 10  # a stuck client connection cannot hold a server thread for long
+
+    def do_GET(self):  # noqa: N802 (the http.server API)
+        state = self.server.state
+        state["hits"].append(self.path)
+        body = state["files"].get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path in state["cut_once"]:  # promise the whole body, send half, hang up
+            state["cut_once"].discard(self.path)
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch):
+    for var in ("NO_PROXY", "no_proxy"):  # a proxy from the environment must not see loopback traffic
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.state = {"files": {}, "cut_once": set(), "hits": []}
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    deadline = threading.Timer(60, httpd.shutdown)
+    deadline.daemon = True
+    deadline.start()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield httpd
+    finally:
+        deadline.cancel()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def _serve(server, dataset: str, filename: str, body: bytes) -> None:
+    server.state["files"][f"/{dataset}/{filename}"] = body
+
+
+def make_tar(members: dict[str, bytes], links=(), gz=True) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target, kind in links:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+KVASIR = {f"kvasir-dataset-v2/{c}/{i}.jpg": f"{c}{i}".encode() for c in ("polyps", "normal-z-line") for i in range(3)}
+
+
+def _fetch(name, root, server, **kw):
+    return fetch(name, root, mirror=server.url, progress=False, log=lambda _msg: None, **kw)
+
+
+def _leftovers(root: Path, name: str) -> list[Path]:
+    return list(root.glob(f".{name}.partial-*")) + list((root / "downloads" / name).glob("tmp*"))
+
+
+def test_good_archive_installs_records_its_digest_and_is_not_fetched_twice(empty_data_root, server):
+    body = make_zip(KVASIR)
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", body)
+    folder = _fetch("kvasir", empty_data_root, server)
+
+    assert folder == empty_data_root / "kvasir"
+    assert (folder / "kvasir-dataset-v2/polyps/2.jpg").read_bytes() == b"polyps2"
+    assert registry.missing(["kvasir"], empty_data_root) == []
+    lock = json.loads((empty_data_root / checksums.LOCK_NAME).read_text())
+    assert lock["files"]["kvasir/kvasir-dataset-v2.zip"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert not (empty_data_root / "downloads/kvasir/kvasir-dataset-v2.zip").exists()  # archives go by default
+    assert _leftovers(empty_data_root, "kvasir") == []
+
+    hits = len(server.state["hits"])
+    assert _fetch("kvasir", empty_data_root, server) == folder
+    assert len(server.state["hits"]) == hits
+
+
+def test_every_paper_dataset_lands_in_the_layout_the_registry_checks(empty_data_root, server):
+    _serve(server, "mit67", "indoorCVPR_09.tar",
+           make_tar({"Images/kitchen/a.jpg": b"k", "Images/bar/b.jpg": b"b"}, gz=False))
+    _serve(server, "mit67", "TrainImages.txt", b"kitchen/a.jpg\n")
+    _serve(server, "mit67", "TestImages.txt", b"bar/b.jpg\n")
+    _serve(server, "roxford5k", "oxbuild_images-v1.tgz", make_tar({"all_souls_000001.jpg": b"o"}))
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", b"not unpickled by fetch")
+    _serve(server, "rparis6k", "paris_1-v1.tgz", make_tar({"paris/defense/paris_defense_000000.jpg": b"d"}))
+    _serve(server, "rparis6k", "paris_2-v1.tgz", make_tar({"paris/eiffel/paris_eiffel_000000.jpg": b"e"}))
+    _serve(server, "rparis6k", "gnd_rparis6k.pkl", b"gnd")
+    for name in ("mit67", "roxford5k", "rparis6k"):
+        _fetch(name, empty_data_root, server)
+
+    assert registry.missing(["mit67", "roxford5k", "rparis6k"], empty_data_root) == []
+    assert (empty_data_root / "mit67/Images/kitchen/a.jpg").read_bytes() == b"k"
+    assert (empty_data_root / "roxford5k/jpg/all_souls_000001.jpg").is_file()
+    # revisitop reads jpg/<name>.jpg: the landmark folders of the Paris archives are flattened
+    assert sorted(p.name for p in (empty_data_root / "rparis6k/jpg").iterdir()) == [
+        "paris_defense_000000.jpg", "paris_eiffel_000000.jpg"]
+
+
+def test_chest_xray_names_the_manual_file_then_installs_it(empty_data_root, monkeypatch):
+    monkeypatch.delenv("CWL_DATA_MIRROR", raising=False)
+    zip_path = empty_data_root / "downloads/chest-xray/ChestXRay2017.zip"
+    with pytest.raises(ManualDownloadRequired) as err:
+        fetch("chest-xray", empty_data_root, log=lambda _m: None)
+    assert str(zip_path) in str(err.value) and "data.mendeley.com" in str(err.value)
+
+    zip_path.parent.mkdir(parents=True)
+    zip_path.write_bytes(make_zip({"chest_xray/train/NORMAL/a.jpeg": b"n", "chest_xray/test/PNEUMONIA/b.jpeg": b"p",
+                                   "__MACOSX/chest_xray/._a.jpeg": b"junk"}))
+    folder = fetch("chest-xray", empty_data_root, log=lambda _m: None)
+    assert registry.missing(["chest-xray"], empty_data_root) == []
+    assert not (folder / "__MACOSX").exists()
+    assert zip_path.is_file()  # a file the user placed by hand stays
+
+
+@pytest.mark.parametrize("member", ["../escaped.txt", "jpg/../../escaped.txt", "/escaped.txt"])
+def test_archive_member_outside_its_folder_is_refused(empty_data_root, server, member):
+    _serve(server, "roxford5k", "oxbuild_images-v1.tgz", make_tar({"ok.jpg": b"o", member: b"evil"}))
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", b"gnd")
+    with pytest.raises(FetchError, match="unsafe file .* was removed"):
+        _fetch("roxford5k", empty_data_root, server)
+
+    assert list(empty_data_root.parent.rglob("escaped.txt")) == []
+    assert not (empty_data_root / "roxford5k").exists()
+    assert not (empty_data_root / "downloads/roxford5k/oxbuild_images-v1.tgz").exists()
+    assert checksums.recorded(empty_data_root, "roxford5k", "oxbuild_images-v1.tgz") is None
+    assert _leftovers(empty_data_root, "roxford5k") == []
+
+
+def test_wrong_published_digest_discards_the_download(empty_data_root, server, monkeypatch):
+    from dataclasses import replace
+
+    source = fetch_mod.SOURCES["kvasir"]
+    pinned = replace(source, files=(replace(source.files[0], sha256="0" * 64),))
+    monkeypatch.setitem(fetch_mod.SOURCES, "kvasir", pinned)
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip(KVASIR))
+    with pytest.raises(FetchError, match="does not match the digest its publisher states"):
+        _fetch("kvasir", empty_data_root, server)
+    assert not (empty_data_root / "kvasir").exists()
+    assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
+
+
+def test_changed_file_fails_the_lock_and_leaves_data_in_place(empty_data_root, server):
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip(KVASIR))
+    _fetch("kvasir", empty_data_root, server)
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip({"kvasir-dataset-v2/polyps/0.jpg": b"other"}))
+
+    with pytest.raises(FetchError, match=r"does not match the digest recorded in .*cwl-data\.lock\.json"):
+        _fetch("kvasir", empty_data_root, server, force=True)
+    assert (empty_data_root / "kvasir/kvasir-dataset-v2/polyps/0.jpg").read_bytes() == b"polyps0"
+    assert registry.missing(["kvasir"], empty_data_root) == []
+    assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
+
+
+def test_download_cut_halfway_keeps_nothing_and_the_retry_succeeds(empty_data_root, server):
+    body = make_zip(KVASIR)
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", body)
+    server.state["cut_once"].add("/kvasir/kvasir-dataset-v2.zip")
+    with pytest.raises(FetchError, match="no partial file was kept"):
+        _fetch("kvasir", empty_data_root, server)
+    assert not (empty_data_root / "kvasir").exists()
+    assert [p for p in (empty_data_root / "downloads/kvasir").iterdir()] == []
+    assert checksums.recorded(empty_data_root, "kvasir", "kvasir-dataset-v2.zip") is None
+
+    _fetch("kvasir", empty_data_root, server)
+    assert registry.missing(["kvasir"], empty_data_root) == []
+    assert checksums.recorded(empty_data_root, "kvasir", "kvasir-dataset-v2.zip") == hashlib.sha256(body).hexdigest()
+
+
+def test_broken_archive_is_removed_and_the_installed_copy_survives_a_forced_rebuild(empty_data_root, server):
+    good = make_tar({"a.jpg": b"a"})
+    _serve(server, "roxford5k", "oxbuild_images-v1.tgz", good)
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", b"gnd")
+    _fetch("roxford5k", empty_data_root, server, keep_archives=True)
+    lock = empty_data_root / checksums.LOCK_NAME
+    lock.write_text("{}")  # forget the digests, so only the archive's own structure can catch the damage
+    (empty_data_root / "downloads/roxford5k/oxbuild_images-v1.tgz").unlink()
+    _serve(server, "roxford5k", "oxbuild_images-v1.tgz", good[: len(good) // 2])  # served whole, but truncated
+
+    with pytest.raises(FetchError, match="not a complete tar archive"):
+        _fetch("roxford5k", empty_data_root, server, force=True)
+    assert (empty_data_root / "roxford5k/jpg/a.jpg").read_bytes() == b"a"
+    assert not (empty_data_root / "downloads/roxford5k/oxbuild_images-v1.tgz").exists()
+    assert (empty_data_root / "downloads/roxford5k/gnd_roxford5k.pkl").is_file()  # the good file stays
+    assert _leftovers(empty_data_root, "roxford5k") == []
+
+
+def test_incomplete_folder_is_left_alone_unless_forced(empty_data_root, server):
+    (empty_data_root / "roxford5k/jpg").mkdir(parents=True)
+    (empty_data_root / "roxford5k/jpg/mine.jpg").write_bytes(b"mine")
+    _serve(server, "roxford5k", "oxbuild_images-v1.tgz", make_tar({"a.jpg": b"a"}))
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", b"gnd")
+    with pytest.raises(FetchError, match=r"lacks gnd_roxford5k\.pkl.*--force"):
+        _fetch("roxford5k", empty_data_root, server)
+    assert (empty_data_root / "roxford5k/jpg/mine.jpg").is_file()
+    assert server.state["hits"] == []
+
+    _fetch("roxford5k", empty_data_root, server, force=True)
+    assert sorted(p.name for p in (empty_data_root / "roxford5k/jpg").iterdir()) == ["a.jpg"]
+    assert list(empty_data_root.glob(".roxford5k.old-*")) == []
+
+
+@pytest.mark.parametrize("links", [
+    [("up", "../../outside", tarfile.SYMTYPE)],
+    [("abs", "/etc", tarfile.SYMTYPE)],
+    [("hard", "../outside", tarfile.LNKTYPE)],
+    # a link that stays inside, then a link under it that climbs out through it
+    [("here", ".", tarfile.SYMTYPE), ("here/up", "../outside", tarfile.SYMTYPE)],
+])
+def test_links_pointing_outside_are_refused(tmp_path, links):
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(make_tar({"ok.txt": b"ok"}, links=links, gz=False))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError):
+        extract(archive, dest, "tar")
+
+
+def test_links_inside_the_folder_and_zip_symlinks(tmp_path):
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(make_tar({"d/f.txt": b"f"}, links=[("d/alias.txt", "f.txt", tarfile.SYMTYPE)], gz=False))
+    (tmp_path / "dest").mkdir()
+    assert extract(archive, tmp_path / "dest", "tar") == 2
+    assert (tmp_path / "dest/d/alias.txt").read_bytes() == b"f"
+
+    info = zipfile.ZipInfo("link")
+    info.external_attr = (0o120777 << 16)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(info, "/etc/passwd")
+    (tmp_path / "z.zip").write_bytes(buf.getvalue())
+    (tmp_path / "zdest").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        extract(tmp_path / "z.zip", tmp_path / "zdest", "zip")
+
+
+def test_zip_with_a_bad_crc_is_broken(tmp_path):
+    data = bytearray(make_zip({"a.txt": b"hello world" * 10}))
+    data[data.index(b"hello")] ^= 0xFF  # flip a stored byte: the CRC check fails on reading
+    (tmp_path / "b.zip").write_bytes(bytes(data))
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(BrokenArchiveError):
+        extract(tmp_path / "b.zip", tmp_path / "dest", "zip")
+
+
+def test_cli_fetch_all_reports_each_failure_and_exits_non_zero(empty_data_root, server, monkeypatch, capsys):
+    monkeypatch.setattr(fetch_mod, "FETCHERS", {})  # fashion-mnist goes through torchvision's hosts
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip(KVASIR))
+    code = cli.main(["fetch", "all", "--mirror", server.url])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "kvasir: " + str(empty_data_root / "kvasir") in out
+    assert "cwl fetch mit67:" in err and "404" in err
+    assert "not fetched: mit67, chest-xray, roxford5k, rparis6k" in err
+    assert sorted(os.listdir(empty_data_root / "kvasir")) == [".cwl-fetched.json", "kvasir-dataset-v2"]
+
+
+def test_ground_truth_pickles_load_as_data_and_code_is_refused(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from cwl_lib.data.safe_pickle import UnsafePickleError, load_data_pickle
+
+    gnd = {"imlist": ["all_souls_000001"], "qimlist": ["all_souls_000013"],
+           "gnd": [{"bbx": [1.0, 2.0, 3.0, 4.0], "easy": np.array([0, 3]), "hard": np.array([], dtype=np.int64),
+                    "junk": np.array([7])}]}
+    (tmp_path / "gnd.pkl").write_bytes(pickle.dumps(gnd))
+    loaded = load_data_pickle(tmp_path / "gnd.pkl")
+    assert loaded["imlist"] == gnd["imlist"] and loaded["gnd"][0]["easy"].tolist() == [0, 3]
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"gnd": Evil()}))
+    with pytest.raises(UnsafePickleError, match="system"):
+        load_data_pickle(tmp_path / "evil.pkl")
