@@ -55,6 +55,7 @@ class RunConfig:
     input_size: int = 224
     test_size: int | None = None  # a stratified test subset (None: the whole test split)
     backbone_lr_factor: float = 0.1
+    bn_train: bool = False  # finetune with BatchNorm batch statistics (transfer.set_train_mode)
     pretrained: bool = True
 
     @property
@@ -232,7 +233,7 @@ def run_one(cfg: RunConfig, backbone: nn.Module, data: Prepared, device: torch.d
         images = data.split.train.images[train_idx].to(device)
         batches = transfer.image_batches(images, labels.to(device), cfg.batch_size, cfg.run_seed, cfg.input_size)
         result = transfer.train(model, batches, cfg.strategy, cfg.lr, cfg.epochs, device,
-                                backbone_lr_factor=cfg.backbone_lr_factor)
+                                backbone_lr_factor=cfg.backbone_lr_factor, bn_train=cfg.bn_train)
         acc = transfer.evaluate(model, data.test.images, data.test.labels, device, size=cfg.input_size,
                                 batch_size=eval_batch_size)
         if transfer.uses_cwl(cfg.strategy):

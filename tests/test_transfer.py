@@ -74,6 +74,8 @@ def test_trainable_parameters_per_strategy(strategy):
     assert groups["head"]["lr"] == 0.01
     if "backbone" in groups:
         assert transfer.is_finetune(strategy) and groups["backbone"]["lr"] == pytest.approx(0.001)
+    if "bn" in groups:
+        assert groups["bn"]["lr"] == pytest.approx(0.001)
     if "sigma" in groups:
         assert groups["sigma"]["lr"] == 0.01
 
@@ -97,9 +99,11 @@ def test_frozen_strategies_keep_bn_statistics_and_weights():
                 assert torch.equal(before[k], after[k]), (strategy, k)
         assert not model.training
     model = transfer.prepare(Tiny(), "finetune", 3)
-    transfer.set_train_mode(model, "finetune")
+    transfer.set_train_mode(model, "finetune", bn_train=True)
     assert all(m.training for m in model.modules())
-    transfer.set_train_mode(model, "freeze")
+    transfer.set_train_mode(model, "finetune")
+    assert not any(m.training for m in model.modules())
+    transfer.set_train_mode(model, "freeze", bn_train=True)
     assert not any(m.training for m in model.modules())
 
 
