@@ -51,7 +51,7 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "strategies": ["freeze", "freeze+cwl"],
             "shots": [1, 5, 10], "repeats": 3, "lr_freeze": [0.001, 0.005, 0.01, 0.05],
             "lr_finetune": [1e-05, 5e-05, 0.0001, 0.0005, 0.001],
-            "epochs": 12, "batch_size": 32, "input_size": 64, "test_size": 1000,
+            "epochs": 10, "batch_size": 32, "input_size": 64, "test_size": 800,
             "backbone_lr_factor": 0.1, "eval_batch_size": 250,
         },
         "04_retrieval": {},
