@@ -292,7 +292,7 @@ def run_grid(configs: list[RunConfig], store: ResultStore, device: str | torch.d
     todo = [c for c in configs if not store.has(c)]
     bar = tqdm(total=len(todo), desc="runs", disable=not progress)
     splits: dict[tuple, Prepared] = {}
-    order = sorted(todo, key=lambda c: (c.dataset, c.input_size, c.test_size, c.arch, c.pretrained,
+    order = sorted(todo, key=lambda c: (c.dataset, c.input_size, c.test_size or -1, c.arch, c.pretrained,
                                         c.strategy != "freeze", c.repeat, c.shots, c.strategy, c.lr))
     current_model: tuple | None = None
     backbone = None
