@@ -1,0 +1,158 @@
+"""MAC descriptors, extraction at original sizes, and the pieces of the retrieval transfer."""
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from cwl_lib import retrieval as R
+from cwl_lib import retrieval_transfer as rt
+from cwl_lib.transfer import preprocess
+from cwl_lib.weighting import insert_weighting, weighted_layers
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # these tensors are tiny: a second thread only adds synchronisation, badly so on a busy machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_mac_is_the_l2_normalised_spatial_maximum():
+    x = torch.randn(3, 5, 7, 4)
+    d = R.mac(x)
+    ref = x.flatten(2).max(dim=2).values
+    assert torch.allclose(d, ref / ref.norm(dim=1, keepdim=True), atol=1e-6)
+    assert torch.allclose(d.norm(dim=1), torch.ones(3), atol=1e-6)
+    # invariant to where an activation sits and to a global positive scale
+    assert torch.allclose(R.mac(torch.roll(x, 2, dims=3)), d, atol=1e-6)
+    assert torch.allclose(R.mac(3.0 * x), d, atol=1e-6)
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        R.mac(torch.zeros(3, 5))
+
+
+@pytest.mark.parametrize("arch, channels", [("vgg16", 512), ("resnet50", 2048), ("mobilenet_v2", 1280)])
+def test_conv_body_ends_at_the_last_convolution(arch, channels):
+    model = torchvision.models.get_model(arch, weights=None)
+    body = R.conv_body(model)
+    assert not isinstance(list(body.children())[-1], nn.MaxPool2d)
+    out = body.eval()(torch.zeros(1, 3, 64, 96))
+    assert out.shape[1] == channels and out.shape[2] > 1  # spatial maps, not pooled
+
+
+def _small_cnn():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3)).eval()
+
+
+def test_extraction_at_original_sizes_equals_one_image_at_a_time():
+    torch.manual_seed(0)
+    body = _small_cnn()
+    sizes = [(64, 96), (96, 64), (64, 96), (80, 80), (64, 96)]
+    images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for h, w in sizes]
+    d = R.extract(body, images, batch_size=2)
+    assert d.shape == (5, 16)
+    for i in (0, 1, 3):
+        with torch.no_grad():
+            alone = R.mac(body(preprocess(images[i][None])))  # no resize: its own size
+        assert torch.allclose(d[i], alone[0], atol=1e-5)
+    lazy = R.extract(body, lambda i: images[i], sizes=sizes, batch_size=3)
+    assert torch.allclose(lazy, d, atol=1e-5)
+
+
+def test_size_groups_batch_only_equal_sizes():
+    groups = R.size_groups([(2, 3), (3, 2), (2, 3), (2, 3)], batch_size=2)
+    assert sorted(map(sorted, groups)) == [[0, 2], [1], [3]]
+
+
+def test_descriptor_model_folds_cwls_and_keeps_the_descriptors():
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    insert_weighting(model)
+    with torch.no_grad():
+        for w in weighted_layers(model).values():
+            w.weighting.sigma.uniform_(0.5, 1.5)
+    x = preprocess(torch.randint(0, 256, (2, 3, 64, 80), dtype=torch.uint8))
+    with torch.no_grad():
+        before = R.mac(R.conv_body(model)(x))
+        body = R.descriptor_model(model)
+        after = R.mac(body(x))
+    assert not weighted_layers(model)
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_similarities_and_ranking_agree_with_cosine():
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    db = torch.tensor([[0.0, 1.0], [1.0, 1.0], [3.0, 0.0]])
+    s = R.similarities(q, db)
+    assert R.rank(s).tolist() == [[2, 1, 0], [0, 1, 2]]
+    assert s[0, 1] == pytest.approx(2 ** -0.5)
+
+
+def test_fixed_size_crops_turn_portraits_and_keep_uint8():
+    land = torch.zeros(3, 30, 60, dtype=torch.uint8)
+    portrait = torch.zeros(3, 60, 30, dtype=torch.uint8)
+    portrait[:, :10] = 255  # the top of a portrait becomes a side after the turn
+    out = rt.fixed_size_crops([land, portrait], (64, 48))
+    assert out.shape == (2, 3, 48, 64) and out.dtype == torch.uint8
+    assert out[1, :, :, :8].float().mean() > 200 or out[1, :, :, -8:].float().mean() > 200
+    with pytest.raises(ValueError, match="too small"):
+        rt.fixed_size_crops([land], (16, 16))
+
+
+def test_orientation_batches_are_seeded_and_turn_whole_batches():
+    images = torch.randint(0, 256, (6, 3, 32, 48), dtype=torch.uint8)
+    labels = torch.arange(6)
+    a = list(rt.orientation_batches(images, labels, 3, seed=1)(0))
+    b = list(rt.orientation_batches(images, labels, 3, seed=1)(0))
+    assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
+    shapes = set()
+    for epoch in range(8):
+        for x, y in rt.orientation_batches(images, labels, 3, seed=1)(epoch):
+            assert x.dtype == torch.float32 and len(x) == len(y)
+            shapes.add(tuple(x.shape[-2:]))
+    assert shapes == {(32, 48), (48, 32)}  # landscape and portrait both seen
+
+
+def test_grid_runs_freeze_once_and_the_others_per_learning_rate():
+    runs = rt.grid(["d"], ["a"], ["freeze", "freeze+cwl", "finetune"], [0.01, 0.05], [1e-4], repeats=2)
+    by = {}
+    for r in runs:
+        by.setdefault(r.strategy, set()).add(r.lr)
+    assert by == {"freeze": {None}, "freeze+cwl": {0.01, 0.05}, "finetune": {1e-4}}
+    assert len(runs) == 2 * (1 + 2 + 1) and len({r.key() for r in runs}) == len(runs)
+    with pytest.raises(ValueError, match="bn-affine"):
+        rt.grid(["d"], ["a"], ["bn-affine"], [0.01], [1e-4])
+
+
+def test_table_iii_picks_the_best_learning_rate_by_mean_map():
+    import pandas as pd
+
+    frame = pd.DataFrame([
+        {"dataset": "d", "arch": "a", "strategy": "freeze", "lr": None, "easy": 50, "medium": 40, "hard": 10, "mean": 100 / 3},
+        {"dataset": "d", "arch": "a", "strategy": "finetune", "lr": 1e-4, "easy": 60, "medium": 40, "hard": 20, "mean": 40},
+        {"dataset": "d", "arch": "a", "strategy": "finetune", "lr": 1e-3, "easy": 70, "medium": 50, "hard": 30, "mean": 50},
+    ])
+    t = rt.table_iii(frame).set_index("strategy")
+    assert t.loc["finetune", "lr"] == 1e-3 and t.loc["finetune", "easy"] == 70
+    assert t.loc["freeze", "lr"] is None or np.isnan(t.loc["freeze", "lr"])
+    paper = rt.with_paper(rt.table_iii(frame.assign(dataset="roxford5k", arch="vgg16"))).set_index("strategy")
+    assert paper.loc["freeze", "paper_easy"] == pytest.approx(49.37)
+
+
+def test_one_run_end_to_end_on_a_tiny_tree(tmp_path):
+    # random-weight backbone, tiny benchmark: checks the plumbing, not the numbers
+    from cwl_lib.data.offline_landmarks import build
+
+    build("offline-landmarks-mini", root=tmp_path)
+    data = rt.prepare_dataset("offline-landmarks-mini", tmp_path, workers=2, progress=False)
+    torch.manual_seed(0)
+    template = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    run = rt.RetrievalRun("offline-landmarks-mini", "mobilenet_v3_small", "freeze+cwl", 0.01, epochs=1, batch_size=4,
+                          train_size=(64, 48), pretrained=False)
+    rec = rt.run_one(run, template, data, "cpu")
+    assert set(rec["map"]) == {"easy", "medium", "hard"}
+    assert all(0.0 <= v <= 1.0 for v in rec["map"].values())
+    assert len(rec["top"]) == len(data.queries) and len(rec["losses"]) == 1
+    assert not weighted_layers(template)  # the template was copied, not modified

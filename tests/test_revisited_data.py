@@ -1,0 +1,116 @@
+"""Revisited Oxford/Paris loaders: the published layout, the safe ground-truth reader, the offline benchmark."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cwl_lib.data import offline_landmarks, require
+from cwl_lib.data.revisited import UnsafePickleError, crop_bbx, load_revisited, write_gnd
+
+
+class _RunsCommand:
+    """Unpickling this calls os.system: the attack a downloaded pickle can carry."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _fake_tree(root, name="roxford5k", sizes=((30, 40), (40, 30), (30, 40)), queries=(("all_souls_000013", 0),
+                                                                                     ("ashmolean_000007", 1))):
+    folder = root / name
+    (folder / "jpg").mkdir(parents=True)
+    imlist = [f"db_{i}" for i in range(len(sizes))]
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(np.full((h, w, 3), 10 * (i + 1), dtype=np.uint8)).save(folder / "jpg" / f"db_{i}.jpg")
+    qimlist = []
+    for qname, _ in queries:
+        img = np.zeros((20, 24, 3), dtype=np.uint8)
+        img[5:15, 4:20] = 200  # the object inside the box
+        Image.fromarray(img).save(folder / "jpg" / f"{qname}.jpg", quality=100)
+        qimlist.append(qname)
+    gnd = [{"bbx": [4.0, 5.0, 20.0, 15.0], "easy": [0], "hard": [1], "junk": [2]},
+           {"bbx": np.array([3.6, 4.6, 19.6, 14.6]), "easy": np.array([1]), "hard": [], "junk": []}]
+    with open(folder / f"gnd_{name}.pkl", "wb") as f:
+        pickle.dump({"imlist": imlist, "qimlist": qimlist, "gnd": gnd}, f, protocol=4)
+    return folder
+
+
+def test_loader_reads_the_published_layout_and_crops_queries(tmp_path):
+    _fake_tree(tmp_path)
+    ds = load_revisited("roxford5k", root=tmp_path)
+    assert (ds.n_db, ds.n_queries) == (3, 2)
+    assert ds.gnd[0]["easy"] == [0] and ds.gnd[0]["junk"] == [2] and ds.gnd[1]["easy"] == [1]
+    assert ds.image_sizes() == [(30, 40), (40, 30), (30, 40)]
+    q = ds.query(0)
+    assert q.dtype == torch.uint8 and tuple(q.shape) == (3, 10, 16)
+    assert q.float().mean() > 190  # the crop holds the object, not the black border
+    assert tuple(ds.query(1).shape) == (3, 10, 16)  # fractional box rounded like PIL's crop
+    assert tuple(ds.image(1).shape) == (3, 40, 30)  # database images keep their own size
+    labels, names = ds.query_landmarks()
+    assert names == ["all_souls", "ashmolean"] and labels == [0, 1]
+
+
+def test_a_pickle_that_runs_a_command_is_refused_and_nothing_runs(tmp_path):
+    folder = _fake_tree(tmp_path)
+    marker = tmp_path / "pwned"
+    evil = {"imlist": ["db_0"], "qimlist": ["all_souls_000013"], "gnd": [_RunsCommand(marker)]}
+    (folder / "gnd_roxford5k.pkl").write_bytes(pickle.dumps(evil, protocol=2))
+    with pytest.raises(UnsafePickleError, match="system"):
+        load_revisited("roxford5k", root=tmp_path)
+    assert not marker.exists()
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cwl fetch rparis6k"):
+        load_revisited("rparis6k", root=tmp_path)
+
+
+def test_ground_truth_beyond_the_database_is_refused(tmp_path):
+    folder = _fake_tree(tmp_path)
+    write_gnd(folder / "gnd_roxford5k.pkl", ["db_0"], ["all_souls_000013"], [{"bbx": [0, 0, 5, 5], "easy": [3]}])
+    with pytest.raises(ValueError, match="beyond the 1 images"):
+        load_revisited("roxford5k", root=tmp_path)
+
+
+def test_crop_refuses_an_empty_box():
+    with pytest.raises(ValueError, match="empty"):
+        crop_bbx(torch.zeros(3, 10, 10, dtype=torch.uint8), [8, 8, 8, 9])
+
+
+def test_offline_benchmark_is_written_in_the_roxford_layout_and_reused(tmp_path):
+    folder = offline_landmarks.build("offline-landmarks-mini", root=tmp_path)
+    cfg = offline_landmarks.VARIANTS["offline-landmarks-mini"]
+    assert (folder / "jpg").is_dir() and (folder / "gnd_offline-landmarks-mini.pkl").is_file()
+    require("offline-landmarks-mini", root=tmp_path)
+    ds = load_revisited("offline-landmarks-mini", root=tmp_path)
+    n_views = len(cfg.landmarks) * cfg.views_per_landmark
+    assert ds.n_db == n_views + cfg.distractors
+    assert ds.n_queries == len(cfg.landmarks) * cfg.queries_per_landmark
+    labels, names = ds.query_landmarks()
+    assert sorted(names) == sorted(cfg.landmarks)
+    for q, g in enumerate(ds.gnd):
+        listed = g["easy"] + g["hard"] + g["junk"]
+        assert len(set(listed)) == len(listed)  # grades are exclusive
+        # positives are views of the query's own photograph, never distractors
+        assert all(i < n_views and ds.imlist[i].startswith(names[labels[q]] + "_view") for i in listed)
+        x1, y1, x2, y2 = g["bbx"]
+        h, w = Image.open(ds.query_path(q)).size[::-1]
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+    assert sum(len(g["easy"]) for g in ds.gnd) > 0 and sum(len(g["hard"]) for g in ds.gnd) > 0
+    stamp = (folder / "meta.json").stat().st_mtime_ns
+    assert offline_landmarks.build("offline-landmarks-mini", root=tmp_path) == folder
+    assert (folder / "meta.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_offline_grades_follow_overlap_and_severity():
+    g = offline_landmarks.grade
+    assert g(0.05, 0.1, False) is None
+    assert g(0.3, 0.1, False) == "junk"
+    assert g(0.9, 0.1, False) == "easy"
+    assert g(0.9, 0.8, False) == "hard" and g(0.9, 0.1, True) == "hard" and g(0.5, 0.1, False) == "hard"
