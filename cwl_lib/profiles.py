@@ -31,8 +31,16 @@ EXTRA_REQUIREMENTS = {
 
 _SPECIFIC: dict[str, dict[str, dict]] = {
     "smoke": {
-        "01_kronecker": {},
-        "02_convolution_svd": {},
+        "01_kronecker": {
+            "arch": "mobilenet_v2", "random_trials": 20, "max_factor": 6, "real_layers": 6,
+            "photo": "camera", "photo_size": 128, "block": 8, "ranks": [1, 2, 4, 8, 16],
+        },
+        "02_convolution_svd": {
+            "arch": "mobilenet_v2", "equiv_layers": 6, "input_size": 32,
+            "photo": "coffee", "photo_size": 64, "patch": 4, "filter_counts": [3, 12, 24, 48],
+            "train_size": 1000, "test_size": 500, "epochs": 2, "cnn_channels": [16, 32, 32, 64],
+            "table_layers": 6,
+        },
         "03_classification": {
             "datasets": ["fashion-mnist"], "archs": ["mobilenet_v2"], "pretrained": True,
             "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl", "bn-affine"],
@@ -40,12 +48,31 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "epochs": 2, "batch_size": 32, "input_size": 32, "test_size": 100,
             "backbone_lr_factor": 0.1, "eval_batch_size": 256,
         },
-        "04_retrieval": {},
-        "05_pruning": {},
+        "04_retrieval": {
+            "datasets": ["offline-landmarks-mini"], "archs": ["mobilenet_v2"],
+            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl"],
+            "train_size": [128, 96], "epochs": 2, "batch_size": 4, "repeats": 1,
+            "freeze_lrs": [0.01], "finetune_lrs": [0.0001], "extract_batch_size": 16, "figure_queries": 2,
+            "cpu_threads": 1,
+        },
+        "05_pruning": {
+            "dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 5, "epochs": 3, "l1": 0.0003,
+            "taus": [0.9, 1.0], "finetune_epochs": [1, 2], "strategy": "freeze+cwl", "lr": 0.01, "finetune_lr": 0.0001, "min_channels": 1,
+            "input_size": 32, "batch_size": 25, "test_size": 200, "latency_batch": 16,
+            "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"],
+        },
     },
     "laptop": {
-        "01_kronecker": {},
-        "02_convolution_svd": {},
+        "01_kronecker": {
+            "arch": "mobilenet_v2", "random_trials": 300, "max_factor": 10, "real_layers": None,
+            "photo": "astronaut", "photo_size": 512, "block": 16, "ranks": [1, 2, 4, 8, 16, 32, 64],
+        },
+        "02_convolution_svd": {
+            "arch": "mobilenet_v2", "equiv_layers": None, "input_size": 64,
+            "photo": "coffee", "photo_size": 240, "patch": 4, "filter_counts": [3, 6, 12, 24, 36, 48],
+            "train_size": 4000, "test_size": 1000, "epochs": 4, "cnn_channels": [16, 32, 32, 64],
+            "table_layers": None,
+        },
         "03_classification": {
             "datasets": ["fashion-mnist"], "archs": ["mobilenet_v2"], "pretrained": True,
             "strategies": ["freeze", "freeze+cwl"],
@@ -54,12 +81,31 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "epochs": 10, "batch_size": 32, "input_size": 64, "test_size": 800,
             "backbone_lr_factor": 0.1, "eval_batch_size": 250,
         },
-        "04_retrieval": {},
-        "05_pruning": {},
+        "04_retrieval": {
+            "datasets": ["offline-landmarks"], "archs": ["mobilenet_v2"],
+            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl"],
+            "train_size": [160, 120], "epochs": 2, "batch_size": 8, "repeats": 1,
+            "freeze_lrs": [0.001], "finetune_lrs": [0.0001], "extract_batch_size": 16, "figure_queries": 3,
+            "cpu_threads": 0,
+        },
+        "05_pruning": {
+            "dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 20, "epochs": 10, "l1": 0.0003,
+            "taus": [0.6, 0.8, 0.9, 1.0], "finetune_epochs": [1, 3], "strategy": "freeze+cwl", "lr": 0.01, "finetune_lr": 0.0001, "min_channels": 1,
+            "input_size": 64, "batch_size": 25, "test_size": 400, "latency_batch": 16,
+            "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"],
+        },
     },
     "paper": {
-        "01_kronecker": {},
-        "02_convolution_svd": {},
+        "01_kronecker": {
+            "arch": "vgg16", "random_trials": 1000, "max_factor": 16, "real_layers": None,
+            "photo": "astronaut", "photo_size": 512, "block": 16, "ranks": [1, 2, 4, 8, 16, 32, 64, 128],
+        },
+        "02_convolution_svd": {
+            "arch": "vgg16", "equiv_layers": None, "input_size": 224,
+            "photo": "coffee", "photo_size": 400, "patch": 4, "filter_counts": [3, 6, 12, 24, 36, 48],
+            "train_size": 4000, "test_size": 1000, "epochs": 15, "cnn_channels": [16, 32, 32, 64],
+            "table_layers": None,
+        },
         "03_classification": {
             "datasets": ["mit67", "kvasir", "chest-xray"],
             "archs": ["vgg16", "resnet50"], "pretrained": True,
@@ -69,8 +115,19 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "epochs": 30, "batch_size": 32, "input_size": 224, "test_size": None,
             "backbone_lr_factor": 0.1, "eval_batch_size": 256,
         },
-        "04_retrieval": {"datasets": ["roxford5k", "rparis6k"], "archs": ["vgg16", "resnet50"]},
-        "05_pruning": {"dataset": "kvasir", "arch": "vgg16"},
+        "04_retrieval": {
+            "datasets": ["roxford5k", "rparis6k"], "archs": ["vgg16", "resnet50"],
+            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl"],
+            "train_size": [1024, 768], "epochs": 20, "batch_size": 8, "repeats": 1,
+            "freeze_lrs": [0.001, 0.005, 0.01, 0.05], "finetune_lrs": [1e-05, 5e-05, 0.0001, 0.0005, 0.001],
+            "extract_batch_size": 16, "figure_queries": 3, "cpu_threads": 0,
+        },
+        "05_pruning": {
+            "dataset": "kvasir", "arch": "vgg16", "shots": 50, "epochs": 30, "l1": 0.0003,
+            "taus": [0.2, 0.4, 0.8, 1.0, 1.2], "finetune_epochs": [1, 30], "strategy": "freeze+cwl", "lr": 0.01, "finetune_lr": 0.0001, "min_channels": 1,
+            "input_size": 224, "batch_size": 32, "test_size": None, "latency_batch": 16,
+            "figure_tau": 0.8, "figure_archs": ["vgg16", "resnet50"],
+        },
     },
 }
 
