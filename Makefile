@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CWL    := $(VENV)/bin/cwl
 STAMP  := $(VENV)/.cwl-installed
+# Idle OpenMP threads spin by default; on a shared 2-core machine that made torch up to 50x slower.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup book test unit nbval reproduce notebooks bench clean
 

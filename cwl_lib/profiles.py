@@ -148,6 +148,7 @@ def notebook_requirements(notebook: str, params: dict) -> list[str]:
     """Dataset and weight resources one notebook run needs, derived from its parameters."""
     datasets = list(params.get("datasets") or ([params["dataset"]] if params.get("dataset") else []))
     archs = list(params.get("archs") or ([params["arch"]] if params.get("arch") else []))
+    archs += [a for a in params.get("figure_archs") or () if a not in archs]
     needed = requirements(datasets, archs, pretrained=params.get("pretrained", True))
     return needed + list(EXTRA_REQUIREMENTS.get(notebook, ()))
 

@@ -315,9 +315,10 @@ def test_ground_truth_pickles_load_as_data_and_code_is_refused(tmp_path):
     gnd = {"imlist": ["all_souls_000001"], "qimlist": ["all_souls_000013"],
            "gnd": [{"bbx": [1.0, 2.0, 3.0, 4.0], "easy": np.array([0, 3]), "hard": np.array([], dtype=np.int64),
                     "junk": np.array([7])}]}
-    (tmp_path / "gnd.pkl").write_bytes(pickle.dumps(gnd))
-    loaded = load_data_pickle(tmp_path / "gnd.pkl")
-    assert loaded["imlist"] == gnd["imlist"] and loaded["gnd"][0]["easy"].tolist() == [0, 3]
+    for protocol in (2, 4, 5):  # protocol 2 carries array bytes through _codecs.encode
+        (tmp_path / "gnd.pkl").write_bytes(pickle.dumps(gnd, protocol=protocol))
+        loaded = load_data_pickle(tmp_path / "gnd.pkl")
+        assert loaded["imlist"] == gnd["imlist"] and loaded["gnd"][0]["easy"].tolist() == [0, 3]
 
     class Evil:
         def __reduce__(self):

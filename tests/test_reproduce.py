@@ -85,4 +85,6 @@ def test_book_builds_from_committed_notebooks(tmp_path):
     assert index == html / "index.html" and index.exists()
     for name in profiles.NOTEBOOKS:
         assert (html / "notebooks" / f"{name}.html").exists(), name
-    assert "Kronecker" in index.read_text()
+    assert "book/intro.html" in index.read_text()
+    assert "Kronecker" in (html / "book" / "intro.html").read_text()
+    assert "Reading and rerunning" in (html / "book" / "intro.html").read_text()

@@ -5,6 +5,7 @@ unpickler builds only plain containers, numbers, strings and NumPy arrays, and r
 """
 from __future__ import annotations
 
+import _compat_pickle
 import os
 import pickle
 
@@ -17,6 +18,8 @@ _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # pickle protocol 5
+    # Python 3 writes a NumPy array's bytes through _codecs.encode under pickle protocol 2; it only makes bytes
+    ("_codecs", "encode"),
 }
 
 
@@ -26,6 +29,9 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 class _DataUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
+        # protocol 2 files name Python 2 modules (__builtin__, copy_reg); these names exist only there
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) not in _ALLOWED:
             raise UnsafePickleError(f"refusing to load {module}.{name}: only plain data and NumPy arrays are allowed")
         return super().find_class(module, name)
