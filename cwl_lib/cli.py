@@ -23,7 +23,25 @@ def _cmd_reproduce(args) -> int:
     overrides = {name: _value(value) for name, value in args.param}
     if args.data_root:
         overrides["data_root"] = args.data_root
+    if args.dry_run:
+        return _dry_run(args.profile, overrides)
     reproduce(args.profile, only=args.only, overrides=overrides, book=not args.no_book)
+    return 0
+
+
+def _dry_run(profile: str, overrides: dict) -> int:
+    from .dryrun import dry_run
+    from .experiments import device_name
+    from .runtime import pick_device
+
+    params = profiles.parameters(profile, "03_classification", overrides)
+    device = pick_device(params["device"])
+    print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {device_name(device)}")
+    table = dry_run(params, device)
+    print(table.groupby(["arch", "strategy"])[["runs", "seconds"]].sum().round(1).to_string())
+    total = float(table["seconds"].sum())
+    print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {device_name(device)} "
+          "(random weights and synthetic images of the real datasets' class counts and test sizes)")
     return 0
 
 
@@ -73,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a notebook parameter (YAML value); repeatable")
     rep.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
     rep.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    rep.add_argument("--dry-run", action="store_true",
+                     help="time a few runs on synthetic stand-ins of the profile's datasets and project the "
+                     "classification grid's total time; runs no notebook")
     rep.set_defaults(func=_cmd_reproduce)
 
     data = sub.add_parser("data", help="datasets and weights")

@@ -1,0 +1,47 @@
+"""The paper-profile projection: its arithmetic, and a real probe through experiments.run_one."""
+import math
+
+import torch
+import torchvision
+
+from cwl_lib import cli, dryrun, profiles
+
+
+def test_projection_sums_every_cell_of_the_grid():
+    params = profiles.parameters("paper", "03_classification")
+    probes = [dryrun.Probe("vgg16", "freeze+cwl", setup_s=1.0, eval_per_image_s=0.01, train_per_image_epoch_s=0.001),
+              dryrun.Probe("vgg16", "freeze", setup_s=0.5, eval_per_image_s=0.01, train_per_image_epoch_s=0.0)]
+    table = dryrun.project(probes, params)
+    lrs, reps, shots, epochs = len(params["lr_freeze"]), params["repeats"], params["shots"], params["epochs"]
+    classes, _, n_test = dryrun.PAPER_SIZES["kvasir"]
+    cwl = table[(table.dataset == "kvasir") & (table.strategy == "freeze+cwl")].iloc[0]
+    expected = sum(lrs * reps * (1.0 + 0.01 * n_test + 0.001 * k * classes * epochs) for k in shots)
+    assert math.isclose(cwl.seconds, expected)
+    assert cwl.runs == lrs * reps * len(shots)
+    frozen = table[(table.dataset == "kvasir") & (table.strategy == "freeze")].iloc[0]
+    # cached features: the test set goes through the backbone once, not once per run
+    assert math.isclose(frozen.seconds, 0.01 * n_test + lrs * reps * len(shots) * 0.5)
+    assert len(table) == 2 * len(params["datasets"])
+
+
+def test_probe_times_real_runs_on_a_small_backbone():
+    torch.manual_seed(0)
+    backbone = torchvision.models.mobilenet_v2(weights=None).eval()
+    for strategy in ("freeze", "freeze+cwl"):
+        p = dryrun.probe("mobilenet_v2", strategy, backbone, torch.device("cpu"), classes=2, shots=2, n_test=4,
+                         input_size=32, batch_size=4)
+        assert p.eval_per_image_s > 0 and p.setup_s >= 0 and p.train_per_image_epoch_s >= 0
+
+
+def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
+    seen = {}
+
+    def fake(params, device, **kw):
+        seen["params"] = params
+        return dryrun.project([dryrun.Probe("vgg16", "freeze", 0.1, 0.001, 0.0)], params)
+
+    monkeypatch.setattr(dryrun, "dry_run", fake)
+    assert cli.main(["reproduce", "--profile", "paper", "--dry-run", "-p", "repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert seen["params"]["repeats"] == 2 and seen["params"]["archs"] == ["vgg16", "resnet50"]
+    assert "projected" in out and " h on " in out
