@@ -85,25 +85,31 @@ def probe(arch: str, strategy: str, backbone: torch.nn.Module, device: torch.dev
     return Probe(arch, strategy, setup, eval_per_image, per_image_epoch)
 
 
+def paper_grid(params: dict) -> list[experiments.RunConfig]:
+    """The runs ``experiments.grid`` makes of the 03_classification parameters (skips included)."""
+    return experiments.grid(params["datasets"], params["archs"], params["strategies"], params["shots"],
+                            params["repeats"], lrs={"freeze": params["lr_freeze"], "finetune": params["lr_finetune"]},
+                            epochs=params["epochs"])
+
+
 def project(probes: list[Probe], params: dict) -> "pandas.DataFrame":
     """Seconds for the full classification grid of ``params`` (the 03_classification parameters)."""
     import pandas as pd
 
-    rows = []
-    for p in probes:
-        lrs = params["lr_finetune"] if transfer.is_finetune(p.strategy) else params["lr_freeze"]
-        for dataset in params["datasets"]:
-            classes, _n_train, n_test = PAPER_SIZES[dataset]
-            runs_per_shot = len(lrs) * params["repeats"]
-            # cached-feature runs share one feature pass over the test set per (dataset, arch)
-            eval_s = p.eval_per_image_s * n_test
-            total = eval_s if p.strategy == "freeze" else 0.0
-            for k in params["shots"]:
-                train_s = p.train_per_image_epoch_s * k * classes * params["epochs"]
-                total += runs_per_shot * (p.setup_s + train_s + (0.0 if p.strategy == "freeze" else eval_s))
-            rows.append({"dataset": dataset, "arch": p.arch, "strategy": p.strategy,
-                         "runs": runs_per_shot * len(params["shots"]), "seconds": total})
-    return pd.DataFrame(rows)
+    by_pair = {(p.arch, p.strategy): p for p in probes}
+    cost: dict[tuple, list] = {}
+    for cfg in paper_grid(params):
+        p = by_pair[(cfg.arch, cfg.strategy)]
+        classes, _n_train, n_test = PAPER_SIZES[cfg.dataset]
+        eval_s = p.eval_per_image_s * n_test
+        row = cost.setdefault((cfg.dataset, cfg.arch, cfg.strategy),
+                              # cached-feature runs share one pass over the test set per (dataset, arch)
+                              [0, eval_s if cfg.strategy == "freeze" else 0.0])
+        row[0] += 1
+        row[1] += p.setup_s + p.train_per_image_epoch_s * cfg.shots * classes * cfg.epochs
+        row[1] += 0.0 if cfg.strategy == "freeze" else eval_s
+    return pd.DataFrame([{"dataset": d, "arch": a, "strategy": s, "runs": n, "seconds": t}
+                         for (d, a, s), (n, t) in cost.items()])
 
 
 def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, load_model=None,
@@ -113,10 +119,11 @@ def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, lo
 
     load_model = load_model or (lambda arch: load_backbone(arch, pretrained=False))  # timing needs no weights
     n_test = n_test or (256 if device.type == "cuda" else 32)
+    pairs = list(dict.fromkeys((cfg.arch, cfg.strategy) for cfg in paper_grid(params)))
     probes = []
-    for arch in params["archs"]:
+    for arch in dict.fromkeys(a for a, _ in pairs):
         backbone = load_model(arch).eval()
-        for strategy in params["strategies"]:
+        for strategy in [s for a, s in pairs if a == arch]:
             p = probe(arch, strategy, backbone, device, n_test=n_test, input_size=params["input_size"],
                       batch_size=params["batch_size"], eval_batch_size=params.get("eval_batch_size", 256))
             log(f"[dry-run] {arch:>12} {strategy:<13} setup {p.setup_s:7.3f} s, eval {1e3 * p.eval_per_image_s:7.2f} "

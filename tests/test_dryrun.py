@@ -7,21 +7,27 @@ import torchvision
 from cwl_lib import cli, dryrun, profiles
 
 
+def _probes(params, setup=1.0, eval_s=0.01, train_s=0.001):
+    pairs = dict.fromkeys((c.arch, c.strategy) for c in dryrun.paper_grid(params))
+    return [dryrun.Probe(a, s, setup, eval_s, 0.0 if s == "freeze" else train_s) for a, s in pairs]
+
+
 def test_projection_sums_every_cell_of_the_grid():
     params = profiles.parameters("paper", "03_classification")
-    probes = [dryrun.Probe("vgg16", "freeze+cwl", setup_s=1.0, eval_per_image_s=0.01, train_per_image_epoch_s=0.001),
-              dryrun.Probe("vgg16", "freeze", setup_s=0.5, eval_per_image_s=0.01, train_per_image_epoch_s=0.0)]
-    table = dryrun.project(probes, params)
+    table = dryrun.project(_probes(params), params)
     lrs, reps, shots, epochs = len(params["lr_freeze"]), params["repeats"], params["shots"], params["epochs"]
     classes, _, n_test = dryrun.PAPER_SIZES["kvasir"]
-    cwl = table[(table.dataset == "kvasir") & (table.strategy == "freeze+cwl")].iloc[0]
+    cell = (table.dataset == "kvasir") & (table.arch == "vgg16")
+    cwl = table[cell & (table.strategy == "freeze+cwl")].iloc[0]
     expected = sum(lrs * reps * (1.0 + 0.01 * n_test + 0.001 * k * classes * epochs) for k in shots)
     assert math.isclose(cwl.seconds, expected)
     assert cwl.runs == lrs * reps * len(shots)
-    frozen = table[(table.dataset == "kvasir") & (table.strategy == "freeze")].iloc[0]
+    frozen = table[cell & (table.strategy == "freeze")].iloc[0]
     # cached features: the test set goes through the backbone once, not once per run
-    assert math.isclose(frozen.seconds, 0.01 * n_test + lrs * reps * len(shots) * 0.5)
-    assert len(table) == 2 * len(params["datasets"])
+    assert math.isclose(frozen.seconds, 0.01 * n_test + lrs * reps * len(shots) * 1.0)
+    # the projection covers exactly the runs the notebook's grid makes: no bn-affine for VGG-16
+    assert table.runs.sum() == len(dryrun.paper_grid(params))
+    assert not ((table.arch == "vgg16") & (table.strategy == "bn-affine")).any()
 
 
 def test_probe_times_real_runs_on_a_small_backbone():
@@ -38,7 +44,7 @@ def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
 
     def fake(params, device, **kw):
         seen["params"] = params
-        return dryrun.project([dryrun.Probe("vgg16", "freeze", 0.1, 0.001, 0.0)], params)
+        return dryrun.project(_probes(params), params)
 
     monkeypatch.setattr(dryrun, "dry_run", fake)
     assert cli.main(["reproduce", "--profile", "paper", "--dry-run", "-p", "repeats", "2"]) == 0
