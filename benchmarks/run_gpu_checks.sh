@@ -9,7 +9,7 @@ py=${PY:-.venv/bin/python}
 for script in benchmarks/gpu_check_*.py; do
     name=$(basename "$script" .py)
     echo "== $name"
-    timeout 240 "$py" "$script" > "$out/$name.log" 2>&1
+    timeout ${CHECK_TIMEOUT:-240} "$py" "$script" > "$out/$name.log" 2>&1
     echo "exit $?" >> "$out/$name.log"
     tail -n 25 "$out/$name.log"
 done

@@ -2,8 +2,9 @@
 
 One module per idea of the paper: ``kronecker`` and ``convolution`` (Section III),
 ``weighting`` and ``transfer`` (Section IV-A/B), ``pruning`` (IV-C), ``retrieval`` (V-B).
-``models``, ``data``, ``profiles``, ``experiments`` and ``reproduce`` hold the machinery
-that runs the notebooks of the book.
+``pruning_study`` and ``retrieval_transfer`` run the Table IV and Table III protocols on top of them.
+``models``, ``data``, ``profiles``, ``experiments``, ``tables``, ``paper``, ``reproduce`` and ``dryrun``
+hold the machinery that runs the notebooks of the book and projects the paper profile's cost.
 """
 
 __version__ = "0.1.0"
