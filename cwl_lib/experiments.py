@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import transfer
+from .paths import atomic_write
 from .data import classification as cdata
 from .runtime import pick_device, seed_everything
 from .weighting import sigmas as read_sigmas
@@ -105,16 +106,11 @@ class ResultStore:
     def has(self, cfg: RunConfig) -> bool:
         return self.path(cfg.key()).is_file()
 
-    def _atomic(self, path: Path, write: Callable[[Path], None]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        write(tmp)
-        os.replace(tmp, path)
-
     def write(self, record: dict, sigmas: dict | None = None) -> None:
         key = record["key"]
         if sigmas:
-            self._atomic(self.folder / f"{key}.sigmas.pt", lambda p: torch.save(sigmas, p))
-        self._atomic(self.path(key), lambda p: p.write_text(json.dumps(record, indent=1, sort_keys=True)))
+            atomic_write(self.folder / f"{key}.sigmas.pt", lambda p: torch.save(sigmas, p))
+        atomic_write(self.path(key), lambda p: p.write_text(json.dumps(record, indent=1, sort_keys=True)))
 
     def records(self) -> list[dict]:
         out = []

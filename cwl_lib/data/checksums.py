@@ -13,9 +13,10 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+
+from ..paths import atomic_write
 
 LOCK_NAME = "cwl-data.lock.json"
 MARKER_NAME = ".cwl-fetched.json"
@@ -30,17 +31,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary sibling then rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
 
 
 def _read_json(path: Path) -> dict:

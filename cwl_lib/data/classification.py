@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..paths import data_root
+from ..paths import atomic_write, data_root
 from .registry import locate
 
 CLASSIFICATION_DATASETS = ("fashion-mnist", "mnist-5k", "mit67", "kvasir", "chest-xray")
@@ -257,9 +257,7 @@ def _save(split: Split, path: Path) -> None:
         "train_images": split.train.images, "train_labels": split.train.labels,
         "test_images": split.test.images, "test_labels": split.test.labels,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: torch.save(payload, p))
 
 
 def _load_cached(path: Path) -> Split | None:
