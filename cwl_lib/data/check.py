@@ -7,7 +7,6 @@ does not start with the prefix torchvision puts in its name.
 """
 from __future__ import annotations
 
-import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,25 +25,20 @@ class Row:
     fix: str  # empty when present
 
 
-# IDX files: a magic number, then the counts; Debian recompresses the .gz files, so their MD5 differs
-# from torchvision's and the decompressed contents are what is checked.
-_IDX = {"images": (0x803, 16, 784), "labels": (0x801, 8, 1)}
-
-
 def _fashion_mnist_problem(folder: Path) -> str | None:
+    """Reads each file as the loader does; Debian recompresses the .gz files, so MD5s cannot be used."""
+    from .classification import CorruptImageError, read_idx
+
     for name in FASHION_MNIST_FILES:
         kind = "images" if "images" in name else "labels"
         count = 60000 if name.startswith("train") else 10000
-        magic, header, per_item = _IDX[kind]
+        want = (count, 28, 28) if kind == "images" else (count,)
         try:
-            with gzip.open(folder / name, "rb") as handle:
-                head = handle.read(8)
-                size = 8 + sum(len(b) for b in iter(lambda: handle.read(1 << 20), b""))
-        except (OSError, EOFError) as err:
-            return f"{folder / name} cannot be decompressed ({err})"
-        if head[:4] != magic.to_bytes(4, "big") or int.from_bytes(head[4:8], "big") != count \
-                or size != header + count * per_item:
-            return f"{folder / name} is not the {count}-item IDX {kind} file it should be"
+            shape, why = read_idx(folder / name).shape, ""
+        except CorruptImageError as err:
+            shape, why = None, f" ({err})"
+        if shape != want:
+            return f"{folder / name} is not the {count}-item IDX {kind} file it should be{why}"
     return None
 
 
