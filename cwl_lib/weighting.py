@@ -12,6 +12,7 @@ model has the original architecture, the original state-dict keys and no inferen
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -32,7 +33,18 @@ class ConvWeighting(nn.Module):
 
 
 class Weighted(nn.Sequential):
-    """A convolution or BatchNorm followed by its ConvWeighting."""
+    """A convolution or BatchNorm followed by its ConvWeighting.
+
+    The forward pass computes ``weighting(layer(x))`` without the elementwise product: per output channel
+    ``conv(x; W, b) * s == conv(x; W * s, b * s)`` and ``bn(x; gamma, beta) * s == bn(x; gamma * s,
+    beta * s)`` (with running or batch statistics alike), so the scale is applied to the weights, a
+    tensor of the layer's parameter size, instead of to the feature map, a tensor of the activations'
+    size. Gradients are the same; training keeps no extra activation per CWL and needs no reduction over
+    the feature map for sigma's gradient. ``fused = False`` (or a layer of another kind) multiplies the
+    feature map instead, which is also what the module structure shows to tracers (see pruning).
+    """
+
+    fused = True
 
     def __init__(self, layer: nn.Module, weighting: ConvWeighting):
         super().__init__(layer, weighting)
@@ -44,6 +56,29 @@ class Weighted(nn.Sequential):
     @property
     def weighting(self) -> ConvWeighting:
         return self[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer, s = self.layer, self.weighting.sigma
+        conv = isinstance(layer, nn.modules.conv._ConvNd) and not layer.transposed
+        if not self.fused or not (conv or (isinstance(layer, _BN) and layer.affine)):
+            return self.weighting(layer(x))
+        scaled = {"weight": layer.weight * s.view(-1, *([1] * (layer.weight.dim() - 1)))}
+        if layer.bias is not None:
+            scaled["bias"] = layer.bias * s
+        if _hooked(layer) or (not conv and (layer.training or not layer.track_running_stats)):
+            # through the layer's own call: its hooks fire, train-mode BN updates its statistics
+            return torch.func.functional_call(layer, scaled, (x,))
+        if conv:
+            return layer._conv_forward(x, scaled["weight"], scaled.get("bias"))
+        return F.batch_norm(x, layer.running_mean, layer.running_var, scaled["weight"], scaled["bias"], False, 0.0,
+                            layer.eps)
+
+
+def _hooked(m: nn.Module) -> bool:
+    from torch.nn.modules import module as nn_module
+
+    return bool(m._forward_hooks or m._forward_pre_hooks or nn_module._global_forward_hooks
+                or nn_module._global_forward_pre_hooks)
 
 
 def _out_channels(layer: nn.Module) -> int:

@@ -164,3 +164,43 @@ def test_conv_feeding_two_layers_keeps_its_scale_on_the_conv():
 
     model = insert_weighting(Fork().eval())
     assert list(weighted_layers(model)) == ["conv", "side"]  # not "bn": the side branch needs the scale too
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fused_forward_equals_the_feature_map_product_in_value_and_gradient(arch):
+    """Weighted scales the layer's weights; multiplying the feature map must give the same function and
+    the same gradients for every parameter, sigmas included, at random sigmas."""
+    torch.manual_seed(1)
+    # a small head: VGG-16's 120M-weight classifier in float64 would only slow the test down
+    model = transfer.replace_classifier(_randomised(arch), 10)
+    model = insert_weighting(model.eval(), torch.zeros(1, 3, 32, 32)).double()
+    with torch.no_grad():
+        for p in sigma_parameters(model):
+            p.uniform_(0.2, 2.0)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        Weighted.fused = fused
+        try:
+            model.zero_grad()
+            out = model(x)
+            out.square().mean().backward()
+        finally:
+            Weighted.fused = True
+        results.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (a, grads_a), (b, grads_b) = results
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert grads_a.keys() == grads_b.keys() and any("sigma" in n for n in grads_a)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-7, atol=1e-10, msg=lambda m: f"{name}: {m}")
+
+
+def test_fused_layers_still_run_their_hooks_and_train_mode_statistics():
+    model = insert_weighting(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1)))
+    seen = []
+    conv = weighted_layers(model)["3"].layer
+    conv.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
+    model.train()(torch.randn(2, 3, 6, 6))
+    assert seen == [(2, 2, 4, 4)]
+    bn = weighted_layers(model)["1"].layer
+    assert int(bn.num_batches_tracked) == 1 and not torch.equal(bn.running_mean, torch.zeros(4))
