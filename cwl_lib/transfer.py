@@ -238,21 +238,34 @@ def preprocess(images: torch.Tensor, size: int | None = None, device: torch.devi
         x = x.expand(-1, 3, -1, -1)
     if size is not None and tuple(x.shape[-2:]) != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    mean, std = _normalisation(x.device)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
-def seeded_batches(n: int, batch_size: int, seed: int) -> Callable[[int], Iterator[torch.Tensor]]:
+_NORMALISATION: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std on ``device``, made once: a copy to the GPU per batch would wait for the
+    GPU to finish its queued work, and a few-shot step is short enough for that wait to dominate."""
+    if device not in _NORMALISATION:
+        _NORMALISATION[device] = (torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1),
+                                  torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
+    return _NORMALISATION[device]
+
+
+def seeded_batches(n: int, batch_size: int, seed: int,
+                   device: torch.device | str | None = None) -> Callable[[int], Iterator[torch.Tensor]]:
     """``order(epoch)`` yields index tensors: a shuffle of ``range(n)`` seeded by (seed, epoch), in batches.
 
-    The same function drives the cached-feature and the image paths, so they see identical batches.
+    The same function drives the cached-feature and the image paths, so they see identical batches. The
+    shuffle is drawn on the CPU (the same on every machine) and moved to ``device`` once per epoch.
     """
 
     def order(epoch: int) -> Iterator[torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
-        perm = torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=g).to(device) if device is not None else torch.randperm(n, generator=g)
         starts = list(range(0, n, batch_size))
         if len(starts) > 1 and n - starts[-1] == 1:
             starts.pop()  # a batch of one image breaks train-mode BatchNorm: merge it into the previous
@@ -266,7 +279,8 @@ def seeded_batches(n: int, batch_size: int, seed: int) -> Callable[[int], Iterat
 def image_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
                   size: int | None = None) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     """A ``batches(epoch)`` source for :func:`train` over uint8 images, preprocessed per batch."""
-    order = seeded_batches(len(labels), batch_size, seed)
+    order = seeded_batches(len(labels), batch_size, seed, images.device)
+    labels = labels.to(images.device)
 
     def batches(epoch: int):
         for idx in order(epoch):
@@ -277,7 +291,7 @@ def image_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, s
 
 def tensor_batches(x: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
     """A ``batches(epoch)`` source over ready float tensors (e.g. cached features)."""
-    order = seeded_batches(len(labels), batch_size, seed)
+    order = seeded_batches(len(labels), batch_size, seed, x.device)
 
     def batches(epoch: int):
         for idx in order(epoch):
@@ -287,6 +301,11 @@ def tensor_batches(x: torch.Tensor, labels: torch.Tensor, batch_size: int, seed:
 
 
 # --------------------------------------------------------------------------- step 4: training
+def full_precision(logits: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: autocast's bfloat16 raised to float32; float32 and float64 as they are."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 @dataclass
 class TrainResult:
     losses: list[float]  # mean training loss per epoch
@@ -305,11 +324,12 @@ def _autocast(device: torch.device, enabled: bool | None):
 
 def make_optimizer(model: nn.Module, strategy: str, lr: float, backbone_lr_factor: float = 0.1,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam over :func:`param_groups`."""
+    """Adam over :func:`param_groups`; on a GPU its fused kernel (one launch per step, not one per tensor)."""
     groups = param_groups(model, strategy, lr, backbone_lr_factor)
     if not groups:
         raise ValueError("nothing to train: no parameter has requires_grad")
-    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    on_gpu = all(p.is_cuda for g in groups for p in g["params"])
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=on_gpu or None)
 
 
 def train(model: nn.Module, batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
@@ -338,21 +358,23 @@ def train(model: nn.Module, batches: Callable[[int], Iterable[tuple[torch.Tensor
     start = time.perf_counter()
     for epoch in range(epochs):
         set_train_mode(model, strategy, bn_train)
-        total, count = 0.0, 0
+        # the loss is summed on the device and read once per epoch: reading it per step would make the
+        # CPU wait for every step, instead of queuing the next one while the GPU computes
+        total, count = torch.zeros((), device=device, dtype=torch.float64), 0
         for x, y in batches(epoch):
             x = x.to(device, non_blocking=True)
             if cl and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True).long()
             with _autocast(device, amp):
-                loss = F.cross_entropy(model(x).float(), y)
+                loss = F.cross_entropy(full_precision(model(x)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             steps += 1
-            total += float(loss.detach()) * len(y)
+            total += loss.detach() * len(y)
             count += len(y)
-        mean = total / max(count, 1)
+        mean = float(total) / max(count, 1)
         losses.append(mean)
         if progress is not None:
             progress(epoch, mean)
