@@ -38,7 +38,7 @@ def _dry_run(profile: str, overrides: dict) -> int:
     device = pick_device(params["device"])
     print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {device_name(device)}")
     table = dry_run(params, device)
-    print(table.groupby(["arch", "strategy"])[["runs", "seconds"]].sum().round(1).to_string())
+    print(table.groupby(["arch", "strategy"])[["runs", "units", "seconds"]].sum().round(1).to_string())
     total = float(table["seconds"].sum())
     print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {device_name(device)} "
           "(random weights and synthetic images of the real datasets' class counts and test sizes)")

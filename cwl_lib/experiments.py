@@ -34,7 +34,7 @@ from torch import nn
 from . import transfer
 from .paths import atomic_write
 from .data import classification as cdata
-from .runtime import pick_device, seed_everything
+from .runtime import pick_device, seed_everything, tune_for_repeated_shapes
 from .weighting import sigmas as read_sigmas
 
 RECORD_VERSION = 1
@@ -156,6 +156,14 @@ def grid(datasets: Iterable[str], archs: Iterable[str], strategies: Iterable[str
     return out
 
 
+def notebook_grid(p: dict) -> list[RunConfig]:
+    """The runs of ``03_classification`` under its parameters ``p`` (the call that notebook makes)."""
+    return grid(p["datasets"], p["archs"], p["strategies"], p["shots"], p["repeats"],
+                lrs={"freeze": p["lr_freeze"], "finetune": p["lr_finetune"]},
+                seed=p["seed"], epochs=p["epochs"], batch_size=p["batch_size"], input_size=p["input_size"],
+                test_size=p["test_size"], backbone_lr_factor=p["backbone_lr_factor"], pretrained=p["pretrained"])
+
+
 @dataclass
 class Prepared:
     """One dataset at one input size, as the runs use it: uint8 tensors, test maybe subsampled."""
@@ -235,25 +243,77 @@ def run_one(cfg: RunConfig, backbone: nn.Module, data: Prepared, device: torch.d
         if transfer.uses_cwl(cfg.strategy):
             learned = {k: v.float().cpu() for k, v in read_sigmas(model).items()}
         del model
-    record = {
+    record = make_record(cfg, acc, result.losses, result.steps, len(train_idx), len(data.test),
+                         features is not None, time.perf_counter() - start, device, batched_with=1)
+    return record, learned
+
+
+def make_record(cfg: RunConfig, accuracy: float, losses: list[float], steps: int, n_train: int, n_test: int,
+                cached: bool, seconds: float, device: torch.device, **extra) -> dict:
+    """The JSON record of one run: its result, its whole configuration and where and how it ran."""
+    return {
         "version": RECORD_VERSION,
         "key": cfg.key(),
         "config": asdict(cfg),
-        "accuracy": acc,
+        "accuracy": accuracy,
         "run_seed": cfg.run_seed,
-        "final_loss": result.losses[-1] if result.losses else None,
-        "diverged": bool(result.losses) and not all(map(_finite, result.losses)),
-        "train_steps": result.steps,
-        "n_train": int(len(train_idx)),
-        "n_test": int(len(data.test)),
-        "cached_features": features is not None,
-        "seconds": time.perf_counter() - start,
+        "final_loss": losses[-1] if losses else None,
+        "diverged": bool(losses) and not all(map(_finite, losses)),
+        "train_steps": steps,
+        "n_train": int(n_train),
+        "n_test": int(n_test),
+        "cached_features": cached,
+        "seconds": seconds,
         "device": device_name(device),
         "code_version": _CODE_VERSION[0] or _set_code_version(),
         "torch": torch.__version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
     }
-    return record, learned
+
+
+def run_batched(cfgs: list[RunConfig], backbone: nn.Module, data: Prepared, device: torch.device, *,
+                eval_batch_size: int = 256) -> list[tuple[dict, dict | None]]:
+    """Train and evaluate the runs of one cell together (:mod:`cwl_lib.batched`); as many
+    ``(record, sigmas)`` as ``cfgs``, each equal to what :func:`run_one` gives for it.
+
+    ``cfgs`` must differ in ``lr`` and ``repeat`` only. Each record's ``seconds`` is the group's time
+    divided by its size, and ``batched_with`` says how many runs shared it.
+    """
+    from . import batched
+
+    first = cfgs[0]
+    same = {k: v for k, v in asdict(first).items() if k not in ("lr", "repeat")}
+    if any({k: v for k, v in asdict(c).items() if k not in ("lr", "repeat")} != same for c in cfgs):
+        raise ValueError("runs trained together must differ only in learning rate and repeat")
+    batched.check_batchable(first.bn_train)
+    start = time.perf_counter()
+    num_classes = len(data.split.classes)
+    model = transfer.prepare(copy.deepcopy(backbone), first.strategy, num_classes)
+    template = transfer.head(model)
+    runs, n_train = [], 0
+    for cfg in cfgs:
+        idx = cdata.few_shot_indices(data.split.train.labels, cfg.shots, cfg.run_seed)
+        n_train = len(idx)
+        seed_everything(cfg.run_seed)  # the head run_one would build after the same seeding
+        head = fresh_head(template)
+        runs.append(batched.Run(cfg.lr, cfg.run_seed, data.split.train.images[idx], data.split.train.labels[idx],
+                                {k: v.detach() for k, v in head.named_parameters()}))
+    trained = batched.train_runs(model, runs, first.strategy, first.epochs, first.batch_size, device,
+                                 input_size=first.input_size, backbone_lr_factor=first.backbone_lr_factor)
+    logits = batched.predict_runs(trained, data.test.images, device, size=first.input_size,
+                                  batch_size=eval_batch_size)
+    accs = (logits.argmax(2) == data.test.labels.cpu()).float().mean(1).tolist()
+    seconds = (time.perf_counter() - start) / len(cfgs)
+    out = []
+    for k, cfg in enumerate(cfgs):
+        learned = None
+        if transfer.uses_cwl(cfg.strategy):
+            learned = {n: v.float().cpu() for n, v in read_sigmas(trained.load(k)).items()}
+        record = make_record(cfg, accs[k], trained.losses[k], trained.steps(k), n_train, len(data.test), False,
+                             seconds, device, batched_with=len(cfgs))
+        out.append((record, learned))
+    return out
 
 
 def _finite(v) -> bool:
@@ -268,32 +328,79 @@ def _set_code_version() -> str:
     return _CODE_VERSION[0]
 
 
+def cell_of(cfg: RunConfig) -> tuple:
+    """Everything but learning rate and repeat: the runs of one cell can train together."""
+    return tuple((k, v) for k, v in asdict(cfg).items() if k not in ("lr", "repeat"))
+
+
+def units(configs: list[RunConfig], batch_runs: int | dict[str, int], cache_features: bool = True
+          ) -> list[list[RunConfig]]:
+    """``configs`` cut into units of work: runs of one cell up to ``batch_runs`` together (a number, or
+    one per strategy with 1 for absent ones), in order.
+
+    Cached-feature ``freeze`` runs (a Linear layer each) and ``bn_train`` runs go one by one.
+    """
+    out: list[list[RunConfig]] = []
+    open_cell = None  # the cell of the last unit, while it can still take runs
+    for cfg in configs:
+        limit = batch_runs.get(cfg.strategy, 1) if isinstance(batch_runs, dict) else batch_runs
+        alone = limit <= 1 or cfg.bn_train or (cache_features and cfg.strategy == "freeze")
+        if not alone and open_cell == cell_of(cfg) and len(out[-1]) < limit:
+            out[-1].append(cfg)
+        else:
+            out.append([cfg])
+            open_cell = None if alone else cell_of(cfg)
+    return out
+
+
+def _run_unit(unit: list[RunConfig], backbone, data, device, features, eval_batch_size, log):
+    """Results of one unit; a unit too big for the GPU's memory is split in halves and retried."""
+    if len(unit) == 1:
+        return [run_one(unit[0], backbone, data, device, features=features, eval_batch_size=eval_batch_size)]
+    try:
+        return run_batched(unit, backbone, data, device, eval_batch_size=eval_batch_size)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        half = len(unit) // 2
+        log(f"[grid] {len(unit)} runs together do not fit in GPU memory; trying {half} and {len(unit) - half}")
+        return (_run_unit(unit[:half], backbone, data, device, features, eval_batch_size, log)
+                + _run_unit(unit[half:], backbone, data, device, features, eval_batch_size, log))
+
+
 def run_grid(configs: list[RunConfig], store: ResultStore, device: str | torch.device = "auto", *,
              load_split: Callable[[str, int], cdata.Split] | None = None,
              load_model: Callable[[str, bool], nn.Module] | None = None,
              cache_features: bool = True, eval_batch_size: int = 256, progress: bool = True,
-             data_root: str | None = None):
+             data_root: str | None = None, batch_runs: int | dict[str, int] | None = None):
     """Run every configuration not yet in ``store``; return the store's DataFrame.
 
     ``load_split(dataset, input_size)`` and ``load_model(arch, pretrained)`` default to
     :func:`cwl_lib.data.classification.load` and :func:`cwl_lib.models.load_backbone`.
+    ``batch_runs``: how many runs of one cell train together (:func:`run_batched`), a number or one per
+    strategy; default 1. On an H100 at the paper's setting, 8 runs together were no faster than one after
+    another (benchmarks/README.md): vmap makes each trained convolution a grouped one, and a step of 32
+    images at 224x224 already keeps the GPU busy. Each record is written as soon as its unit finishes, so
+    a stopped grid resumes from the last unit.
     """
     from tqdm.auto import tqdm
 
     from . import models
 
     device = pick_device(str(device)) if not isinstance(device, torch.device) else device
+    batch_runs = batch_runs or 1
+    tune_for_repeated_shapes(device)
     load_split = load_split or (lambda name, size: cdata.load(name, data_root, size=max(size, 224)))
     load_model = load_model or (lambda arch, pretrained: models.load_backbone(arch, pretrained=pretrained))
     todo = [c for c in configs if not store.has(c)]
     bar = tqdm(total=len(todo), desc="runs", disable=not progress)
     splits: dict[tuple, Prepared] = {}
     order = sorted(todo, key=lambda c: (c.dataset, c.input_size, c.test_size or -1, c.arch, c.pretrained,
-                                        c.strategy != "freeze", c.repeat, c.shots, c.strategy, c.lr))
+                                        c.strategy != "freeze", c.strategy, cell_of(c), c.repeat, c.lr))
     current_model: tuple | None = None
     backbone = None
     caches: dict[tuple, FeatureCache] = {}
-    for cfg in order:
+    for unit in units(order, batch_runs, cache_features):
+        cfg = unit[0]
         dkey = (cfg.dataset, cfg.input_size, cfg.test_size, cfg.seed)
         if dkey not in splits:
             splits.clear()
@@ -312,13 +419,15 @@ def run_grid(configs: list[RunConfig], store: ResultStore, device: str | torch.d
                 caches[fkey] = build_feature_cache(backbone, len(data.split.classes), data.test.images, device,
                                                    cfg.input_size, eval_batch_size)
             features = caches[fkey]
-        bar.set_postfix_str(f"{cfg.dataset} {cfg.arch} {cfg.strategy} k={cfg.shots} lr={cfg.lr:g} r={cfg.repeat}")
-        record, learned = run_one(cfg, backbone, data, device, features=features, eval_batch_size=eval_batch_size)
-        store.write(record, learned)
-        bar.update(1)
+        lrs = ",".join(f"{lr:g}" for lr in dict.fromkeys(c.lr for c in unit))
+        bar.set_postfix_str(f"{cfg.dataset} {cfg.arch} {cfg.strategy} k={cfg.shots} lr={lrs} "
+                            f"r={','.join(str(r) for r in sorted({c.repeat for c in unit}))}")
+        for record, learned in _run_unit(unit, backbone, data, device, features, eval_batch_size, bar.write):
+            store.write(record, learned)
+            bar.update(1)
     bar.close()
     return store.frame()
 
 
-__all__ = ["RunConfig", "ResultStore", "grid", "run_grid", "run_one", "prepare_data", "build_feature_cache",
+__all__ = ["RunConfig", "ResultStore", "grid", "run_grid", "run_one", "run_batched", "units", "cell_of", "notebook_grid", "make_record", "prepare_data", "build_feature_cache",
            "FeatureCache", "fresh_head", "code_version", "RECORD_VERSION"]

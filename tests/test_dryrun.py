@@ -7,9 +7,10 @@ import torchvision
 from cwl_lib import cli, dryrun, profiles
 
 
-def _probes(params, setup=1.0, eval_s=0.01, train_s=0.001):
+def _probes(params, setup=1.0, eval_s=0.01, step_s=0.1, runs=8):
     pairs = dict.fromkeys((c.arch, c.strategy) for c in dryrun.paper_grid(params))
-    return [dryrun.Probe(a, s, setup, eval_s, 0.0 if s == "freeze" else train_s) for a, s in pairs]
+    return [dryrun.Probe(a, s, 1 if s == "freeze" else runs, setup, eval_s, 0.0 if s == "freeze" else step_s)
+            for a, s in pairs]
 
 
 def test_projection_sums_every_cell_of_the_grid():
@@ -19,9 +20,12 @@ def test_projection_sums_every_cell_of_the_grid():
     classes, _, n_test = dryrun.PAPER_SIZES["kvasir"]
     cell = (table.dataset == "kvasir") & (table.arch == "vgg16")
     cwl = table[cell & (table.strategy == "freeze+cwl")].iloc[0]
-    expected = sum(lrs * reps * (1.0 + 0.01 * n_test + 0.001 * k * classes * epochs) for k in shots)
+    units = math.ceil(lrs * reps / 8)  # runs of one cell trained 8 at a time
+    # kvasir has 8 classes: 1, 3, 5 and 10 shots make 8, 24, 40 and 80 images, 1, 1, 2 and 3 batches of 32
+    steps = {1: 1, 3: 1, 5: 2, 10: 3}
+    expected = sum(units * (1.0 + 0.01 * n_test + 0.1 * epochs * steps[k]) for k in shots)
     assert math.isclose(cwl.seconds, expected)
-    assert cwl.runs == lrs * reps * len(shots)
+    assert cwl.runs == lrs * reps * len(shots) and cwl.units == units * len(shots)
     frozen = table[cell & (table.strategy == "freeze")].iloc[0]
     # cached features: the test set goes through the backbone once, not once per run
     assert math.isclose(frozen.seconds, 0.01 * n_test + lrs * reps * len(shots) * 1.0)
@@ -30,13 +34,20 @@ def test_projection_sums_every_cell_of_the_grid():
     assert not ((table.arch == "vgg16") & (table.strategy == "bn-affine")).any()
 
 
+def test_steps_per_epoch_follow_the_batches_training_makes():
+    from cwl_lib import transfer
+
+    for n in (1, 2, 31, 32, 33, 34, 64, 65, 67, 670):
+        assert dryrun.steps_per_epoch(n, 32) == len(list(transfer.seeded_batches(n, 32, 0)(0)))
+
+
 def test_probe_times_real_runs_on_a_small_backbone():
     torch.manual_seed(0)
     backbone = torchvision.models.mobilenet_v2(weights=None).eval()
-    for strategy in ("freeze", "freeze+cwl"):
-        p = dryrun.probe("mobilenet_v2", strategy, backbone, torch.device("cpu"), classes=2, shots=2, n_test=4,
-                         input_size=32, batch_size=4)
-        assert p.eval_per_image_s > 0 and p.setup_s >= 0 and p.train_per_image_epoch_s >= 0
+    for strategy, runs in (("freeze", 1), ("freeze+cwl", 1), ("finetune", 2)):
+        p = dryrun.probe("mobilenet_v2", strategy, backbone, torch.device("cpu"), batch_runs=runs, classes=2,
+                         n_test=4, input_size=32, batch_size=4)
+        assert p.eval_per_image_s > 0 and p.setup_s >= 0 and p.step_s >= 0 and p.runs == runs
 
 
 def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
