@@ -2,7 +2,8 @@
 
 One module per idea of the paper: ``kronecker`` and ``convolution`` (Section III),
 ``weighting`` and ``transfer`` (Section IV-A/B), ``pruning`` (IV-C), ``retrieval`` (V-B).
-``pruning_study`` and ``retrieval_transfer`` run the Table IV and Table III protocols on top of them.
+``pruning_study`` and ``retrieval_transfer`` run the Table IV and Table III protocols on top of them;
+``comparison`` sets every table's cells beside the paper's, with the records behind each of ours.
 ``models``, ``data``, ``profiles``, ``experiments``, ``tables``, ``paper``, ``reproduce`` and ``dryrun``
 hold the machinery that runs the notebooks of the book and projects the paper profile's cost.
 """

@@ -18,6 +18,7 @@ NOTEBOOKS = (
     "03_classification",
     "04_retrieval",
     "05_pruning",
+    "06_comparison",
 )
 
 # Parameters every notebook accepts; the runner fills results_dir, an empty one means "fresh temp dir".
@@ -28,6 +29,9 @@ EXTRA_REQUIREMENTS = {
     "01_kronecker": ("skimage-photos",),
     "02_convolution_svd": ("mnist-5k",),
 }
+
+# Notebooks that read the records of others; only with `run_missing` do they run those grids and need their data.
+READS = {"06_comparison": ("03_classification", "04_retrieval", "05_pruning")}
 
 _SPECIFIC: dict[str, dict[str, dict]] = {
     "smoke": {
@@ -61,6 +65,7 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "input_size": 32, "batch_size": 25, "test_size": 200, "latency_batch": 16,
             "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"],
         },
+        "06_comparison": {"results_root": "", "run_missing": True},
     },
     "laptop": {
         "01_kronecker": {
@@ -94,6 +99,7 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "input_size": 64, "batch_size": 25, "test_size": 400, "latency_batch": 16,
             "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"],
         },
+        "06_comparison": {"results_root": "", "run_missing": False},
     },
     "paper": {
         "01_kronecker": {
@@ -128,6 +134,7 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "input_size": 224, "batch_size": 32, "test_size": None, "latency_batch": 16,
             "figure_tau": 0.8, "figure_archs": ["vgg16", "resnet50"],
         },
+        "06_comparison": {"results_root": "", "run_missing": False},
     },
 }
 
@@ -146,6 +153,11 @@ def parameters(profile: str, notebook: str, overrides: dict | None = None) -> di
 
 def notebook_requirements(notebook: str, params: dict) -> list[str]:
     """Dataset and weight resources one notebook run needs, derived from its parameters."""
+    if notebook in READS:
+        if not params.get("run_missing"):
+            return []
+        profile = params.get("profile", "smoke")
+        return list(dict.fromkeys(r for nb in READS[notebook] for r in notebook_requirements(nb, parameters(profile, nb))))
     datasets = list(params.get("datasets") or ([params["dataset"]] if params.get("dataset") else []))
     archs = list(params.get("archs") or ([params["arch"]] if params.get("arch") else []))
     archs += [a for a in params.get("figure_archs") or () if a not in archs]

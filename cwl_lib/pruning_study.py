@@ -8,7 +8,8 @@ FT@30 in the paper). Each row also holds the kept fractions of parameters and fe
 measured inference time of the pruned network against the unpruned one.
 
 Resuming: with a ``results_dir``, the transferred model and each finished tau are written there (keyed
-by a hash of the study), so a stopped study restarts from the first unfinished tau.
+by a hash of the study), so a stopped study restarts from the first unfinished tau; ``study.json`` holds
+the study, the unpruned accuracy and where the run was made, and every tau record its own key.
 """
 from __future__ import annotations
 
@@ -131,6 +132,10 @@ def run(study: Study, device: str | torch.device = "auto", *, data_root: str | N
             atomic_write(saved, lambda p: torch.save(model.state_dict(), p))
     model.to(device).eval()
     unpruned = {"accuracy": accuracy(model), "parameters": pruning.count_parameters(model)}
+    if store is not None:  # the unpruned row of Table IV, read back by cwl_lib.comparison
+        head = {"version": RECORD_VERSION, "key": study.key(), "config": asdict(study), "unpruned": unpruned,
+                "run_seed": study.seed, **provenance(device)}
+        atomic_write(store / "study.json", lambda p: p.write_text(json.dumps(head, indent=1, sort_keys=True)))
     example = torch.zeros(1, 3, size, size, device=device)
 
     rows, layer_frames = [], []
@@ -168,13 +173,24 @@ def run(study: Study, device: str | torch.device = "auto", *, data_root: str | N
                 row.setdefault(f"ft{e}", float("nan"))
         layers = comp.layers.assign(tau=tau)
         if record is not None:
-            result = {"version": RECORD_VERSION, "row": row, "layers": layers.to_dict("list")}
+            result = {"version": RECORD_VERSION, "key": f"{study.key()}-tau-{tau:g}", "study": study.key(),
+                      "row": row, "layers": layers.to_dict("list"), "run_seed": study.seed, **provenance(device)}
             atomic_write(record, lambda p: p.write_text(json.dumps(result, indent=1, sort_keys=True)))
             pruning.save_pruned(store / f"tau-{tau:g}.pt", pruned, plan)
         rows.append(row)
         layer_frames.append(layers)
     return StudyResult(study, unpruned, rows, pd.concat(layer_frames, ignore_index=True),
                        {k: v.float().cpu() for k, v in read_sigmas(model).items()}, model)
+
+
+def provenance(device: torch.device) -> dict:
+    """Where, when and with which code a record was made (the fields of the classification records)."""
+    import time
+
+    from .experiments import code_version, device_name
+
+    return {"device": device_name(device), "code_version": code_version(), "torch": torch.__version__,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 # --------------------------------------------------------------------------- tables and figures

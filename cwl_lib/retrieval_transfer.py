@@ -195,7 +195,8 @@ def run_one(run: RetrievalRun, template: torch.nn.Module, data: Prepared, device
         "table": map_table(res),
         "top": top.tolist(), "losses": losses, "descriptor_dim": int(q.shape[1]),
         "classes": len(data.landmarks), "seconds": time.perf_counter() - start,
-        "device": device_name(device), "code": code_version(),
+        "device": device_name(device), "code_version": code_version(), "torch": torch.__version__,
+        "run_seed": run.run_seed, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 

@@ -1,0 +1,482 @@
+"""The paper beside ours: every cell of Tables I-IV with the paper's value, ours, the difference (ours minus
+paper), the significance of CWL against its baseline, and the records behind each of our numbers.
+
+**Sources.** Tables I-II are read from the records of ``03_classification``, Table III from
+``04_retrieval``, Table IV from ``05_pruning``, each in ``<root>/<notebook>/`` in the layout that notebook
+writes (``cwl reproduce`` puts them under ``results/<profile>/``). Only the runs of the grid that notebook
+runs under the same profile and seed are read; records of other settings in the same store (an earlier
+grid, a ``-p`` override) are counted and left out, so no number mixes settings. A source short of runs is
+filled by :func:`gather` when ``run_missing`` is set (the smoke page does so); otherwise its cells read
+"not run" and :func:`instructions` names the command that fills it.
+
+**Matching.** A paper cell and ours are the *same experiment* only when the dataset and backbone (for
+Table IV also the images per class and the finetuning epochs) are the paper's. Otherwise our number is a
+*stand-in*: the paper's dataset or backbone is replaced by one of ours that the paper does not use, named
+in ``our_setting``, and the difference is not a reproduction error. Strategies, image counts and
+thresholds are never substituted: a paper cell whose strategy, shots or tau we did not run is "not run".
+
+**Significance.** CWL against its baseline (freeze+cwl vs freeze, finetune+cwl vs finetune), paired over
+repeats by :func:`cwl_lib.tables.paired_tests`; for Table III the repeats at each strategy's chosen
+learning rate. Table IV is one study per setting and has no such test.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from . import paper, profiles, tables
+
+SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
+PAIRS = {"I": [("freeze", "freeze+cwl")], "II": [("finetune", "finetune+cwl")],
+         "III": [("freeze", "freeze+cwl"), ("finetune", "finetune+cwl")]}
+SAME, STAND_IN, NOT_RUN = "same experiment", "stand-in", "not run"
+SEP = " · "
+
+
+# --------------------------------------------------------------------------- the grids 03-05 run
+def classification_grid(p: dict):
+    """The runs of ``03_classification`` under its parameters ``p``."""
+    from . import experiments
+
+    return experiments.notebook_grid(p)
+
+
+def retrieval_grid(p: dict):
+    """The runs of ``04_retrieval`` under its parameters ``p``."""
+    from . import retrieval_transfer as rt
+
+    return rt.grid(p["datasets"], p["archs"], p["strategies"], p["freeze_lrs"], p["finetune_lrs"],
+                   repeats=p["repeats"], seed=p["seed"], epochs=p["epochs"], batch_size=p["batch_size"],
+                   train_size=tuple(p["train_size"]))
+
+
+def pruning_study(p: dict):
+    """The study of ``05_pruning`` that Table IV compares: the paper's method, without our L1 penalty."""
+    from . import pruning_study as ps
+
+    return ps.Study(
+        dataset=p["dataset"], arch=p["arch"], shots=p["shots"], taus=tuple(p["taus"]), strategy=p["strategy"],
+        lr=p["lr"], epochs=p["epochs"], l1=0.0, finetune_epochs=tuple(p["finetune_epochs"]),
+        finetune_lr=p["finetune_lr"], min_channels=p["min_channels"], input_size=p["input_size"],
+        batch_size=p["batch_size"], test_size=p["test_size"], seed=p["seed"], latency_batch=p["latency_batch"],
+    )
+
+
+# --------------------------------------------------------------------------- reading the stores
+@dataclass
+class Source:
+    """One notebook's records as this page reads them."""
+
+    notebook: str
+    folder: Path  # the store read
+    params: dict  # that notebook's parameters under this page's profile
+    expected: list[str]  # record keys of its grid
+    records: list[dict]  # the grid's records found, each with a ``config``
+    other: int = 0  # records of other settings in the same store, left out
+    ran_here: bool = False  # filled by this page (run_missing)
+
+    @property
+    def found(self) -> int:
+        return len({r["key"] for r in self.records})
+
+    @property
+    def status(self) -> str:
+        return "complete" if self.found == len(self.expected) else "partial" if self.found else NOT_RUN
+
+    @property
+    def tables(self) -> str:
+        return ", ".join(t for t, nb in SOURCES.items() if nb == self.notebook)
+
+
+def _json_records(folder: Path) -> list[dict]:
+    from .experiments import ResultStore
+
+    return ResultStore(folder).records() if folder.is_dir() else []  # ResultStore would create the folder
+
+
+def load(notebook: str, folder: str | Path, params: dict) -> Source:
+    """The records of ``notebook``'s grid under ``params`` found in ``folder`` (nothing is created)."""
+    folder = Path(folder)
+    if notebook == "05_pruning":
+        study = pruning_study(params)
+        config = json.loads(json.dumps(asdict(study)))  # as the JSON records hold it
+        expected = [study.key()] + [f"{study.key()}-tau-{t:g}" for t in study.taus]
+        found, other = [], 0
+        for d in sorted(folder.glob("pruning-*")):
+            for r in _json_records(d):
+                if d.name != f"pruning-{study.key()}":
+                    other += 1
+                elif "row" in r:  # a tau; records written before keys were kept are named by their tau
+                    tau = r["row"]["tau"]
+                    found.append({**r, "key": f"{study.key()}-tau-{tau:g}", "config": {**config, "tau": tau}})
+                elif r.get("key") == study.key():
+                    found.append({**r, "config": {**config, "tau": None}})
+        records = [r for r in found if r["key"] in expected]
+        return Source(notebook, folder, params, expected, records, other + len(found) - len(records))
+    runs = classification_grid(params) if notebook == "03_classification" else retrieval_grid(params)
+    expected = [r.key() for r in runs]
+    every, wanted = _json_records(folder / "runs"), set(expected)
+    records = [r for r in every if r.get("key") in wanted and "config" in r]
+    return Source(notebook, folder, params, expected, records, len(every) - len(records))
+
+
+def run(notebook: str, params: dict, folder: str | Path) -> None:
+    """Run ``notebook``'s grid under ``params`` into ``folder``, in its store layout, with the calls it makes."""
+    import torch
+
+    from . import experiments
+    from . import pruning_study as ps
+    from . import retrieval_transfer as rt
+    from .runtime import pick_device
+
+    folder, dev, data_root = Path(folder), pick_device(params["device"]), params["data_root"] or None
+    if notebook == "03_classification":
+        experiments.run_grid(classification_grid(params), experiments.ResultStore(folder / "runs"), dev,
+                             eval_batch_size=params["eval_batch_size"], data_root=data_root, progress=False)
+    elif notebook == "04_retrieval":
+        threads = torch.get_num_threads()
+        if params["cpu_threads"]:  # as 04 does: tiny smoke work runs faster on one thread
+            torch.set_num_threads(params["cpu_threads"])
+        try:
+            rt.run_grid(retrieval_grid(params), experiments.ResultStore(folder / "runs"), dev, data_root=data_root,
+                        extract_batch_size=params["extract_batch_size"], progress=False, log=lambda *_: None)
+        finally:
+            torch.set_num_threads(threads)
+    elif notebook == "05_pruning":
+        ps.run(pruning_study(params), dev, data_root=data_root, results_dir=folder, progress=False)
+    else:
+        raise ValueError(f"{notebook!r} writes no records this page reads")
+
+
+def sources_root(results_root: str, results_dir: str, out_dir: str | Path) -> Path:
+    """Where 03-05 wrote their records: ``results_root`` when given; else the folder holding this page's
+    ``results_dir`` (``results/<profile>/`` under ``cwl reproduce``); else, for an empty ``results_dir``
+    (nbval, ``cwl refresh``), this run's fresh folder, so the committed page never reads old local records."""
+    if results_root:
+        return Path(results_root).expanduser()
+    return Path(results_dir).expanduser().parent if results_dir else Path(out_dir)
+
+
+def gather(profile: str, root: str | Path, out_dir: str | Path | None = None, *, run_missing: bool = False,
+           seed: int = 0, device: str = "auto", data_root: str = "") -> dict[str, Source]:
+    """Notebook -> :class:`Source` for 03-05 under ``profile``; with ``run_missing`` an incomplete source is
+    run into ``out_dir/<notebook>`` and read from there."""
+    out = {}
+    for nb in dict.fromkeys(SOURCES.values()):
+        params = profiles.parameters(profile, nb, {"seed": seed, "device": device, "data_root": data_root})
+        src = load(nb, Path(root) / nb, params)
+        if run_missing and src.status != "complete":
+            run(nb, params, Path(out_dir) / nb)
+            src = load(nb, Path(out_dir) / nb, params)
+            src.ran_here = True
+        out[nb] = src
+    return out
+
+
+def _classification_frame(records: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{**r["config"], "accuracy": r["accuracy"], "key": r["key"]} for r in records])
+
+
+def _retrieval_frame(records: list[dict]) -> pd.DataFrame:
+    from . import retrieval_transfer as rt
+
+    return rt.records_frame(SimpleNamespace(records=lambda: records))
+
+
+def _chosen_retrieval(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table III as 04 computes it, and the records at each strategy's chosen learning rate."""
+    from . import retrieval_transfer as rt
+
+    t3 = rt.table_iii(frame)
+    key = ["dataset", "arch", "strategy", "lr_key"]
+    chosen = frame.assign(lr_key=pd.to_numeric(frame["lr"]).fillna(-1.0)).merge(
+        t3.assign(lr_key=pd.to_numeric(t3["lr"]).fillna(-1.0))[key], on=key)
+    return t3, chosen
+
+
+# --------------------------------------------------------------------------- the cells
+def _where(frame: pd.DataFrame, select: dict) -> pd.DataFrame:
+    """The rows of ``frame`` whose columns equal ``select``."""
+    return frame[(frame[list(select)] == pd.Series(select)).all(axis=1)] if len(frame) else frame
+
+
+def _stand_in(wanted: str, ours: list[str], paper_values: set[str]) -> tuple[str | None, bool]:
+    """Ours beside the paper's ``wanted``: itself when we ran it, else our first the paper does not use."""
+    if wanted in ours:
+        return wanted, True
+    return next((o for o in ours if o not in paper_values), None), False
+
+
+def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_setting, select, keys, source,
+          repeats=None, paper_std=None, ours_std=None) -> dict:
+    ours = float("nan") if ours is None else float(ours)
+    ran = not math.isnan(ours)
+    return {"table": table, "row": row, "column": column, "paper": paper_value, "paper_std": paper_std,
+            "ours": ours, "ours_std": ours_std if ran else None, "difference": ours - paper_value,
+            "repeats": repeats if ran else 0, "same": same, "status": (SAME if same else STAND_IN) if ran else NOT_RUN,
+            "paper_setting": paper_setting, "our_setting": our_setting or "-", "select": select if ran else None,
+            "keys": tuple(sorted(keys)) if ran else (), "source": source}
+
+
+def classification_cells(src: Source) -> list[dict]:
+    """Tables I and II, one cell per (paper row, shots)."""
+    frame = _classification_frame(src.records)
+    summ = tables.summary(frame) if len(frame) else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
+    used = (tables.best_over_lr(frame).merge(frame, on=tables.CELL + ["repeat", "lr", "accuracy"])
+            if len(frame) else frame)
+    p, out = src.params, []
+    for name, table in (("I", paper.TABLE_I), ("II", paper.TABLE_II)):
+        datasets, archs = {d for _, d, _ in table}, {a for a, _, _ in table}
+        for (arch, dataset, strategy), by_shots in table.items():
+            our_d, same_d = _stand_in(dataset, p["datasets"], datasets)
+            our_a, same_a = _stand_in(arch, p["archs"], archs)
+            our_setting = SEP.join([our_a, our_d]) if our_d and our_a else None
+            for shots, (mean, std) in by_shots.items():
+                select = {"dataset": our_d, "arch": our_a, "strategy": strategy, "shots": shots}
+                hit, keys = _where(summ, select), _where(used, select).get("key", [])
+                out.append(_cell(
+                    name, SEP.join([arch, dataset, strategy]), f"{shots} shot", mean,
+                    hit["mean"].iloc[0] if len(hit) else None, paper_std=std,
+                    ours_std=hit["std"].iloc[0] if len(hit) else None, repeats=int(hit["repeats"].sum()),
+                    same=same_d and same_a, paper_setting=SEP.join([arch, dataset]), our_setting=our_setting,
+                    select=select, keys=keys, source=src.notebook))
+    return out
+
+
+def retrieval_cells(src: Source) -> list[dict]:
+    """Table III, one cell per (paper row, dataset and protocol), mAP in percent."""
+    frame = _retrieval_frame(src.records)
+    t3, chosen = _chosen_retrieval(frame) if len(frame) else (pd.DataFrame(), pd.DataFrame())
+    p, out = src.params, []
+    datasets = {d for d, _ in paper.RETRIEVAL_COLUMNS}
+    archs = {a for a, _ in paper.TABLE_III}
+    for (arch, strategy), values in paper.TABLE_III.items():
+        our_a, same_a = _stand_in(arch, p["archs"], archs)
+        for (dataset, protocol), value in values.items():
+            our_d, same_d = _stand_in(dataset, p["datasets"], datasets)
+            select = {"dataset": our_d, "arch": our_a, "strategy": strategy}
+            hit, keys = _where(t3, select), _where(chosen, select).get("key", [])
+            out.append(_cell(
+                "III", SEP.join([arch, strategy]), SEP.join([dataset, protocol]), value,
+                hit[protocol].iloc[0] if len(hit) else None, repeats=int(hit["repeats"].iloc[0]) if len(hit) else 0,
+                same=same_d and same_a, paper_setting=SEP.join([arch, dataset]),
+                our_setting=SEP.join([our_a, our_d]) if our_a and our_d else None,
+                select=select, keys=keys, source=src.notebook))
+    return out
+
+
+PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Param", "feature_maps": "#Feat"}
+
+
+def pruning_cells(src: Source) -> list[dict]:
+    """Table IV, one cell per (tau, column); FT@30 stands beside our longest finetuning when we ran no 30."""
+    study = pruning_study(src.params)
+    by_tau = {r["config"]["tau"]: r for r in src.records}
+    s = paper.TABLE_IV_SETTING
+    same_setting = (study.arch, study.dataset, study.shots) == (s["arch"], s["dataset"], s["shots"])
+    paper_setting = f"{s['arch']}{SEP}{s['dataset']}{SEP}{s['shots']} per class"
+    our_setting = f"{study.arch}{SEP}{study.dataset}{SEP}{study.shots} per class"
+    fe = study.finetune_epochs
+    epochs = {"ft1": 1 if 1 in fe else None, "ft30": 30 if 30 in fe else (max(fe) if fe and max(fe) > 1 else None)}
+    out = []
+    for prow in paper.TABLE_IV:
+        tau, rec = prow["tau"], by_tau.get(prow["tau"])
+        for col, label in PRUNING_COLUMNS.items():
+            if prow[col] is None:  # the paper prints "-"
+                continue
+            ps_, os_, same = paper_setting, our_setting, same_setting
+            if col in epochs:  # FT@n: n epochs of finetuning, ours may be another n
+                e = epochs[col]
+                ps_, os_ = f"{paper_setting}{SEP}{label}", f"{our_setting}{SEP}FT@{e}" if e else None
+                same = same and e == int(col[2:])
+            if rec is None:
+                ours = None
+            elif tau is None:
+                ours = rec["unpruned"]["accuracy"] if col == "acc" else 1.0  # the unpruned network keeps everything
+            elif col in epochs:
+                ours = rec["row"].get(f"ft{epochs[col]}") if epochs[col] else None
+            else:
+                ours = rec["row"].get({"feature_maps": "features"}.get(col, col))
+            out.append(_cell(
+                "IV", "unpruned" if tau is None else f"tau = {tau:g}", label, prow[col], ours, repeats=1, same=same,
+                paper_setting=ps_, our_setting=os_, select={"tau": tau}, keys=[rec["key"]] if rec else [],
+                source=src.notebook))
+    return out
+
+
+def cells(sources: dict[str, Source]) -> pd.DataFrame:
+    """Every cell of Tables I-IV: paper, ours, difference, repeats, status, settings, and the keys of the
+    records whose values make our number (``select`` names every record of that cell, see :func:`records_behind`)."""
+    rows = (classification_cells(sources["03_classification"]) + retrieval_cells(sources["04_retrieval"])
+            + pruning_cells(sources["05_pruning"]))
+    return pd.DataFrame(rows)
+
+
+def records_behind(cell, sources: dict[str, Source]) -> list[dict]:
+    """Every record of our cell (all learning rates and repeats of its setting); those whose values make the
+    number are the ones in ``cell["keys"]``, the others took part in the choice of learning rate."""
+    if cell["select"] is None:
+        return []
+    return [r for r in sources[cell["source"]].records
+            if all(r["config"].get(k) == v for k, v in cell["select"].items())]
+
+
+# --------------------------------------------------------------------------- significance
+def _tests(table: str, frame: pd.DataFrame, a: str, b: str) -> list[dict]:
+    if frame.empty or not {a, b} <= set(frame["strategy"]):
+        return []
+    t = tables.paired_tests(frame, a, b)  # pairs only repeats both strategies ran
+    return [{"table": table, "comparison": f"{b} vs {a}", **row} for row in t.to_dict("records") if row["pairs"] > 0]
+
+
+def significance(sources: dict[str, Source]) -> pd.DataFrame:
+    """CWL minus its baseline over paired repeats, per our (dataset, arch, shots); p-values need 2 pairs."""
+    rows = []
+    cls = _classification_frame(sources["03_classification"].records)
+    for table in ("I", "II"):
+        for a, b in PAIRS[table]:
+            rows += _tests(table, cls, a, b)
+    ret = _retrieval_frame(sources["04_retrieval"].records)
+    if len(ret):
+        _, chosen = _chosen_retrieval(ret)
+        pairs = chosen.assign(accuracy=chosen["mean"], shots=0)  # mean of Easy/Medium/Hard mAP, in points
+        for a, b in PAIRS["III"]:
+            rows += [{**r, "shots": None} for r in _tests("III", pairs, a, b)]  # Table III has no shots
+    columns = ["table", "comparison", "dataset", "arch", "shots", "pairs", "mean_diff", "wins", "p_ttest", "p_wilcoxon"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["shots"] = pd.Series([r["shots"] for r in rows], dtype=object)  # ints, None for Table III
+    return out
+
+
+# --------------------------------------------------------------------------- what the page shows
+def _num(v: float, digits: int, sign: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    v = round(v, digits) or 0.0  # float noise around 0 would print as -0.000
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+def view(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One paper table as the page shows it, indexed by the paper's row and column."""
+    t = frame[frame["table"] == table]
+    digits = 1 if table == "III" else 3
+    shown = pd.DataFrame({
+        "paper row": t["row"], "column": t["column"], "our setting": t["our_setting"],
+        "paper": [tables.fmt(m, s, digits) for m, s in zip(t["paper"], t["paper_std"])],
+        "ours": [tables.fmt(m, s, digits) if st != NOT_RUN else NOT_RUN
+                 for m, s, st in zip(t["ours"], t["ours_std"], t["status"])],
+        "ours - paper": [_num(d, digits, sign=True) for d in t["difference"]],
+        "repeats": [str(n) if n else "" for n in t["repeats"]], "match": t["status"],
+    })
+    return shown.set_index(["paper row", "column"])
+
+
+def settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Which of our settings stands beside which paper setting, and whether they are the same experiment."""
+    rows = []
+    for (table, ps_, os_), g in frame.groupby(["table", "paper_setting", "our_setting"], sort=False):
+        verdict = ("no setting of ours" if os_ == "-" else SAME if g["same"].all()
+                   else "not the same experiment: a stand-in")
+        rows.append({"table": table, "paper setting": ps_, "our setting": os_, "match": verdict,
+                     "cells with a number of ours": int((g["status"] != NOT_RUN).sum()), "paper cells": len(g)})
+    return pd.DataFrame(rows)
+
+
+def source_table(sources: dict[str, Source]) -> pd.DataFrame:
+    """Each notebook read: its store, how many of its grid's runs are there, what was left out."""
+    return pd.DataFrame([{
+        "notebook": s.notebook, "tables": s.tables, "store": str(s.folder), "records of its grid": s.found,
+        "runs in its grid": len(s.expected), "other settings left out": s.other, "status": s.status,
+        "run by this page": s.ran_here,
+    } for s in sources.values()])
+
+
+def instructions(sources: dict[str, Source], profile: str) -> list[str]:
+    """For each incomplete source, what is missing and the command that fills it."""
+    return [
+        f"Table{'s' if ',' in s.tables else ''} {s.tables}: {s.folder} holds {s.found} of the {len(s.expected)} "
+        f"records of the {profile} grid of {s.notebook}; run `cwl reproduce --profile {profile} --only {s.notebook}` "
+        "(it keeps the runs already recorded), then this page again. Until then those cells read 'not run'."
+        for s in sources.values() if s.status != "complete"
+    ]
+
+
+PROVENANCE_COLUMNS = ["tables", "our cell", "records used", "records of the cell", "keys used", "profile", "seed",
+                      "run_seed", "code_version", "device", "torch", "store"]
+
+
+def provenance(frame: pd.DataFrame, sources: dict[str, Source], profile: str) -> pd.DataFrame:
+    """One row per number of ours: the records behind it and where, when and with what they were made.
+
+    A stand-in number sits beside several paper cells; it is listed once, with every table it appears in.
+    """
+    rows: dict[tuple, dict] = {}
+    for c in frame[frame["status"] != NOT_RUN].to_dict("records"):
+        ident = (c["source"], json.dumps(c["select"], sort_keys=True))
+        if ident in rows:
+            rows[ident]["tables"] = ", ".join(dict.fromkeys(rows[ident]["tables"].split(", ") + [c["table"]]))
+            continue
+        every = records_behind(c, sources)
+        used = [r for r in every if r["key"] in c["keys"]]
+
+        def values(field, recs=used):
+            return ", ".join(sorted({str(field(r)) for r in recs}))
+
+        rows[ident] = {
+            "tables": c["table"], "our cell": SEP.join(f"{k}={v}" for k, v in c["select"].items()),
+            "records used": len(used), "records of the cell": len(every), "keys used": values(lambda r: r["key"]),
+            "profile": profile, "seed": values(lambda r: r["config"].get("seed")),
+            "run_seed": values(lambda r: r.get("run_seed", "-")),
+            "code_version": values(lambda r: r.get("code_version") or r.get("code") or "-"),
+            "device": values(lambda r: r.get("device", "-")), "torch": values(lambda r: r.get("torch", "-")),
+            "store": str(sources[c["source"]].folder),
+        }
+    return pd.DataFrame(list(rows.values()), columns=PROVENANCE_COLUMNS)
+
+
+def records_table(cell, sources: dict[str, Source]) -> pd.DataFrame:
+    """The records behind one cell as a table: key, whether its value makes the number, and its provenance."""
+    rows = [{"key": r["key"], "used": r["key"] in cell["keys"], "lr": r["config"].get("lr"),
+             "repeat": r["config"].get("repeat"), "run_seed": r.get("run_seed"),
+             "code_version": r.get("code_version") or r.get("code"), "device": r.get("device"),
+             "torch": r.get("torch"), "finished": r.get("finished")} for r in records_behind(cell, sources)]
+    return pd.DataFrame(rows)
+
+
+def check_lines(frame: pd.DataFrame, sig: pd.DataFrame) -> list[str]:
+    """Rounded numbers only, for the cell nbval compares: every cell of ours, then every paired test."""
+    lines = []
+    for c in frame[frame["status"] != NOT_RUN].to_dict("records"):
+        d = 1 if c["table"] == "III" else 3
+        lines.append(f"{c['table']} | {c['row']} | {c['column']}: paper {_num(c['paper'], d)}, "
+                     f"ours {_num(c['ours'], d)}, diff {_num(c['difference'], d, sign=True)}, {c['status']}")
+    for s in sig.to_dict("records"):
+        shots = "" if s["shots"] is None else f" {s['shots']} shot"
+        lines.append(f"{s['table']} | {s['comparison']} | {s['dataset']} {s['arch']}{shots}: pairs {s['pairs']}, "
+                     f"mean diff {_num(s['mean_diff'], 3, sign=True)}, wins {s['wins']}, "
+                     f"p t {_num(s['p_ttest'], 2) or '-'}, p W {_num(s['p_wilcoxon'], 2) or '-'}")
+    return lines
+
+
+def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
+    """Rounded counts and figures for the prose."""
+    tested = sig[sig["pairs"] >= 2]
+    return {
+        "n_paper_cells": len(frame), "n_ours": int((frame["status"] != NOT_RUN).sum()),
+        "n_same": int((frame["status"] == SAME).sum()), "n_stand_in": int((frame["status"] == STAND_IN).sum()),
+        "n_not_run": int((frame["status"] == NOT_RUN).sum()), "n_compared": len(sig), "n_tested": len(tested),
+        "n_cwl_better": int((sig["mean_diff"] > 0).sum()),
+        "n_sig_better": int(((tested["p_ttest"] < 0.05) & (tested["mean_diff"] > 0)).sum()),
+        "n_sig_worse": int(((tested["p_ttest"] < 0.05) & (tested["mean_diff"] < 0)).sum()),
+        "max_pairs": int(sig["pairs"].max()) if len(sig) else 0,
+    }
+
+
+__all__ = ["SOURCES", "PAIRS", "Source", "load", "run", "gather", "sources_root", "cells", "records_behind",
+           "significance", "view", "settings", "source_table", "instructions", "provenance", "records_table",
+           "check_lines", "headline", "classification_grid", "retrieval_grid", "pruning_study"]

@@ -1,0 +1,209 @@
+"""The paper-beside-ours page: cells, matching, significance and provenance from synthetic run records."""
+import json
+import math
+from dataclasses import asdict
+
+import pytest
+
+from cwl_lib import comparison, paper, profiles
+from cwl_lib.experiments import ResultStore
+
+PROV = {"device": "cpu:test", "code_version": "git:test", "torch": "0.0"}
+
+
+def _classification_params(**over):
+    base = {"datasets": ["mit67"], "archs": ["vgg16"], "strategies": ["freeze", "freeze+cwl"], "shots": [1, 3],
+            "repeats": 3, "lr_freeze": [0.01, 0.05]}
+    return profiles.parameters("smoke", "03_classification", {**base, **over})
+
+
+def _write_classification(folder, params, accuracy):
+    """One record per run of the grid, ``accuracy(cfg)`` giving its result (None: not recorded)."""
+    store = ResultStore(folder / "03_classification" / "runs")
+    for cfg in comparison.classification_grid(params):
+        acc = accuracy(cfg)
+        if acc is not None:
+            store.write({"key": cfg.key(), "config": asdict(cfg), "accuracy": acc, "run_seed": cfg.run_seed, **PROV})
+    return store
+
+
+def _cell(frame, table, row, column):
+    hit = frame[(frame.table == table) & (frame.row == row) & (frame.column == column)]
+    assert len(hit) == 1
+    return hit.iloc[0]
+
+
+def _acc(cfg):  # freeze+cwl beats freeze by 0.02 at its better lr; repeats differ
+    bonus = 0.02 if cfg.strategy == "freeze+cwl" else 0.0
+    return 0.10 + 0.01 * cfg.repeat + (0.03 if cfg.lr == 0.05 else 0.0) + bonus + 0.1 * (cfg.shots == 3)
+
+
+def test_difference_is_ours_minus_paper_and_ours_is_the_mean_of_the_best_lr_per_repeat(tmp_path):
+    params = _classification_params()
+    _write_classification(tmp_path, params, _acc)
+    src = comparison.load("03_classification", tmp_path / "03_classification", params)
+    frame = comparison.cells({"03_classification": src, **_empty_others(tmp_path)})
+    c = _cell(frame, "I", "vgg16 · mit67 · freeze+cwl", "3 shot")
+    expected = sum(0.10 + 0.01 * r + 0.03 + 0.02 + 0.1 for r in range(3)) / 3
+    assert c.ours == pytest.approx(expected)
+    assert c.paper == paper.TABLE_I[("vgg16", "mit67", "freeze+cwl")][3][0]
+    assert c.difference == pytest.approx(c.ours - c.paper)
+    assert c.status == comparison.SAME and c.repeats == 3
+    # a paper cell whose shots the grid does not run is not run, never filled from other shots
+    assert _cell(frame, "I", "vgg16 · mit67 · freeze", "5 shot").status == comparison.NOT_RUN
+    assert math.isnan(_cell(frame, "I", "vgg16 · mit67 · freeze", "5 shot").ours)
+    # a paper dataset we did not run, with no stand-in of ours, is not run either
+    assert _cell(frame, "I", "vgg16 · kvasir · freeze", "1 shot").status == comparison.NOT_RUN
+
+
+def test_another_dataset_and_backbone_are_a_stand_in_and_say_so(tmp_path):
+    params = _classification_params(datasets=["fashion-mnist"], archs=["mobilenet_v2"])
+    _write_classification(tmp_path, params, _acc)
+    src = comparison.load("03_classification", tmp_path / "03_classification", params)
+    frame = comparison.cells({"03_classification": src, **_empty_others(tmp_path)})
+    rows = frame[(frame.table == "I") & (frame.column == "1 shot")]
+    assert set(rows.status) == {comparison.STAND_IN}
+    assert set(rows.our_setting) == {"mobilenet_v2 · fashion-mnist"}
+    shown = comparison.settings(frame)
+    assert set(shown[shown.table == "I"]["match"]) == {"not the same experiment: a stand-in"}
+    assert "stand-in" in set(comparison.view(frame, "I")["match"])
+
+
+def test_records_behind_a_cell_are_exactly_those_of_its_config(tmp_path):
+    params = _classification_params()
+    store = _write_classification(tmp_path, params, _acc)
+    # a record of another setting (more epochs) for the same dataset, arch, strategy and shots
+    other = comparison.classification_grid({**params, "epochs": 99})[0]
+    store.write({"key": other.key(), "config": asdict(other), "accuracy": 0.99, **PROV})
+    sources = {"03_classification": comparison.load("03_classification", tmp_path / "03_classification", params),
+               **_empty_others(tmp_path)}
+    assert sources["03_classification"].other == 1
+    frame = comparison.cells(sources)
+    c = _cell(frame, "I", "vgg16 · mit67 · freeze", "1 shot")
+    behind = comparison.records_behind(c, sources)
+    wanted = {cfg.key() for cfg in comparison.classification_grid(params)
+              if (cfg.strategy, cfg.shots) == ("freeze", 1)}
+    assert {r["key"] for r in behind} == wanted and len(behind) == 2 * 3  # two lrs, three repeats
+    # the number is made of the best lr of each repeat
+    used = {r["key"] for r in behind if r["config"]["lr"] == 0.05}
+    assert set(c["keys"]) == used
+    prov = comparison.provenance(frame, sources, "smoke")
+    row = prov[prov["keys used"] == ", ".join(sorted(used))].iloc[0]
+    assert (row["records used"], row["records of the cell"]) == (3, 6)
+    assert row["tables"] == "I, II"  # freeze rows appear in both tables; listed once
+    assert (row["code_version"], row["device"], row["run_seed"]) == ("git:test", "cpu:test", "0, 1, 2")
+
+
+def _empty_others(tmp_path):
+    return {nb: comparison.load(nb, tmp_path / "nothing" / nb, profiles.parameters("smoke", nb))
+            for nb in ("04_retrieval", "05_pruning")}
+
+
+def test_missing_stores_give_not_run_cells_and_the_command_that_fills_them(tmp_path):
+    root = tmp_path / "results" / "laptop"
+    sources = comparison.gather("laptop", root, run_missing=False)
+    frame = comparison.cells(sources)
+    assert set(frame.status) == {comparison.NOT_RUN}
+    assert len(frame) == comparison.headline(frame, comparison.significance(sources))["n_paper_cells"]
+    text = "\n".join(comparison.instructions(sources, "laptop"))
+    for nb in ("03_classification", "04_retrieval", "05_pruning"):
+        assert f"cwl reproduce --profile laptop --only {nb}" in text
+    assert comparison.significance(sources).empty
+    assert comparison.provenance(frame, sources, "laptop").empty
+    assert comparison.check_lines(frame, comparison.significance(sources)) == []
+    for table in ("I", "II", "III", "IV"):
+        assert set(comparison.view(frame, table)["ours"]) == {comparison.NOT_RUN}
+    assert not root.exists()  # reading never creates a store
+
+
+def test_significance_only_where_both_strategies_have_paired_repeats(tmp_path):
+    params = _classification_params()
+
+    def acc(cfg):  # freeze+cwl misses repeat 2 at 1 shot and every repeat at 3 shots
+        if cfg.strategy == "freeze+cwl" and (cfg.shots == 3 or cfg.repeat == 2):
+            return None
+        return _acc(cfg)
+
+    _write_classification(tmp_path, params, acc)
+    sources = {"03_classification": comparison.load("03_classification", tmp_path / "03_classification", params),
+               **_empty_others(tmp_path)}
+    sig = comparison.significance(sources)
+    assert list(sig.shots) == [1] and list(sig.pairs) == [2]
+    assert sig.mean_diff.iloc[0] == pytest.approx(0.02)
+    assert list(sig.table) == ["I"]  # no finetuning runs: Table II has nothing to test
+
+
+def test_one_pair_gives_no_p_value(tmp_path):
+    params = _classification_params(repeats=1)
+    _write_classification(tmp_path, params, _acc)
+    sources = {"03_classification": comparison.load("03_classification", tmp_path / "03_classification", params),
+               **_empty_others(tmp_path)}
+    sig = comparison.significance(sources)
+    assert set(sig.pairs) == {1} and sig.p_ttest.isna().all()
+    assert comparison.headline(comparison.cells(sources), sig)["n_tested"] == 0
+
+
+def test_table_iii_uses_the_chosen_learning_rate(tmp_path):
+    params = profiles.parameters("smoke", "04_retrieval", {
+        "datasets": ["roxford5k"], "archs": ["vgg16"], "strategies": ["freeze", "freeze+cwl"],
+        "freeze_lrs": [0.01, 0.05]})
+    store = ResultStore(tmp_path / "04_retrieval" / "runs")
+    for run in comparison.retrieval_grid(params):
+        m = 40.0 if run.lr is None else 50.0 if run.lr == 0.05 else 30.0
+        table = {"easy": m + 10, "medium": m, "hard": m - 10, "mean": m}
+        store.write({"key": run.key(), "config": asdict(run), "table": table, **PROV})
+    sources = {"04_retrieval": comparison.load("04_retrieval", tmp_path / "04_retrieval", params),
+               "03_classification": comparison.load("03_classification", tmp_path / "x",
+                                                    profiles.parameters("smoke", "03_classification")),
+               "05_pruning": comparison.load("05_pruning", tmp_path / "x", profiles.parameters("smoke", "05_pruning"))}
+    frame = comparison.cells(sources)
+    c = _cell(frame, "III", "vgg16 · freeze+cwl", "roxford5k · easy")
+    paper_value = paper.TABLE_III[("vgg16", "freeze+cwl")][("roxford5k", "easy")]
+    assert c.ours == 60.0 and c.difference == pytest.approx(60.0 - paper_value)
+    assert c.status == comparison.SAME
+    chosen = [r for r in comparison.records_behind(c, sources) if r["key"] in c["keys"]]
+    assert [r["config"]["lr"] for r in chosen] == [0.05]
+    assert _cell(frame, "III", "vgg16 · freeze", "rparis6k · easy").status == comparison.NOT_RUN
+    sig = comparison.significance(sources)
+    assert list(sig.pairs) == [1] and sig.mean_diff.iloc[0] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("epochs,ft30_same", [([1, 30], True), ([1, 3], False)])
+def test_table_iv_reads_the_study_and_names_a_shorter_finetuning(tmp_path, epochs, ft30_same):
+    params = profiles.parameters("paper", "05_pruning", {"finetune_epochs": epochs, "taus": [0.8]})
+    study = comparison.pruning_study(params)
+    folder = tmp_path / "05_pruning" / f"pruning-{study.key()}"
+    folder.mkdir(parents=True)
+    (folder / "study.json").write_text(json.dumps({"key": study.key(), "config": asdict(study),
+                                                   "unpruned": {"accuracy": 0.9}, **PROV}))
+    row = {"tau": 0.8, "acc": 0.5, f"ft{epochs[0]}": 0.6, f"ft{epochs[1]}": 0.7, "params": 0.4, "features": 0.6}
+    (folder / "tau-0.8.json").write_text(json.dumps({"version": 1, "row": row, "layers": {}}))  # an older record
+    (tmp_path / "05_pruning" / "pruning-other").mkdir()
+    (tmp_path / "05_pruning" / "pruning-other" / "study.json").write_text(json.dumps({"key": "other"}))
+    src = comparison.load("05_pruning", tmp_path / "05_pruning", params)
+    assert (src.status, src.other) == ("complete", 1)
+    sources = {"05_pruning": src, **{nb: comparison.load(nb, tmp_path / "x", profiles.parameters("smoke", nb))
+                                     for nb in ("03_classification", "04_retrieval")}}
+    frame = comparison.cells(sources)
+    assert _cell(frame, "IV", "unpruned", "acc").ours == 0.9
+    ft30 = _cell(frame, "IV", "tau = 0.8", "FT@30")
+    assert ft30.ours == 0.7 and ft30.difference == pytest.approx(0.7 - 0.889)
+    assert (ft30.status == comparison.SAME) == ft30_same
+    assert ft30.our_setting.endswith(f"FT@{epochs[1]}")
+    assert _cell(frame, "IV", "tau = 0.8", "acc").status == comparison.SAME
+    assert _cell(frame, "IV", "tau = 0.2", "acc").status == comparison.NOT_RUN
+    assert comparison.records_behind(ft30, sources)[0]["key"] == f"{study.key()}-tau-0.8"
+
+
+def test_the_page_reads_the_notebooks_the_profiles_declare():
+    assert set(comparison.SOURCES.values()) == set(profiles.READS["06_comparison"])
+    assert profiles.notebook_requirements("06_comparison", profiles.parameters("laptop", "06_comparison")) == []
+    smoke = profiles.notebook_requirements("06_comparison", profiles.parameters("smoke", "06_comparison"))
+    assert set(smoke) == {"fashion-mnist", "offline-landmarks-mini", "weights:mobilenet_v2"}
+
+
+def test_sources_root_never_reads_old_local_records_for_a_fresh_run(tmp_path):
+    assert comparison.sources_root("/r", "/x/results/laptop/06_comparison", tmp_path) == comparison.Path("/r")
+    reproduce_dir = "/x/results/laptop/06_comparison"  # what `cwl reproduce` passes
+    assert comparison.sources_root("", reproduce_dir, tmp_path) == comparison.Path("/x/results/laptop")
+    assert comparison.sources_root("", "", tmp_path) == tmp_path
