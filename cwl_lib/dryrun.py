@@ -172,7 +172,7 @@ def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, lo
             tried = []
             for k in sizes if strategy != "freeze" else (1,):
                 p = probe(arch, strategy, backbone, device, batch_runs=k, n_test=n_test,
-                          input_size=params["input_size"], epochs=(3, 15) if device.type == "cuda" else (1, 2),
+                          input_size=params["input_size"], epochs=(5, 17) if device.type == "cuda" else (1, 2),
                           batch_size=params["batch_size"], eval_batch_size=params.get("eval_batch_size", 256))
                 log(f"[dry-run] {arch:>12} {strategy:<13} {p.runs:2d} run(s) together: setup {p.setup_s:7.3f} s, "
                     f"eval {1e3 * p.eval_per_image_s:7.2f} ms/img, step {1e3 * p.step_s:8.2f} ms "

@@ -27,7 +27,7 @@ Training choices (written in the book, page 03): Adam without weight decay, a fi
 the few-shot set with a seeded shuffle, no random augmentation (every image is resized and centre-cropped
 once, which is also what lets ``freeze`` train its head on cached features), inputs normalised with the
 ImageNet mean and std. On a GPU, :func:`train` and :func:`evaluate` run in bfloat16 autocast with
-channels_last tensors.
+channels_last tensors, and :func:`train` replays its steps from CUDA graphs (:mod:`cwl_lib.graphed`).
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import graphed
 from .weighting import ConvWeighting, Weighted, insert_weighting, sigma_parameters
 
 STRATEGIES = ("freeze", "freeze+cwl", "finetune", "finetune+cwl", "bn-affine")
@@ -316,7 +317,8 @@ class TrainResult:
 def _autocast(device: torch.device, enabled: bool | None):
     use = device.type == "cuda" if enabled is None else enabled
     if use and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        # no weight-cast cache: a CUDA graph cannot capture it, and each weight is cast once per step anyway
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False)
     import contextlib
 
     return contextlib.nullcontext()
@@ -324,26 +326,30 @@ def _autocast(device: torch.device, enabled: bool | None):
 
 def make_optimizer(model: nn.Module, strategy: str, lr: float, backbone_lr_factor: float = 0.1,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam over :func:`param_groups`; on a GPU its fused kernel (one launch per step, not one per tensor)."""
+    """Adam over :func:`param_groups`; on a GPU its fused kernel (one launch per step, not one per tensor),
+    capturable in a CUDA graph (:mod:`cwl_lib.graphed`)."""
     groups = param_groups(model, strategy, lr, backbone_lr_factor)
     if not groups:
         raise ValueError("nothing to train: no parameter has requires_grad")
     on_gpu = all(p.is_cuda for g in groups for p in g["params"])
-    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=on_gpu or None)
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=on_gpu or None, capturable=on_gpu)
 
 
 def train(model: nn.Module, batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
           strategy: str, lr: float, epochs: int, device: torch.device | str = "cpu", *,
           backbone_lr_factor: float = 0.1, weight_decay: float = 0.0, amp: bool | None = None,
           bn_train: bool = False,
-          channels_last: bool | None = None, progress: Callable[[int, float], None] | None = None) -> TrainResult:
+          channels_last: bool | None = None, progress: Callable[[int, float], None] | None = None,
+          cuda_graphs: bool | None = None) -> TrainResult:
     """Algorithm 1, step 4: train the unfrozen parameters with cross-entropy and Adam.
 
     ``batches(epoch)`` yields ``(x, y)`` float inputs and int64 labels (any source: images, cached
     features...). ``bn_train`` lets the finetune strategies use batch statistics (see
     :func:`set_train_mode`). ``amp``/``channels_last`` default to on for CUDA, off on the CPU. The model is left
     in eval mode. A non-finite loss stops training early (a too-large learning rate of the grid); the
-    run is then evaluated as it stands, so the grid search simply does not pick it.
+    run is then evaluated as it stands, so the grid search simply does not pick it. On a GPU the steps
+    are replayed from CUDA graphs (:mod:`cwl_lib.graphed`; ``cuda_graphs=False`` or
+    ``CWL_CUDA_GRAPHS=0`` turns that off).
     """
     import time
 
@@ -353,6 +359,13 @@ def train(model: nn.Module, batches: Callable[[int], Iterable[tuple[torch.Tensor
     if cl:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, strategy, lr, backbone_lr_factor, weight_decay)
+
+    def loss_of(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with _autocast(device, amp):
+            return F.cross_entropy(full_precision(m(x)), y)
+
+    use_graphs = graphed.enabled(device, bn_train) if cuda_graphs is None else cuda_graphs
+    graph_step = graphed.GraphedStep(model, opt, loss_of) if use_graphs else None
     losses: list[float] = []
     steps = 0
     start = time.perf_counter()
@@ -366,11 +379,13 @@ def train(model: nn.Module, batches: Callable[[int], Iterable[tuple[torch.Tensor
             if cl and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True).long()
-            with _autocast(device, amp):
-                loss = F.cross_entropy(full_precision(model(x)), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if graph_step is not None:
+                loss = graph_step(x, y)
+            else:
+                loss = loss_of(model, x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             steps += 1
             total += loss.detach() * len(y)
             count += len(y)
