@@ -264,12 +264,15 @@ def make_record(cfg: RunConfig, accuracy: float, losses: list[float], steps: int
         "n_test": int(n_test),
         "cached_features": cached,
         "seconds": seconds,
-        "device": device_name(device),
-        "code_version": _CODE_VERSION[0] or _set_code_version(),
-        "torch": torch.__version__,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **provenance(device),
         **extra,
     }
+
+
+def provenance(device: torch.device) -> dict:
+    """Where, when and with which code a record was made: the fields every record of the project holds."""
+    return {"device": device_name(device), "code_version": _CODE_VERSION[0] or _set_code_version(),
+            "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def run_batched(cfgs: list[RunConfig], backbone: nn.Module, data: Prepared, device: torch.device, *,
@@ -333,19 +336,16 @@ def cell_of(cfg: RunConfig) -> tuple:
     return tuple((k, v) for k, v in asdict(cfg).items() if k not in ("lr", "repeat"))
 
 
-def units(configs: list[RunConfig], batch_runs: int | dict[str, int], cache_features: bool = True
-          ) -> list[list[RunConfig]]:
-    """``configs`` cut into units of work: runs of one cell up to ``batch_runs`` together (a number, or
-    one per strategy with 1 for absent ones), in order.
+def units(configs: list[RunConfig], batch_runs: int, cache_features: bool = True) -> list[list[RunConfig]]:
+    """``configs`` cut into units of work: runs of one cell up to ``batch_runs`` together, in order.
 
     Cached-feature ``freeze`` runs (a Linear layer each) and ``bn_train`` runs go one by one.
     """
     out: list[list[RunConfig]] = []
     open_cell = None  # the cell of the last unit, while it can still take runs
     for cfg in configs:
-        limit = batch_runs.get(cfg.strategy, 1) if isinstance(batch_runs, dict) else batch_runs
-        alone = limit <= 1 or cfg.bn_train or (cache_features and cfg.strategy == "freeze")
-        if not alone and open_cell == cell_of(cfg) and len(out[-1]) < limit:
+        alone = batch_runs <= 1 or cfg.bn_train or (cache_features and cfg.strategy == "freeze")
+        if not alone and open_cell == cell_of(cfg) and len(out[-1]) < batch_runs:
             out[-1].append(cfg)
         else:
             out.append([cfg])
@@ -371,23 +371,22 @@ def run_grid(configs: list[RunConfig], store: ResultStore, device: str | torch.d
              load_split: Callable[[str, int], cdata.Split] | None = None,
              load_model: Callable[[str, bool], nn.Module] | None = None,
              cache_features: bool = True, eval_batch_size: int = 256, progress: bool = True,
-             data_root: str | None = None, batch_runs: int | dict[str, int] | None = None):
+             data_root: str | None = None, batch_runs: int = 1):
     """Run every configuration not yet in ``store``; return the store's DataFrame.
 
     ``load_split(dataset, input_size)`` and ``load_model(arch, pretrained)`` default to
     :func:`cwl_lib.data.classification.load` and :func:`cwl_lib.models.load_backbone`.
-    ``batch_runs``: how many runs of one cell train together (:func:`run_batched`), a number or one per
-    strategy; default 1. On an H100 at the paper's setting, 8 runs together were no faster than one after
-    another (benchmarks/README.md): vmap makes each trained convolution a grouped one, and a step of 32
-    images at 224x224 already keeps the GPU busy. Each record is written as soon as its unit finishes, so
-    a stopped grid resumes from the last unit.
+    ``batch_runs``: how many runs of one cell train together (:func:`run_batched`); default 1. On an H100
+    at the paper's setting, 8 runs together were no faster than one after another (benchmarks/README.md):
+    vmap makes each trained convolution a grouped one, and a step of 32 images at 224x224 already keeps
+    the GPU busy. Each record is written as soon as its unit finishes, so a stopped grid resumes from the
+    last unit.
     """
     from tqdm.auto import tqdm
 
     from . import models
 
     device = pick_device(str(device)) if not isinstance(device, torch.device) else device
-    batch_runs = batch_runs or 1
     tune_for_repeated_shapes(device)
     load_split = load_split or (lambda name, size: cdata.load(name, data_root, size=max(size, 224)))
     load_model = load_model or (lambda arch, pretrained: models.load_backbone(arch, pretrained=pretrained))
@@ -429,5 +428,5 @@ def run_grid(configs: list[RunConfig], store: ResultStore, device: str | torch.d
     return store.frame()
 
 
-__all__ = ["RunConfig", "ResultStore", "grid", "run_grid", "run_one", "run_batched", "units", "cell_of", "notebook_grid", "make_record", "prepare_data", "build_feature_cache",
+__all__ = ["RunConfig", "ResultStore", "grid", "run_grid", "run_one", "run_batched", "units", "cell_of", "notebook_grid", "provenance", "make_record", "prepare_data", "build_feature_cache",
            "FeatureCache", "fresh_head", "code_version", "RECORD_VERSION"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import pruning, transfer
+from . import experiments, pruning, transfer
 from .paths import atomic_write
 from .data import classification as cdata
 from .runtime import pick_device, seed_everything
@@ -134,7 +134,7 @@ def run(study: Study, device: str | torch.device = "auto", *, data_root: str | N
     unpruned = {"accuracy": accuracy(model), "parameters": pruning.count_parameters(model)}
     if store is not None:  # the unpruned row of Table IV, read back by cwl_lib.comparison
         head = {"version": RECORD_VERSION, "key": study.key(), "config": asdict(study), "unpruned": unpruned,
-                "run_seed": study.seed, **provenance(device)}
+                "run_seed": study.seed, **experiments.provenance(device)}
         atomic_write(store / "study.json", lambda p: p.write_text(json.dumps(head, indent=1, sort_keys=True)))
     example = torch.zeros(1, 3, size, size, device=device)
 
@@ -174,23 +174,13 @@ def run(study: Study, device: str | torch.device = "auto", *, data_root: str | N
         layers = comp.layers.assign(tau=tau)
         if record is not None:
             result = {"version": RECORD_VERSION, "key": f"{study.key()}-tau-{tau:g}", "study": study.key(),
-                      "row": row, "layers": layers.to_dict("list"), "run_seed": study.seed, **provenance(device)}
+                      "row": row, "layers": layers.to_dict("list"), "run_seed": study.seed, **experiments.provenance(device)}
             atomic_write(record, lambda p: p.write_text(json.dumps(result, indent=1, sort_keys=True)))
             pruning.save_pruned(store / f"tau-{tau:g}.pt", pruned, plan)
         rows.append(row)
         layer_frames.append(layers)
     return StudyResult(study, unpruned, rows, pd.concat(layer_frames, ignore_index=True),
                        {k: v.float().cpu() for k, v in read_sigmas(model).items()}, model)
-
-
-def provenance(device: torch.device) -> dict:
-    """Where, when and with which code a record was made (the fields of the classification records)."""
-    import time
-
-    from .experiments import code_version, device_name
-
-    return {"device": device_name(device), "code_version": code_version(), "torch": torch.__version__,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 # --------------------------------------------------------------------------- tables and figures

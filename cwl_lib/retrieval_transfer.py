@@ -174,7 +174,7 @@ def train_backbone(backbone: torch.nn.Module, run: RetrievalRun, data: Prepared,
 def run_one(run: RetrievalRun, template: torch.nn.Module, data: Prepared, device, *,
             extract_batch_size: int = 16, progress: bool = False) -> dict:
     """Train (per the strategy), describe queries and database with MAC, score; a record for the store."""
-    from .experiments import code_version, device_name
+    from .experiments import provenance
     from .runtime import seed_everything
 
     device = torch.device(device)
@@ -195,8 +195,7 @@ def run_one(run: RetrievalRun, template: torch.nn.Module, data: Prepared, device
         "table": map_table(res),
         "top": top.tolist(), "losses": losses, "descriptor_dim": int(q.shape[1]),
         "classes": len(data.landmarks), "seconds": time.perf_counter() - start,
-        "device": device_name(device), "code_version": code_version(), "torch": torch.__version__,
-        "run_seed": run.run_seed, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "run_seed": run.run_seed, **provenance(device),
     }
 
 
