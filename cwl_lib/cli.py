@@ -37,7 +37,7 @@ def _dry_run(profile: str, overrides: dict) -> int:
     params = profiles.parameters(profile, "03_classification", overrides)
     device = pick_device(params["device"])
     print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {device_name(device)}")
-    table = dry_run(params, device)
+    table = dry_run(params, device, batch_runs=params["batch_runs"])
     print(table.groupby(["arch", "strategy"])[["runs", "units", "seconds"]].sum().round(1).to_string())
     total = float(table["seconds"].sum())
     print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {device_name(device)} "

@@ -137,7 +137,8 @@ def run(notebook: str, params: dict, folder: str | Path) -> None:
     folder, dev, data_root = Path(folder), pick_device(params["device"]), params["data_root"] or None
     if notebook == "03_classification":
         experiments.run_grid(classification_grid(params), experiments.ResultStore(folder / "runs"), dev,
-                             eval_batch_size=params["eval_batch_size"], data_root=data_root, progress=False)
+                             eval_batch_size=params["eval_batch_size"], data_root=data_root, progress=False,
+                             batch_runs=params["batch_runs"])
     elif notebook == "04_retrieval":
         threads = torch.get_num_threads()
         if params["cpu_threads"]:  # as 04 does: tiny smoke work runs faster on one thread

@@ -50,7 +50,7 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl", "bn-affine"],
             "shots": [1, 2], "repeats": 2, "lr_freeze": [0.05], "lr_finetune": [0.001],
             "epochs": 2, "batch_size": 32, "input_size": 32, "test_size": 100,
-            "backbone_lr_factor": 0.1, "eval_batch_size": 256,
+            "backbone_lr_factor": 0.1, "eval_batch_size": 256, "batch_runs": 1,
         },
         "04_retrieval": {
             "datasets": ["offline-landmarks-mini"], "archs": ["mobilenet_v2"],
@@ -84,7 +84,7 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "shots": [1, 5, 10], "repeats": 3, "lr_freeze": [0.001, 0.005, 0.01, 0.05],
             "lr_finetune": [1e-05, 5e-05, 0.0001, 0.0005, 0.001],
             "epochs": 10, "batch_size": 32, "input_size": 64, "test_size": 800,
-            "backbone_lr_factor": 0.1, "eval_batch_size": 250,
+            "backbone_lr_factor": 0.1, "eval_batch_size": 250, "batch_runs": 1,
         },
         "04_retrieval": {
             "datasets": ["offline-landmarks"], "archs": ["mobilenet_v2"],
@@ -119,7 +119,7 @@ _SPECIFIC: dict[str, dict[str, dict]] = {
             "shots": [1, 3, 5, 10], "repeats": 10, "lr_freeze": [0.001, 0.005, 0.01, 0.05],
             "lr_finetune": [1e-05, 5e-05, 0.0001, 0.0005, 0.001],
             "epochs": 30, "batch_size": 32, "input_size": 224, "test_size": None,
-            "backbone_lr_factor": 0.1, "eval_batch_size": 256,
+            "backbone_lr_factor": 0.1, "eval_batch_size": 256, "batch_runs": 1,
         },
         "04_retrieval": {
             "datasets": ["roxford5k", "rparis6k"], "archs": ["vgg16", "resnet50"],
