@@ -20,8 +20,8 @@ the rule that a run whose epoch loss is not finite stops there (its parameters a
 state at that epoch's end, as the sequential loop would leave them).
 
 Not vectorised: BatchNorm on batch statistics (``bn_train``), whose running-statistic updates vmap
-cannot batch, and weight decay; :func:`check_batchable` says so and the grid falls back to one run at
-a time.
+cannot batch (:func:`check_batchable` says so, and the grid runs those one at a time), and weight
+decay (the grid's Adam has none, and :func:`train_runs` takes none).
 """
 from __future__ import annotations
 
@@ -72,11 +72,9 @@ class Trained:
         return self.model
 
 
-def check_batchable(bn_train: bool = False, weight_decay: float = 0.0) -> None:
+def check_batchable(bn_train: bool = False) -> None:
     if bn_train:
         raise ValueError("runs with BatchNorm batch statistics (bn_train=True) cannot be vectorised; run them one by one")
-    if weight_decay:
-        raise ValueError("vectorised runs use Adam without weight decay, as transfer.train does by default")
 
 
 def _stack(tensors: list[torch.Tensor], channels_last: bool) -> torch.Tensor:

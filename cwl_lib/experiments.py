@@ -286,8 +286,7 @@ def run_batched(cfgs: list[RunConfig], backbone: nn.Module, data: Prepared, devi
     from . import batched
 
     first = cfgs[0]
-    same = {k: v for k, v in asdict(first).items() if k not in ("lr", "repeat")}
-    if any({k: v for k, v in asdict(c).items() if k not in ("lr", "repeat")} != same for c in cfgs):
+    if any(cell_of(c) != cell_of(first) for c in cfgs):
         raise ValueError("runs trained together must differ only in learning rate and repeat")
     batched.check_batchable(first.bn_train)
     start = time.perf_counter()
@@ -428,5 +427,6 @@ def run_grid(configs: list[RunConfig], store: ResultStore, device: str | torch.d
     return store.frame()
 
 
-__all__ = ["RunConfig", "ResultStore", "grid", "run_grid", "run_one", "run_batched", "units", "cell_of", "notebook_grid", "provenance", "make_record", "prepare_data", "build_feature_cache",
+__all__ = ["RunConfig", "ResultStore", "grid", "run_grid", "run_one", "run_batched", "units", "cell_of",
+           "notebook_grid", "provenance", "make_record", "prepare_data", "build_feature_cache",
            "FeatureCache", "fresh_head", "code_version", "RECORD_VERSION"]

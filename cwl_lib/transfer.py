@@ -266,7 +266,9 @@ def seeded_batches(n: int, batch_size: int, seed: int,
 
     def order(epoch: int) -> Iterator[torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
-        perm = torch.randperm(n, generator=g).to(device) if device is not None else torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=g)
+        if device is not None:
+            perm = perm.to(device)
         starts = list(range(0, n, batch_size))
         if len(starts) > 1 and n - starts[-1] == 1:
             starts.pop()  # a batch of one image breaks train-mode BatchNorm: merge it into the previous
