@@ -304,17 +304,33 @@ def capture_conv_io(model: nn.Module, x: torch.Tensor, layers: int | None = None
     return [(name, layer, *records[name]) for name, layer in chosen if name in records]
 
 
+def sine_between(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``sin`` of the angle between two tensors seen as vectors, accurate near 0.
+
+    Computed as the norm of the part of ``a`` orthogonal to ``b`` over the norm of ``a``: its rounding
+    error is a few machine epsilons, whereas ``sqrt(1 - cos^2)`` cannot go below ``sqrt(eps)`` (1.5e-8 in
+    float64) once the cosine rounds one unit in the last place away from 1. A zero vector is at angle 1.
+    """
+    a, b = a.reshape(-1), b.reshape(-1).to(a.dtype)
+    na, nb = a.norm(), b.norm()
+    if na == 0 or nb == 0:
+        return 1.0
+    unit = b / nb
+    residual = a - (a @ unit) * unit
+    return min(1.0, float(residual.norm() / na))
+
+
 def eq5_vs_eq3(x: torch.Tensor, weight: torch.Tensor) -> float:
     """How much the Gram term of Eq. 5 changes the feature maps of Eq. 3, as the sine of their angle.
 
     Filters are first scaled to unit norm (a per-filter scale only rescales its own feature map), both
     sets of maps are computed with stride = kernel size and flattened, and ``sin`` of the angle between
-    them is returned: 0 when the Gram is a multiple of the identity (orthogonal filters, or a tight
-    frame when there are more filters than dimensions), up to 1 when the two disagree completely.
+    them is returned (:func:`sine_between`): 0 when the Gram is a multiple of the identity (orthogonal
+    filters, or a tight frame when there are more filters than dimensions), up to 1 when the two
+    disagree completely.
     """
     V = weight / filter_matrix(weight).norm(dim=1).clamp_min(torch.finfo(weight.dtype).tiny).view(-1, 1, 1, 1)
     kh, kw = V.shape[-2:]
-    kron = kronecker_feature_maps(x, V).maps.reshape(-1)
-    plain = conv2d_as_matmul(_pad_to_multiple(x, kh, kw), V, stride=(kh, kw)).reshape(-1)
-    cos = (kron @ plain) / (kron.norm() * plain.norm()).clamp_min(torch.finfo(plain.dtype).tiny)
-    return float((1.0 - cos.clamp(-1.0, 1.0) ** 2).clamp_min(0.0).sqrt())
+    kron = kronecker_feature_maps(x, V).maps
+    plain = conv2d_as_matmul(_pad_to_multiple(x, kh, kw), V, stride=(kh, kw))
+    return sine_between(kron, plain)

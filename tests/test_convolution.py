@@ -217,11 +217,23 @@ def test_eq5_matches_eq3_exactly_for_orthogonal_filters_and_tight_frames():
     x = _randn(2, 3, 9, 9, dtype=torch.float64, seed=11)
     Q, _ = torch.linalg.qr(_randn(27, 27, dtype=torch.float64, seed=12))
     scaled = (Q[:10] * torch.arange(1.0, 11.0, dtype=torch.float64)[:, None]).reshape(10, 3, 3, 3)
-    assert conv.eq5_vs_eq3(x, scaled) < 1e-10
+    assert conv.eq5_vs_eq3(x, scaled) < 1e-12
     # 54 filters in R^27: Q's rows twice form a tight frame, Gram = 2 I on the row space
     frame = torch.cat([Q, Q]).reshape(54, 3, 3, 3)
-    assert conv.eq5_vs_eq3(x, frame) < 1e-10
+    assert conv.eq5_vs_eq3(x, frame) < 1e-12
     assert conv.eq5_vs_eq3(x, _randn(20, 3, 3, 3, dtype=torch.float64, seed=13)) > 0.05
+
+
+def test_sine_is_accurate_near_zero_and_exact_at_right_angles():
+    a = _randn(1000, dtype=torch.float64, seed=21)
+    b = _randn(1000, dtype=torch.float64, seed=22)
+    b = b - (b @ a) / (a @ a) * a  # orthogonal to a
+    assert conv.sine_between(a, 3.0 * a) < 1e-14
+    # a tilt of 1e-9 rad: the cosine form returns 0 or 1.5e-8 here, the orthogonal-part form the tilt itself
+    tilted = a + 1e-9 * a.norm() / b.norm() * b
+    assert conv.sine_between(tilted, a) == pytest.approx(1e-9, rel=1e-6)
+    assert conv.sine_between(a, b) == pytest.approx(1.0, abs=1e-14)
+    assert conv.sine_between(a, torch.zeros_like(a)) == 1.0
 
 
 @pytest.mark.parametrize("arch", ["mobilenet_v2", "vgg11"])  # VGG: conv followed by an in-place ReLU
