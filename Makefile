@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.cwl-installed
 # Idle OpenMP threads spin by default; on a shared 2-core machine that made torch up to 50x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup book test unit nbval reproduce notebooks bench clean
+.PHONY: setup book test unit nbval reproduce notebooks bench publish clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ notebooks: setup
 
 reproduce: setup
 	$(CWL) reproduce --profile $(or $(PROFILE),laptop)
+
+# Push the book `make book` built to the branch GitHub Pages serves (ghp-import, force-pushed).
+PAGES_REMOTE ?= origin
+PAGES_BRANCH ?= gh-pages
+publish: setup
+	$(CWL) publish --remote $(PAGES_REMOTE) --branch $(PAGES_BRANCH)
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

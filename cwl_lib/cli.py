@@ -1,4 +1,4 @@
-"""The ``cwl`` command: reproduce the book, check and fetch data."""
+"""The ``cwl`` command: reproduce and publish the book, check and fetch data."""
 from __future__ import annotations
 
 import argparse
@@ -79,6 +79,20 @@ def _cmd_refresh(args) -> int:
     return 0
 
 
+def _cmd_publish(args) -> int:
+    import subprocess
+
+    from .paths import project_root
+    from .reproduce import HTML_DIR, publish
+
+    try:
+        publish(args.html or project_root() / HTML_DIR, remote=args.remote, branch=args.branch)
+    except subprocess.CalledProcessError:
+        print("cwl publish: ghp-import failed (its message is above); nothing was published", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cwl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--keep-archives", action="store_true",
                        help="keep the downloaded archives under <data root>/downloads after unpacking")
     fetch.set_defaults(func=_cmd_fetch)
+
+    pub = sub.add_parser("publish", help="push the built book to a gh-pages branch with ghp-import "
+                         "(run from the git repository whose remote receives it)")
+    pub.add_argument("--html", default=None, help="the built book (default _build/html)")
+    pub.add_argument("--remote", default="origin", help="git remote name or URL (default origin)")
+    pub.add_argument("--branch", default="gh-pages", help="branch GitHub Pages serves (default gh-pages)")
+    pub.set_defaults(func=_cmd_publish)
     return parser
 
 

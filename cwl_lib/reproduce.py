@@ -3,7 +3,8 @@
 Each notebook is executed into ``_build/executed/<profile>/`` (finished copies survive a later
 failure, and ``--only`` reruns one notebook while the others keep their last executed copy). The
 book is built from a staged copy of the pages and the executed notebooks, so the committed
-notebooks keep their smoke outputs for nbval.
+notebooks keep their smoke outputs for nbval. The book is built with Sphinx warnings as errors;
+``cwl publish`` pushes it, once it loads nothing from the network, to a gh-pages branch.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 from . import profiles
@@ -19,6 +21,11 @@ from .paths import project_root
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
 BOOK_DIRS = ("book",)
+HTML_DIR = Path("_build") / "html"  # the built book, relative to the project root
+
+
+class BookBuildError(ValueError):
+    """The book build stopped on a Sphinx warning (a bad page, not a bad run: `cwl` reports it plainly)."""
 
 
 def plan(profile: str, only=None, overrides: dict | None = None) -> dict[str, dict]:
@@ -87,18 +94,81 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
 def build_book(root: Path, profile: str, build_dir: Path, log=print) -> Path:
     stage = stage_book(root, profile, build_dir)
     jb = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage), "--path-output", str(build_dir.parent)]
+    # Warnings are errors (a page with a broken reference or an unknown role is not published);
+    # --keep-going lists them all, --all rebuilds every page so none hides behind an unchanged one.
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage), "--path-output", str(build_dir.parent),
+           "-W", "--keep-going", "--all"]
     log("[cwl] building the book: " + " ".join(cmd))
-    subprocess.run(cmd, check=True)
+    if subprocess.run(cmd).returncode:
+        # --keep-going wrote the pages anyway; removed, so that no half-right book gets published
+        shutil.rmtree(build_dir / "html", ignore_errors=True)
+        raise BookBuildError(
+            f"the book was not built: Sphinx reported the warnings listed above (warnings are errors). "
+            f"The executed notebooks are kept under {build_dir / 'executed' / profile}.")
     index = build_dir / "html" / "index.html"
     log(f"[cwl] book: {index}")
     return index
 
 
+class _RemoteAssets(HTMLParser):
+    """Collects what a page loads from another host when opened (links a reader follows do not count)."""
+
+    LOADED = {"script": "src", "img": "src", "iframe": "src", "source": "src", "audio": "src",
+              "video": "src", "embed": "src", "link": "href"}
+    LINK_RELS = {"stylesheet", "icon", "preload", "modulepreload", "manifest", "prefetch"}
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        url = attrs.get(self.LOADED.get(tag, ""))
+        if not url or (tag == "link" and not self.LINK_RELS & set((attrs.get("rel") or "").lower().split())):
+            return
+        if url.startswith(("http:", "https:", "//")):
+            self.found.append(url)
+
+
+def remote_assets(html_dir: Path) -> list[str]:
+    """``page: url`` for every script, style sheet, image or frame a built page loads from the network."""
+    found = []
+    for page in sorted(Path(html_dir).rglob("*.html")):
+        if page.relative_to(html_dir).parts[0] == "_sources":
+            continue
+        parser = _RemoteAssets()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        found += [f"{page.relative_to(html_dir)}: {url}" for url in parser.found]
+    return found
+
+
+def publish(html_dir: Path, remote: str = "origin", branch: str = "gh-pages", repo: Path | None = None,
+            log=print) -> None:
+    """Push a built book to ``branch`` of ``remote`` with ghp-import, as GitHub Pages serves it.
+
+    ghp-import commits the folder to the local ``branch`` of the git repository ``repo`` (default: the
+    current one), adds ``.nojekyll`` (Jekyll would hide ``_static/``), and force-pushes that branch.
+    A book that would load anything from the network is refused: the site must read the same offline.
+    """
+    html_dir = Path(html_dir)
+    if not (html_dir / "index.html").exists():
+        raise ValueError(f"no built book at {html_dir}; build it first (make book)")
+    remote_found = remote_assets(html_dir)
+    if remote_found:
+        raise ValueError("the book loads files from the network, so it would not read the same offline:\n  "
+                         + "\n  ".join(remote_found))
+    exe = Path(sys.executable).parent / "ghp-import"
+    cmd = [str(exe) if exe.exists() else "ghp-import", "-n", "-p", "-f", "-r", remote, "-b", branch,
+           "-m", "Publish the book", str(html_dir.resolve())]
+    log("[cwl] publishing: " + " ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=repo)
+    log(f"[cwl] {html_dir} is on {branch} of {remote}")
+
+
 def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool = True,
               root: Path | None = None, log=print) -> Path | None:
     root = Path(root) if root else project_root()
-    build_dir = root / "_build"
+    build_dir = (root / HTML_DIR).parent
     runs = plan(profile, only, overrides)
     check_data(runs)
     for name, params in runs.items():

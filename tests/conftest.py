@@ -17,3 +17,17 @@ def empty_data_root(tmp_path, monkeypatch):
     monkeypatch.setenv("CWL_DATA_ROOT", str(root))
     monkeypatch.setattr(registry, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-package")
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """The book built once from the committed (smoke-output) notebooks: its html folder."""
+    from pathlib import Path
+
+    from cwl_lib import reproduce
+
+    root = Path(__file__).resolve().parent.parent
+    build_dir = tmp_path_factory.mktemp("smoke-book") / "_build"
+    index = reproduce.build_book(root, "smoke", build_dir, log=lambda *_: None)
+    assert index == build_dir / "html" / "index.html"
+    return build_dir / "html"

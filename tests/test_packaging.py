@@ -59,3 +59,8 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make book" in readme
     assert re.search(r"^make test$", ci, re.M)
+
+
+def test_setup_script_installs_chromium_for_the_browser_test():
+    text = (ROOT / "scripts" / "setup.sh").read_text()
+    assert "chromium-driver" in text and "(chromium)" in text

@@ -79,12 +79,29 @@ def test_runner_injects_profile_parameters_and_keeps_the_executed_copy(tmp_path)
     assert "injected-parameters" not in (root / "notebooks" / "01_kronecker.ipynb").read_text()
 
 
-def test_book_builds_from_committed_notebooks(tmp_path):
-    index = reproduce.build_book(ROOT, "smoke", tmp_path / "_build", log=lambda *_: None)
-    html = tmp_path / "_build" / "html"
-    assert index == html / "index.html" and index.exists()
+def test_book_builds_from_committed_notebooks(smoke_book):
+    html = smoke_book
+    index = html / "index.html"
     for name in profiles.NOTEBOOKS:
         assert (html / "notebooks" / f"{name}.html").exists(), name
     assert "book/intro.html" in index.read_text()
     assert "Kronecker" in (html / "book" / "intro.html").read_text()
     assert "Reading and rerunning" in (html / "book" / "intro.html").read_text()
+
+
+def test_a_book_warning_fails_the_build(tmp_path):
+    root = _tiny_project(tmp_path)
+    with (root / "book" / "intro.md").open("a") as page:
+        page.write("\nSee {ref}`a-label-no-page-defines`.\n")
+    with pytest.raises(reproduce.BookBuildError, match="warnings are errors"):
+        reproduce.build_book(root, "smoke", root / "_build", log=lambda *_: None)
+    assert not (root / "_build" / "html" / "book" / "intro.html").exists()
+
+
+def test_stderr_never_reaches_a_page(smoke_book):
+    """Progress bars and warnings go to stderr: shown while a notebook runs, dropped from the book."""
+    committed = (ROOT / "notebooks" / "03_classification.ipynb").read_text()
+    assert '"name": "stderr"' in committed  # the committed notebook does hold progress bars
+    page = (smoke_book / "notebooks" / "03_classification.html").read_text()
+    assert "it/s]" not in page and "TqdmWarning" not in page
+    assert "output stderr" not in page

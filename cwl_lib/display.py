@@ -1,0 +1,96 @@
+"""Numbers as the book prints them: one formatter, and a ``glue`` that uses it.
+
+A value glued raw reaches the page as its repr (``np.float64(1.1)``, ``tensor(0.5)``) with all its
+digits; every number a page shows goes through :func:`fmt` instead, with its precision stated.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+NA = "n/a"
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+# Plain positional notation between 1e-4 and 1e6; outside it a page would show runs of zeros.
+_SCIENTIFIC_BELOW, _SCIENTIFIC_FROM = -4, 6
+
+
+def fmt(value, *, decimals: int | None = None, sig: int | None = None, na: str = NA) -> str:
+    """``value`` as page text: ``decimals`` places, or ``sig`` significant digits.
+
+    Accepts Python and numpy numbers, 0-d (or one-element) arrays and tensors, ``None`` and NaN
+    (both print ``na``). An integer needs no precision; any other number must state one, so a page
+    never shows digits nobody chose.
+    """
+    if decimals is not None and sig is not None:
+        raise ValueError("give decimals= or sig=, not both")
+    if decimals is not None and decimals < 0:
+        raise ValueError(f"decimals must be >= 0, got {decimals}")
+    if sig is not None and sig < 1:
+        raise ValueError(f"sig must be >= 1, got {sig}")
+    x = _scalar(value)
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return na
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if isinstance(x, int) and decimals is None and sig is None:
+        return str(x)
+    if decimals is None and sig is None:
+        raise ValueError(f"state decimals= or sig= to print the non-integer {x!r}")
+    if decimals is not None:
+        return _unsigned_zero(f"{x:.{decimals}f}")
+    return _significant(float(x), sig)
+
+
+def glue(name: str, value, *, decimals: int | None = None, sig: int | None = None, na: str = NA) -> str:
+    """Glue ``value`` for ``{glue:text}`name``` as :func:`fmt` prints it, and return that text.
+
+    Words (a verdict, a layer name) are glued as they are; anything else must be a number.
+    """
+    if isinstance(value, str):
+        if decimals is not None or sig is not None:
+            raise TypeError(f"{name!r} is text ({value!r}); decimals= and sig= apply to numbers")
+        text = value
+    else:
+        text = fmt(value, decimals=decimals, sig=sig, na=na)
+    from myst_nb import glue as myst_glue
+
+    myst_glue(name, text, display=False)
+    return text
+
+
+def _scalar(value):
+    """``value`` as ``None``, an ``int`` or a ``float``; anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"not a number: {value!r}; glue a word for a truth value")
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"not a number: {value!r}; glue() takes text as it is")
+    if isinstance(value, numbers.Integral):  # numpy integers too
+        return int(value)
+    if isinstance(value, numbers.Real):  # numpy floats too
+        return float(value)
+    if isinstance(value, numbers.Complex):
+        raise TypeError(f"not a real number: {value!r}")
+    if hasattr(value, "item") and hasattr(value, "shape"):  # arrays, tensors (any device), numpy bools
+        if math.prod(value.shape) != 1:
+            raise TypeError(f"one number expected, got an array of shape {tuple(value.shape)}")
+        return _scalar(value.item())
+    try:
+        return float(value)  # Decimal
+    except (TypeError, ValueError):
+        raise TypeError(f"not a number: {value!r}") from None
+
+
+def _significant(x: float, sig: int) -> str:
+    mantissa, exponent = f"{x:.{sig - 1}e}".split("e")
+    exponent = int(exponent)
+    if x != 0 and not _SCIENTIFIC_BELOW <= exponent < _SCIENTIFIC_FROM:
+        return f"{mantissa} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+    rounded = float(f"{mantissa}e{exponent}")
+    return _unsigned_zero(f"{rounded:.{max(0, sig - 1 - exponent)}f}")
+
+
+def _unsigned_zero(text: str) -> str:
+    """``-0.00`` (a tiny negative number, rounded) prints as ``0.00``."""
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text

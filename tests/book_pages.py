@@ -1,0 +1,114 @@
+"""Open built book pages in offline headless Chromium and say what a reader would see wrong.
+
+``facts(driver, url)`` reads a page after MathJax has typeset it and its images have loaded;
+``problems(facts)`` turns those facts into the reader-facing faults, so the rules can be tested on
+handmade facts and on handmade pages alike.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+# No network at all: besides the sandbox and GPU switches (root, no display), Chromium otherwise
+# calls Google hosts in the background, and a page must not load anything from a CDN either.
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND",
+)
+INSTALL_HINT = ("headless Chromium is not installed: scripts/setup.sh installs the Debian packages "
+                "chromium and chromium-driver where apt-get runs as root; elsewhere run "
+                "`sudo apt-get install chromium chromium-driver` (or put chromium and chromedriver on PATH)")
+
+RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{")
+REPR = re.compile(r"\bnp\.(?:float|int|uint|complex|bool|str)_?\d*\(|(?<![\w.])tensor\(|(?<![\w.])array\(")
+PROGRESS_BAR = re.compile(r"\d+%\|[█▏▎▍▌▋▊▉#\s]*\|")
+TRACEBACK = re.compile(r"\bTraceback\b")
+
+# Waits for MathJax (when the page loaded it) and for every image, at most 20 s, then reports.
+# Code sources are hidden before the text is read: `torch.tensor(` in a code cell is code, the
+# same words in an output or in prose are a repr that reached the page.
+_FACTS_JS = r"""
+const done = arguments[arguments.length - 1];
+const mj = window.MathJax;
+const typeset = (mj && mj.startup && mj.startup.promise) ? mj.startup.promise : Promise.resolve();
+const images = Array.from(document.images);
+images.forEach(i => { i.loading = "eager"; });
+const loaded = Promise.all(images.map(i => i.complete ? null :
+    new Promise(r => { i.addEventListener("load", r); i.addEventListener("error", r); })));
+const timeout = new Promise(r => setTimeout(r, 20000));
+Promise.race([Promise.all([typeset, loaded]).catch(() => null), timeout]).then(() => {
+  const math = Array.from(document.querySelectorAll(".math"));
+  document.querySelectorAll(".cell_input").forEach(e => { e.style.display = "none"; });
+  done({
+    url: location.href,
+    math: math.length,
+    math_typeset: math.filter(e => e.querySelector("mjx-container")).length,
+    mjx: document.querySelectorAll("mjx-container").length,
+    mathjax_loaded: !!(mj && mj.startup),
+    images: images.length,
+    broken_images: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")),
+    text: document.body ? document.body.innerText : "",
+  });
+});
+"""
+
+
+def chromium() -> tuple[str, str] | None:
+    """(browser, driver) paths, or None when either is missing."""
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def start(browser: str, driver: str, profile_dir: Path):
+    """A headless Chromium with no network, driven by the system chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    # Selenium Manager would otherwise try to download drivers and report usage.
+    os.environ.setdefault("SE_OFFLINE", "true")
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    session.set_script_timeout(30)
+    session.set_page_load_timeout(30)
+    return session
+
+
+def facts(session, url: str) -> dict:
+    session.get(url)
+    return session.execute_async_script(_FACTS_JS)
+
+
+def problems(page: dict) -> list[str]:
+    """Everything wrong with one page, as sentences naming the page; empty when it reads clean."""
+    where, text, out = page["url"], page["text"], []
+    if page["math"] and not page["mathjax_loaded"]:
+        out.append(f"{where}: has {page['math']} formulas but MathJax did not load")
+    elif page["math_typeset"] < page["math"]:
+        out.append(f"{where}: {page['math'] - page['math_typeset']} of {page['math']} formulas not typeset")
+    for name, rule in (("raw TeX", RAW_TEX), ("a numpy or torch repr", REPR),
+                       ("a progress-bar dump", PROGRESS_BAR), ("a traceback", TRACEBACK)):
+        hits = [_line_at(text, m.start()) for m in rule.finditer(text)]
+        if hits:
+            out.append(f"{where}: {name} in the text ({len(hits)}x), first: {hits[0]!r}")
+    out += [f"{where}: image not loaded: {src}" for src in page["broken_images"]]
+    return out
+
+
+def _line_at(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start:end if end >= 0 else None].strip()[:120]
+
+
+def pages(html_dir: Path) -> list[Path]:
+    """Every page of a built book (not the copied sources or theme files)."""
+    return sorted(p for p in html_dir.rglob("*.html") if not p.relative_to(html_dir).parts[0].startswith("_"))

@@ -1,0 +1,95 @@
+"""Glued numbers reach a page formatted: stated precision, never a numpy or torch repr."""
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from cwl_lib import display
+from cwl_lib.display import fmt
+
+
+@pytest.mark.parametrize("value, spec, text", [
+    (np.float64(1.1), {"decimals": 1}, "1.1"),
+    (np.float32(0.1), {"sig": 3}, "0.100"),
+    (torch.tensor(0.5), {"decimals": 3}, "0.500"),
+    (torch.tensor([2.25], dtype=torch.float64), {"decimals": 1}, "2.2"),  # round half to even
+    (np.array(3.14159), {"sig": 3}, "3.14"),
+    (np.int64(20), {}, "20"),
+    (torch.tensor(7), {}, "7"),
+    (64, {}, "64"),
+    (3, {"decimals": 2}, "3.00"),
+    (Fraction(1, 3), {"decimals": 3}, "0.333"),
+    (Decimal("0.125"), {"sig": 2}, "0.12"),
+    (-3.94, {"decimals": 1}, "-3.9"),
+    (-0.0004, {"decimals": 2}, "0.00"),
+    (1234.5, {"sig": 3}, "1230"),
+    (999.6, {"sig": 3}, "1000"),
+    (0.000449, {"sig": 2}, "0.00045"),
+    (5.23e-16, {"sig": 2}, "5.2 × 10⁻¹⁶"),
+    (-2e7, {"sig": 1}, "-2 × 10⁷"),
+    (None, {"sig": 2}, "n/a"),
+    (float("nan"), {"decimals": 1}, "n/a"),
+    (np.float64("nan"), {}, "n/a"),
+    (float("inf"), {"sig": 2}, "∞"),
+])
+def test_fmt(value, spec, text):
+    assert fmt(value, **spec) == text
+
+
+def test_fmt_na_text_is_the_callers():
+    assert fmt(None, na="not run") == "not run"
+
+
+def test_a_non_integer_must_state_its_precision():
+    with pytest.raises(ValueError, match="decimals= or sig="):
+        fmt(np.float64(2.0))
+    with pytest.raises(ValueError, match="not both"):
+        fmt(1.0, decimals=1, sig=1)
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(False), torch.tensor(True), "0.5", 1j,
+                                   np.array([1.0, 2.0]), torch.zeros(2, 2), [1.0], object()])
+def test_fmt_refuses_what_is_not_one_real_number(value):
+    with pytest.raises(TypeError):
+        fmt(value, sig=2)
+
+
+@pytest.mark.parametrize("value", [np.float64(0.1234), torch.tensor(0.1234), 0.1234, np.float32(0.1234)])
+def test_no_repr_survives(value):
+    text = fmt(value, sig=2)
+    assert text == "0.12"
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """What myst-nb's glue hands to IPython's display, by glued name."""
+    from myst_nb.ext import glue as glue_ext
+
+    bundles = {}
+    monkeypatch.setattr(glue_ext, "ipy_display", lambda bundle, raw, metadata: bundles.update(
+        {metadata["scrapbook"]["name"]: bundle}))
+    return bundles
+
+
+def test_glue_stores_the_formatted_text_that_glue_text_renders(shown):
+    from myst_nb.core.variables import format_plain_text
+
+    assert display.glue("minutes", np.float64(1.1234), decimals=1) == "1.1"
+    assert display.glue("n_runs", np.int64(20)) == "20"
+    assert display.glue("verdict", "lowers") == "lowers"
+    plain = {name: b["application/papermill.record/text/plain"] for name, b in shown.items()}
+    # myst-nb's {glue:text} role turns the stored text/plain into the page text
+    assert {name: format_plain_text(t, "") for name, t in plain.items()} == {
+        "minutes": "1.1", "n_runs": "20", "verdict": "lowers"}
+    assert not any("np." in t or "tensor" in t for t in plain.values())
+    # trailing zeros are part of the stated precision and survive the round trip
+    display.glue("acc", 0.5, decimals=3)
+    assert format_plain_text(shown["acc"]["application/papermill.record/text/plain"], "") == "0.500"
+
+
+def test_glue_refuses_a_precision_for_text(shown):
+    with pytest.raises(TypeError, match="text"):
+        display.glue("verdict", "lowers", decimals=1)
+    assert not shown
