@@ -1,7 +1,9 @@
 """Where the project's folders are: the checkout, its results, its data root."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -47,12 +49,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:
     """A notebook's results store.
 
-    An empty value (the committed notebooks' default, used by nbval) gives a fresh temporary
-    folder, so a regression run always recomputes instead of resuming from old records.
+    An empty value (the committed notebooks' default, used by nbval) gives a fresh folder under
+    ``_build/scratch/`` of the checkout, so a regression run always recomputes instead of resuming from
+    old records; it is removed when the process (the notebook's kernel) exits, and a kernel that is
+    killed leaves it inside the checkout, never in the system's temporary folder.
     """
     if explicit:
         path = Path(explicit).expanduser()
     else:
-        path = Path(tempfile.mkdtemp(prefix=f"cwl-{profile}-"))
+        scratch = project_root() / "_build" / "scratch"
+        scratch.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"cwl-{profile}-", dir=scratch))
+        atexit.register(shutil.rmtree, path, True)
     path.mkdir(parents=True, exist_ok=True)
     return path
