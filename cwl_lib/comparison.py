@@ -449,19 +449,21 @@ def records_table(cell, sources: dict[str, Source]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def check_lines(frame: pd.DataFrame, sig: pd.DataFrame) -> list[str]:
-    """Rounded numbers only, for the cell nbval compares: every cell of ours, then every paired test."""
-    lines = []
-    for c in frame[frame["status"] != NOT_RUN].to_dict("records"):
-        d = 1 if c["table"] == "III" else 3
-        lines.append(f"{c['table']} | {c['row']} | {c['column']}: paper {_num(c['paper'], d)}, "
-                     f"ours {_num(c['ours'], d)}, diff {_num(c['difference'], d, sign=True)}, {c['status']}")
+def check(frame: pd.DataFrame, sig: pd.DataFrame, checks) -> None:
+    """The lines nbval compares (a :class:`cwl_lib.checks.Checks`): counts exactly, each distinct number of
+    ours and each paired mean difference within the tolerance of its kind."""
+    counts = headline(frame, sig)
+    for name in ("n_paper_cells", "n_ours", "n_same", "n_stand_in", "n_not_run", "n_compared"):
+        checks.exact(name, counts[name])
+    ours = frame[frame["status"] != NOT_RUN].drop_duplicates(["table", "our_setting", "column"])
+    for c in ours.to_dict("records"):
+        kind = "map" if c["table"] == "III" else "fraction" if c["column"] in ("#Param", "#Feat") else "trained"
+        checks.near(f"{c['table']} | {c['our_setting']} | {c['column']}", c["ours"], kind)
     for s in sig.to_dict("records"):
         shots = "" if s["shots"] is None else f" {s['shots']} shot"
-        lines.append(f"{s['table']} | {s['comparison']} | {s['dataset']} {s['arch']}{shots}: pairs {s['pairs']}, "
-                     f"mean diff {_num(s['mean_diff'], 3, sign=True)}, wins {s['wins']}, "
-                     f"p t {_num(s['p_ttest'], 2) or '-'}, p W {_num(s['p_wilcoxon'], 2) or '-'}")
-    return lines
+        name = f"{s['table']} | {s['comparison']} | {s['dataset']} {s['arch']}{shots}"
+        checks.exact(f"{name}: pairs", s["pairs"])
+        checks.near(f"{name}: mean difference", s["mean_diff"], "map" if s["table"] == "III" else "trained")
 
 
 def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
@@ -480,4 +482,4 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
 
 __all__ = ["SOURCES", "PAIRS", "Source", "load", "run", "gather", "sources_root", "cells", "records_behind",
            "significance", "view", "settings", "source_table", "instructions", "provenance", "records_table",
-           "check_lines", "headline", "classification_grid", "retrieval_grid", "pruning_study"]
+           "check", "headline", "classification_grid", "retrieval_grid", "pruning_study"]

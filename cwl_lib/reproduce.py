@@ -8,6 +8,7 @@ notebooks keep their smoke outputs for nbval. The book is built with Sphinx warn
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
-from . import profiles
+from . import checks, profiles
 from .data import MissingDataError, missing
 from .paths import project_root
 
@@ -180,19 +181,29 @@ def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool
 
 
 def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
-    """Re-execute committed notebooks in place with their own parameters (the smoke profile).
+    """Re-execute committed notebooks in place with their own parameters (the smoke profile), recording
+    the values their checked cells compare as the new references (``notebooks/references/``).
 
-    This is how the outputs that nbval checks are regenerated after a deliberate change.
+    This is how the outputs and references that nbval checks are regenerated after a deliberate change;
+    ``git diff notebooks/references`` shows every value that moved.
     """
     import papermill as pm
 
     root = Path(root) if root else project_root()
     done = []
-    for name in (names or profiles.NOTEBOOKS):
-        path = root / "notebooks" / f"{_notebook_name(name)}.ipynb"
-        log(f"[cwl] refreshing {path}")
-        tmp = path.with_suffix(".running.ipynb")
-        pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False)
-        tmp.replace(path)
-        done.append(path)
+    previous = os.environ.get(checks.MODE_ENV)
+    os.environ[checks.MODE_ENV] = "record"  # the kernels inherit it
+    try:
+        for name in (names or profiles.NOTEBOOKS):
+            path = root / "notebooks" / f"{_notebook_name(name)}.ipynb"
+            log(f"[cwl] refreshing {path}")
+            tmp = path.with_suffix(".running.ipynb")
+            pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+            tmp.replace(path)
+            done.append(path)
+    finally:
+        if previous is None:
+            os.environ.pop(checks.MODE_ENV, None)
+        else:
+            os.environ[checks.MODE_ENV] = previous
     return done

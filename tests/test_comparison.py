@@ -6,6 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from cwl_lib import comparison, paper, profiles
+from cwl_lib.checks import Checks
 from cwl_lib.experiments import ResultStore
 
 PROV = {"device": "cpu:test", "code_version": "git:test", "torch": "0.0"}
@@ -110,7 +111,10 @@ def test_missing_stores_give_not_run_cells_and_the_command_that_fills_them(tmp_p
         assert f"cwl reproduce --profile laptop --only {nb}" in text
     assert comparison.significance(sources).empty
     assert comparison.provenance(frame, sources, "laptop").empty
-    assert comparison.check_lines(frame, comparison.significance(sources)) == []
+    checks = Checks("06_comparison", {"profile": "laptop"})
+    comparison.check(frame, comparison.significance(sources), checks)
+    assert set(checks.values) == {"n_paper_cells", "n_ours", "n_same", "n_stand_in", "n_not_run", "n_compared"}
+    assert checks.values["n_ours"] == 0 and not checks.failures
     for table in ("I", "II", "III", "IV"):
         assert set(comparison.view(frame, table)["ours"]) == {comparison.NOT_RUN}
     assert not root.exists()  # reading never creates a store

@@ -113,3 +113,23 @@ def test_paired_tests_on_known_differences():
     t = tables.paired_tests(pd.DataFrame(rows), "a", "b").iloc[0]
     assert t["wins"] == 10 and t["mean_diff"] == pytest.approx(0.1)
     assert t["p_wilcoxon"] < 0.01 and t["p_ttest"] < 0.01
+
+
+@pytest.mark.slow
+def test_two_smoke_executions_on_one_machine_give_identical_records(tmp_path):
+    """Same-machine determinism: the regression tolerances are for other machines, never for reruns here."""
+    from cwl_lib import profiles
+
+    p = profiles.parameters("smoke", "03_classification",
+                            {"strategies": ["freeze", "freeze+cwl", "finetune"], "shots": [1], "repeats": 1})
+    configs = E.notebook_grid(p)
+    stores = [E.ResultStore(tmp_path / f"run{i}") for i in range(2)]
+    for store in stores:
+        E.run_grid(configs, store, "cpu", eval_batch_size=p["eval_batch_size"], progress=False)
+    volatile = {"seconds", "finished", "code_version"}
+    first, second = ([{k: v for k, v in r.items() if k not in volatile} for r in s.records()] for s in stores)
+    assert len(first) == len(configs) and first == second
+    for cfg in configs:
+        if cfg.strategy == "freeze+cwl":
+            a, b = (s.sigmas(cfg.key()) for s in stores)
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
