@@ -1,8 +1,9 @@
 """``cwl reproduce``: run the notebooks under a profile with papermill, then build the book.
 
 Each notebook is executed into ``_build/executed/<profile>/`` (finished copies survive a later
-failure, and ``--only`` reruns one notebook while the others keep their last executed copy). The
-book is built from a staged copy of the pages and the executed notebooks, so the committed
+failure, and ``--only`` reruns one notebook while the others keep their last executed copy). Before
+any notebook runs, every dataset and weight file the run needs is checked as ``cwl data check``
+checks it (presence, counts, headers, digests). The book is built from a staged copy of the pages and the executed notebooks, so the committed
 notebooks keep their smoke outputs for nbval.
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from pathlib import Path
 
 from . import profiles
-from .data import MissingDataError, missing
+from .data import MissingDataError
+from .data.check import problems
 from .paths import project_root
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
@@ -35,16 +37,22 @@ def _notebook_name(name: str) -> str:
     return matches[0]
 
 
+def needs(profile: str) -> list[str]:
+    """Every dataset and weight file the notebooks of ``profile`` need, with its default parameters."""
+    return list(dict.fromkeys(r for name, params in plan(profile).items()
+                              for r in profiles.notebook_requirements(name, params)))
+
+
 def check_data(runs: dict[str, dict]) -> None:
-    """Fail before any work, naming every missing item of every notebook of this run."""
+    """Fail before any work, naming every missing or damaged item of every notebook of this run."""
     lines = []
     for name, params in runs.items():
-        for res, fix in missing(profiles.notebook_requirements(name, params), params.get("data_root") or None):
-            lines.append(f"  - {name}: {res.name} ({res.description}): {fix}")
+        for row in problems(profiles.notebook_requirements(name, params), params.get("data_root") or None):
+            lines.append(f"  - {name}: {row.name} is {row.status} ({row.detail}): {row.fix}")
     if lines:
         raise MissingDataError(
-            f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this machine; "
-            "nothing was run:\n" + "\n".join(lines)
+            f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this machine, or not as "
+            "it should be; nothing was run:\n" + "\n".join(lines)
         )
 
 

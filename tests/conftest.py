@@ -17,3 +17,21 @@ def empty_data_root(tmp_path, monkeypatch):
     monkeypatch.setenv("CWL_DATA_ROOT", str(root))
     monkeypatch.setattr(registry, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-package")
     return root
+
+
+@pytest.fixture
+def paper_sizes(monkeypatch):
+    """``set_sizes(name, train=, test=, ...)``: the image counts a dataset must have in this test.
+
+    The tests' small copies of a dataset stand in for the paper's; the registry's own counts are
+    checked by the tests that leave them alone.
+    """
+    from dataclasses import replace
+
+    from cwl_lib.data import registry
+
+    def set_sizes(name, **sizes):
+        entry = registry.RESOURCES[name]
+        monkeypatch.setitem(registry.RESOURCES, name, replace(entry, sizes=registry.Sizes(**sizes)))
+
+    return set_sizes

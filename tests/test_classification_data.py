@@ -91,6 +91,15 @@ def test_chest_xray_split_is_the_papers_from_either_copy(root, layout):
     assert len(C.load("chest-xray", root, size=12, cache=False, progress=False).train) == 8
 
 
+def test_chest_xray_counts_are_checked_against_the_paper(root, paper_sizes):
+    from cwl_lib.data.contents import dataset_problem
+
+    make_chest(root)
+    assert "training images: 8, but the paper's chest-xray has 5,216" in dataset_problem("chest-xray", root / "chest-xray")
+    paper_sizes("chest-xray", train=8, test=4, classes=2)
+    assert dataset_problem("chest-xray", root / "chest-xray") is None
+
+
 def test_fashion_mnist_labels_outside_0_to_9_are_refused(root):
     folder = root / "fm"
     folder.mkdir()

@@ -88,3 +88,43 @@ def test_book_builds_from_committed_notebooks(tmp_path):
     assert "book/intro.html" in index.read_text()
     assert "Kronecker" in (html / "book" / "intro.html").read_text()
     assert "Reading and rerunning" in (html / "book" / "intro.html").read_text()
+
+
+def _notebook(root, *sources):
+    """Replace 01_kronecker of a tiny project by a notebook running ``sources`` after the parameters."""
+    nb = nbformat.read(root / "notebooks" / "01_kronecker.ipynb", as_version=4)
+    nb.cells = nb.cells[:2] + [nbformat.v4.new_code_cell(src) for src in sources]
+    nbformat.write(nb, root / "notebooks" / "01_kronecker.ipynb")
+
+
+def test_a_corrupt_gz_stops_reproduce_before_any_work(empty_data_root, monkeypatch, capsys):
+    import gzip
+
+    folder = empty_data_root / "fashion-mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        with gzip.open(folder / name, "wb") as handle:
+            handle.write(b"\x00\x00\x08\x01" + bytes(4096))
+    damaged = bytearray((folder / "train-images-idx3-ubyte.gz").read_bytes())
+    damaged[20:40] = bytes(20)  # inside the deflate stream
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(bytes(damaged))
+    monkeypatch.setattr(reproduce, "execute", lambda *a, **k: pytest.fail("a notebook ran"))
+    code = cli.main(["reproduce", "--profile", "laptop", "--only", "03", "--no-book"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "03_classification: fashion-mnist is wrong" in err and "train-images-idx3-ubyte.gz" in err
+    assert "nothing was run" in err
+
+
+def test_data_root_must_be_an_existing_folder(tmp_path, capsys):
+    missing_root = tmp_path / "nowhere"
+    assert cli.main(["reproduce", "--profile", "laptop", "--no-book", "--data-root", str(missing_root)]) == 2
+    assert f"--data-root {missing_root} does not exist" in capsys.readouterr().err
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for argv in (["reproduce", "--profile", "laptop"], ["data", "check"]):
+        assert cli.main([*argv, "--data-root", str(a_file)]) == 2
+        err = capsys.readouterr().err
+        assert f"--data-root {a_file} is a file, not a folder" in err and "lock" not in err
+        assert len(err.strip().splitlines()) == 1
