@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,10 @@ def _existing_folder(value: str | None) -> str | None:
     return str(path)
 
 
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt  # so a terminated run shuts its kernel down and keeps its partial notebook
+
+
 def _cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
@@ -39,6 +44,7 @@ def _cmd_reproduce(args) -> int:
         overrides["data_root"] = _existing_folder(args.data_root)
     if args.dry_run:
         return _dry_run(args.profile, overrides)
+    signal.signal(signal.SIGTERM, _interrupt)
     reproduce(args.profile, only=args.only, overrides=overrides, book=not args.no_book)
     return 0
 
@@ -154,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .data import MissingDataError
     from .models import WeightsUnavailableError
+    from .reproduce import NotebookFailed
 
     args = build_parser().parse_args(argv)
     try:
@@ -161,10 +168,8 @@ def main(argv=None) -> int:
     except (MissingDataError, WeightsUnavailableError, ValueError) as err:
         print(f"cwl: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # a notebook failed: say where its partial copy is, keep the rest
-        if type(err).__name__ != "PapermillExecutionError":
-            raise
-        print(f"cwl: a notebook failed; finished notebooks are kept under _build/executed/.\n{err}", file=sys.stderr)
+    except NotebookFailed as err:
+        print(f"cwl: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cwl: interrupted; finished notebooks and results are kept, rerun to resume", file=sys.stderr)

@@ -1,10 +1,12 @@
 """``cwl reproduce``: run the notebooks under a profile with papermill, then build the book.
 
 Each notebook is executed into ``_build/executed/<profile>/`` (finished copies survive a later
-failure, and ``--only`` reruns one notebook while the others keep their last executed copy). Before
-any notebook runs, every dataset and weight file the run needs is checked as ``cwl data check``
-checks it (presence, counts, headers, digests). The book is built from a staged copy of the pages and the executed notebooks, so the committed
-notebooks keep their smoke outputs for nbval.
+failure, and ``--only`` reruns one notebook while the others keep their last executed copy; a
+failed run's partial copy is kept as ``<name>.failed.ipynb`` and named in the error). Before any
+notebook runs, every dataset and weight file the run needs is checked as ``cwl data check`` checks
+it (presence, counts, headers, digests). Kernels die with the ``cwl`` process
+(:mod:`cwl_lib.kernels`). The book is built from a staged copy of the pages and the executed
+notebooks, so the committed notebooks keep their smoke outputs for nbval.
 """
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import papermill as pm
+
 from . import profiles
 from .data import MissingDataError
 from .data.check import problems
+from .kernels import BoundKernelManager
 from .paths import project_root
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
@@ -35,6 +40,10 @@ def _notebook_name(name: str) -> str:
     if not matches:
         raise ValueError(f"unknown notebook {name!r}; choose one of {', '.join(profiles.NOTEBOOKS)}")
     return matches[0]
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names its partly executed copy."""
 
 
 def needs(profile: str) -> list[str]:
@@ -57,21 +66,34 @@ def check_data(runs: dict[str, dict]) -> None:
 
 
 def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Path:
-    import papermill as pm
-
     source = root / "notebooks" / f"{name}.ipynb"
     target = out_dir / f"{name}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".running.ipynb")
     log(f"[cwl] {name}: running with profile {params['profile']} -> {target}")
     start = time.perf_counter()
-    pm.execute_notebook(
-        str(source), str(partial), parameters=params, cwd=str(source.parent),
-        kernel_name="python3", progress_bar=True, log_output=False,
-    )
+    try:
+        pm.execute_notebook(
+            str(source), str(partial), parameters=params, cwd=str(source.parent),
+            kernel_name="python3", progress_bar=True, log_output=False, kernel_manager_class=BoundKernelManager,
+        )
+    except BaseException as err:
+        failed = _keep_failed(partial, target)
+        if not isinstance(err, Exception):  # an interrupt stays an interrupt
+            raise
+        where = f"its partly executed copy is {failed}" if failed else "no partial copy was written"
+        raise NotebookFailed(f"{name} failed; {where}. Finished notebooks are kept under {out_dir}.\n{err}") from err
     partial.replace(target)  # only a finished run replaces the previous executed copy
     log(f"[cwl] {name}: done in {time.perf_counter() - start:.0f} s")
     return target
+
+
+def _keep_failed(partial: Path, target: Path) -> Path | None:
+    if not partial.exists():
+        return None
+    failed = target.with_suffix(".failed.ipynb")
+    partial.replace(failed)
+    return failed
 
 
 def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
@@ -122,15 +144,14 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
 
     This is how the outputs that nbval checks are regenerated after a deliberate change.
     """
-    import papermill as pm
-
     root = Path(root) if root else project_root()
     done = []
     for name in (names or profiles.NOTEBOOKS):
         path = root / "notebooks" / f"{_notebook_name(name)}.ipynb"
         log(f"[cwl] refreshing {path}")
         tmp = path.with_suffix(".running.ipynb")
-        pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+        pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+                            kernel_manager_class=BoundKernelManager)
         tmp.replace(path)
         done.append(path)
     return done
