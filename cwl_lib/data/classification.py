@@ -27,17 +27,16 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..paths import atomic_write, data_root
-from .registry import locate
+from .registry import locate, resource
 
 CLASSIFICATION_DATASETS = ("fashion-mnist", "mnist-5k", "mit67", "kvasir", "chest-xray")
-FOLDER_DATASETS = ("mit67", "kvasir", "chest-xray")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot")
@@ -278,6 +277,7 @@ def load_chest_xray(folder: str | os.PathLike, size: int = 224, progress: bool =
     return Split("chest-xray", *parts)
 
 
+# by the registry entry's layout_kind: a new dataset in one of these layouts needs only its entry
 _FOLDER_LOADERS = {"mit67": load_mit67, "kvasir": load_kvasir, "chest-xray": load_chest_xray}
 
 
@@ -321,7 +321,8 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
     if name == "mnist-5k":
         locate(name, root)
         return load_mnist_5k()
-    if name not in FOLDER_DATASETS:
+    kind = resource(name).layout_kind
+    if kind not in ("mit67", "kvasir", "chest-xray"):
         raise ValueError(f"unknown classification dataset {name!r}; known: {', '.join(CLASSIFICATION_DATASETS)}")
     folder = locate(name, root)
     path = cache_path(name, size, root, cache_dir)
@@ -329,7 +330,7 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
         split = _load_cached(path)
         if split is not None:
             return split
-    split = _FOLDER_LOADERS[name](folder, size=size, progress=progress)
+    split = replace(_FOLDER_LOADERS[kind](folder, size=size, progress=progress), name=name)
     if cache:
         _save(split, path)
     return split
