@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -17,14 +19,32 @@ def _value(text: str):
         return text
 
 
+def _existing_folder(value: str | None) -> str | None:
+    """``--data-root`` for commands that read data: it must exist and be a folder."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ValueError(f"--data-root {value} does not exist; create it (or fetch into it with `cwl fetch NAME "
+                         f"--data-root {value}`), or pass the folder that holds the datasets")
+    if not path.is_dir():
+        raise ValueError(f"--data-root {value} is a file, not a folder; pass the folder that holds the datasets")
+    return str(path)
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt  # so a terminated run shuts its kernel down and keeps its partial notebook
+
+
 def _cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
     overrides = {name: _value(value) for name, value in args.param}
     if args.data_root:
-        overrides["data_root"] = args.data_root
+        overrides["data_root"] = _existing_folder(args.data_root)
     if args.dry_run:
         return _dry_run(args.profile, overrides)
+    signal.signal(signal.SIGTERM, _interrupt)
     reproduce(args.profile, only=args.only, overrides=overrides, book=not args.no_book)
     return 0
 
@@ -46,23 +66,31 @@ def _dry_run(profile: str, overrides: dict) -> int:
 
 
 def _cmd_data_check(args) -> int:
-    from .data.check import check_all, report
+    from .data.check import check_all, report, unmet
     from .paths import data_root
+    from .reproduce import needs
 
-    root = data_root(args.data_root)
+    root = data_root(_existing_folder(args.data_root))
     rows = check_all(root)
-    print(report(rows, root))
-    return 0 if all(r.status == "present" for r in rows) else 1
+    wanted = [args.profile] if args.profile else list(profiles.PROFILES)
+    print(report(rows, root, {p: needs(p) for p in wanted}))
+    if args.profile:
+        return 1 if unmet(rows, needs(args.profile)) else 0
+    return 1 if any(r.status == "wrong" for r in rows) else 0
 
 
 def _cmd_fetch(args) -> int:
-    from .data.fetch import FetchError, expand, fetch
+    from .data.fetch import FetchError, expand, fetch, parse_expected
 
+    names = expand(args.names)
+    if args.expect_sha256 and len(names) != 1:
+        raise ValueError("--expect-sha256 pins the files of one dataset: fetch that dataset alone")
+    expect = parse_expected(names[0], args.expect_sha256) if args.expect_sha256 else None
     failed = []
-    for name in expand(args.names):  # one dataset's failure does not stop the others
+    for name in names:  # one dataset's failure does not stop the others
         try:
             where = fetch(name, args.data_root, mirror=args.mirror, force=args.force,
-                          keep_archives=args.keep_archives)
+                          keep_archives=args.keep_archives, expect=expect)
             print(f"{name}: {where}")
         except FetchError as err:
             failed.append(name)
@@ -113,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="datasets and weights")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     check = data_sub.add_parser("check", help="say, for each dataset and weight file, present, missing or wrong, "
-                                "and the command that fixes it (exit status 1 when anything is not present)")
+                                "the command that fixes it, and which profiles have what they need (exit status 1 "
+                                "when anything is wrong, or with --profile when that profile's needs are not met)")
     check.add_argument("--data-root", default=None)
+    check.add_argument("--profile", choices=profiles.PROFILES, default=None,
+                       help="judge only what this profile needs: exit status 0 when it is all present and sound")
     check.set_defaults(func=_cmd_data_check)
 
     ref = sub.add_parser("refresh", help="re-execute the committed notebooks in place (smoke profile)")
@@ -132,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rebuild a dataset folder that exists but is wrong; it is replaced only by a complete copy")
     fetch.add_argument("--keep-archives", action="store_true",
                        help="keep the downloaded archives under <data root>/downloads after unpacking")
+    fetch.add_argument("--expect-sha256", action="append", default=[], metavar="[FILE=]HEX",
+                       help="the SHA-256 a downloaded file must have (FILE= needed when the dataset has several "
+                       "files); without one, and with none published or pinned, the first download is trusted "
+                       "and pinned once it installs")
     fetch.set_defaults(func=_cmd_fetch)
 
     pub = sub.add_parser("publish", help="push the built book to a gh-pages branch with ghp-import "
@@ -146,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .data import MissingDataError
     from .models import WeightsUnavailableError
+    from .reproduce import NotebookFailed
 
     args = build_parser().parse_args(argv)
     try:
@@ -153,10 +189,8 @@ def main(argv=None) -> int:
     except (MissingDataError, WeightsUnavailableError, ValueError) as err:
         print(f"cwl: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # a notebook failed: say where its partial copy is, keep the rest
-        if type(err).__name__ != "PapermillExecutionError":
-            raise
-        print(f"cwl: a notebook failed; finished notebooks are kept under _build/executed/.\n{err}", file=sys.stderr)
+    except NotebookFailed as err:
+        print(f"cwl: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cwl: interrupted; finished notebooks and results are kept, rerun to resume", file=sys.stderr)

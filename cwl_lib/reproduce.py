@@ -1,10 +1,14 @@
 """``cwl reproduce``: run the notebooks under a profile with papermill, then build the book.
 
 Each notebook is executed into ``_build/executed/<profile>/`` (finished copies survive a later
-failure, and ``--only`` reruns one notebook while the others keep their last executed copy). The
-book is built from a staged copy of the pages and the executed notebooks, so the committed
-notebooks keep their smoke outputs for nbval. The book is built with Sphinx warnings as errors;
-``cwl publish`` pushes it, once it loads nothing from the network, to a gh-pages branch.
+failure, and ``--only`` reruns one notebook while the others keep their last executed copy; a
+failed run's partial copy is kept as ``<name>.failed.ipynb`` and named in the error). Before any
+notebook runs, every dataset and weight file the run needs is checked as ``cwl data check`` checks
+it (presence, counts, headers, digests). Kernels die with the ``cwl`` process
+(:mod:`cwl_lib.kernels`). The book is built from a staged copy of the pages and the executed
+notebooks, so the committed notebooks keep their smoke outputs for nbval. The book is built with
+Sphinx warnings as errors; ``cwl publish`` pushes it, once it loads nothing from the network, to a
+gh-pages branch.
 """
 from __future__ import annotations
 
@@ -16,8 +20,12 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import papermill as pm
+
 from . import checks, profiles
-from .data import MissingDataError, missing
+from .data import MissingDataError
+from .data.check import problems
+from .kernels import BoundKernelManager
 from .paths import project_root
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
@@ -43,35 +51,58 @@ def _notebook_name(name: str) -> str:
     return matches[0]
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names its partly executed copy."""
+
+
+def needs(profile: str) -> list[str]:
+    """Every dataset and weight file the notebooks of ``profile`` need, with its default parameters."""
+    return list(dict.fromkeys(r for name, params in plan(profile).items()
+                              for r in profiles.notebook_requirements(name, params)))
+
+
 def check_data(runs: dict[str, dict]) -> None:
-    """Fail before any work, naming every missing item of every notebook of this run."""
+    """Fail before any work, naming every missing or damaged item of every notebook of this run."""
     lines = []
     for name, params in runs.items():
-        for res, fix in missing(profiles.notebook_requirements(name, params), params.get("data_root") or None):
-            lines.append(f"  - {name}: {res.name} ({res.description}): {fix}")
+        for row in problems(profiles.notebook_requirements(name, params), params.get("data_root") or None):
+            lines.append(f"  - {name}: {row.name} is {row.status} ({row.detail}): {row.fix}")
     if lines:
         raise MissingDataError(
-            f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this machine; "
-            "nothing was run:\n" + "\n".join(lines)
+            f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this machine, or not as "
+            "it should be; nothing was run:\n" + "\n".join(lines)
         )
 
 
 def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Path:
-    import papermill as pm
-
     source = root / "notebooks" / f"{name}.ipynb"
     target = out_dir / f"{name}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".running.ipynb")
     log(f"[cwl] {name}: running with profile {params['profile']} -> {target}")
     start = time.perf_counter()
-    pm.execute_notebook(
-        str(source), str(partial), parameters=params, cwd=str(source.parent),
-        kernel_name="python3", progress_bar=True, log_output=False,
-    )
+    try:
+        pm.execute_notebook(
+            str(source), str(partial), parameters=params, cwd=str(source.parent),
+            kernel_name="python3", progress_bar=True, log_output=False, kernel_manager_class=BoundKernelManager,
+        )
+    except BaseException as err:
+        failed = _keep_failed(partial, target)
+        if not isinstance(err, Exception):  # an interrupt stays an interrupt
+            raise
+        where = f"its partly executed copy is {failed}" if failed else "no partial copy was written"
+        raise NotebookFailed(f"{name} failed; {where}. Finished notebooks are kept under {out_dir}.\n{err}") from err
     partial.replace(target)  # only a finished run replaces the previous executed copy
     log(f"[cwl] {name}: done in {time.perf_counter() - start:.0f} s")
     return target
+
+
+def _keep_failed(partial: Path, target: Path) -> Path | None:
+    if not partial.exists():
+        return None
+    failed = target.with_suffix(".failed.ipynb")
+    partial.replace(failed)
+    return failed
 
 
 def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
@@ -187,8 +218,6 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
     This is how the outputs and references that nbval checks are regenerated after a deliberate change;
     ``git diff notebooks/references`` shows every value that moved.
     """
-    import papermill as pm
-
     root = Path(root) if root else project_root()
     done = []
     previous = os.environ.get(checks.MODE_ENV)
@@ -198,7 +227,8 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
             path = root / "notebooks" / f"{_notebook_name(name)}.ipynb"
             log(f"[cwl] refreshing {path}")
             tmp = path.with_suffix(".running.ipynb")
-            pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+            pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+                                kernel_manager_class=BoundKernelManager)
             tmp.replace(path)
             done.append(path)
     finally:

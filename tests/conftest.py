@@ -31,3 +31,21 @@ def smoke_book(tmp_path_factory):
     index = reproduce.build_book(root, "smoke", build_dir, log=lambda *_: None)
     assert index == build_dir / "html" / "index.html"
     return build_dir / "html"
+
+
+@pytest.fixture
+def paper_sizes(monkeypatch):
+    """``set_sizes(name, train=, test=, ...)``: the image counts a dataset must have in this test.
+
+    The tests' small copies of a dataset stand in for the paper's; the registry's own counts are
+    checked by the tests that leave them alone.
+    """
+    from dataclasses import replace
+
+    from cwl_lib.data import registry
+
+    def set_sizes(name, **sizes):
+        entry = registry.RESOURCES[name]
+        monkeypatch.setitem(registry.RESOURCES, name, replace(entry, sizes=registry.Sizes(**sizes)))
+
+    return set_sizes

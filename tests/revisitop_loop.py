@@ -3,7 +3,12 @@
 * :func:`revisited_map_loop`: the plain loop written the obvious way: for each query, walk down its
   ranking one image at a time, skip ignored images, and add the trapezoid of each positive.
 * :func:`revisited_map_revisitop`: ``compute_ap`` / ``compute_map`` of the revisitop reference code
-  step by step (numpy within each query, ``np.isin`` to locate the positives and the junk).
+  (filipradenovic/revisitop, python/evaluate.py and example_evaluate.py) step by step: numpy
+  within each query, ``np.isin`` to locate the positives and the junk, the positive list taken as
+  the concatenation revisitop builds (an image listed twice counts twice in the number of positives).
+  Scores become ranks as ``example_evaluate.py`` does when ``ties="revisitop"`` (numpy's default,
+  unstable argsort), or with ties broken by the lower index (``ties="stable"``, the library's rule).
+* :func:`revisited_map_loop` counts each positive image once (``count_duplicates=False``).
 
 ``cwl_lib.retrieval.revisited_map`` is checked against both (tests) and timed against both (benchmarks).
 """
@@ -25,7 +30,7 @@ def ap_trapezoid(pos, n_pos):
 def one_setting(ranks, gnd, pos_keys, ign_keys, kappas):
     aps, prs = [], []
     for q, g in enumerate(gnd):
-        qpos = np.unique(np.concatenate([np.asarray(g.get(k, []), dtype=np.int64) for k in pos_keys]))
+        qpos = np.concatenate([np.asarray(g.get(k, []), dtype=np.int64) for k in pos_keys])
         qign = np.concatenate([np.asarray(g.get(k, []), dtype=np.int64) for k in ign_keys])
         if len(qpos) == 0:
             aps.append(np.nan)
@@ -55,10 +60,15 @@ def one_setting(ranks, gnd, pos_keys, ign_keys, kappas):
             "ap": aps, "queries": int(ok.sum())}
 
 
-def revisited_map_revisitop(scores_or_ranks, gnd, kappas=(1, 5, 10)):
+def revisitop_ranks(scores):
+    """``ranks = np.argsort(-sim, axis=0)`` of revisitop's example, for a Q x N score matrix (rows: queries)."""
+    return np.argsort(-np.asarray(scores).T, axis=0).T
+
+
+def revisited_map_revisitop(scores_or_ranks, gnd, kappas=(1, 5, 10), ties="stable"):
     arr = np.asarray(scores_or_ranks)
     if np.issubdtype(arr.dtype, np.floating):
-        ranks = np.stack([np.argsort(-row, kind="stable") for row in arr])
+        ranks = revisitop_ranks(arr) if ties == "revisitop" else np.stack([np.argsort(-row, kind="stable") for row in arr])
     else:
         ranks = arr
     return {s: one_setting(ranks, gnd, p, i, kappas) for s, (p, i) in PROTOCOL.items()}

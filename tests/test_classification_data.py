@@ -76,6 +76,42 @@ def test_chest_xray_official_folders_stay_grey(root):
     assert split.train.images[0].float().mean() == pytest.approx(60, abs=1)
 
 
+@pytest.mark.parametrize("layout", ["mendeley", "kaggle"])
+def test_chest_xray_split_is_the_papers_from_either_copy(root, layout):
+    """Mendeley's train/ holds 16 images Kaggle's copy moved to val/: neither copy trains on them."""
+    make_chest(root)
+    base = root / "chest-xray" / "chest_xray"
+    moved = sorted(C.CHEST_XRAY_VALIDATION)
+    assert len(moved) == 16 and sum(m.startswith("NORMAL/") for m in moved) == 8
+    for name in moved[::5]:
+        _img(base / ("train" if layout == "mendeley" else "val") / name, 30, size=(64, 48), mode="L")
+    train, test, classes = C.chest_xray_files(root / "chest-xray")
+    assert len(train) == 8 and len(test) == 4
+    assert not any(f"{classes[label]}/{path.name}" in C.CHEST_XRAY_VALIDATION for path, label in train)
+    assert len(C.load("chest-xray", root, size=12, cache=False, progress=False).train) == 8
+
+
+def test_chest_xray_counts_are_checked_against_the_paper(root, paper_sizes):
+    from cwl_lib.data.contents import dataset_problem
+
+    make_chest(root)
+    assert "training images: 8, but the paper's chest-xray has 5,216" in dataset_problem("chest-xray", root / "chest-xray")
+    paper_sizes("chest-xray", train=8, test=4, classes=2)
+    assert dataset_problem("chest-xray", root / "chest-xray") is None
+
+
+def test_fashion_mnist_labels_outside_0_to_9_are_refused(root):
+    folder = root / "fm"
+    folder.mkdir()
+    for prefix, n in (("train", 3), ("t10k", 2)):
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">HBBIII", 0, 8, 3, n, 28, 28) + bytes(n * 784))
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">HBBI", 0, 8, 1, n) + bytes([3, 11, 0][:n]))
+    with pytest.raises(C.CorruptImageError, match="holds label 11"):
+        C.load_fashion_mnist(folder)
+
+
 def test_decoded_once_then_read_from_the_cache(root, monkeypatch):
     make_mit67(root)
     first = C.load("mit67", root, size=16, progress=False)

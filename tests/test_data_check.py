@@ -15,6 +15,12 @@ def _rows(root: Path) -> dict:
     return {row.name: row for row in check_all(root)}
 
 
+@pytest.fixture
+def one_image_kvasir(paper_sizes):
+    """The Kvasir these tests install holds one image of one class."""
+    paper_sizes("kvasir", train=1, test=0, classes=1, per_class=1)
+
+
 def _install_kvasir(root: Path, built_from: str = "a" * 64, locked: str = "a" * 64) -> None:
     folder = root / "kvasir/kvasir-dataset-v2/polyps"
     folder.mkdir(parents=True)
@@ -23,10 +29,14 @@ def _install_kvasir(root: Path, built_from: str = "a" * 64, locked: str = "a" * 
     checksums.record(root, "kvasir", "kvasir-dataset-v2.zip", locked, "http://example.invalid/k.zip", 1)
 
 
-def test_cli_prints_the_fix_command_and_exits_non_zero_for_missing_data(empty_data_root, capsys):
+def test_cli_prints_the_fix_command_and_says_which_profiles_can_run(empty_data_root, capsys):
     code = cli.main(["data", "check", "--data-root", str(empty_data_root)])
     out = capsys.readouterr().out
-    assert code == 1
+    assert code == 0  # absent data is a state to report, not a failure; only --profile judges it
+    paper = next(ln for ln in out.splitlines() if ln.startswith("profile paper: needs not met: "))
+    assert all(f"{name} (missing)" in paper for name in ("mit67", "kvasir", "chest-xray", "roxford5k", "rparis6k"))
+    assert "fashion-mnist" not in paper  # the paper profile needs its own data only
+    assert "profile laptop: needs not met: fashion-mnist (missing)" in out
     assert f"data root: {empty_data_root}" in out
     for name in ("mit67", "kvasir", "roxford5k", "rparis6k"):
         assert f"missing  {name}" in out
@@ -40,10 +50,55 @@ def test_everything_present_exits_zero(empty_data_root, monkeypatch, capsys):
 
     monkeypatch.setattr(check, "check_resource", lambda res, root: check.Row(res.name, "present", "here", ""))
     assert cli.main(["data", "check"]) == 0
-    assert "0 missing, 0 wrong" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 missing, 0 wrong" in out
+    assert all(f"profile {p}: needs met" in out for p in ("smoke", "laptop", "paper"))
 
 
-def test_dataset_built_from_other_bytes_than_the_lock_is_wrong_and_stops_a_run(empty_data_root):
+def _fashion_mnist(folder: Path, n_train=6, n_test=4, labels=None) -> None:
+    """Small IDX files in Fashion-MNIST's names (the counts of the test stand in for 60,000 / 10,000)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        lab = np.arange(n, dtype=np.uint8) % 10 if labels is None else np.asarray(labels, dtype=np.uint8)
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as handle:
+            handle.write(b"\x00\x00\x08\x03" + n.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + bytes(n * 784))
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as handle:
+            handle.write(b"\x00\x00\x08\x01" + n.to_bytes(4, "big") + lab.tobytes())
+
+
+def test_profile_option_exits_zero_when_that_profile_has_what_it_needs(empty_data_root, paper_sizes, capsys):
+    paper_sizes("fashion-mnist", train=6, test=4, classes=10)
+    _fashion_mnist(empty_data_root / "fashion-mnist")
+    assert cli.main(["data", "check", "--profile", "laptop"]) == 0
+    assert "profile laptop: needs met" in capsys.readouterr().out
+    assert cli.main(["data", "check", "--profile", "paper"]) == 1
+    out = capsys.readouterr().out
+    assert "profile paper: needs not met: " in out and "mit67 (missing)" in out
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "labels"])
+def test_corrupt_fashion_mnist_is_reported_not_raised(empty_data_root, paper_sizes, capsys, damage):
+    paper_sizes("fashion-mnist", train=6, test=4, classes=10)
+    folder = empty_data_root / "fashion-mnist"
+    _fashion_mnist(folder, labels=[0, 1, 2, 3, 4, 12] if damage == "labels" else None)
+    target = folder / "train-images-idx3-ubyte.gz"
+    data = bytearray(target.read_bytes())
+    if damage == "flipped":  # inside the deflate stream: gzip raises zlib.error
+        for i in range(12, len(data) - 8):
+            data[i] ^= 0x5A
+        target.write_bytes(bytes(data))
+    elif damage == "truncated":
+        target.write_bytes(bytes(data[: len(data) // 2]))
+    code = cli.main(["data", "check", "--profile", "laptop"])
+    out = capsys.readouterr().out
+    assert code == 1
+    line = next(ln for ln in out.splitlines() if "fashion-mnist" in ln and "wrong" in ln)
+    assert ("label 12" in line) if damage == "labels" else ("train-images-idx3-ubyte.gz" in line)
+
+
+def test_dataset_built_from_other_bytes_than_the_lock_is_wrong_and_stops_a_run(empty_data_root, one_image_kvasir):
     _install_kvasir(empty_data_root)
     assert _rows(empty_data_root)["kvasir"].status == "present"
 
@@ -64,13 +119,30 @@ def test_broken_layout_is_wrong(empty_data_root):
     assert "--force" in row.fix
 
 
-def test_kept_download_failing_its_digest_is_wrong(empty_data_root):
+def test_kept_download_failing_its_digest_is_wrong(empty_data_root, one_image_kvasir):
     _install_kvasir(empty_data_root, built_from="c" * 64, locked="c" * 64)
     kept = empty_data_root / "downloads/kvasir/kvasir-dataset-v2.zip"
     kept.parent.mkdir(parents=True)
     kept.write_bytes(b"not the recorded bytes")
     row = _rows(empty_data_root)["kvasir"]
     assert row.status == "wrong" and str(kept) in row.detail
+
+
+def test_paper_counts_are_the_papers():
+    assert registry.paper_sizes("mit67") == registry.Sizes(train=5360, test=1340, classes=67)
+    assert registry.paper_sizes("kvasir") == registry.Sizes(train=6000, test=2000, classes=8, per_class=1000)
+    assert registry.paper_sizes("chest-xray") == registry.Sizes(train=5216, test=624, classes=2)
+    assert registry.paper_sizes("roxford5k") == registry.Sizes(train=4993, test=70)
+    assert registry.paper_sizes("rparis6k") == registry.Sizes(train=6322, test=70)
+
+
+def test_a_count_that_differs_from_the_paper_is_one_clear_line(empty_data_root, paper_sizes):
+    paper_sizes("kvasir", train=3, test=1, classes=1, per_class=4)
+    _install_kvasir(empty_data_root)
+    row = _rows(empty_data_root)["kvasir"]
+    assert row.status == "wrong"
+    assert "polyps has 1, but the paper's kvasir has 4 of each class" in row.detail
+    assert "\n" not in row.detail
 
 
 def test_fashion_mnist_that_is_not_idx_data_is_wrong(empty_data_root):

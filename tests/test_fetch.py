@@ -19,8 +19,9 @@ import pytest
 
 from cwl_lib import cli
 from cwl_lib.data import checksums, fetch as fetch_mod, registry
-from cwl_lib.data.archives import BrokenArchiveError, UnsafeArchiveError, extract
+from cwl_lib.data.archives import BrokenArchiveError, Limits, UnsafeArchiveError, extract
 from cwl_lib.data.fetch import FetchError, ManualDownloadRequired, fetch
+from cwl_lib.data.ground_truth import write_gnd
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -104,11 +105,28 @@ def _fetch(name, root, server, **kw):
     return fetch(name, root, mirror=server.url, progress=False, log=lambda _msg: None, **kw)
 
 
+def gnd_bytes(tmp_path, imlist, qimlist) -> bytes:
+    """A ground-truth pickle in the published format: each query answered by the first image."""
+    path = tmp_path / "gnd.pkl"
+    write_gnd(path, imlist, qimlist, [{"bbx": [0, 0, 1, 1], "easy": [0]} for _ in qimlist])
+    return path.read_bytes()
+
+
+@pytest.fixture
+def small(paper_sizes):
+    """The counts of the small archives these tests serve."""
+    paper_sizes("kvasir", train=4, test=2, classes=2, per_class=3)
+    paper_sizes("mit67", train=1, test=1, classes=2)
+    paper_sizes("chest-xray", train=2, test=2, classes=2)
+    paper_sizes("roxford5k", train=1, test=1)
+    paper_sizes("rparis6k", train=2, test=1)
+
+
 def _leftovers(root: Path, name: str) -> list[Path]:
     return list(root.glob(f".{name}.partial-*")) + list((root / "downloads" / name).glob("tmp*"))
 
 
-def test_good_archive_installs_records_its_digest_and_is_not_fetched_twice(empty_data_root, server):
+def test_good_archive_installs_records_its_digest_and_is_not_fetched_twice(empty_data_root, small, server):
     body = make_zip(KVASIR)
     _serve(server, "kvasir", "kvasir-dataset-v2.zip", body)
     folder = _fetch("kvasir", empty_data_root, server)
@@ -126,16 +144,17 @@ def test_good_archive_installs_records_its_digest_and_is_not_fetched_twice(empty
     assert len(server.state["hits"]) == hits
 
 
-def test_every_paper_dataset_lands_in_the_layout_the_registry_checks(empty_data_root, server):
+def test_every_paper_dataset_lands_in_the_layout_the_registry_checks(empty_data_root, small, server, tmp_path):
     _serve(server, "mit67", "indoorCVPR_09.tar",
            make_tar({"Images/kitchen/a.jpg": b"k", "Images/bar/b.jpg": b"b"}, gz=False))
     _serve(server, "mit67", "TrainImages.txt", b"kitchen/a.jpg\n")
     _serve(server, "mit67", "TestImages.txt", b"bar/b.jpg\n")
     _serve(server, "roxford5k", "oxbuild_images-v1.tgz", make_tar({"all_souls_000001.jpg": b"o"}))
-    _serve(server, "roxford5k", "gnd_roxford5k.pkl", b"not unpickled by fetch")
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", gnd_bytes(tmp_path, ["all_souls_000001"], ["all_souls_000001"]))
     _serve(server, "rparis6k", "paris_1-v1.tgz", make_tar({"paris/defense/paris_defense_000000.jpg": b"d"}))
     _serve(server, "rparis6k", "paris_2-v1.tgz", make_tar({"paris/eiffel/paris_eiffel_000000.jpg": b"e"}))
-    _serve(server, "rparis6k", "gnd_rparis6k.pkl", b"gnd")
+    _serve(server, "rparis6k", "gnd_rparis6k.pkl",
+           gnd_bytes(tmp_path, ["paris_defense_000000", "paris_eiffel_000000"], ["paris_eiffel_000000"]))
     for name in ("mit67", "roxford5k", "rparis6k"):
         _fetch(name, empty_data_root, server)
 
@@ -147,7 +166,7 @@ def test_every_paper_dataset_lands_in_the_layout_the_registry_checks(empty_data_
         "paris_defense_000000.jpg", "paris_eiffel_000000.jpg"]
 
 
-def test_chest_xray_names_the_manual_file_then_installs_it(empty_data_root, monkeypatch):
+def test_chest_xray_names_the_manual_file_then_installs_it(empty_data_root, small, monkeypatch):
     monkeypatch.delenv("CWL_DATA_MIRROR", raising=False)
     zip_path = empty_data_root / "downloads/chest-xray/ChestXRay2017.zip"
     with pytest.raises(ManualDownloadRequired) as err:
@@ -155,7 +174,8 @@ def test_chest_xray_names_the_manual_file_then_installs_it(empty_data_root, monk
     assert str(zip_path) in str(err.value) and "data.mendeley.com" in str(err.value)
 
     zip_path.parent.mkdir(parents=True)
-    zip_path.write_bytes(make_zip({"chest_xray/train/NORMAL/a.jpeg": b"n", "chest_xray/test/PNEUMONIA/b.jpeg": b"p",
+    zip_path.write_bytes(make_zip({**{f"chest_xray/{part}/{c}/{c}-{part}.jpeg": b"x" for part in ("train", "test")
+                                      for c in ("NORMAL", "PNEUMONIA")},
                                    "__MACOSX/chest_xray/._a.jpeg": b"junk"}))
     folder = fetch("chest-xray", empty_data_root, log=lambda _m: None)
     assert registry.missing(["chest-xray"], empty_data_root) == []
@@ -190,7 +210,7 @@ def test_wrong_published_digest_discards_the_download(empty_data_root, server, m
     assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
 
 
-def test_changed_file_fails_the_lock_and_leaves_data_in_place(empty_data_root, server):
+def test_changed_file_fails_the_lock_and_leaves_data_in_place(empty_data_root, small, server):
     _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip(KVASIR))
     _fetch("kvasir", empty_data_root, server)
     _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip({"kvasir-dataset-v2/polyps/0.jpg": b"other"}))
@@ -202,7 +222,7 @@ def test_changed_file_fails_the_lock_and_leaves_data_in_place(empty_data_root, s
     assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
 
 
-def test_download_cut_halfway_keeps_nothing_and_the_retry_succeeds(empty_data_root, server):
+def test_download_cut_halfway_keeps_nothing_and_the_retry_succeeds(empty_data_root, small, server):
     body = make_zip(KVASIR)
     _serve(server, "kvasir", "kvasir-dataset-v2.zip", body)
     server.state["cut_once"].add("/kvasir/kvasir-dataset-v2.zip")
@@ -217,10 +237,11 @@ def test_download_cut_halfway_keeps_nothing_and_the_retry_succeeds(empty_data_ro
     assert checksums.recorded(empty_data_root, "kvasir", "kvasir-dataset-v2.zip") == hashlib.sha256(body).hexdigest()
 
 
-def test_broken_archive_is_removed_and_the_installed_copy_survives_a_forced_rebuild(empty_data_root, server):
+def test_broken_archive_is_removed_and_the_installed_copy_survives_a_forced_rebuild(empty_data_root, small, server,
+                                                                                   tmp_path):
     good = make_tar({"a.jpg": b"a"})
     _serve(server, "roxford5k", "oxbuild_images-v1.tgz", good)
-    _serve(server, "roxford5k", "gnd_roxford5k.pkl", b"gnd")
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", gnd_bytes(tmp_path, ["a"], ["a"]))
     _fetch("roxford5k", empty_data_root, server, keep_archives=True)
     lock = empty_data_root / checksums.LOCK_NAME
     lock.write_text("{}")  # forget the digests, so only the archive's own structure can catch the damage
@@ -235,11 +256,11 @@ def test_broken_archive_is_removed_and_the_installed_copy_survives_a_forced_rebu
     assert _leftovers(empty_data_root, "roxford5k") == []
 
 
-def test_incomplete_folder_is_left_alone_unless_forced(empty_data_root, server):
+def test_incomplete_folder_is_left_alone_unless_forced(empty_data_root, small, server, tmp_path):
     (empty_data_root / "roxford5k/jpg").mkdir(parents=True)
     (empty_data_root / "roxford5k/jpg/mine.jpg").write_bytes(b"mine")
     _serve(server, "roxford5k", "oxbuild_images-v1.tgz", make_tar({"a.jpg": b"a"}))
-    _serve(server, "roxford5k", "gnd_roxford5k.pkl", b"gnd")
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", gnd_bytes(tmp_path, ["a"], ["a"]))
     with pytest.raises(FetchError, match=r"lacks gnd_roxford5k\.pkl.*--force"):
         _fetch("roxford5k", empty_data_root, server)
     assert (empty_data_root / "roxford5k/jpg/mine.jpg").is_file()
@@ -293,7 +314,7 @@ def test_zip_with_a_bad_crc_is_broken(tmp_path):
         extract(tmp_path / "b.zip", tmp_path / "dest", "zip")
 
 
-def test_cli_fetch_all_reports_each_failure_and_exits_non_zero(empty_data_root, server, monkeypatch, capsys):
+def test_cli_fetch_all_reports_each_failure_and_exits_non_zero(empty_data_root, small, server, monkeypatch, capsys):
     monkeypatch.setattr(fetch_mod, "FETCHERS", {})  # fashion-mnist goes through torchvision's hosts
     _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip(KVASIR))
     code = cli.main(["fetch", "all", "--mirror", server.url])
@@ -327,3 +348,141 @@ def test_ground_truth_pickles_load_as_data_and_code_is_refused(tmp_path):
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"gnd": Evil()}))
     with pytest.raises(UnsafePickleError, match="system"):
         load_data_pickle(tmp_path / "evil.pkl")
+
+
+def _bomb_tgz(path: Path, declared: int, sent: int = 1 << 20) -> None:
+    """A tar.gz whose one member says it holds ``declared`` zero bytes; only ``sent`` of them are in the file.
+
+    Only the header matters to the cap, so the test never builds (or writes) the gigabyte it declares.
+    """
+    import gzip
+
+    info = tarfile.TarInfo("zeros.bin")
+    info.size = declared
+    with gzip.open(path, "wb") as gz:
+        gz.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        gz.write(bytes(sent))
+
+
+def test_a_one_gibibyte_member_in_a_small_archive_is_refused_before_it_is_written(tmp_path):
+    archive = tmp_path / "bomb.tgz"
+    _bomb_tgz(archive, declared=1 << 30)
+    assert archive.stat().st_size < 64 << 10  # a few kilobytes of gzip stand for a gibibyte
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"1\.00 GiB, past the cap"):
+        extract(archive, tmp_path / "dest", "tar", limits=Limits(max_bytes=8 << 30, max_ratio=3.0))
+    assert not (tmp_path / "dest/zeros.bin").exists()  # refused from its header: not a byte written
+
+
+def test_the_byte_cap_holds_for_honest_archives_too(tmp_path):
+    archive = tmp_path / "big.tar"
+    archive.write_bytes(make_tar({f"{i}.bin": os.urandom(300 << 10) for i in range(4)}, gz=False))
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="past the cap"):
+        extract(archive, tmp_path / "dest", "tar", limits=Limits(max_bytes=1 << 20, max_ratio=10.0))
+    written = sum(p.stat().st_size for p in (tmp_path / "dest").rglob("*") if p.is_file())
+    assert written <= 1 << 20
+
+
+def test_fetch_refuses_a_bomb_and_pins_nothing(empty_data_root, server, tmp_path):
+    """Through ``cwl fetch``, with the limits the registry states for the dataset."""
+    bomb = tmp_path / "oxbuild_images-v1.tgz"
+    _bomb_tgz(bomb, declared=1 << 30)
+    _serve(server, "roxford5k", "oxbuild_images-v1.tgz", bomb.read_bytes())
+    _serve(server, "roxford5k", "gnd_roxford5k.pkl", gnd_bytes(tmp_path, ["a"], ["a"]))
+    with pytest.raises(FetchError, match="past the cap"):
+        _fetch("roxford5k", empty_data_root, server)
+    assert not (empty_data_root / "roxford5k").exists()
+    assert checksums.recorded(empty_data_root, "roxford5k", "oxbuild_images-v1.tgz") is None
+    assert checksums.recorded(empty_data_root, "roxford5k", "gnd_roxford5k.pkl") is None
+    assert _leftovers(empty_data_root, "roxford5k") == []
+
+
+def test_a_link_chain_that_ends_outside_is_refused(tmp_path):
+    """``x -> y/..`` stays inside while y does not exist; ``y -> .`` then makes x point at the parent."""
+    archive = tmp_path / "chain.tar"
+    archive.write_bytes(make_tar({"ok.txt": b"ok"}, gz=False,
+                                 links=[("x", "y/..", tarfile.SYMTYPE), ("y", ".", tarfile.SYMTYPE)]))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"links point outside its folder: x -> y/\.\."):
+        extract(archive, dest, "tar")
+
+
+def test_a_bogus_archive_with_the_right_layout_is_not_installed_and_not_pinned(empty_data_root, server):
+    """The paper's counts (8 x 1,000 Kvasir images) are checked before a first download is trusted."""
+    bogus = make_zip({"kvasir-dataset-v2/polyps/0.jpg": b"x"})
+    assert len(bogus) < 300
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", bogus)
+    with pytest.raises(FetchError, match=r"not the paper's dataset: .*1,000 of each class.*no digest was pinned"):
+        _fetch("kvasir", empty_data_root, server)
+    assert not (empty_data_root / "kvasir").exists()
+    assert checksums.recorded(empty_data_root, "kvasir", "kvasir-dataset-v2.zip") is None
+    assert registry.missing(["kvasir"], empty_data_root) != []
+
+
+def test_a_layout_refusal_pins_nothing_so_the_real_file_installs_later(empty_data_root, small, server):
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip({"elsewhere/polyps/0.jpg": b"x"}))
+    with pytest.raises(FetchError, match="lacks kvasir-dataset-v2"):
+        _fetch("kvasir", empty_data_root, server)
+    assert checksums.recorded(empty_data_root, "kvasir", "kvasir-dataset-v2.zip") is None
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", make_zip(KVASIR))
+    assert _fetch("kvasir", empty_data_root, server) == empty_data_root / "kvasir"
+
+
+def test_fetch_says_when_it_trusts_a_first_download_and_expect_sha256_pins_one(empty_data_root, small, server):
+    body = make_zip(KVASIR)
+    digest = hashlib.sha256(body).hexdigest()
+    _serve(server, "kvasir", "kvasir-dataset-v2.zip", body)
+    said = []
+    fetch("kvasir", empty_data_root, mirror=server.url, progress=False, log=said.append)
+    assert any(f"this first copy is trusted as it is: sha256 {digest}" in line for line in said)
+
+    other = empty_data_root / "other"
+    with pytest.raises(FetchError, match="does not match the digest given with --expect-sha256"):
+        _fetch("kvasir", other, server, expect=fetch_mod.parse_expected("kvasir", ["0" * 64]))
+    assert not (other / "kvasir").exists()
+    said.clear()
+    fetch("kvasir", other, mirror=server.url, progress=False, log=said.append,
+          expect=fetch_mod.parse_expected("kvasir", [f"kvasir-dataset-v2.zip={digest.upper()}"]))
+    assert not any("trusted as it is" in line for line in said)
+    assert checksums.recorded(other, "kvasir", "kvasir-dataset-v2.zip") == digest
+
+
+def test_expect_sha256_values_are_checked(empty_data_root):
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        fetch_mod.parse_expected("kvasir", ["abc"])
+    with pytest.raises(ValueError, match="give --expect-sha256 FILE=HEX"):
+        fetch_mod.parse_expected("rparis6k", ["0" * 64])
+    with pytest.raises(ValueError, match="no file 'x.tgz'"):
+        fetch_mod.parse_expected("rparis6k", ["x.tgz=" + "0" * 64])
+    code = cli.main(["fetch", "kvasir", "--expect-sha256", "abc"])
+    assert code == 2
+
+
+def test_a_data_root_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    not_a_folder = tmp_path / "root.txt"
+    not_a_folder.write_text("x")
+    assert cli.main(["fetch", "kvasir", "--data-root", str(not_a_folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"the data root {not_a_folder} is a file, not a folder" in err
+
+
+def test_a_ground_truth_pickle_of_shared_references_is_refused(tmp_path):
+    """250 bytes that stand for 4 million indices once each shared list is counted where it is used."""
+    import pickle
+
+    from cwl_lib.data.safe_pickle import UnsafePickleError, load_data_pickle
+
+    row = list(range(2000))
+    evil = {"imlist": ["a"], "qimlist": ["q"] * 2000, "gnd": [{"bbx": [0, 0, 1, 1], "easy": row}] * 2000}
+    data = pickle.dumps(evil, protocol=4)
+    assert len(data) < 16 << 10
+    (tmp_path / "gnd.pkl").write_bytes(data)
+    with pytest.raises(UnsafePickleError, match="more than 2,000,000 items"):
+        load_data_pickle(tmp_path / "gnd.pkl")
+    looped = []
+    looped.append(looped)  # a list that contains itself
+    (tmp_path / "loop.pkl").write_bytes(pickle.dumps(looped))
+    with pytest.raises(UnsafePickleError, match="more than"):
+        load_data_pickle(tmp_path / "loop.pkl")

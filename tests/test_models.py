@@ -57,3 +57,54 @@ def test_random_backbones_need_no_file():
 def test_unknown_backbone_is_refused():
     with pytest.raises(ValueError, match="unknown backbone"):
         models.load_backbone("not_a_net")
+
+
+class _RunsCommand:
+    """Unpickling this calls os.system: what a replaced weight file can carry."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _plant(hub, marker, name="resnet50-0676ba61.pth"):
+    import pickle
+
+    path = hub / "checkpoints" / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps({"fc.weight": _RunsCommand(marker)}, protocol=2))
+    return path
+
+
+def test_a_planted_pickle_in_the_hub_cache_never_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    marker = tmp_path / "pwned"
+    planted = _plant(tmp_path, marker)
+    with pytest.raises(models.WeightsIntegrityError) as err:
+        models.load_backbone("resnet50")
+    assert str(planted) in str(err.value) and "0676ba61" in str(err.value)
+    assert not marker.exists()
+
+
+def test_a_planted_pickle_with_the_right_digest_is_still_not_run(tmp_path, monkeypatch):
+    """Were the digest forged, the file is still read with weights_only=True, which refuses code."""
+    from cwl_lib.digest import sha256_file
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    marker = tmp_path / "pwned"
+    planted = _plant(tmp_path, marker)
+    monkeypatch.setitem(models.FULL_SHA256, planted.name, sha256_file(planted))
+    with pytest.raises(models.WeightsIntegrityError, match="not a plain file of tensors") as err:
+        models.load_backbone("resnet50")
+    assert str(planted) in str(err.value)
+    assert not marker.exists()
+
+
+def test_the_offline_weights_pass_their_full_digest():
+    path = models.weights_file("mobilenet_v2")
+    assert path is not None and models.weights_problem(path) is None
+    assert models.known_digest(path.name) == (models.FULL_SHA256[path.name], "its known SHA-256")

@@ -1,6 +1,11 @@
 """The papermill runner: checks data first, injects profile parameters, keeps finished copies."""
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -105,3 +110,93 @@ def test_stderr_never_reaches_a_page(smoke_book):
     page = (smoke_book / "notebooks" / "03_classification.html").read_text()
     assert "it/s]" not in page and "TqdmWarning" not in page
     assert "output stderr" not in page
+
+
+def _notebook(root, *sources):
+    """Replace 01_kronecker of a tiny project by a notebook running ``sources`` after the parameters."""
+    nb = nbformat.read(root / "notebooks" / "01_kronecker.ipynb", as_version=4)
+    nb.cells = nb.cells[:2] + [nbformat.v4.new_code_cell(src) for src in sources]
+    nbformat.write(nb, root / "notebooks" / "01_kronecker.ipynb")
+
+
+def test_a_corrupt_gz_stops_reproduce_before_any_work(empty_data_root, monkeypatch, capsys):
+    import gzip
+
+    folder = empty_data_root / "fashion-mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        with gzip.open(folder / name, "wb") as handle:
+            handle.write(b"\x00\x00\x08\x01" + bytes(4096))
+    damaged = bytearray((folder / "train-images-idx3-ubyte.gz").read_bytes())
+    damaged[20:40] = bytes(20)  # inside the deflate stream
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(bytes(damaged))
+    monkeypatch.setattr(reproduce, "execute", lambda *a, **k: pytest.fail("a notebook ran"))
+    code = cli.main(["reproduce", "--profile", "laptop", "--only", "03", "--no-book"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "03_classification: fashion-mnist is wrong" in err and "train-images-idx3-ubyte.gz" in err
+    assert "nothing was run" in err
+
+
+def test_data_root_must_be_an_existing_folder(tmp_path, capsys):
+    missing_root = tmp_path / "nowhere"
+    assert cli.main(["reproduce", "--profile", "laptop", "--no-book", "--data-root", str(missing_root)]) == 2
+    assert f"--data-root {missing_root} does not exist" in capsys.readouterr().err
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for argv in (["reproduce", "--profile", "laptop"], ["data", "check"]):
+        assert cli.main([*argv, "--data-root", str(a_file)]) == 2
+        err = capsys.readouterr().err
+        assert f"--data-root {a_file} is a file, not a folder" in err and "lock" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_notebook_names_its_partial_copy(tmp_path, capsys):
+    root = _tiny_project(tmp_path)
+    _notebook(root, "print('before')", "raise RuntimeError('stop here')")
+    with pytest.raises(reproduce.NotebookFailed) as err:
+        reproduce.reproduce("laptop", only=["01"], book=False, root=root, log=lambda *_: None)
+    failed = root / "_build" / "executed" / "laptop" / "01_kronecker.failed.ipynb"
+    assert str(failed) in str(err.value) and "stop here" in str(err.value)
+    assert failed.is_file() and "before" in failed.read_text()
+    assert not list(failed.parent.glob("*.running.ipynb"))
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a parent that is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's")
+def test_killing_cwl_stops_its_kernel_at_once(tmp_path):
+    root = _tiny_project(tmp_path)
+    pid_file = tmp_path / "kernel.pid"
+    _notebook(root, f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)")
+    code = ("from pathlib import Path\nfrom cwl_lib import reproduce\n"
+            f"reproduce.reproduce('laptop', only=['01'], book=False, root=Path({str(root)!r}))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not (pid_file.is_file() and pid_file.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the notebook never started"
+            time.sleep(0.1)
+        kernel = int(pid_file.read_text())
+        assert _alive(kernel)
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 of cwl's process group: the kernel is in its own session
+        proc.wait(10)
+        gone_by = time.monotonic() + 0.5  # ipykernel's own parent poll would take a second or more
+        while _alive(kernel) and time.monotonic() < gone_by:
+            time.sleep(0.02)
+        assert not _alive(kernel)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        if pid_file.is_file() and pid_file.read_text() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

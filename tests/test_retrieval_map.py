@@ -123,3 +123,56 @@ def test_bad_inputs_say_what_is_wrong():
         revisited_map(np.zeros((1, 4)), [{"easy": [9]}])
     with pytest.raises(ValueError, match="NaN"):
         revisited_map(np.full((1, 4), np.nan), [{"easy": [0]}])
+
+
+def test_duplicates_count_twice_as_in_revisitops_compute_map():
+    """An image listed twice in ``easy``, in both ``easy`` and ``hard``, or in both ``hard`` and ``junk``."""
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((3, 30))
+    gnd = [{"easy": [4, 4, 9], "hard": [11], "junk": [2]},
+           {"easy": [5, 7], "hard": [7, 12], "junk": []},  # 7 is easy and hard: twice a Medium positive
+           {"easy": [1], "hard": [3], "junk": [3, 8]}]  # 3 is a Hard positive and ignored
+    official = revisited_map_revisitop(scores, gnd)
+    ours = revisited_map(scores, gnd)
+    for s in ("easy", "medium", "hard"):
+        np.testing.assert_allclose(ours[s]["ap"], official[s]["ap"], atol=1e-12)
+    # count_duplicates=False: as revisitop on lists without the repeated entry
+    once = revisited_map(scores, gnd, count_duplicates=False)
+    single = revisited_map_revisitop(scores, [{"easy": [4, 9], "hard": [11], "junk": [2]},
+                                              {"easy": [5, 7], "hard": [12], "junk": []}, gnd[2]])
+    assert once["easy"]["ap"][0] == pytest.approx(single["easy"]["ap"][0], abs=1e-12)
+    assert once["medium"]["ap"][1] == pytest.approx(single["medium"]["ap"][1], abs=1e-12)
+    # the repeated positive is found once but counted twice: a lower AP than counting it once
+    assert ours["easy"]["ap"][0] < once["easy"]["ap"][0]
+    assert ours["medium"]["ap"][1] < once["medium"]["ap"][1]
+    assert ours["hard"]["ap"][2] == pytest.approx(once["hard"]["ap"][2])  # no repeated Hard positive
+
+
+def test_without_duplicates_both_conventions_agree():
+    rng = np.random.default_rng(4)
+    scores, gnd = _random_problem(rng, q=6, n=50)
+    a, b = revisited_map(scores, gnd), revisited_map(scores, gnd, count_duplicates=False)
+    for s in ("easy", "medium", "hard"):
+        np.testing.assert_allclose(a[s]["ap"], b[s]["ap"], atol=1e-12)
+
+
+def test_ties_rank_the_lower_index_first_where_revisitops_argsort_is_arbitrary():
+    """revisitop ranks with numpy's default (unstable) argsort; this library breaks ties by index."""
+    from revisitop_loop import revisitop_ranks
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # find tied scores that numpy's default sort puts out of index order
+        scores = rng.integers(0, 3, size=(1, 40)).astype(float)
+        if not np.array_equal(revisitop_ranks(scores), rank(scores)):
+            break
+    else:
+        pytest.skip("numpy's default argsort happened to be stable on every draw")
+    gnd = [{"easy": [int(i) for i in np.nonzero(scores[0] == 2)[0][-3:]], "junk": [int(np.argmax(scores[0]))]}]
+    ours = revisited_map(scores, gnd)
+    stable = revisited_map_revisitop(scores, gnd, ties="stable")
+    np.testing.assert_allclose(ours["easy"]["ap"], stable["easy"]["ap"], atol=1e-12)
+    # without ties the two orders are the same ranking, so the same numbers
+    distinct = rng.permutation(40).astype(float)[None, :]
+    assert np.array_equal(revisitop_ranks(distinct), rank(distinct))
+    np.testing.assert_allclose(revisited_map(distinct, gnd)["medium"]["ap"],
+                               revisited_map_revisitop(distinct, gnd, ties="revisitop")["medium"]["ap"], atol=1e-12)

@@ -1,4 +1,9 @@
-"""Datasets: where they are, whether they are present, how to load them."""
-from .registry import RESOURCES, MissingDataError, locate, missing, require, requirements, resource
+"""Datasets: where they are, whether they are present and sound, how to load them.
 
-__all__ = ["RESOURCES", "MissingDataError", "locate", "missing", "require", "requirements", "resource"]
+``require`` checks presence and content (counts, headers, digests: :mod:`cwl_lib.data.check`);
+``missing`` and ``locate`` look at presence only.
+"""
+from .check import require
+from .registry import RESOURCES, MissingDataError, locate, missing, paper_sizes, requirements, resource
+
+__all__ = ["RESOURCES", "MissingDataError", "locate", "missing", "paper_sizes", "require", "requirements", "resource"]

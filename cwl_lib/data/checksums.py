@@ -1,8 +1,10 @@
 """SHA-256 digests: the data root's lock file and the record each installed dataset keeps.
 
-No host of the paper's datasets publishes a digest, so the first download that unpacks cleanly is
-recorded in ``<data root>/cwl-data.lock.json`` and every later download, or copy placed by hand,
-must match it. Copy the lock file beside a data root on another machine to pin the same bytes there.
+No host of the paper's datasets publishes a digest, so the digest of the first download that
+installs completely (layout and image counts checked) is pinned in ``<data root>/cwl-data.lock.json``
+and every later download, or copy placed by hand, must match it; a user who holds a digest from
+elsewhere gives it with ``cwl fetch --expect-sha256`` instead. Copy the lock file beside a data
+root on another machine to pin the same bytes there.
 Each installed dataset folder holds ``.cwl-fetched.json``: the digests of the files it was built
 from, so a dataset built from other bytes than the lock names is reported as wrong without
 re-reading gigabytes.
@@ -10,24 +12,18 @@ re-reading gigabytes.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..digest import sha256_file
 from ..paths import atomic_write
+
+__all__ = ["LOCK_NAME", "MARKER_NAME", "sha256_file", "lock_path", "recorded", "record", "expected",
+           "write_marker", "installed_problem"]
 
 LOCK_NAME = "cwl-data.lock.json"
 MARKER_NAME = ".cwl-fetched.json"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -72,13 +68,23 @@ def record(root: Path, dataset: str, filename: str, digest: str, url: str | None
         _write_json_atomic(path, data)
 
 
-def expected(root: Path, dataset: str, filename: str, published: str | None) -> tuple[str | None, str]:
-    """The digest a file must have and where that requirement comes from."""
+def expected(root: Path, dataset: str, filename: str, published: str | None,
+             given: str | None = None) -> tuple[str | None, str]:
+    """The digest a file must have and where that requirement comes from (None: nothing to check against).
+
+    ``given`` is a digest the user vouches for; it must agree with the publisher's and the lock's.
+    """
+    locked = recorded(root, dataset, filename)
+    if given:
+        for other, where in ((published, "its publisher states"), (locked, f"{lock_path(root)} pins")):
+            if other and other != given:
+                raise ValueError(f"--expect-sha256 {given} for {filename} differs from the digest {where} ({other}); "
+                                 f"delete the entry \"{dataset}/{filename}\" from {lock_path(root)} to replace a pin")
+        return given, "the digest given with --expect-sha256"
     if published:
         return published, "the digest its publisher states"
-    digest = recorded(root, dataset, filename)
-    if digest:
-        return digest, f"the digest recorded in {lock_path(root)}"
+    if locked:
+        return locked, f"the digest recorded in {lock_path(root)}"
     return None, ""
 
 

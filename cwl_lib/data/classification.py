@@ -14,32 +14,45 @@ Layouts read (the same as :mod:`cwl_lib.data.registry` checks and ``cwl fetch`` 
                    (one ``<class>/<file>`` per line).
 ``kvasir``         ``kvasir-dataset-v2/<class>/<file>``; per class a fixed seeded split, 3/4 train and
                    1/4 test (750 / 250 of each class's 1,000 images, as in the paper).
-``chest-xray``     ``chest_xray/{train,test}/<class>/<file>`` (NORMAL, PNEUMONIA), the official split;
-                   stored with one grey channel.
+``chest-xray``     ``chest_xray/{train,test}/<class>/<file>`` (NORMAL, PNEUMONIA), stored with one grey
+                   channel, in the paper's split: 5,216 train / 624 test. Mendeley's ChestXRay2017 has
+                   5,232 train images; the paper's 5,216 is the Kaggle copy (chest-xray-pneumonia),
+                   which moves the 16 images of :data:`CHEST_XRAY_VALIDATION` from train/ to val/.
+                   Either copy gives the same split: those 16 are never trained on, and val/ is not read.
 """
 from __future__ import annotations
 
 import gzip
 import os
 import struct
+import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..paths import atomic_write, data_root
-from .registry import locate
+from .registry import locate, resource
 
 CLASSIFICATION_DATASETS = ("fashion-mnist", "mnist-5k", "mit67", "kvasir", "chest-xray")
-FOLDER_DATASETS = ("mit67", "kvasir", "chest-xray")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot")
+# The validation folder of Kaggle's chest-xray-pneumonia copy: 8 + 8 images of Mendeley's train folder.
+CHEST_XRAY_VALIDATION = frozenset({
+    "NORMAL/NORMAL2-IM-1427-0001.jpeg", "NORMAL/NORMAL2-IM-1430-0001.jpeg", "NORMAL/NORMAL2-IM-1431-0001.jpeg",
+    "NORMAL/NORMAL2-IM-1436-0001.jpeg", "NORMAL/NORMAL2-IM-1437-0001.jpeg", "NORMAL/NORMAL2-IM-1438-0001.jpeg",
+    "NORMAL/NORMAL2-IM-1440-0001.jpeg", "NORMAL/NORMAL2-IM-1442-0001.jpeg",
+    "PNEUMONIA/person1946_bacteria_4874.jpeg", "PNEUMONIA/person1946_bacteria_4875.jpeg",
+    "PNEUMONIA/person1947_bacteria_4876.jpeg", "PNEUMONIA/person1949_bacteria_4880.jpeg",
+    "PNEUMONIA/person1950_bacteria_4881.jpeg", "PNEUMONIA/person1951_bacteria_4882.jpeg",
+    "PNEUMONIA/person1952_bacteria_4883.jpeg", "PNEUMONIA/person1954_bacteria_4886.jpeg",
+})
 KVASIR_SPLIT_SEED = 2019
 KVASIR_TRAIN_FRACTION = 0.75
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: Chest X-ray in the paper's 5,216 / 624 split
 
 
 class CorruptImageError(RuntimeError):
@@ -85,7 +98,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
         array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
         return array.reshape(shape).copy()
-    except (OSError, ValueError, struct.error, EOFError) as err:
+    except (OSError, ValueError, struct.error, EOFError, zlib.error) as err:  # zlib.error: bytes flipped in a .gz
         raise CorruptImageError(f"cannot read the idx file {path}: {err}") from err
 
 
@@ -97,6 +110,9 @@ def load_fashion_mnist(folder: str | os.PathLike) -> Split:
         labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
         if len(images) != len(labels):
             raise CorruptImageError(f"{folder}: {prefix} images and labels differ in number")
+        if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
+            raise CorruptImageError(f"{folder / f'{prefix}-labels-idx1-ubyte.gz'} holds label {int(labels.max())}; "
+                                    f"Fashion-MNIST has labels 0-{len(FASHION_MNIST_CLASSES) - 1}")
         return ImageSet(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(),
                         list(FASHION_MNIST_CLASSES))
 
@@ -182,28 +198,35 @@ def _from_files(files: list[Path], labels: list[int], classes: list[str], size: 
                     torch.tensor(labels, dtype=torch.long), classes)
 
 
-def load_mit67(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
-    """MIT Indoor 67 with its official split files (``<class>/<file>`` per line, relative to Images/)."""
+def mit67_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
+    """The official split: ``(train [(path, label)], test [(path, label)], classes)``; every file checked present."""
     folder = Path(folder)
     images = folder / "Images"
     classes = sorted(p.name for p in _class_folders(images))
     index = {c: i for i, c in enumerate(classes)}
 
-    def part(list_file: str) -> ImageSet:
+    def part(list_file: str) -> list:
         lines = [ln.strip() for ln in (folder / list_file).read_text().splitlines() if ln.strip()]
-        files, labels = [], []
+        items = []
         for ln in lines:
             cls = ln.replace("\\", "/").split("/")[0]
             if cls not in index:
                 raise FileNotFoundError(f"{folder / list_file}: class {cls!r} of {ln!r} has no folder in {images}")
-            files.append(images / ln)
-            labels.append(index[cls])
-        missing = [f for f in files if not f.is_file()]
+            items.append((images / ln, index[cls]))
+        missing = [f for f, _ in items if not f.is_file()]
         if missing:
             raise FileNotFoundError(f"{len(missing)} images listed in {folder / list_file} are absent, e.g. {missing[0]}")
-        return _from_files(files, labels, classes, size, False, progress, f"mit67 {list_file}")
+        return items
 
-    return Split("mit67", part("TrainImages.txt"), part("TestImages.txt"))
+    return part("TrainImages.txt"), part("TestImages.txt"), classes
+
+
+def load_mit67(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
+    """MIT Indoor 67 with its official split files (``<class>/<file>`` per line, relative to Images/)."""
+    train, test, classes = mit67_files(folder)
+    parts = [_from_files([f for f, _ in items], [lab for _, lab in items], classes, size, False, progress,
+                         f"mit67 {name}") for name, items in (("train", train), ("test", test))]
+    return Split("mit67", *parts)
 
 
 def kvasir_split(folder: str | os.PathLike, seed: int = KVASIR_SPLIT_SEED,
@@ -228,24 +251,33 @@ def load_kvasir(folder: str | os.PathLike, size: int = 224, progress: bool = Fal
     return Split("kvasir", *parts)
 
 
-def load_chest_xray(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
+def chest_xray_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
+    """The paper's split: ``(train [(path, label)], test [(path, label)], classes)``.
+
+    train/ without the 16 images of :data:`CHEST_XRAY_VALIDATION` (absent from a Kaggle copy, which
+    keeps them in val/), and test/.
+    """
     base = Path(folder) / "chest_xray"
     classes = [p.name for p in _class_folders(base / "train")]
 
-    def part(name: str) -> ImageSet:
-        test_classes = [p.name for p in _class_folders(base / name)]
-        if test_classes != classes:
-            raise FileNotFoundError(f"{base / name} has classes {test_classes}, {base / 'train'} has {classes}")
-        files, labels = [], []
-        for label, cls in enumerate(classes):
-            found = _images_in(base / name / cls)
-            files += found
-            labels += [label] * len(found)
-        return _from_files(files, labels, classes, size, True, progress, f"chest-xray {name}")
+    def part(name: str) -> list:
+        found_classes = [p.name for p in _class_folders(base / name)]
+        if found_classes != classes:
+            raise FileNotFoundError(f"{base / name} has classes {found_classes}, {base / 'train'} has {classes}")
+        return [(f, label) for label, cls in enumerate(classes) for f in _images_in(base / name / cls)
+                if name != "train" or f"{cls}/{f.name}" not in CHEST_XRAY_VALIDATION]
 
-    return Split("chest-xray", part("train"), part("test"))
+    return part("train"), part("test"), classes
 
 
+def load_chest_xray(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
+    train, test, classes = chest_xray_files(folder)
+    parts = [_from_files([f for f, _ in items], [lab for _, lab in items], classes, size, True, progress,
+                         f"chest-xray {name}") for name, items in (("train", train), ("test", test))]
+    return Split("chest-xray", *parts)
+
+
+# by the registry entry's layout_kind: a new dataset in one of these layouts needs only its entry
 _FOLDER_LOADERS = {"mit67": load_mit67, "kvasir": load_kvasir, "chest-xray": load_chest_xray}
 
 
@@ -289,7 +321,8 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
     if name == "mnist-5k":
         locate(name, root)
         return load_mnist_5k()
-    if name not in FOLDER_DATASETS:
+    kind = resource(name).layout_kind
+    if kind not in ("mit67", "kvasir", "chest-xray"):
         raise ValueError(f"unknown classification dataset {name!r}; known: {', '.join(CLASSIFICATION_DATASETS)}")
     folder = locate(name, root)
     path = cache_path(name, size, root, cache_dir)
@@ -297,7 +330,7 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
         split = _load_cached(path)
         if split is not None:
             return split
-    split = _FOLDER_LOADERS[name](folder, size=size, progress=progress)
+    split = replace(_FOLDER_LOADERS[kind](folder, size=size, progress=progress), name=name)
     if cache:
         _save(split, path)
     return split

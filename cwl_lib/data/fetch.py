@@ -2,9 +2,13 @@
 
 Downloads go through pooch (a progress bar, and a temporary file renamed into place only when the
 transfer completed, so an interrupted download never leaves a file that passes for the archive).
-Each file is checked against its SHA-256 (published, or recorded in the lock file on its first
-clean unpack), unpacked into a temporary sibling of the dataset folder, and that folder is renamed
-into place only when complete. A bad file is removed alone; a dataset already in place is never
+Each file is checked against its SHA-256: the publisher's, one the user gives (``--expect-sha256``),
+or the one pinned in the lock file. With none of these, the first download is trusted, and ``cwl
+fetch`` says so. Files are unpacked into a temporary sibling of the dataset folder within the
+dataset's :class:`~cwl_lib.data.archives.Limits`; that folder must then have the dataset's layout
+and the image counts the paper states (:mod:`cwl_lib.data.contents`) before it is renamed into
+place, and only then are the digests of a first download pinned in the lock file, so a refused
+download never pins its bytes. A bad file is removed alone; a dataset already in place is never
 touched unless ``--force`` asks to rebuild it, and even then it is replaced only by a complete copy.
 """
 from __future__ import annotations
@@ -19,8 +23,9 @@ from pathlib import Path
 from ..paths import data_root
 from . import checksums
 from .archives import BrokenArchiveError, UnsafeArchiveError, extract
-from .registry import resource
-from .sources import SOURCES, Source, RemoteFile, url_of
+from .contents import dataset_problem
+from .registry import SOURCES, resource
+from .sources import RemoteFile, Source, url_of
 
 DOWNLOADS = "downloads"
 
@@ -73,9 +78,32 @@ def layout_problem(root: Path, source: Source) -> str | None:
     return checksums.installed_problem(root, source.name)
 
 
+def parse_expected(name: str, values) -> dict[str, str]:
+    """``--expect-sha256`` values (``HEX`` or ``FILE=HEX``) as file name -> lowercase digest for dataset ``name``."""
+    out: dict[str, str] = {}
+    files = [f.filename for f in SOURCES[name].files] if name in SOURCES else []
+    for value in values or ():
+        filename, _, digest = value.rpartition("=")
+        if not filename:
+            if len(files) != 1:
+                raise ValueError(f"{name} has {len(files)} files ({', '.join(files) or 'none fetched here'}): "
+                                 "give --expect-sha256 FILE=HEX for each")
+            filename = files[0]
+        digest = digest.strip().lower()
+        if filename not in files:
+            raise ValueError(f"--expect-sha256 {value}: {name} has no file {filename!r}; its files: {', '.join(files)}")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"--expect-sha256 {value}: a SHA-256 digest is 64 hexadecimal digits")
+        out[filename] = digest
+    return out
+
+
 def fetch(name: str, root: str | Path | None = None, *, mirror: str | None = None, force: bool = False,
-          keep_archives: bool = False, progress: bool = True, log=print) -> Path:
-    """Make dataset ``name`` present under the data root; its folder."""
+          keep_archives: bool = False, progress: bool = True, log=print, expect: dict[str, str] | None = None) -> Path:
+    """Make dataset ``name`` present under the data root; its folder.
+
+    ``expect``: file name -> SHA-256 the user vouches for (see :func:`parse_expected`).
+    """
     resource(name)  # unknown names fail with the list of known ones
     if name in FETCHERS:
         try:
@@ -85,9 +113,11 @@ def fetch(name: str, root: str | Path | None = None, *, mirror: str | None = Non
     if name not in SOURCES:
         raise ValueError(f"no downloader for {name!r}: {resource(name).fix(data_root(root))}")
     base = data_root(root)
+    if base.exists() and not base.is_dir():
+        raise FetchError(f"the data root {base} is a file, not a folder; pass --data-root a folder")
     base.mkdir(parents=True, exist_ok=True)
     with _exclusive(base, name):
-        return _fetch_source(SOURCES[name], base, mirror, force, keep_archives, progress, log)
+        return _fetch_source(SOURCES[name], base, mirror, force, keep_archives, progress, log, expect or {})
 
 
 @contextlib.contextmanager
@@ -112,7 +142,7 @@ def _clear_leftovers(base: Path, name: str) -> None:
             stale.unlink()
 
 
-def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, progress, log) -> Path:
+def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, progress, log, expect) -> Path:
     target = base / source.name
     if target.exists() and not force:
         problem = layout_problem(base, source)
@@ -123,28 +153,28 @@ def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, prog
             f"{target} exists but {problem}; nothing was changed. Run `cwl fetch {source.name} --force "
             f"--data-root {base}` to rebuild it (the folder is replaced only once a complete new copy is ready), "
             "or move the folder away.")
-    files = [(remote, *_obtain(source, remote, base, mirror, progress, log)) for remote in source.files]
+    files = [(remote, *_obtain(source, remote, base, mirror, progress, log, expect.get(remote.filename)))
+             for remote in source.files]
     partial = Path(tempfile.mkdtemp(prefix=f".{source.name}.partial-", dir=base))
     try:
-        built_from = {}
-        for remote, path, digest in files:
+        for remote, path, _digest in files:
             _install(source, remote, path, partial, log)
-            if checksums.recorded(base, source.name, remote.filename) is None and not remote.sha256:
-                checksums.record(base, source.name, remote.filename, digest,
-                                 url_of(source, remote, mirror), path.stat().st_size)
-                log(f"{source.name}: recorded sha256 {digest} of {remote.filename} in {checksums.lock_path(base)}")
-            built_from[remote.filename] = digest
-        absent = [p for p in source.layout if not (partial / p).exists()]
-        if absent:
+        problem = _installed_problem(source, partial)
+        if problem:
             raise FetchError(
-                f"{source.name}: the downloaded files unpacked without {', '.join(absent)}; nothing was installed "
-                f"and the downloads are kept in {base / DOWNLOADS / source.name}. This is a bug in "
-                "cwl_lib/data/sources.py or a changed upstream archive: please report it.")
-        checksums.write_marker(partial, built_from)
+                f"{source.name}: the downloaded files unpacked into something that is not the paper's dataset: "
+                f"{problem}. Nothing was installed and no digest was pinned; "
+                f"{_drop_unverified(source, files, base, expect)} Check the source (or mirror) they came from.")
+        checksums.write_marker(partial, {remote.filename: digest for remote, _path, digest in files})
         _swap_in(partial, target)
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
+    for remote, path, digest in files:  # only now that the dataset installed: pin what was trusted
+        if checksums.recorded(base, source.name, remote.filename) is None and not remote.sha256:
+            checksums.record(base, source.name, remote.filename, digest, url_of(source, remote, mirror),
+                             path.stat().st_size)
+            log(f"{source.name}: pinned sha256 {digest} of {remote.filename} in {checksums.lock_path(base)}")
     if not keep_archives:
         for remote, path, _ in files:
             if remote.url is not None:  # a file placed by hand is the user's to delete
@@ -153,17 +183,54 @@ def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, prog
     return target
 
 
-def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, log) -> tuple[Path, str]:
+def _installed_problem(source: Source, partial: Path) -> str | None:
+    absent = [p for p in source.layout if not (partial / p).exists()]
+    if absent:
+        return f"it lacks {', '.join(absent)}"
+    return dataset_problem(source.name, partial)
+
+
+def _drop_unverified(source: Source, files, base: Path, expect) -> str:
+    """Remove the downloads no digest vouched for, so the next fetch downloads them again; say what was done."""
+    dropped, kept = [], []
+    for remote, path, _digest in files:
+        vouched = remote.sha256 or expect.get(remote.filename) or checksums.recorded(base, source.name, remote.filename)
+        if remote.url is not None and not vouched:
+            path.unlink(missing_ok=True)
+            dropped.append(remote.filename)
+        else:
+            kept.append(str(path))
+    said = f"the unverified downloads ({', '.join(dropped)}) were removed" if dropped else ""
+    if kept:
+        said += ("; " if said else "") + f"kept: {', '.join(kept)} (replace a file placed by hand if it is the wrong one)"
+    return said + "."
+
+
+def _trust_first(source: Source, remote: RemoteFile, digest: str, base: Path, log) -> None:
+    log(f"{source.name}: no digest is published for {remote.filename} and none is pinned or given, so this first "
+        f"copy is trusted as it is: sha256 {digest}. It is pinned in {checksums.lock_path(base)} once the dataset "
+        f"installs; to check it instead, compare it with a digest you trust or rerun with --expect-sha256 "
+        f"{remote.filename}=<sha256>.")
+
+
+def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, log,
+            given: str | None = None) -> tuple[Path, str]:
     """The verified local copy of one file and its digest, downloading it when needed."""
     import pooch
     import requests
 
     folder = base / DOWNLOADS / source.name
     path = folder / remote.filename
-    want, why = checksums.expected(base, source.name, remote.filename, remote.sha256)
+    try:
+        want, why = checksums.expected(base, source.name, remote.filename, remote.sha256, given)
+    except ValueError as err:
+        raise FetchError(f"{source.name}: {err}") from None
     if path.is_file():
         have = checksums.sha256_file(path)
-        if want is None or have == want:
+        if want is None:
+            _trust_first(source, remote, have, base, log)
+            return path, have
+        if have == want:
             return path, have
         path.unlink()
         message = f"{path} has sha256 {have}, not {want} ({why}); removed that file"
@@ -193,7 +260,11 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
             f"Run `cwl fetch {source.name} --data-root {base}` again to retry.") from err
     finally:
         quiet.setLevel(level)
-    return path, want or checksums.sha256_file(path)  # pooch has already checked a known digest
+    if want:
+        return path, want  # pooch has already checked it
+    have = checksums.sha256_file(path)
+    _trust_first(source, remote, have, base, log)
+    return path, have
 
 
 def _manual_step(source: Source, remote: RemoteFile, path: Path, base: Path) -> str:
@@ -210,7 +281,8 @@ def _install(source: Source, remote: RemoteFile, path: Path, partial: Path, log)
     dest.mkdir(parents=True, exist_ok=True)
     log(f"{source.name}: unpacking {remote.filename}")
     try:
-        count = extract(path, dest, remote.unpack, flatten=remote.flatten, skip_prefixes=source.skip_prefixes)
+        count = extract(path, dest, remote.unpack, flatten=remote.flatten, skip_prefixes=source.skip_prefixes,
+                        limits=resource(source.name).limits)
     except (BrokenArchiveError, UnsafeArchiveError) as err:
         path.unlink(missing_ok=True)
         base = partial.parent

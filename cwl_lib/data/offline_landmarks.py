@@ -12,6 +12,12 @@ photometric transformations of one picture, far easier to match than photographs
 taken years apart, so its mAPs are not comparable with the paper's numbers; it exists so that the
 whole retrieval pipeline (loader, training on the queries, MAC, protocol) runs on real pixels offline.
 
+Like the real sets, some queries are named after the "city" rather than their landmark: the second
+query of each photograph in ``Config.city_named`` is named after the package the photograph ships in
+(``skimage_000002`` instead of ``astronaut_000002``), as ``oxford_002985`` is an All Souls query. The
+landmark labels therefore have to come from the ground truth (:mod:`cwl_lib.data.landmarks`), and
+the laptop and smoke profiles exercise that rule.
+
 It is written in the ROxford layout (``jpg/`` + ``gnd_<name>.pkl``) under the data root, once,
 deterministically from a seed; :func:`build` reuses a folder whose ``meta.json`` matches.
 """
@@ -26,7 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-VERSION = 3
+from ..paths import data_root
+from .ground_truth import write_gnd
+
+VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class Config:
     distractors: int
     side: int  # long side of every written image, in pixels (the short side is 3/4 of it)
     seed: int = 0
+    city_named: tuple[str, ...] = ()  # photographs whose second query is named after their package
 
 
 _LANDMARKS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble", "china", "flower",
@@ -46,10 +56,20 @@ _DISTRACTORS = ("brick", "grass", "gravel", "moon", "page", "text", "cell", "ret
 
 VARIANTS: dict[str, Config] = {
     "offline-landmarks": Config(_LANDMARKS, _DISTRACTORS, queries_per_landmark=2, views_per_landmark=8,
-                                distractors=24, side=160),
+                                distractors=24, side=160,
+                                city_named=("astronaut", "coffee", "motorcycle", "camera", "china", "flower")),
     "offline-landmarks-mini": Config(("astronaut", "coffee", "rocket", "china"), ("brick", "moon", "text"),
-                                     queries_per_landmark=2, views_per_landmark=4, distractors=6, side=128),
+                                     queries_per_landmark=2, views_per_landmark=4, distractors=6, side=128,
+                                     city_named=("astronaut", "rocket")),
 }
+_SKLEARN_PHOTOS = ("china", "flower")
+
+
+def query_name(cfg: Config, landmark: str, k: int, index: int) -> str:
+    """Name of the ``k``-th query of ``landmark``, the ``index``-th query of the benchmark."""
+    if k == 1 and landmark in cfg.city_named:
+        return f"{'sklearn' if landmark in _SKLEARN_PHOTOS else 'skimage'}_{index + 1:06d}"
+    return f"{landmark}_{k + 1:06d}"
 
 
 def photo(name: str) -> np.ndarray:
@@ -60,7 +80,7 @@ def photo(name: str) -> np.ndarray:
     """
     from skimage import data
 
-    if name in ("china", "flower"):
+    if name in _SKLEARN_PHOTOS:
         from sklearn.datasets import load_sample_image
 
         img = load_sample_image(f"{name}.jpg")
@@ -159,8 +179,6 @@ def _save_jpg(path: Path, img: np.ndarray) -> None:
 
 
 def _generate(cfg: Config, folder: Path, name: str) -> None:
-    from .revisited import write_gnd
-
     rng = np.random.default_rng(cfg.seed)
     jpg = folder / "jpg"
     jpg.mkdir(parents=True)
@@ -198,7 +216,7 @@ def _generate(cfg: Config, folder: Path, name: str) -> None:
             bbx = [round(bx, 1), round(by, 1), round(bx + bw, 1), round(by + bh, 1)]
             gx, gy = np.meshgrid(np.linspace(bbx[0], bbx[2], 24), np.linspace(bbx[1], bbx[3], 24))
             pts = np.stack([x0 + gx.ravel() * scale_x, y0 + gy.ravel() * scale_y], axis=1)
-            qname = f"{lname}_{k + 1:06d}"
+            qname = query_name(cfg, lname, k, len(qimlist))
             _save_jpg(jpg / f"{qname}.jpg", img)
             qimlist.append(qname)
             bbxs.append(bbx)
@@ -228,8 +246,6 @@ def _meta(cfg: Config) -> dict:
 
 
 def folder_for(name: str, root: str | Path | None = None) -> Path:
-    from ..paths import data_root
-
     return data_root(root) / name
 
 
@@ -265,4 +281,4 @@ def build(name: str = "offline-landmarks", root: str | Path | None = None, force
     return folder
 
 
-__all__ = ["Config", "VARIANTS", "photo", "grade", "build", "folder_for"]
+__all__ = ["Config", "VARIANTS", "photo", "query_name", "grade", "build", "folder_for"]

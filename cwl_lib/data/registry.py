@@ -1,4 +1,11 @@
-"""Every dataset and weight file a notebook may need: where it lives and how to get it.
+"""Every dataset and weight file a notebook may need: one entry each, read by everything else.
+
+An entry says what the item is, where it lives, how to get it, and for the paper's datasets where
+each file is downloaded from (:class:`~cwl_lib.data.sources.Source`), how many images of each part
+the paper's Section V states (:class:`Sizes`) and how far an archive may expand when unpacked
+(:class:`~cwl_lib.data.archives.Limits`). The loaders, ``cwl data check``, ``cwl fetch``, the dry-run
+(:func:`paper_sizes`) and the profiles (:func:`requirements`) all read these entries, so a dataset
+is added here once.
 
 A notebook (and ``cwl reproduce`` before it starts any work) calls :func:`require`, which fails
 with one message listing each missing item and the command or manual step that fixes it.
@@ -11,7 +18,9 @@ from typing import Callable
 
 from .. import models
 from ..paths import data_root
+from .archives import Limits
 from .checksums import installed_problem
+from .sources import MENDELEY_CHEST_XRAY, RemoteFile, Source
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = (
@@ -20,10 +29,26 @@ FASHION_MNIST_FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
+GIB = 1 << 30
 
 
 class MissingDataError(RuntimeError):
     """Data or weights a run needs are absent; the message says how to get each."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Image counts of a dataset as the paper's Section V (or the publisher) states them.
+
+    Classification: ``train`` / ``test`` images over ``classes`` classes (``per_class``: images of each
+    class before the split, where the paper states it). Retrieval: ``train`` is the database and
+    ``test`` the queries; ``classes`` is None (landmarks come from the ground truth).
+    """
+
+    train: int
+    test: int
+    classes: int | None = None
+    per_class: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +58,13 @@ class Resource:
     description: str
     locate: Callable[[Path], Path | None]  # the folder or file when present, else None
     fix: Callable[[Path], str]  # what to do when absent, given the data root
+    source: Source | None = None  # where ``cwl fetch`` downloads it from; None: no scripted fetch here
+    sizes: Sizes | None = None  # the counts ``cwl data check`` verifies
+    limits: Limits | None = None  # how far its archives may expand
+    # how its folder is laid out, which says how data/contents.py checks it: "idx" (Fashion-MNIST's four
+    # files), "mit67" (split files), "kvasir" (class folders), "chest-xray" (train/test class folders),
+    # "revisited" (jpg/ + gnd_<name>.pkl); None: nothing inside is checked
+    layout_kind: str | None = None
 
     def status(self, root: Path) -> str:
         return "present" if self.locate(root) is not None else "missing"
@@ -70,12 +102,14 @@ def _weights(name: str) -> Resource:
         name=f"weights:{name}",
         kind="weights",
         description=f"torchvision ImageNet weights of {name} ({models.WEIGHTS_TAG})",
-        locate=lambda _root: models.cached_weights_path(name) if models.weights_status(name) == "present" else None,
+        locate=lambda _root: models.weights_file(name),
         fix=lambda _root: models.weights_fix(name),
     )
 
 
-def _paper_dataset(name: str, description: str, layout: tuple[str, ...], manual: str) -> Resource:
+def _paper_dataset(source: Source, description: str, manual: str, sizes: Sizes, limits: Limits,
+                   layout_kind: str) -> Resource:
+    name, layout = source.name, source.layout
     return Resource(
         name=name,
         kind="dataset",
@@ -84,8 +118,72 @@ def _paper_dataset(name: str, description: str, layout: tuple[str, ...], manual:
         locate=lambda root: None if installed_problem(root, name) else _folder_with(*layout)(root / name),
         fix=lambda root: f"run `cwl fetch {name} --data-root {root}`, or {manual.format(root=root)} so that "
         f"{', '.join(str(root / name / p) for p in layout)} exist",
+        source=source, sizes=sizes, limits=limits, layout_kind=layout_kind,
     )
 
+
+_MIT_IMAGES = "http://groups.csail.mit.edu/vision/LabelMe/NewImages"
+_OXFORD = "https://www.robots.ox.ac.uk/~vgg/data"
+_REVISITOP = "http://cmp.felk.cvut.cz/revisitop/data/datasets"
+
+# Limits: JPEG files barely compress, so an honest archive of these images unpacks to about its own
+# size; the byte caps are about twice each published archive (MIT 2.4 GB, Kvasir 2.3 GB, Chest X-ray
+# 1.2 GB, Oxford 1.8 GB, each Paris part 1.2 GB) and the ratio cap leaves room for a few text files.
+_PAPER = (
+    _paper_dataset(
+        Source("mit67", (
+            RemoteFile("indoorCVPR_09.tar", f"{_MIT_IMAGES}/indoorCVPR_09.tar", unpack="tar"),
+            RemoteFile("TrainImages.txt", "http://web.mit.edu/torralba/www/TrainImages.txt", dest="TrainImages.txt"),
+            RemoteFile("TestImages.txt", "http://web.mit.edu/torralba/www/TestImages.txt", dest="TestImages.txt"),
+        ), layout=("Images", "TrainImages.txt", "TestImages.txt")),
+        "MIT Indoor 67 scenes, official TrainImages/TestImages split",
+        "unpack indoorCVPR_09.tar and the two split files into the folder",
+        Sizes(train=5360, test=1340, classes=67), Limits(max_bytes=5 * GIB, max_ratio=3.0), "mit67",
+    ),
+    _paper_dataset(
+        Source("kvasir", (
+            RemoteFile("kvasir-dataset-v2.zip", "https://datasets.simula.no/downloads/kvasir/kvasir-dataset-v2.zip",
+                       unpack="zip"),
+        ), layout=("kvasir-dataset-v2",)),
+        "Kvasir v2, 8 classes x 1,000 endoscopic images",
+        "unpack kvasir-dataset-v2.zip into the folder",
+        Sizes(train=6000, test=2000, classes=8, per_class=1000), Limits(max_bytes=5 * GIB, max_ratio=3.0), "kvasir",
+    ),
+    _paper_dataset(
+        Source("chest-xray", (RemoteFile("ChestXRay2017.zip", None, unpack="zip"),),
+               layout=("chest_xray/train", "chest_xray/test"),
+               manual=f"open {MENDELEY_CHEST_XRAY} (Kermany et al., Mendeley Data, doi:10.17632/rscbjbr9sj.2) "
+               "and download ChestXRay2017.zip"),
+        "Chest X-ray pneumonia (paediatric), the 5,216 / 624 split of the paper",
+        "download ChestXRay2017.zip by hand from https://data.mendeley.com/datasets/rscbjbr9sj/2 "
+        "(Kermany et al., Mendeley Data), put it at {root}/downloads/chest-xray/ChestXRay2017.zip and run "
+        "`cwl fetch chest-xray --data-root {root}`, or unpack it (or Kaggle's chest-xray-pneumonia copy) into "
+        "{root}/chest-xray",
+        Sizes(train=5216, test=624, classes=2), Limits(max_bytes=3 * GIB, max_ratio=3.0), "chest-xray",
+    ),
+    _paper_dataset(
+        Source("roxford5k", (
+            RemoteFile("oxbuild_images-v1.tgz", f"{_OXFORD}/oxbuildings/oxbuild_images-v1.tgz",
+                       unpack="tar", dest="jpg", flatten=True),
+            RemoteFile("gnd_roxford5k.pkl", f"{_REVISITOP}/roxford5k/gnd_roxford5k.pkl", dest="gnd_roxford5k.pkl"),
+        ), layout=("jpg", "gnd_roxford5k.pkl")),
+        "Revisited Oxford 5k, 4,993 images and 70 queries",
+        "unpack oxbuild_images-v1.tgz into jpg/ beside gnd_roxford5k.pkl",
+        Sizes(train=4993, test=70), Limits(max_bytes=4 * GIB, max_ratio=3.0), "revisited",
+    ),
+    _paper_dataset(
+        Source("rparis6k", (
+            RemoteFile("paris_1-v1.tgz", f"{_OXFORD}/parisbuildings/paris_1-v1.tgz", unpack="tar", dest="jpg",
+                       flatten=True),
+            RemoteFile("paris_2-v1.tgz", f"{_OXFORD}/parisbuildings/paris_2-v1.tgz", unpack="tar", dest="jpg",
+                       flatten=True),
+            RemoteFile("gnd_rparis6k.pkl", f"{_REVISITOP}/rparis6k/gnd_rparis6k.pkl", dest="gnd_rparis6k.pkl"),
+        ), layout=("jpg", "gnd_rparis6k.pkl")),
+        "Revisited Paris 6k, 6,322 images and 70 queries",
+        "unpack the images of paris_1-v1.tgz and paris_2-v1.tgz flat into jpg/ beside gnd_rparis6k.pkl",
+        Sizes(train=6322, test=70), Limits(max_bytes=3 * GIB, max_ratio=3.0), "revisited",
+    ),
+)
 
 RESOURCES: dict[str, Resource] = {
     r.name: r
@@ -97,6 +195,7 @@ RESOURCES: dict[str, Resource] = {
             _fashion_mnist,
             lambda root: "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), "
             f"or when online: cwl fetch fashion-mnist --data-root {root}",
+            sizes=Sizes(train=60000, test=10000, classes=10), layout_kind="idx",
         ),
         Resource(
             "mnist-5k",
@@ -126,34 +225,13 @@ RESOURCES: dict[str, Resource] = {
             )
             for name, size in (("offline-landmarks", "laptop size"), ("offline-landmarks-mini", "smoke size"))
         ),
-        _paper_dataset(
-            "mit67", "MIT Indoor 67 scenes, official TrainImages/TestImages split",
-            ("Images", "TrainImages.txt", "TestImages.txt"),
-            "unpack indoorCVPR_09.tar and the two split files into the folder",
-        ),
-        _paper_dataset(
-            "kvasir", "Kvasir v2, 8 classes x 1,000 endoscopic images",
-            ("kvasir-dataset-v2",), "unpack kvasir-dataset-v2.zip into the folder",
-        ),
-        _paper_dataset(
-            "chest-xray", "Chest X-ray pneumonia (paediatric), official train/test folders",
-            ("chest_xray/train", "chest_xray/test"),
-            "download ChestXRay2017.zip by hand from https://data.mendeley.com/datasets/rscbjbr9sj/2 "
-            "(Kermany et al., Mendeley Data), put it at {root}/downloads/chest-xray/ChestXRay2017.zip and run "
-            "`cwl fetch chest-xray --data-root {root}`, or unpack it into {root}/chest-xray",
-        ),
-        _paper_dataset(
-            "roxford5k", "Revisited Oxford 5k, 4,993 images and 70 queries",
-            ("jpg", "gnd_roxford5k.pkl"), "unpack oxbuild_images-v1.tgz into jpg/ beside gnd_roxford5k.pkl",
-        ),
-        _paper_dataset(
-            "rparis6k", "Revisited Paris 6k, 6,322 images and 70 queries",
-            ("jpg", "gnd_rparis6k.pkl"),
-            "unpack the images of paris_1-v1.tgz and paris_2-v1.tgz flat into jpg/ beside gnd_rparis6k.pkl",
-        ),
+        *_PAPER,
         *(_weights(arch) for arch in models.BACKBONES),
     )
 }
+
+# Where ``cwl fetch`` downloads each paper dataset from: a view of the entries above.
+SOURCES: dict[str, Source] = {r.name: r.source for r in RESOURCES.values() if r.source is not None}
 
 
 def resource(name: str) -> Resource:
@@ -161,6 +239,15 @@ def resource(name: str) -> Resource:
         return RESOURCES[name]
     except KeyError:
         raise ValueError(f"unknown dataset or weights {name!r}; known: {', '.join(RESOURCES)}") from None
+
+
+def paper_sizes(name: str) -> Sizes:
+    """The image counts the paper states for a dataset (classification: classes, train, test)."""
+    sizes = resource(name).sizes
+    if sizes is None:
+        raise ValueError(f"{name} has no image counts stated by the paper; datasets with counts: "
+                         f"{', '.join(n for n, r in RESOURCES.items() if r.sizes)}")
+    return sizes
 
 
 def locate(name: str, root: str | Path | None = None) -> Path:

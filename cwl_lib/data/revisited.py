@@ -1,19 +1,14 @@
 """Revisited Oxford 5k and Paris 6k (Radenovic et al., CVPR 2018) in their published layout.
 
-``<data_root>/<name>/jpg/<image>.jpg`` plus ``<data_root>/<name>/gnd_<name>.pkl``, a pickle of a dict
-with ``imlist`` (database image names), ``qimlist`` (query image names) and ``gnd`` (one dict per
-query: ``bbx`` = [x1, y1, x2, y2] of the query object, ``easy``, ``hard``, ``junk`` = database indices).
-Queries are their images cropped to ``bbx``. The offline benchmark of the laptop profile
-(:mod:`cwl_lib.data.offline_landmarks`) is written in the same layout and read by the same code.
-
-The ground-truth pickle comes from the internet: it is read with the allow-list unpickler of
-:mod:`cwl_lib.data.safe_pickle` (plain containers, numbers, strings and numpy arrays; anything else is
-refused, since a pickle can otherwise run any code when it is loaded).
+``<data_root>/<name>/jpg/<image>.jpg`` plus ``<data_root>/<name>/gnd_<name>.pkl``, the ground truth
+(:mod:`cwl_lib.data.ground_truth`, read with an allow-list unpickler). Queries are their images
+cropped to ``bbx`` as revisitop's Python code crops them (:func:`crop_bbx`). The landmark of each
+query comes from the ground truth, not from its name (:mod:`cwl_lib.data.landmarks`). The offline
+benchmark of the laptop profile (:mod:`cwl_lib.data.offline_landmarks`) is written in the same
+layout and read by the same code.
 """
 from __future__ import annotations
 
-import pickle
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,27 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .safe_pickle import UnsafePickleError, load_data_pickle
+from ..paths import data_root
+from . import offline_landmarks
+from .ground_truth import UnsafePickleError, safe_load_pickle, write_gnd
+from .ground_truth import read as read_ground_truth
+from .landmarks import group_queries
 
 IMAGE_EXT = ".jpg"
-
-
-def safe_load_pickle(path: str | Path):
-    """Unpickle a downloaded ground-truth file, refusing anything but plain data and numpy arrays."""
-    try:
-        return load_data_pickle(path)
-    except UnsafePickleError as err:
-        raise UnsafePickleError(
-            f"{path} is not a plain ground-truth file ({err}); it is not the published one: delete it and "
-            "fetch it again (`cwl fetch roxford5k` / `cwl fetch rparis6k`)"
-        ) from None
-
-
-def _index_list(values, what: str) -> list[int]:
-    arr = np.asarray(values if values is not None else [], dtype=np.float64).reshape(-1)
-    if arr.size and (np.any(arr != np.round(arr)) or arr.min() < 0):
-        raise ValueError(f"{what}: expected non-negative database indices")
-    return [int(v) for v in arr]
 
 
 @dataclass
@@ -104,12 +85,12 @@ class RevisitedDataset:
             return list(it)
 
     def query_landmarks(self) -> tuple[list[int], list[str]]:
-        """A landmark label per query, from its name without the trailing image number
-        (``all_souls_000013`` -> ``all_souls``), and the landmark names in label order."""
-        stems = [re.sub(r"_\d+$", "", q) for q in self.qimlist]
-        names = sorted(set(stems))
-        lookup = {n: i for i, n in enumerate(names)}
-        return [lookup[s] for s in stems], names
+        """A landmark label per query and the landmark names in label order (alphabetical).
+
+        Queries are grouped by the overlap of their ground-truth image sets and named from their
+        names where these agree (:func:`cwl_lib.data.landmarks.group_queries` states the rule).
+        """
+        return group_queries(self.qimlist, self.gnd)
 
 
 def read_rgb(path: str | Path) -> torch.Tensor:
@@ -125,33 +106,25 @@ def read_rgb(path: str | Path) -> torch.Tensor:
 
 
 def crop_bbx(image: torch.Tensor, bbx) -> torch.Tensor:
-    """Crop ``3 x H x W`` to ``bbx`` = [x1, y1, x2, y2] in pixels, rounded as PIL's ``crop`` does."""
+    """Crop ``C x H x W`` to ``bbx`` = [x1, y1, x2, y2] exactly as revisitop's Python example does.
+
+    That code crops with PIL's ``Image.crop(bbx)``, so this does what PIL does: each coordinate is
+    rounded with Python's ``round`` (halves to even), the right and bottom edges are exclusive, and the
+    part of a box that leaves the image is filled with zeros (black), keeping the box's own size. (The
+    MATLAB ``crop_qim`` of the same repository clamps instead, and keeps the right and bottom pixel;
+    the published Python numbers follow PIL.)
+    """
     x1, y1, x2, y2 = (int(round(float(v))) for v in bbx)
     h, w = image.shape[-2:]
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
     if x2 <= x1 or y2 <= y1:
         raise ValueError(f"bounding box {list(bbx)} is empty inside a {w}x{h} image")
-    return image[:, y1:y2, x1:x2].contiguous()
-
-
-def _validate(raw, path: Path) -> tuple[list[str], list[str], list[dict]]:
-    if not isinstance(raw, dict) or not {"imlist", "qimlist", "gnd"} <= set(raw):
-        raise ValueError(f"{path} is not a revisited ground-truth file: expected a dict with imlist, qimlist, gnd")
-    imlist = [str(x) for x in raw["imlist"]]
-    qimlist = [str(x) for x in raw["qimlist"]]
-    if len(raw["gnd"]) != len(qimlist):
-        raise ValueError(f"{path}: {len(raw['gnd'])} ground-truth entries for {len(qimlist)} queries")
-    gnd = []
-    for i, g in enumerate(raw["gnd"]):
-        if not isinstance(g, dict) or "bbx" not in g:
-            raise ValueError(f"{path}: ground truth of query {i} has no bbx")
-        entry = {k: _index_list(g.get(k), f"{path}: query {i} {k}") for k in ("easy", "hard", "junk")}
-        for k, v in entry.items():
-            if v and max(v) >= len(imlist):
-                raise ValueError(f"{path}: query {i} lists {k} image {max(v)} beyond the {len(imlist)} images")
-        entry["bbx"] = [float(v) for v in np.asarray(g["bbx"], dtype=np.float64).reshape(-1)[:4]]
-        gnd.append(entry)
-    return imlist, qimlist, gnd
+    if (x2 - x1) * (y2 - y1) > 4 * w * h:  # what PIL's bomb check guards against: a box far larger than the image
+        raise ValueError(f"bounding box {list(bbx)} is far larger than its {w}x{h} image: check the ground truth")
+    out = image.new_zeros((*image.shape[:-2], y2 - y1, x2 - x1))
+    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if sx2 > sx1 and sy2 > sy1:
+        out[..., sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = image[..., sy1:sy2, sx1:sx2]
+    return out
 
 
 def load_revisited(name: str, root: str | Path | None = None, folder: str | Path | None = None) -> RevisitedDataset:
@@ -160,11 +133,7 @@ def load_revisited(name: str, root: str | Path | None = None, folder: str | Path
     ``folder`` is the dataset's own folder (default ``<data root>/<name>``); it must hold ``jpg/`` and
     ``gnd_<name>.pkl``. The offline benchmark of the laptop profile is built first when absent.
     """
-    from ..paths import data_root
-
     if folder is None:
-        from . import offline_landmarks
-
         if name in offline_landmarks.VARIANTS:
             folder = offline_landmarks.build(name, root)
         else:
@@ -176,22 +145,8 @@ def load_revisited(name: str, root: str | Path | None = None, folder: str | Path
             f"{name} is not at {folder}: expected {folder / 'jpg'}/ and {gnd_file}. "
             f"Run `cwl fetch {name}` or unpack the dataset there (see `cwl data check`)."
         )
-    imlist, qimlist, gnd = _validate(safe_load_pickle(gnd_file), gnd_file)
+    imlist, qimlist, gnd = read_ground_truth(gnd_file)
     return RevisitedDataset(name=name, root=folder, imlist=imlist, qimlist=qimlist, gnd=gnd)
-
-
-def write_gnd(path: str | Path, imlist, qimlist, gnd) -> None:
-    """Write a ground-truth file in the published format (plain lists, protocol 2), atomically."""
-    path = Path(path)
-    plain = {
-        "imlist": list(imlist),
-        "qimlist": list(qimlist),
-        "gnd": [{"bbx": [float(v) for v in g["bbx"]],
-                 **{k: [int(v) for v in g.get(k, [])] for k in ("easy", "hard", "junk")}} for g in gnd],
-    }
-    tmp = path.with_suffix(".partial")
-    tmp.write_bytes(pickle.dumps(plain, protocol=2))
-    tmp.replace(path)
 
 
 __all__ = [

@@ -1,8 +1,9 @@
-"""Where each paper dataset comes from and how its files become the folder the registry checks.
+"""How a paper dataset's files are described: where each comes from and how it becomes the folder.
 
-Every URL is the dataset's official host. ``sha256`` is filled only for a digest its publisher
-states; none of these hosts publishes one, so the digests are recorded in the data root's lock
-file on first download (see :mod:`cwl_lib.data.checksums`).
+The entries themselves are in :mod:`cwl_lib.data.registry`. Every URL is the dataset's official
+host. ``sha256`` is filled only for a digest its publisher states; none of these hosts publishes
+one, so a digest is pinned in the data root's lock file after the first download that installs
+cleanly, or given by the user (``cwl fetch --expect-sha256``; see :mod:`cwl_lib.data.checksums`).
 
 A mirror (``cwl fetch --mirror BASE`` or ``$CWL_DATA_MIRROR``) replaces every host by
 ``BASE/<dataset>/<file name>``: for an institutional copy, and for the tests' loopback server.
@@ -34,60 +35,6 @@ class Source:
     layout: tuple[str, ...]  # paths that must exist in the dataset folder; equal to the registry's
     manual: str = ""  # what a person does by hand, when a file has no scripted download
     skip_prefixes: tuple[str, ...] = field(default=("__MACOSX/",))  # archive junk never installed
-
-
-_MIT_IMAGES = "http://groups.csail.mit.edu/vision/LabelMe/NewImages"
-_OXFORD = "https://www.robots.ox.ac.uk/~vgg/data"
-_REVISITOP = "http://cmp.felk.cvut.cz/revisitop/data/datasets"
-
-SOURCES: dict[str, Source] = {
-    s.name: s
-    for s in (
-        Source(
-            "mit67",
-            (
-                RemoteFile("indoorCVPR_09.tar", f"{_MIT_IMAGES}/indoorCVPR_09.tar", unpack="tar"),
-                RemoteFile("TrainImages.txt", "http://web.mit.edu/torralba/www/TrainImages.txt",
-                           dest="TrainImages.txt"),
-                RemoteFile("TestImages.txt", "http://web.mit.edu/torralba/www/TestImages.txt", dest="TestImages.txt"),
-            ),
-            layout=("Images", "TrainImages.txt", "TestImages.txt"),
-        ),
-        Source(
-            "kvasir",
-            (RemoteFile("kvasir-dataset-v2.zip", "https://datasets.simula.no/downloads/kvasir/kvasir-dataset-v2.zip",
-                        unpack="zip"),),
-            layout=("kvasir-dataset-v2",),
-        ),
-        Source(
-            "chest-xray",
-            (RemoteFile("ChestXRay2017.zip", None, unpack="zip"),),
-            layout=("chest_xray/train", "chest_xray/test"),
-            manual=f"open {MENDELEY_CHEST_XRAY} (Kermany et al., Mendeley Data, doi:10.17632/rscbjbr9sj.2) "
-            "and download ChestXRay2017.zip",
-        ),
-        Source(
-            "roxford5k",
-            (
-                RemoteFile("oxbuild_images-v1.tgz", f"{_OXFORD}/oxbuildings/oxbuild_images-v1.tgz",
-                           unpack="tar", dest="jpg", flatten=True),
-                RemoteFile("gnd_roxford5k.pkl", f"{_REVISITOP}/roxford5k/gnd_roxford5k.pkl", dest="gnd_roxford5k.pkl"),
-            ),
-            layout=("jpg", "gnd_roxford5k.pkl"),
-        ),
-        Source(
-            "rparis6k",
-            (
-                RemoteFile("paris_1-v1.tgz", f"{_OXFORD}/parisbuildings/paris_1-v1.tgz", unpack="tar", dest="jpg",
-                           flatten=True),
-                RemoteFile("paris_2-v1.tgz", f"{_OXFORD}/parisbuildings/paris_2-v1.tgz", unpack="tar", dest="jpg",
-                           flatten=True),
-                RemoteFile("gnd_rparis6k.pkl", f"{_REVISITOP}/rparis6k/gnd_rparis6k.pkl", dest="gnd_rparis6k.pkl"),
-            ),
-            layout=("jpg", "gnd_rparis6k.pkl"),
-        ),
-    )
-}
 
 
 def mirror_base(explicit: str | None = None) -> str | None:
