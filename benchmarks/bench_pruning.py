@@ -19,8 +19,8 @@ import os
 import platform
 
 import torch
-import torchvision
 import torch_pruning as tp
+import torchvision
 
 from cwl_lib import pruning, transfer
 from cwl_lib.weighting import fold_weighting, weighted_layers

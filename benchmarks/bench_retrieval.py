@@ -16,8 +16,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from cwl_lib.retrieval import conv_body, extract, rank, revisited_map  # noqa: E402
 from revisitop_loop import revisited_map_loop, revisited_map_revisitop  # noqa: E402
+
+from cwl_lib.retrieval import conv_body, extract, rank, revisited_map  # noqa: E402
 
 
 def best_of(fn, repeats):

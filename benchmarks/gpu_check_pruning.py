@@ -3,18 +3,22 @@
 Random weights, synthetic uint8 data. Prints, per architecture, the relative max difference between the
 pruned network and the unpruned one with the sub-tau sigmas zeroed (fp32, on the GPU), the kept
 parameters, and the measured GPU latency ratio at 224x224, batch 32; then runs a tiny
-:func:`cwl_lib.pruning_study.run` (bfloat16 autocast path) end to end. Exits non-zero on a failure.
+:mod:`cwl_lib.studies.pruning` (bfloat16 autocast path) end to end. Exits non-zero on a failure.
 """
 from __future__ import annotations
 
 import copy
 import sys
+import tempfile
 
 import torch
 import torchvision
 
-from cwl_lib import pruning, pruning_study, transfer
+from cwl_lib import executor, profiles, pruning, transfer
 from cwl_lib.data.classification import ImageSet, Split
+from cwl_lib.records import Store
+from cwl_lib.studies import Context
+from cwl_lib.studies import pruning as study
 from cwl_lib.weighting import weighted_layers
 
 
@@ -54,12 +58,16 @@ def main() -> int:
     labels = torch.arange(160) % 8
     classes = [str(i) for i in range(8)]
     split = Split("synthetic", ImageSet(imgs[:80], labels[:80], classes), ImageSet(imgs[80:], labels[80:], classes))
-    study = pruning_study.Study(dataset="synthetic", arch="resnet50", shots=10, taus=(0.9, 1.0), epochs=2,
-                                l1=3e-4, finetune_epochs=(1, 2), input_size=224, latency_batch=32)
-    result = pruning_study.run(study, dev, split=split, progress=False,
-                               backbone=torchvision.models.get_model("resnet50", weights=None))
-    print(pruning_study.table_iv(result).to_string(index=False))
-    ok &= all(0 <= r["acc"] <= 1 for r in result.rows)
+    params = {**profiles.parameters("paper", "05_pruning"), "dataset": "synthetic", "arch": "resnet50", "shots": 10,
+              "taus": [0.9, 1.0], "epochs": 2, "finetune_epochs": [1, 2], "latency_batch": 32, "figure_archs": []}
+    context = Context(dev, load_split=lambda *_: split,
+                      load_model=lambda *_: torchvision.models.get_model("resnet50", weights=None))
+    with tempfile.TemporaryDirectory() as tmp:
+        recs = executor.run(study, study.configs(params), Store(tmp), context, progress=False)
+    for name, fields in study.variants(params).items():
+        print(name)
+        print(study.table(study.study_records(recs, fields)).to_string(index=False))
+    ok &= all(0 <= r["row"]["acc"] <= 1 for r in recs if r["config"]["tau"] is not None)
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 

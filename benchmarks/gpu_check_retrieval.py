@@ -12,8 +12,9 @@ import torch
 import torchvision
 
 from cwl_lib import retrieval as R
-from cwl_lib import retrieval_transfer as rt
 from cwl_lib import transfer
+from cwl_lib.studies import Context
+from cwl_lib.studies import retrieval as rt
 
 
 def main():
@@ -60,12 +61,12 @@ def main():
 
     root = tempfile.mkdtemp()
     build("offline-landmarks-mini", root=root)
-    data = rt.prepare_dataset("offline-landmarks-mini", root, progress=False)
     template = torchvision.models.resnet50(weights=None).eval()
+    context = Context(dev, data_root=root, load_model=lambda *_: template)
     for strategy in ("freeze", "finetune+cwl"):
-        run = rt.RetrievalRun("offline-landmarks-mini", "resnet50", strategy, None if strategy == "freeze" else 1e-4,
-                              epochs=2, batch_size=4, train_size=(256, 192), pretrained=False)
-        rec = rt.run_one(run, template, data, dev)
+        run = rt.Config("offline-landmarks-mini", "resnet50", strategy, None if strategy == "freeze" else 1e-4,
+                        epochs=2, batch_size=4, train_size=(256, 192), pretrained=False)
+        rec = rt.run_one(run, context)
         print(f"end-to-end resnet50 {strategy} on cuda: mAP {rec['table']}, {rec['seconds']:.1f} s")
 
 

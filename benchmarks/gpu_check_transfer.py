@@ -16,8 +16,10 @@ import time
 import torch
 import torchvision
 
-from cwl_lib import experiments, transfer
+from cwl_lib import strategies, transfer
 from cwl_lib.data.classification import ImageSet, Split
+from cwl_lib.models import has_batch_norm
+from cwl_lib.studies import Context, classification
 from cwl_lib.weighting import fold_weighting, sigma_parameters
 
 
@@ -54,23 +56,22 @@ def main() -> int:
         labels = torch.arange(n_train + n_test) % 10
         split = Split("synthetic", ImageSet(imgs[:n_train], labels[:n_train], [str(i) for i in range(10)]),
                       ImageSet(imgs[n_train:], labels[n_train:], [str(i) for i in range(10)]))
-        data = experiments.prepare_data(split, None)
-        for strategy in transfer.STRATEGIES:
-            if strategy == "bn-affine" and arch == "vgg16":
+        context = Context(dev, load_split=lambda *_: split, load_model=lambda *_: base)
+        for strategy in strategies.NAMES:
+            if strategies.get(strategy).needs_bn and not has_batch_norm(arch):
                 continue
-            cfg = experiments.RunConfig("synthetic", arch, strategy, 6, 1e-3, 0, epochs=2, input_size=224)
+            cfg = classification.Config("synthetic", arch, strategy, 6, 1e-3, 0, epochs=2, input_size=224)
             torch.cuda.synchronize()
             t = time.perf_counter()
-            record, _ = experiments.run_one(cfg, base, data, dev, eval_batch_size=256)
+            record = classification.run_one(cfg, context)
             torch.cuda.synchronize()
             secs = time.perf_counter() - t
             print(f"  {strategy:13s} acc {record['accuracy']:.3f} steps {record['train_steps']} "
                   f"{secs:.2f} s ({(record['n_train'] * 2 + n_test) / secs:.0f} img/s incl. eval)")
             ok &= 0.0 <= record["accuracy"] <= 1.0
-        cache = experiments.build_feature_cache(base, 10, data.test.images, dev, 224, 256)
-        cfg = experiments.RunConfig("synthetic", arch, "freeze", 6, 1e-2, 0, epochs=5, input_size=224)
-        cached, _ = experiments.run_one(cfg, base, data, dev, features=cache)
-        plain, _ = experiments.run_one(cfg, base, data, dev)
+        cfg = classification.Config("synthetic", arch, "freeze", 6, 1e-2, 0, epochs=5, input_size=224)
+        cached = classification.run_one(cfg, context)
+        plain = classification.run_one(cfg, context, cached=False)
         print(f"  freeze cached {cached['accuracy']:.3f} vs images {plain['accuracy']:.3f} "
               "(bf16 features: close, not necessarily equal)")
     print("GPU transfer check:", "OK" if ok else "FAILED")

@@ -22,6 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from .paths import atomic_write, project_root
 
 MODE_ENV = "CWL_CHECKS"  # "record": write the measured values as the new references
@@ -175,8 +177,6 @@ class Checks:
 
 def tolerance_table():
     """The tolerances with their justification, for a page of the book."""
-    import pandas as pd
-
     return pd.DataFrame([{"tolerance": k, "bound": t.text(), "why": t.why} for k, t in TOLERANCES.items()])
 
 

@@ -3,12 +3,22 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 from . import profiles
+from .data import MissingDataError
+from .data.check import check_all, report, unmet
+from .data.fetch import FetchError, expand, fetch, parse_expected
+from .dryrun import dry_run
+from .models import WeightsUnavailableError
+from .paths import data_root, project_root
+from .records import device_name
+from .reproduce import HTML_DIR, NotebookFailed, needs, publish, refresh, reproduce
+from .runtime import pick_device
 
 
 def _value(text: str):
@@ -37,8 +47,6 @@ def _interrupt(_signum, _frame):
 
 
 def _cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
-
     overrides = {name: _value(value) for name, value in args.param}
     if args.data_root:
         overrides["data_root"] = _existing_folder(args.data_root)
@@ -50,15 +58,11 @@ def _cmd_reproduce(args) -> int:
 
 
 def _dry_run(profile: str, overrides: dict) -> int:
-    from .dryrun import dry_run
-    from .experiments import device_name
-    from .runtime import pick_device
-
     params = profiles.parameters(profile, "03_classification", overrides)
     device = pick_device(params["device"])
     print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {device_name(device)}")
-    table = dry_run(params, device, batch_runs=params["batch_runs"])
-    print(table.groupby(["arch", "strategy"])[["runs", "units", "seconds"]].sum().round(1).to_string())
+    table = dry_run(params, device)
+    print(table.groupby(["arch", "strategy"])[["runs", "seconds"]].sum().round(1).to_string())
     total = float(table["seconds"].sum())
     print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {device_name(device)} "
           "(random weights and synthetic images of the real datasets' class counts and test sizes)")
@@ -66,10 +70,6 @@ def _dry_run(profile: str, overrides: dict) -> int:
 
 
 def _cmd_data_check(args) -> int:
-    from .data.check import check_all, report, unmet
-    from .paths import data_root
-    from .reproduce import needs
-
     root = data_root(_existing_folder(args.data_root))
     rows = check_all(root)
     wanted = [args.profile] if args.profile else list(profiles.PROFILES)
@@ -80,8 +80,6 @@ def _cmd_data_check(args) -> int:
 
 
 def _cmd_fetch(args) -> int:
-    from .data.fetch import FetchError, expand, fetch, parse_expected
-
     names = expand(args.names)
     if args.expect_sha256 and len(names) != 1:
         raise ValueError("--expect-sha256 pins the files of one dataset: fetch that dataset alone")
@@ -101,18 +99,11 @@ def _cmd_fetch(args) -> int:
 
 
 def _cmd_refresh(args) -> int:
-    from .reproduce import refresh
-
     refresh(args.notebooks or None)
     return 0
 
 
 def _cmd_publish(args) -> int:
-    import subprocess
-
-    from .paths import project_root
-    from .reproduce import HTML_DIR, publish
-
     try:
         publish(args.html or project_root() / HTML_DIR, remote=args.remote, branch=args.branch)
     except subprocess.CalledProcessError:
@@ -179,10 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .data import MissingDataError
-    from .models import WeightsUnavailableError
-    from .reproduce import NotebookFailed
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

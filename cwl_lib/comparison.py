@@ -21,50 +21,45 @@ learning rate. Table IV is one study per setting and has no such test.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
+import torch
 
-from . import paper, profiles, tables
+from . import executor, paper, profiles, strategies, tables
+from .records import Store
+from .studies import BY_NOTEBOOK, Context, classification
+from .studies import pruning as pruning_study
+from .studies import retrieval as retrieval_study
 
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
-PAIRS = {"I": [("freeze", "freeze+cwl")], "II": [("finetune", "finetune+cwl")],
-         "III": [("freeze", "freeze+cwl"), ("finetune", "finetune+cwl")]}
+
+
+def _with_cwl(base: str) -> tuple[str, str]:
+    return base, strategies.with_cwl(base).name
+
+
+PAIRS = {"I": [_with_cwl("freeze")], "II": [_with_cwl("finetune")], "III": [_with_cwl("freeze"), _with_cwl("finetune")]}
 SAME, STAND_IN, NOT_RUN = "same experiment", "stand-in", "not run"
 SEP = " · "
 
 
-# --------------------------------------------------------------------------- the grids 03-05 run
-def classification_grid(p: dict):
-    """The runs of ``03_classification`` under its parameters ``p``."""
-    from . import experiments
-
-    return experiments.notebook_grid(p)
-
-
-def retrieval_grid(p: dict):
-    """The runs of ``04_retrieval`` under its parameters ``p``."""
-    from . import retrieval_transfer as rt
-
-    return rt.grid(p["datasets"], p["archs"], p["strategies"], p["freeze_lrs"], p["finetune_lrs"],
-                   repeats=p["repeats"], seed=p["seed"], epochs=p["epochs"], batch_size=p["batch_size"],
-                   train_size=tuple(p["train_size"]))
-
-
-def pruning_study(p: dict):
-    """The study of ``05_pruning`` that Table IV compares: the paper's method, without our L1 penalty."""
-    from . import pruning_study as ps
-
-    return ps.Study(
-        dataset=p["dataset"], arch=p["arch"], shots=p["shots"], taus=tuple(p["taus"]), strategy=p["strategy"],
-        lr=p["lr"], epochs=p["epochs"], l1=0.0, finetune_epochs=tuple(p["finetune_epochs"]),
-        finetune_lr=p["finetune_lr"], min_channels=p["min_channels"], input_size=p["input_size"],
-        batch_size=p["batch_size"], test_size=p["test_size"], seed=p["seed"], latency_batch=p["latency_batch"],
-    )
+# --------------------------------------------------------------------------- the runs 03-05 make
+def compared_configs(notebook: str, params: dict) -> list:
+    """The runs of ``notebook`` under ``params`` whose records this page compares with the paper: every run
+    of 03 and 04; of 05 the paper's method on its backbone (not our L1 variant, not Network Slimming, not
+    Fig. 3's other backbones)."""
+    study = BY_NOTEBOOK[notebook]
+    configs = study.configs(params)
+    if study is pruning_study:
+        paper = pruning_study.variants(params)[pruning_study.PAPER]
+        configs = [c for c in configs if pruning_study.variant_of(c, params) == pruning_study.PAPER
+                   and c.finetune_epochs == paper["finetune_epochs"]]
+    return configs
 
 
 # --------------------------------------------------------------------------- reading the stores
@@ -73,10 +68,10 @@ class Source:
     """One notebook's records as this page reads them."""
 
     notebook: str
-    folder: Path  # the store read
+    folder: Path  # the notebook's results folder; its records are in ``folder / "runs"``
     params: dict  # that notebook's parameters under this page's profile
     expected: list[str]  # record keys of its grid
-    records: list[dict]  # the grid's records found, each with a ``config``
+    records: list[dict]  # the grid's records found
     other: int = 0  # records of other settings in the same store, left out
     ran_here: bool = False  # filled by this page (run_missing)
 
@@ -93,65 +88,37 @@ class Source:
         return ", ".join(t for t, nb in SOURCES.items() if nb == self.notebook)
 
 
-def _json_records(folder: Path) -> list[dict]:
-    from .experiments import ResultStore
-
-    return ResultStore(folder).records() if folder.is_dir() else []  # ResultStore would create the folder
+def store_of(folder: str | Path) -> Store:
+    """A notebook's record store, inside its results folder."""
+    return Store(Path(folder) / "runs")
 
 
 def load(notebook: str, folder: str | Path, params: dict) -> Source:
-    """The records of ``notebook``'s grid under ``params`` found in ``folder`` (nothing is created)."""
-    folder = Path(folder)
-    if notebook == "05_pruning":
-        study = pruning_study(params)
-        config = json.loads(json.dumps(asdict(study)))  # as the JSON records hold it
-        expected = [study.key()] + [f"{study.key()}-tau-{t:g}" for t in study.taus]
-        found, other = [], 0
-        for d in sorted(folder.glob("pruning-*")):
-            for r in _json_records(d):
-                if d.name != f"pruning-{study.key()}":
-                    other += 1
-                elif "row" in r:  # a tau; records written before keys were kept are named by their tau
-                    tau = r["row"]["tau"]
-                    found.append({**r, "key": f"{study.key()}-tau-{tau:g}", "config": {**config, "tau": tau}})
-                elif r.get("key") == study.key():
-                    found.append({**r, "config": {**config, "tau": None}})
-        records = [r for r in found if r["key"] in expected]
-        return Source(notebook, folder, params, expected, records, other + len(found) - len(records))
-    runs = classification_grid(params) if notebook == "03_classification" else retrieval_grid(params)
-    expected = [r.key() for r in runs]
-    every, wanted = _json_records(folder / "runs"), set(expected)
-    records = [r for r in every if r.get("key") in wanted and "config" in r]
-    return Source(notebook, folder, params, expected, records, len(every) - len(records))
+    """The records of ``notebook``'s compared runs under ``params`` found in ``folder`` (nothing is created)."""
+    study = BY_NOTEBOOK[notebook]
+    expected = list(dict.fromkeys(study.key(c) for c in compared_configs(notebook, params)))
+    store = store_of(folder)
+    every = store.records()
+    wanted = set(expected)
+    found = [r for r in every if r["key"] in wanted]
+    return Source(notebook, Path(folder), params, expected, found, len(every) - len(found))
 
 
 def run(notebook: str, params: dict, folder: str | Path) -> None:
-    """Run ``notebook``'s grid under ``params`` into ``folder``, in its store layout, with the calls it makes."""
-    import torch
-
-    from . import experiments
-    from . import pruning_study as ps
-    from . import retrieval_transfer as rt
-    from .runtime import pick_device
-
-    folder, dev, data_root = Path(folder), pick_device(params["device"]), params["data_root"] or None
-    if notebook == "03_classification":
-        experiments.run_grid(classification_grid(params), experiments.ResultStore(folder / "runs"), dev,
-                             eval_batch_size=params["eval_batch_size"], data_root=data_root, progress=False,
-                             batch_runs=params["batch_runs"])
-    elif notebook == "04_retrieval":
-        threads = torch.get_num_threads()
-        if params["cpu_threads"]:  # as 04 does: tiny smoke work runs faster on one thread
-            torch.set_num_threads(params["cpu_threads"])
-        try:
-            rt.run_grid(retrieval_grid(params), experiments.ResultStore(folder / "runs"), dev, data_root=data_root,
-                        extract_batch_size=params["extract_batch_size"], progress=False, log=lambda *_: None)
-        finally:
-            torch.set_num_threads(threads)
-    elif notebook == "05_pruning":
-        ps.run(pruning_study(params), dev, data_root=data_root, results_dir=folder, progress=False)
-    else:
+    """Run ``notebook``'s grid under ``params`` into ``folder``, with the calls it makes."""
+    study = BY_NOTEBOOK.get(notebook)
+    if study is None or notebook not in SOURCES.values():
         raise ValueError(f"{notebook!r} writes no records this page reads")
+    context = Context(params["device"], data_root=params["data_root"] or None,
+                      eval_batch_size=params.get("eval_batch_size", 256),
+                      extract_batch_size=params.get("extract_batch_size", 16))
+    threads = torch.get_num_threads()
+    if params.get("cpu_threads"):  # as 04 does: tiny smoke work runs faster on one thread
+        torch.set_num_threads(params["cpu_threads"])
+    try:
+        executor.run(study, study.configs(params), store_of(folder), context, progress=False, out=io.StringIO())
+    finally:
+        torch.set_num_threads(threads)
 
 
 def sources_root(results_root: str, results_dir: str, out_dir: str | Path) -> Path:
@@ -177,27 +144,6 @@ def gather(profile: str, root: str | Path, out_dir: str | Path | None = None, *,
             src.ran_here = True
         out[nb] = src
     return out
-
-
-def _classification_frame(records: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{**r["config"], "accuracy": r["accuracy"], "key": r["key"]} for r in records])
-
-
-def _retrieval_frame(records: list[dict]) -> pd.DataFrame:
-    from . import retrieval_transfer as rt
-
-    return rt.records_frame(SimpleNamespace(records=lambda: records))
-
-
-def _chosen_retrieval(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Table III as 04 computes it, and the records at each strategy's chosen learning rate."""
-    from . import retrieval_transfer as rt
-
-    t3 = rt.table_iii(frame)
-    key = ["dataset", "arch", "strategy", "lr_key"]
-    chosen = frame.assign(lr_key=pd.to_numeric(frame["lr"]).fillna(-1.0)).merge(
-        t3.assign(lr_key=pd.to_numeric(t3["lr"]).fillna(-1.0))[key], on=key)
-    return t3, chosen
 
 
 # --------------------------------------------------------------------------- the cells
@@ -226,7 +172,7 @@ def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_set
 
 def classification_cells(src: Source) -> list[dict]:
     """Tables I and II, one cell per (paper row, shots)."""
-    frame = _classification_frame(src.records)
+    frame = classification.frame(src.records)
     summ = tables.summary(frame) if len(frame) else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
     used = (tables.best_over_lr(frame).merge(frame, on=tables.CELL + ["repeat", "lr", "accuracy"])
             if len(frame) else frame)
@@ -251,8 +197,8 @@ def classification_cells(src: Source) -> list[dict]:
 
 def retrieval_cells(src: Source) -> list[dict]:
     """Table III, one cell per (paper row, dataset and protocol), mAP in percent."""
-    frame = _retrieval_frame(src.records)
-    t3, chosen = _chosen_retrieval(frame) if len(frame) else (pd.DataFrame(), pd.DataFrame())
+    t3, chosen = ((retrieval_study.table(src.records), retrieval_study.chosen(src.records)) if src.records
+                  else (pd.DataFrame(), pd.DataFrame()))
     p, out = src.params, []
     datasets = {d for d, _ in paper.RETRIEVAL_COLUMNS}
     archs = {a for a, _ in paper.TABLE_III}
@@ -276,7 +222,7 @@ PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Par
 
 def pruning_cells(src: Source) -> list[dict]:
     """Table IV, one cell per (tau, column); FT@30 stands beside our longest finetuning when we ran no 30."""
-    study = pruning_study(src.params)
+    study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER])
     by_tau = {r["config"]["tau"]: r for r in src.records}
     s = paper.TABLE_IV_SETTING
     same_setting = (study.arch, study.dataset, study.shots) == (s["arch"], s["dataset"], s["shots"])
@@ -338,13 +284,12 @@ def _tests(table: str, frame: pd.DataFrame, a: str, b: str) -> list[dict]:
 def significance(sources: dict[str, Source]) -> pd.DataFrame:
     """CWL minus its baseline over paired repeats, per our (dataset, arch, shots); p-values need 2 pairs."""
     rows = []
-    cls = _classification_frame(sources["03_classification"].records)
+    cls = classification.frame(sources["03_classification"].records)
     for table in ("I", "II"):
         for a, b in PAIRS[table]:
             rows += _tests(table, cls, a, b)
-    ret = _retrieval_frame(sources["04_retrieval"].records)
-    if len(ret):
-        _, chosen = _chosen_retrieval(ret)
+    if sources["04_retrieval"].records:
+        chosen = retrieval_study.chosen(sources["04_retrieval"].records)
         pairs = chosen.assign(accuracy=chosen["mean"], shots=0)  # mean of Easy/Medium/Hard mAP, in points
         for a, b in PAIRS["III"]:
             rows += [{**r, "shots": None} for r in _tests("III", pairs, a, b)]  # Table III has no shots
@@ -482,4 +427,4 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
 
 __all__ = ["SOURCES", "PAIRS", "Source", "load", "run", "gather", "sources_root", "cells", "records_behind",
            "significance", "view", "settings", "source_table", "instructions", "provenance", "records_table",
-           "check", "headline", "classification_grid", "retrieval_grid", "pruning_study"]
+           "check", "headline", "compared_configs", "store_of"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Sequence
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -263,8 +264,6 @@ def orthogonality_table(model: nn.Module, layers: int | None = None, groups: int
     :func:`orthogonality_bound` (non-zero when a group has more filters than dimensions) and
     ``random_ref`` :func:`random_orthogonality`, the distance expected of random filters.
     """
-    import pandas as pd
-
     rows = []
     for name, layer in conv_layers(model, groups)[:layers]:
         w = layer.weight.detach()

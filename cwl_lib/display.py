@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from myst_nb import glue as myst_glue
+
 NA = "n/a"
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 # Plain positional notation between 1e-4 and 1e6; outside it a page would show runs of zeros.
@@ -52,8 +54,6 @@ def glue(name: str, value, *, decimals: int | None = None, sig: int | None = Non
         text = value
     else:
         text = fmt(value, decimals=decimals, sig=sig, na=na)
-    from myst_nb import glue as myst_glue
-
     myst_glue(name, text, display=False)
     return text
 

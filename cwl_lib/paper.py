@@ -18,6 +18,8 @@ strategies of :data:`cwl_lib.transfer.STRATEGIES`.
 """
 from __future__ import annotations
 
+import pandas as pd
+
 SHOTS = (1, 3, 5, 10)
 
 
@@ -92,8 +94,6 @@ def classification(arch: str, dataset: str, strategy: str, shots: int) -> tuple[
 
 def table_frame(table: dict) -> "pandas.DataFrame":  # noqa: F821
     """Table I or II as a long DataFrame: arch, dataset, strategy, shots, mean, std."""
-    import pandas as pd
-
     rows = [
         {"arch": a, "dataset": d, "strategy": s, "shots": k, "mean": m, "std": sd}
         for (a, d, s), cells in table.items() for k, (m, sd) in cells.items()

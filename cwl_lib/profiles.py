@@ -1,15 +1,18 @@
-"""The three parameter sets every notebook runs under: ``smoke``, ``laptop`` and ``paper``.
+"""The three parameter sets every notebook runs under: ``paper``, ``laptop`` and ``smoke``.
 
-``smoke`` equals each notebook's own ``parameters`` cell (a test keeps them equal), so the committed
-notebooks, their outputs and nbval all describe the smoke run. ``laptop`` is the offline default of
-the main job: a 2-core CPU, real ImageNet MobileNetV2 weights, real offline images. ``paper`` is the
-paper's own setting: a GPU, the real datasets, VGG-16 and ResNet-50.
+``paper`` is the paper's own setting: a GPU, the real datasets, VGG-16 and ResNet-50. For the notebooks
+that run a study it is the study module's ``PARAMETERS``, built from its ``Config`` defaults (written
+once, there). ``laptop`` (the offline default of the main job: a 2-core CPU, real ImageNet MobileNetV2
+weights, real offline images) and ``smoke`` (seconds per notebook, what the committed notebooks hold)
+are short overrides of it. ``smoke`` equals each notebook's own ``parameters`` cell (a test keeps them
+equal), so the committed notebooks, their outputs and nbval all describe the smoke run.
 """
 from __future__ import annotations
 
 import copy
 
-from .data import requirements
+from .data import require, requirements
+from .studies import BY_NOTEBOOK
 
 PROFILES = ("smoke", "laptop", "paper")
 NOTEBOOKS = (
@@ -21,7 +24,7 @@ NOTEBOOKS = (
     "06_comparison",
 )
 
-# Parameters every notebook accepts; the runner fills results_dir, an empty one means "fresh temp dir".
+# Parameters every notebook accepts; the runner fills results_dir, an empty one means "fresh scratch dir".
 COMMON = {"profile": "smoke", "seed": 0, "device": "auto", "results_dir": "", "data_root": ""}
 
 # Data a notebook needs beyond its `dataset(s)` and `arch(s)` parameters.
@@ -33,110 +36,54 @@ EXTRA_REQUIREMENTS = {
 # Notebooks that read the records of others; only with `run_missing` do they run those grids and need their data.
 READS = {"06_comparison": ("03_classification", "04_retrieval", "05_pruning")}
 
-_SPECIFIC: dict[str, dict[str, dict]] = {
+PAPER: dict[str, dict] = {
+    "01_kronecker": {
+        "arch": "vgg16", "random_trials": 1000, "max_factor": 16, "real_layers": None,
+        "photo": "astronaut", "photo_size": 512, "block": 16, "ranks": [1, 2, 4, 8, 16, 32, 64, 128],
+    },
+    "02_convolution_svd": {
+        "arch": "vgg16", "equiv_layers": None, "input_size": 224,
+        "photo": "coffee", "photo_size": 400, "patch": 4, "filter_counts": [3, 6, 12, 24, 36, 48],
+        "train_size": 4000, "test_size": 1000, "epochs": 15, "cnn_channels": [16, 32, 32, 64],
+        "table_layers": None,
+    },
+    **{nb: study.PARAMETERS for nb, study in BY_NOTEBOOK.items()},
+    "06_comparison": {"results_root": "", "run_missing": False},
+}
+
+_OFFLINE = {"archs": ["mobilenet_v2"]}
+OVERRIDES: dict[str, dict[str, dict]] = {
+    "laptop": {
+        "01_kronecker": {"arch": "mobilenet_v2", "random_trials": 300, "max_factor": 10,
+                         "ranks": [1, 2, 4, 8, 16, 32, 64]},
+        "02_convolution_svd": {"arch": "mobilenet_v2", "input_size": 64, "photo_size": 240, "epochs": 4},
+        "03_classification": {**_OFFLINE, "datasets": ["fashion-mnist"], "strategies": ["freeze", "freeze+cwl"],
+                              "shots": [1, 5, 10], "repeats": 3, "epochs": 10, "input_size": 64,
+                              "test_size": 800, "eval_batch_size": 250},
+        "04_retrieval": {**_OFFLINE, "datasets": ["offline-landmarks"], "train_size": [160, 120], "epochs": 2,
+                         "freeze_lrs": [0.001], "finetune_lrs": [0.0001]},
+        "05_pruning": {"dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 20, "epochs": 10,
+                       "taus": [0.6, 0.8, 0.9, 1.0], "finetune_epochs": [1, 3], "input_size": 64, "batch_size": 25,
+                       "test_size": 400, "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"]},
+    },
     "smoke": {
-        "01_kronecker": {
-            "arch": "mobilenet_v2", "random_trials": 20, "max_factor": 6, "real_layers": 6,
-            "photo": "camera", "photo_size": 128, "block": 8, "ranks": [1, 2, 4, 8, 16],
-        },
-        "02_convolution_svd": {
-            "arch": "mobilenet_v2", "equiv_layers": 6, "input_size": 32,
-            "photo": "coffee", "photo_size": 64, "patch": 4, "filter_counts": [3, 12, 24, 48],
-            "train_size": 1000, "test_size": 500, "epochs": 2, "cnn_channels": [16, 32, 32, 64],
-            "table_layers": 6,
-        },
-        "03_classification": {
-            "datasets": ["fashion-mnist"], "archs": ["mobilenet_v2"], "pretrained": True,
-            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl", "bn-affine"],
-            "shots": [1, 2], "repeats": 2, "lr_freeze": [0.05], "lr_finetune": [0.001],
-            "epochs": 2, "batch_size": 32, "input_size": 32, "test_size": 100,
-            "backbone_lr_factor": 0.1, "eval_batch_size": 256, "batch_runs": 1,
-        },
+        "01_kronecker": {"arch": "mobilenet_v2", "random_trials": 20, "max_factor": 6, "real_layers": 6,
+                         "photo": "camera", "photo_size": 128, "block": 8, "ranks": [1, 2, 4, 8, 16]},
+        "02_convolution_svd": {"arch": "mobilenet_v2", "equiv_layers": 6, "input_size": 32, "photo_size": 64,
+                               "filter_counts": [3, 12, 24, 48], "train_size": 1000, "test_size": 500,
+                               "epochs": 2, "table_layers": 6},
+        "03_classification": {**_OFFLINE, "datasets": ["fashion-mnist"], "shots": [1, 2], "repeats": 2,
+                              "lr_freeze": [0.05], "lr_finetune": [0.001], "epochs": 2, "input_size": 32,
+                              "test_size": 100},
         # smoke trains sigmas at lower rates than laptop (04: 0.005, 05: 0.003): at 0.01 these few-step runs
         # are chaotic, and another CPU's rounding moved their mAP by 5 points and accuracy by 0.06
-        "04_retrieval": {
-            "datasets": ["offline-landmarks-mini"], "archs": ["mobilenet_v2"],
-            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl"],
-            "train_size": [128, 96], "epochs": 2, "batch_size": 4, "repeats": 1,
-            "freeze_lrs": [0.005], "finetune_lrs": [0.0001], "extract_batch_size": 16, "figure_queries": 2,
-            "cpu_threads": 1,
-        },
-        "05_pruning": {
-            "dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 5, "epochs": 3, "l1": 0.0003,
-            "taus": [0.9, 1.0], "finetune_epochs": [1, 2], "strategy": "freeze+cwl", "lr": 0.003, "finetune_lr": 0.0001, "min_channels": 1,
-            "input_size": 32, "batch_size": 25, "test_size": 200, "latency_batch": 16,
-            "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"],
-        },
-        "06_comparison": {"results_root": "", "run_missing": True},
-    },
-    "laptop": {
-        "01_kronecker": {
-            "arch": "mobilenet_v2", "random_trials": 300, "max_factor": 10, "real_layers": None,
-            "photo": "astronaut", "photo_size": 512, "block": 16, "ranks": [1, 2, 4, 8, 16, 32, 64],
-        },
-        "02_convolution_svd": {
-            "arch": "mobilenet_v2", "equiv_layers": None, "input_size": 64,
-            "photo": "coffee", "photo_size": 240, "patch": 4, "filter_counts": [3, 6, 12, 24, 36, 48],
-            "train_size": 4000, "test_size": 1000, "epochs": 4, "cnn_channels": [16, 32, 32, 64],
-            "table_layers": None,
-        },
-        "03_classification": {
-            "datasets": ["fashion-mnist"], "archs": ["mobilenet_v2"], "pretrained": True,
-            "strategies": ["freeze", "freeze+cwl"],
-            "shots": [1, 5, 10], "repeats": 3, "lr_freeze": [0.001, 0.005, 0.01, 0.05],
-            "lr_finetune": [1e-05, 5e-05, 0.0001, 0.0005, 0.001],
-            "epochs": 10, "batch_size": 32, "input_size": 64, "test_size": 800,
-            "backbone_lr_factor": 0.1, "eval_batch_size": 250, "batch_runs": 1,
-        },
-        "04_retrieval": {
-            "datasets": ["offline-landmarks"], "archs": ["mobilenet_v2"],
-            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl"],
-            "train_size": [160, 120], "epochs": 2, "batch_size": 8, "repeats": 1,
-            "freeze_lrs": [0.001], "finetune_lrs": [0.0001], "extract_batch_size": 16, "figure_queries": 3,
-            "cpu_threads": 0,
-        },
-        "05_pruning": {
-            "dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 20, "epochs": 10, "l1": 0.0003,
-            "taus": [0.6, 0.8, 0.9, 1.0], "finetune_epochs": [1, 3], "strategy": "freeze+cwl", "lr": 0.01, "finetune_lr": 0.0001, "min_channels": 1,
-            "input_size": 64, "batch_size": 25, "test_size": 400, "latency_batch": 16,
-            "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"],
-        },
-        "06_comparison": {"results_root": "", "run_missing": False},
-    },
-    "paper": {
-        "01_kronecker": {
-            "arch": "vgg16", "random_trials": 1000, "max_factor": 16, "real_layers": None,
-            "photo": "astronaut", "photo_size": 512, "block": 16, "ranks": [1, 2, 4, 8, 16, 32, 64, 128],
-        },
-        "02_convolution_svd": {
-            "arch": "vgg16", "equiv_layers": None, "input_size": 224,
-            "photo": "coffee", "photo_size": 400, "patch": 4, "filter_counts": [3, 6, 12, 24, 36, 48],
-            "train_size": 4000, "test_size": 1000, "epochs": 15, "cnn_channels": [16, 32, 32, 64],
-            "table_layers": None,
-        },
-        "03_classification": {
-            "datasets": ["mit67", "kvasir", "chest-xray"],
-            "archs": ["vgg16", "resnet50"], "pretrained": True,
-            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl", "bn-affine"],
-            "shots": [1, 3, 5, 10], "repeats": 10, "lr_freeze": [0.001, 0.005, 0.01, 0.05],
-            "lr_finetune": [1e-05, 5e-05, 0.0001, 0.0005, 0.001],
-            "epochs": 30, "batch_size": 32, "input_size": 224, "test_size": None,
-            "backbone_lr_factor": 0.1, "eval_batch_size": 256, "batch_runs": 1,
-        },
-        "04_retrieval": {
-            "datasets": ["roxford5k", "rparis6k"], "archs": ["vgg16", "resnet50"],
-            "strategies": ["freeze", "freeze+cwl", "finetune", "finetune+cwl"],
-            "train_size": [1024, 768], "epochs": 20, "batch_size": 8, "repeats": 1,
-            "freeze_lrs": [0.001, 0.005, 0.01, 0.05], "finetune_lrs": [1e-05, 5e-05, 0.0001, 0.0005, 0.001],
-            "extract_batch_size": 16, "figure_queries": 3, "cpu_threads": 0,
-        },
-        "05_pruning": {
-            "dataset": "kvasir", "arch": "vgg16", "shots": 50, "epochs": 30, "l1": 0.0003,
-            "taus": [0.2, 0.4, 0.8, 1.0, 1.2], "finetune_epochs": [1, 30], "strategy": "freeze+cwl", "lr": 0.01, "finetune_lr": 0.0001, "min_channels": 1,
-            "input_size": 224, "batch_size": 32, "test_size": None, "latency_batch": 16,
-            "figure_tau": 0.8, "figure_archs": ["vgg16", "resnet50"],
-        },
-        "06_comparison": {"results_root": "", "run_missing": False},
+        "04_retrieval": {**_OFFLINE, "datasets": ["offline-landmarks-mini"], "train_size": [128, 96], "epochs": 2,
+                         "batch_size": 4, "freeze_lrs": [0.005], "finetune_lrs": [0.0001], "figure_queries": 2,
+                         "cpu_threads": 1},
+        "05_pruning": {"dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 5, "epochs": 3,
+                       "taus": [0.9, 1.0], "finetune_epochs": [1, 2], "lr": 0.003, "input_size": 32, "batch_size": 25,
+                       "test_size": 200, "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"]},
+        "06_comparison": {"run_missing": True},
     },
 }
 
@@ -148,7 +95,8 @@ def parameters(profile: str, notebook: str, overrides: dict | None = None) -> di
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; choose one of {', '.join(NOTEBOOKS)}")
     params = {**copy.deepcopy(COMMON), "profile": profile}
-    params.update(copy.deepcopy(_SPECIFIC[profile][notebook]))
+    params.update(copy.deepcopy(PAPER[notebook]))
+    params.update(copy.deepcopy(OVERRIDES.get(profile, {}).get(notebook, {})))
     params.update(overrides or {})
     return params
 
@@ -174,6 +122,4 @@ def notebook_requirements(notebook: str, params: dict) -> list[str]:
 
 def require_notebook(notebook: str, **params) -> None:
     """First call of every notebook: stop before any work when its data or weights are absent."""
-    from .data import require
-
     require(*notebook_requirements(notebook, params), root=params.get("data_root") or None)

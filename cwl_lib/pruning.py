@@ -22,6 +22,14 @@ With this rule the pruned network computes exactly what the unpruned network com
 sigma under tau (outside rescued channels) is set to 0 (``tests/test_pruning.py`` checks it on
 VGG-16, ResNet-50 and MobileNetV2): a removed channel is exactly zero in the masked network.
 
+Score, decide, apply. :func:`prune` reads as three steps: an importance function scores every channel
+of every scored layer (:func:`sigma_importance`, the paper's |sigma|; :func:`bn_gamma_importance`,
+Network Slimming's |gamma|, the baseline a reader asks for); :func:`channel_scores` takes the largest
+member score of each coupled channel (a scatter-max) and :func:`decide` applies tau, ``min_channels``
+and ``round_to``; then Torch-Pruning's groups do the surgery and the plan records it.
+:func:`prune_to_size` finds the threshold that keeps a given fraction of the parameters, so two scores
+can be compared at matched size.
+
 The pruned network keeps its CWLs (so it can be finetuned and pruned again); ``fold=True`` folds
 them for deployment. :func:`prune` also returns a *plan*, a JSON-friendly dict, with which
 :func:`apply_plan` reshapes a freshly built unpruned model so that a plain ``state_dict`` of the
@@ -36,28 +44,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
+import torch_pruning as tp
 from torch import nn
 
-from .weighting import ConvWeighting, Weighted, fold_weighting, insert_weighting, weighted_layers
+from .weighting import BATCH_NORMS, ConvWeighting, Weighted, fold_weighting, insert_weighting, weighted_layers
 
 PLAN_FORMAT = 1
 
 
 # --------------------------------------------------------------------------- inputs
-def _check_args(model: nn.Module, tau: float, min_channels: int, round_to: int = 1) -> None:
+def _check_args(tau: float, min_channels: int, round_to: int = 1) -> None:
     if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
-        raise ValueError(f"tau must be a positive number (a threshold on |sigma|), got {tau!r}")
+        raise ValueError(f"tau must be a positive number (a threshold on the importance), got {tau!r}")
     if not isinstance(min_channels, int) or min_channels < 1:
         raise ValueError(f"min_channels must be an integer >= 1 (a layer keeps at least one channel), got {min_channels!r}")
     if not isinstance(round_to, int) or round_to < 1:
         raise ValueError(f"round_to must be an integer >= 1 (1: no rounding), got {round_to!r}")
-    if not weighted_layers(model):
-        raise ValueError(
-            "the model has no Convolution Weighting Layers, so there are no sigmas to threshold; "
-            "insert them with cwl_lib.weighting.insert_weighting (or transfer.prepare with a '+cwl' strategy) "
-            "and train them first"
-        )
 
 
 def _example(model: nn.Module, example_input: torch.Tensor | None) -> torch.Tensor:
@@ -94,8 +98,6 @@ def _traceable(model: nn.Module):
 
 
 def _graph(model: nn.Module, example_input: torch.Tensor):
-    import torch_pruning as tp
-
     return tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
 
 
@@ -111,16 +113,46 @@ def _rewrap(model: nn.Module, sigmas: dict[str, torch.Tensor | None], requires_g
         model.set_submodule(name, Weighted(layer, cwl))
 
 
-# --------------------------------------------------------------------------- the policy
+# --------------------------------------------------------------------------- score: importance of each channel
+def sigma_importance(model: nn.Module, sigmas: dict[str, torch.Tensor]) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """The paper's score: |sigma_k| of each CWL, at the layer the CWL scales (``model`` with its CWLs
+    taken out, ``sigmas`` what they held)."""
+    if not sigmas:
+        raise ValueError(
+            "the model has no Convolution Weighting Layers, so there are no sigmas to threshold; "
+            "insert them with cwl_lib.weighting.insert_weighting (or transfer.prepare with a strategy that "
+            "trains sigmas) and train them first"
+        )
+    return {name: (model.get_submodule(name), s.abs()) for name, s in sigmas.items()}
+
+
+def bn_gamma_importance(model: nn.Module, sigmas: dict[str, torch.Tensor]) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """Network Slimming's score (Liu et al., ICCV 2017): |gamma_k| of each BatchNorm, times |sigma_k|
+    where a CWL scales that BatchNorm (the channel's whole learned scale)."""
+    scores = {}
+    for name, m in model.named_modules():
+        if isinstance(m, BATCH_NORMS) and m.affine:
+            g = m.weight.detach().abs()
+            scores[name] = (m, g * sigmas[name].abs() if name in sigmas else g)
+    if not scores:
+        raise ValueError(f"{type(model).__name__} has no BatchNorm with affine parameters to score by gamma")
+    return scores
+
+
+#: name -> (score function, whether a member under tau in a channel that stays is set to 0)
+IMPORTANCES = {"sigma": (sigma_importance, True), "bn-gamma": (bn_gamma_importance, False)}
+
+
+# --------------------------------------------------------------------------- decide: which channels go
 @dataclass
 class _Member:
     site: str
-    local: list[int]  # channel index in the member layer
-    root: list[int]  # the same channels, numbered as in the group's root layer
+    local: torch.Tensor  # channel index in the member layer
+    root: torch.Tensor  # the same channels, numbered as in the group's root layer
 
 
 def _groups(dg, sites: dict[str, nn.Module], names: dict[nn.Module, str]):
-    """(root name, root layer, out-channel count, CWL members) for every group holding a CWL site."""
+    """(root name, root layer, out-channel count, scored members) for every group holding a scored site."""
     site_of = {id(m): n for n, m in sites.items()}
     for group in dg.get_all_groups():
         members = []
@@ -129,101 +161,145 @@ def _groups(dg, sites: dict[str, nn.Module], names: dict[nn.Module, str]):
             if id(module) in site_of and dg.is_out_channel_pruning_fn(item.dep.handler):
                 if any(m.site == site_of[id(module)] for m in members):
                     continue
-                members.append(_Member(site_of[id(module)], [int(i) for i in item.idxs],
-                                       [int(i) for i in item.root_idxs]))
+                members.append(_Member(site_of[id(module)], torch.as_tensor([int(i) for i in item.idxs]),
+                                       torch.as_tensor([int(i) for i in item.root_idxs])))
         if members:
             root = group[0].dep.target.module
             yield names[root], root, len(group[0].idxs), members
 
 
-def _decide(n: int, members: list[_Member], sig: dict[str, torch.Tensor], tau: float, min_channels: int,
-            round_to: int = 1):
-    """Removed root channels, and the root channels rescued by ``min_channels`` or ``round_to``."""
-    score = [math.inf] * n  # a channel no CWL sees is never removed
-    seen = [False] * n
+def channel_scores(n: int, members: list[_Member], scores: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The score of each of a group's ``n`` channels: the largest score of its members there (a scatter-max);
+    a channel no member scores is +inf, so it is never removed."""
+    out = torch.full((n,), -math.inf, dtype=torch.float64)
     for m in members:
-        mag = sig[m.site].abs()
-        for li, ri in zip(m.local, m.root):
-            v = float(mag[li])
-            score[ri] = v if not seen[ri] else max(score[ri], v)
-            seen[ri] = True
-    below = [r for r in range(n) if score[r] < tau]
-    target = max(min(min_channels, n), n - len(below))
+        out.scatter_reduce_(0, m.root, scores[m.site].detach().double().cpu()[m.local], reduce="amax")
+    return out.masked_fill_(out == -math.inf, math.inf)
+
+
+def decide(score: torch.Tensor, tau: float, min_channels: int = 1, round_to: int = 1) -> tuple[list[int], list[int]]:
+    """The channels removed (score under tau) and those rescued to keep ``min_channels`` (and a multiple of
+    ``round_to``) channels: the rescued are the best-scored under tau."""
+    n = len(score)
+    below = score < tau
+    target = max(min(min_channels, n), n - int(below.sum()))
     target = min(n, -(-target // round_to) * round_to)
-    rescued: list[int] = []
-    if n - len(below) < target:
+    rescued = torch.zeros_like(below)
+    if n - int(below.sum()) < target:
         # every channel at or above tau ranks before every channel under it, so the top `target` keep them all
-        order = sorted(range(n), key=lambda r: (-score[r], r))  # largest |sigma| first, ties by index
-        kept = set(order[:target])
-        rescued = sorted(set(below) & kept)
-        below = [r for r in below if r not in kept]
-    return below, rescued
+        order = torch.argsort(-score, stable=True)  # largest score first, ties by index
+        kept = torch.zeros_like(below)
+        kept[order[:target]] = True
+        rescued = below & kept
+        below = below & ~kept
+    return below.nonzero().flatten().tolist(), rescued.nonzero().flatten().tolist()
 
 
-# --------------------------------------------------------------------------- prune
-def prune(model: nn.Module, tau: float, min_channels: int = 1, *, round_to: int = 1,
+# --------------------------------------------------------------------------- apply: the surgery
+def prune(model: nn.Module, tau: float, min_channels: int = 1, *, importance: str = "sigma", round_to: int = 1,
           example_input: torch.Tensor | None = None, fold: bool = False) -> tuple[nn.Module, dict]:
-    """A copy of ``model`` without the channels whose |sigma| < tau, and its channel plan.
+    """A copy of ``model`` without the channels whose importance is under tau, and its channel plan.
 
-    ``model`` must carry CWLs (:mod:`cwl_lib.weighting`); it is not modified. Coupled channels follow
-    the rule in this module's docstring. ``example_input`` (default: one 3x64x64 zero image) is only
-    used to trace the graph. The result keeps its CWLs, with the surviving sigma entries, unless
-    ``fold`` (then the plain smaller architecture). ``round_to`` > 1 keeps a multiple of that many channels
-    per group (rescuing the largest |sigma| under tau, like ``min_channels``): CPU and GPU kernels run
-    faster on channel counts that are multiples of 8 or 16. Returns ``(pruned, plan)``; see
-    :func:`apply_plan`.
+    ``importance`` is ``"sigma"`` (the paper's |sigma|, the model must carry CWLs) or ``"bn-gamma"``
+    (Network Slimming's |gamma|). ``model`` is not modified. Coupled channels follow the rule in this
+    module's docstring (with ``bn-gamma`` nothing is zeroed: only whole channels go). ``example_input``
+    (default: one 3x64x64 zero image) is only used to trace the graph. The result keeps its CWLs, with
+    the surviving sigma entries, unless ``fold`` (then the plain smaller architecture). ``round_to`` > 1
+    keeps a multiple of that many channels per group (rescuing the best-scored under tau, like
+    ``min_channels``): CPU and GPU kernels run faster on channel counts that are multiples of 8 or 16.
+    Returns ``(pruned, plan)``; see :func:`apply_plan`.
     """
-    _check_args(model, tau, min_channels, round_to)
+    if importance not in IMPORTANCES:
+        raise ValueError(f"importance must be one of {', '.join(IMPORTANCES)}, got {importance!r}")
+    score_of, zero_below = IMPORTANCES[importance]
+    _check_args(tau, min_channels, round_to)
     work = copy.deepcopy(model)
     x = _example(work, example_input)
     wl = weighted_layers(work)
     sig = {n: w.weighting.sigma.detach().clone() for n, w in wl.items()}
     sig_grad = {n: w.weighting.sigma.requires_grad for n, w in wl.items()}
-    sites = _unwrap(work)
+    cwl_sites = _unwrap(work)
+    scored = score_of(work, sig)
+    sites = {n: m for n, (m, _) in scored.items()}
+    scores = {n: s for n, (_, s) in scored.items()}
     names = {m: n for n, m in work.named_modules()}
+
+    unscored = set(cwl_sites) - set(sites)
+    if unscored:
+        raise ValueError(f"{importance} scores no channel of the CWLs at {sorted(unscored)[:3]}: fold them first "
+                         "(cwl_lib.weighting.fold_weighting) or prune by sigma")
 
     with _traceable(work):
         dg = _graph(work, x)
         decisions = []
         for root_name, root, n, members in list(_groups(dg, sites, names)):
-            removed, rescued = _decide(n, members, sig, tau, min_channels, round_to)
-            decisions.append((root_name, root, removed, rescued, members))
+            removed, rescued = decide(channel_scores(n, members, scores), tau, min_channels, round_to)
+            decisions.append((root_name, root, n, removed, rescued, members))
         dropped: dict[str, set[int]] = {n: set() for n in sites}  # a layer split over groups gathers all
-        for root_name, root, removed, rescued, members in decisions:
-            gone, spared = set(removed), set(rescued)
+        for _, _, n, removed, rescued, members in decisions:
+            gone, spared = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+            gone[removed], spared[rescued] = True, True
             for m in members:
-                s = sig[m.site]
-                zero = [li for li, ri in zip(m.local, m.root)
-                        if ri not in gone and ri not in spared and float(s[li].abs()) < tau]
-                s[zero] = 0.0
-                dropped[m.site] |= {li for li, ri in zip(m.local, m.root) if ri in gone}
-        kept_local = {n: [i for i in range(len(sig[n])) if i not in dropped[n]] for n in sites}
-        zeroed: dict[str, list[int]] = {}
-        for root_name, root, removed, _, _ in decisions:
+                dropped[m.site] |= set(m.local[gone[m.root]].tolist())
+                if zero_below and m.site in cwl_sites:
+                    under = scores[m.site].cpu()[m.local] < tau
+                    sig[m.site][m.local[~gone[m.root] & ~spared[m.root] & under]] = 0.0
+        for _, root, _, removed, _, _ in decisions:
             if removed:
                 pruner = dg.get_pruner_of_module(root)
                 dg.get_pruning_group(root, pruner.prune_out_channels, removed).prune()
 
-    new_sig = {}
-    for name in sites:
-        new_sig[name] = sig[name][kept_local[name]]
-        zeroed[name] = [i for i, v in enumerate(new_sig[name].tolist()) if v == 0.0]
+    kept_local = {n: [i for i in range(len(sig[n])) if i not in dropped[n]] for n in cwl_sites}
+    new_sig = {n: sig[n][kept_local[n]] for n in cwl_sites}
+    zeroed = {n: [i for i, v in enumerate(new_sig[n].tolist()) if v == 0.0] for n in cwl_sites}
     _rewrap(work, new_sig, sig_grad)
     if fold:
         fold_weighting(work)
     plan = {
         "format": PLAN_FORMAT,
         "tau": float(tau),
+        "importance": importance,
         "min_channels": int(min_channels),
         "round_to": int(round_to),
-        "weighting": not fold,
-        "groups": [{"root": r, "removed": list(rem)} for r, _, rem, _, _ in decisions if rem],
+        "weighting": bool(cwl_sites) and not fold,
+        "groups": [{"root": r, "removed": list(rem)} for r, _, _, rem, _, _ in decisions if rem],
         "kept": kept_local,
-        "rescued": {r: list(res) for r, _, _, res, _ in decisions if res},
+        "rescued": {r: list(res) for r, _, _, _, res, _ in decisions if res},
         "zeroed": {n: z for n, z in zeroed.items() if z},
+        "removed_channels": {n: sorted(d) for n, d in dropped.items() if d},  # per scored layer, its own numbering
         "input_shape": list(x.shape[1:]),
     }
     return work, plan
+
+
+def prune_to_size(model: nn.Module, fraction: float, *, importance: str = "bn-gamma", min_channels: int = 1,
+                  round_to: int = 1, example_input: torch.Tensor | None = None,
+                  steps: int = 12) -> tuple[float, nn.Module, dict]:
+    """``(tau, pruned, plan)``: the threshold (by bisection, ``steps`` prunes) whose pruned network keeps the
+    fraction of parameters (:func:`count_parameters`) closest to ``fraction``, and that network."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction is the share of parameters to keep, in (0, 1], got {fraction!r}")
+    full = count_parameters(model)
+    tried: list[tuple[float, float, nn.Module, dict]] = []
+
+    def attempt(tau: float) -> float:
+        pruned, plan = prune(model, tau, min_channels, importance=importance, round_to=round_to,
+                             example_input=example_input)
+        kept = count_parameters(pruned) / full
+        tried.append((abs(kept - fraction), tau, pruned, plan))
+        return kept
+
+    lo, hi = 0.0, 1.0
+    while attempt(hi) > fraction and hi < 1e6:  # scores are not bounded by 1 (gamma, sigma)
+        lo, hi = hi, hi * 4
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if attempt(mid) > fraction:
+            lo = mid
+        else:
+            hi = mid
+    _, tau, pruned, plan = min(tried, key=lambda t: t[0])
+    return tau, pruned, plan
 
 
 def apply_plan(model: nn.Module, plan: dict, example_input: torch.Tensor | None = None) -> nn.Module:
@@ -382,8 +458,6 @@ def compression(model: nn.Module, pruned: nn.Module, input_size=(3, 224, 224)) -
     (convolutions, BatchNorm, classifier) except the CWL scales. Per layer: output channels,
     parameters and feature-map elements kept, by the layer's name in the unpruned model.
     """
-    import pandas as pd
-
     if isinstance(input_size, int):
         input_size = (3, input_size, input_size)
     before, after = _layer_stats(model, input_size), _layer_stats(pruned, input_size)
@@ -457,6 +531,7 @@ def latencies(models, input_size=(3, 224, 224), batch_size: int = 1, *, repeats:
 
 
 __all__ = [
-    "prune", "apply_plan", "save_pruned", "load_pruned", "masked", "sigma_l1", "l1_on_sigmas",
+    "IMPORTANCES", "sigma_importance", "bn_gamma_importance", "channel_scores", "decide", "prune",
+    "prune_to_size", "apply_plan", "save_pruned", "load_pruned", "masked", "sigma_l1", "l1_on_sigmas",
     "count_parameters", "Compression", "compression", "latency", "latencies",
 ]

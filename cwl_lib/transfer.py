@@ -7,21 +7,11 @@ The steps of Algorithm 1 map onto :func:`prepare` and :func:`train`::
     3  Mf <- InsertWeightConvs(Mf)       a ConvWeighting after each conv / its BN, '+cwl' strategies (prepare)
     4  Mf <- TrainUnfreezedLayers(...)   train(), with param_groups() and set_train_mode()
 
-Strategies (:data:`STRATEGIES`):
-
-``freeze``        only the new classifier trains; the backbone is fixed and its BatchNorms use their
-                  ImageNet running statistics (eval mode).
-``freeze+cwl``    the classifier and the CWL scales (sigma) train; everything else as ``freeze``.
-``finetune``      every parameter trains; the pretrained layers at a learning rate lowered by
-                  ``backbone_lr_factor`` (Algorithm 1, step 1: "decreasing the learning rate for
-                  convolution layers rather than freezing them"). BatchNorm running statistics stay
-                  frozen by default (``bn_train=False``): batches of a few images give statistics too
-                  noisy to replace ImageNet's (on Fashion-MNIST with MobileNetV2, train-mode BN took
-                  finetuning to chance level); gamma and beta still train.
-``finetune+cwl``  ``finetune`` plus CWL scales, which train at the full learning rate like the head.
-``bn-affine``     a baseline the paper lacks: the classifier and the BatchNorm gamma/beta train (the
-                  latter, pretrained, at the lowered rate like finetuned weights), the running
-                  statistics stay frozen (eval mode). Refused for a model without BatchNorm.
+Strategies are values of :mod:`cwl_lib.strategies` (``freeze``, ``freeze+cwl``, ``finetune``,
+``finetune+cwl`` and the ``bn-affine`` baseline); :func:`prepare`, :func:`param_groups` and
+:func:`set_train_mode` read their fields. BatchNorm running statistics stay frozen by default
+(``bn_train=False``), also when finetuning: batches of a few images give statistics too noisy to replace
+ImageNet's; gamma and beta still train when the strategy trains them.
 
 Training choices (written in the book, page 03): Adam without weight decay, a fixed number of epochs over
 the few-shot set with a seeded shuffle, no random augmentation (every image is resized and centre-cropped
@@ -31,7 +21,10 @@ channels_last tensors, and :func:`train` replays its steps from CUDA graphs (:mo
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -40,43 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import graphed
-from .weighting import ConvWeighting, Weighted, insert_weighting, sigma_parameters
-
-STRATEGIES = ("freeze", "freeze+cwl", "finetune", "finetune+cwl", "bn-affine")
-
-#: The paper's learning-rate grids (Section V-A-2): finetuning runs, and frozen-convolution runs.
-FINETUNE_LRS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
-FREEZE_LRS = (1e-3, 5e-3, 1e-2, 5e-2)
+from .strategies import BACKBONE, BN, HEAD, SIGMA, Strategy
+from .strategies import get as strategy_of
+from .weighting import batch_norm_parameters, insert_weighting, sigma_parameters
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 HEAD_ATTR = "cwl_head_name"  # attribute prepare() sets on the model: the name of its new classifier
-
-
-def check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    return strategy
-
-
-def uses_cwl(strategy: str) -> bool:
-    """Whether the strategy inserts Convolution Weighting Layers."""
-    return check_strategy(strategy).endswith("+cwl")
-
-
-def is_finetune(strategy: str) -> bool:
-    """Whether the pretrained weights themselves train (``finetune``, ``finetune+cwl``)."""
-    return check_strategy(strategy).startswith("finetune")
-
-
-def lr_grid(strategy: str) -> tuple[float, ...]:
-    """The paper's grid for a strategy: finetuning runs 1e-5..1e-3, frozen-convolution runs 1e-3..5e-2.
-
-    ``bn-affine`` trains few parameters, like ``freeze``, and uses the freeze grid.
-    """
-    return FINETUNE_LRS if is_finetune(strategy) else FREEZE_LRS
 
 
 # --------------------------------------------------------------------------- step 2: the classifier
@@ -138,8 +102,6 @@ def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
 
     ``head(body(x)) == model(x)``; used to cache frozen features for the ``freeze`` strategy.
     """
-    import copy
-
     name = classifier_name(model)
     cls = model.get_submodule(name)
     body = copy.deepcopy(model)
@@ -148,31 +110,46 @@ def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
 
 
 # --------------------------------------------------------------------------- steps 1 and 3
-def prepare(backbone: nn.Module, strategy: str, num_classes: int,
+def prepare(backbone: nn.Module, strategy: str | Strategy, num_classes: int,
             example_input: torch.Tensor | None = None) -> nn.Module:
     """Algorithm 1, steps 1-3: a model ready to train under ``strategy``; modifies ``backbone`` in place.
 
-    Replaces the classifier (:func:`replace_classifier`), inserts CWLs for the ``+cwl`` strategies and
-    sets ``requires_grad`` so that exactly the strategy's parameters train (:func:`trainable_names`).
+    Replaces the classifier (:func:`replace_classifier`), inserts CWLs when the strategy trains sigmas
+    and sets ``requires_grad`` so that exactly the strategy's parameters train (:func:`set_trainable`).
     """
-    check_strategy(strategy)
+    strategy = strategy_of(strategy)
+    if strategy.needs_bn and not batch_norm_parameters(backbone):
+        raise ValueError(f"strategy {strategy.name!r} trains BatchNorm layers; {type(backbone).__name__} has none")
     model = replace_classifier(backbone, num_classes)
-    if uses_cwl(strategy):
+    if strategy.cwl:
         insert_weighting(model, example_input)
-    head_name = classifier_name(model)
-    head_params = {id(p) for p in model.get_submodule(head_name).parameters()}
-    sigma_ids = {id(p) for p in sigma_parameters(model)}
-    bn_params = {id(p) for m in model.modules() if isinstance(m, _BN) for p in m.parameters(recurse=False)}
-    if strategy == "bn-affine" and not bn_params:
-        raise ValueError(f"strategy 'bn-affine' needs BatchNorm layers; {type(model).__name__} has none")
+    return set_trainable(model, strategy)
+
+
+def parameter_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Every parameter of a prepared model under the group it belongs to (:mod:`cwl_lib.strategies`)."""
+    ids = {HEAD: {id(p) for p in head(model).parameters()}, SIGMA: {id(p) for p in sigma_parameters(model)},
+           BN: {id(p) for p in batch_norm_parameters(model)}}
+    groups: dict[str, list] = {HEAD: [], SIGMA: [], BN: [], BACKBONE: []}
     for p in model.parameters():
-        if is_finetune(strategy):
-            train = True
-        else:
-            train = id(p) in head_params or id(p) in sigma_ids or (strategy == "bn-affine" and id(p) in bn_params)
-        p.requires_grad_(train)
-    model.cwl_strategy = strategy
+        groups[next((g for g in (HEAD, SIGMA, BN) if id(p) in ids[g]), BACKBONE)].append(p)
+    return groups
+
+
+def set_trainable(model: nn.Module, strategy: str | Strategy) -> nn.Module:
+    """``requires_grad`` on exactly the groups the strategy trains (BatchNorm's with the backbone's when
+    it finetunes); in place, returned."""
+    strategy = strategy_of(strategy)
+    for group, params in parameter_groups(model).items():
+        train = group in strategy.trains or (group == BN and strategy.finetunes)
+        for p in params:
+            p.requires_grad_(train)
     return model
+
+
+def trainable_counts(model: nn.Module) -> dict[str, int]:
+    """How many numbers train in each parameter group of a prepared model (:func:`parameter_groups`)."""
+    return {g: sum(p.numel() for p in params if p.requires_grad) for g, params in parameter_groups(model).items()}
 
 
 def trainable_names(model: nn.Module) -> list[str]:
@@ -180,19 +157,18 @@ def trainable_names(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-def set_train_mode(model: nn.Module, strategy: str, bn_train: bool = False) -> nn.Module:
-    """The mode to train in: eval mode (BN on its running statistics, no dropout), except for the
-    finetune strategies with ``bn_train=True``, which train in train mode (BN batch statistics).
+def set_train_mode(model: nn.Module, strategy: str | Strategy, bn_train: bool = False) -> nn.Module:
+    """The mode to train in: eval mode (BN on its running statistics, no dropout), except for strategies
+    that may use batch statistics (:attr:`Strategy.may_use_batch_statistics`) with ``bn_train=True``.
 
     The frozen strategies always keep every BatchNorm on its ImageNet running statistics: freezing
     means frozen weights *and* frozen normalisation. The new head is a Linear layer, which has no mode.
     """
-    check_strategy(strategy)
-    model.train(bool(bn_train) and is_finetune(strategy))
+    model.train(bool(bn_train) and strategy_of(strategy).may_use_batch_statistics)
     return model
 
 
-def param_groups(model: nn.Module, strategy: str, lr: float, backbone_lr_factor: float = 0.1) -> list[dict]:
+def param_groups(model: nn.Module, lr: float, backbone_lr_factor: float = 0.1) -> list[dict]:
     """Optimizer parameter groups: head and sigmas at ``lr``; pretrained weights (BN affine included) at
     ``lr * backbone_lr_factor``.
 
@@ -200,25 +176,10 @@ def param_groups(model: nn.Module, strategy: str, lr: float, backbone_lr_factor:
     (e.g. a classifier trained on cached features) every trainable parameter is in the ``head`` group.
     Each group carries a ``name``: ``head``, ``sigma``, ``bn`` or ``backbone``.
     """
-    check_strategy(strategy)
     if getattr(model, HEAD_ATTR, None) is None:
-        return [{"name": "head", "params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
-    head_ids = {id(p) for p in head(model).parameters()}
-    sigma_ids = {id(p) for p in sigma_parameters(model)}
-    bn_ids = {id(p) for m in model.modules() if isinstance(m, _BN) for p in m.parameters(recurse=False)}
-    groups: dict[str, list] = {"head": [], "sigma": [], "bn": [], "backbone": []}
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        if id(p) in head_ids:
-            groups["head"].append(p)
-        elif id(p) in sigma_ids:
-            groups["sigma"].append(p)
-        elif id(p) in bn_ids and strategy == "bn-affine":
-            groups["bn"].append(p)
-        else:
-            groups["backbone"].append(p)
-    rates = {"head": lr, "sigma": lr, "bn": lr * backbone_lr_factor, "backbone": lr * backbone_lr_factor}
+        return [{"name": HEAD, "params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    rates = {HEAD: lr, SIGMA: lr, BN: lr * backbone_lr_factor, BACKBONE: lr * backbone_lr_factor}
+    groups = {k: [p for p in v if p.requires_grad] for k, v in parameter_groups(model).items()}
     return [{"name": k, "params": v, "lr": rates[k]} for k, v in groups.items() if v]
 
 
@@ -316,21 +277,20 @@ class TrainResult:
     seconds: float
 
 
-def _autocast(device: torch.device, enabled: bool | None):
+def autocast(device: torch.device, enabled: bool | None):
+    """bfloat16 autocast on a GPU (``enabled=None``: whenever the device is CUDA); on the CPU, nothing."""
     use = device.type == "cuda" if enabled is None else enabled
     if use and device.type == "cuda":
         # no weight-cast cache: a CUDA graph cannot capture it, and each weight is cast once per step anyway
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=False)
-    import contextlib
-
     return contextlib.nullcontext()
 
 
-def make_optimizer(model: nn.Module, strategy: str, lr: float, backbone_lr_factor: float = 0.1,
+def make_optimizer(model: nn.Module, lr: float, backbone_lr_factor: float = 0.1,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam over :func:`param_groups`; on a GPU its fused kernel (one launch per step, not one per tensor),
     capturable in a CUDA graph (:mod:`cwl_lib.graphed`)."""
-    groups = param_groups(model, strategy, lr, backbone_lr_factor)
+    groups = param_groups(model, lr, backbone_lr_factor)
     if not groups:
         raise ValueError("nothing to train: no parameter has requires_grad")
     on_gpu = all(p.is_cuda for g in groups for p in g["params"])
@@ -353,17 +313,15 @@ def train(model: nn.Module, batches: Callable[[int], Iterable[tuple[torch.Tensor
     are replayed from CUDA graphs (:mod:`cwl_lib.graphed`; ``cuda_graphs=False`` or
     ``CWL_CUDA_GRAPHS=0`` turns that off).
     """
-    import time
-
     device = torch.device(device)
     cl = device.type == "cuda" if channels_last is None else channels_last
     model.to(device)
     if cl:
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, strategy, lr, backbone_lr_factor, weight_decay)
+    opt = make_optimizer(model, lr, backbone_lr_factor, weight_decay)
 
     def loss_of(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with _autocast(device, amp):
+        with autocast(device, amp):
             return F.cross_entropy(full_precision(m(x)), y)
 
     use_graphs = graphed.enabled(device, bn_train) if cuda_graphs is None else cuda_graphs
@@ -420,7 +378,7 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str =
     for i in range(0, len(images), batch_size):
         chunk = images[i:i + batch_size]
         x = chunk.to(device).float() if raw else preprocess(chunk, size, device, channels_last=cl)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             outs.append(model(x).float().cpu())
     model.train(was)
     if not outs:
@@ -428,11 +386,18 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str =
     return torch.cat(outs)
 
 
+def correct(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device | str = "cpu",
+            *, size: int | None = None, batch_size: int = 256, amp: bool | None = None, raw: bool = False) -> torch.Tensor:
+    """Whether each image's top-1 prediction is its label (bool, CPU): for paired tests on one test set."""
+    logits = predict(model, images, device, size=size, batch_size=batch_size, amp=amp, raw=raw)
+    return logits.argmax(1) == labels.cpu()
+
+
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device | str = "cpu",
              *, size: int | None = None, batch_size: int = 256, amp: bool | None = None, raw: bool = False) -> float:
     """Top-1 accuracy over uint8 ``images`` (or float features with ``raw=True``), in large batches."""
-    logits = predict(model, images, device, size=size, batch_size=batch_size, amp=amp, raw=raw)
-    return float((logits.argmax(1) == labels.cpu()).float().mean())
+    hits = correct(model, images, labels, device, size=size, batch_size=batch_size, amp=amp, raw=raw)
+    return float(hits.float().mean())
 
 
 @torch.no_grad()
@@ -443,9 +408,8 @@ def extract_features(body: nn.Module, images: torch.Tensor, device: torch.device
 
 
 __all__ = [
-    "STRATEGIES", "FINETUNE_LRS", "FREEZE_LRS", "check_strategy", "uses_cwl", "is_finetune", "lr_grid",
-    "classifier_name", "replace_classifier", "head", "split_head", "prepare", "trainable_names",
-    "set_train_mode", "param_groups", "preprocess", "seeded_batches", "image_batches", "tensor_batches",
-    "TrainResult", "make_optimizer", "train", "predict", "evaluate", "extract_features",
-    "ConvWeighting", "Weighted",
+    "classifier_name", "replace_classifier", "head", "split_head", "prepare", "parameter_groups", "set_trainable",
+    "trainable_counts", "trainable_names", "set_train_mode", "param_groups", "preprocess", "seeded_batches", "image_batches",
+    "tensor_batches", "TrainResult", "autocast", "make_optimizer", "train", "predict", "correct", "evaluate",
+    "extract_features", "IMAGENET_MEAN", "IMAGENET_STD",
 ]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as nn_module
 
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 class ConvWeighting(nn.Module):
@@ -60,7 +61,7 @@ class Weighted(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layer, s = self.layer, self.weighting.sigma
         conv = isinstance(layer, nn.modules.conv._ConvNd) and not layer.transposed
-        if not self.fused or not (conv or (isinstance(layer, _BN) and layer.affine)):
+        if not self.fused or not (conv or (isinstance(layer, BATCH_NORMS) and layer.affine)):
             return self.weighting(layer(x))
         scaled = {"weight": layer.weight * s.view(-1, *([1] * (layer.weight.dim() - 1)))}
         if layer.bias is not None:
@@ -75,8 +76,6 @@ class Weighted(nn.Sequential):
 
 
 def _hooked(m: nn.Module) -> bool:
-    from torch.nn.modules import module as nn_module
-
     return bool(m._forward_hooks or m._forward_pre_hooks or nn_module._global_forward_hooks
                 or nn_module._global_forward_pre_hooks)
 
@@ -92,7 +91,7 @@ def weighting_sites(model: nn.Module, example_input: torch.Tensor | None = None)
     receives a convolution's output tensor itself.
     """
     convs = {m: n for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)}
-    bns = {m: n for n, m in model.named_modules() if isinstance(m, _BN)}
+    bns = {m: n for n, m in model.named_modules() if isinstance(m, BATCH_NORMS)}
     produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> conv name (tensor kept alive)
     follower: dict[str, str] = {}
     consumers: dict[str, int] = {}
@@ -160,6 +159,11 @@ def sigma_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [m.weighting.sigma for m in weighted_layers(model).values()]
 
 
+def batch_norm_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The affine parameters (gamma, beta) of every BatchNorm: empty for a model without BatchNorm."""
+    return [p for m in model.modules() if isinstance(m, BATCH_NORMS) for p in m.parameters(recurse=False)]
+
+
 @torch.no_grad()
 def fold_into(layer: nn.Module, sigma: torch.Tensor) -> None:
     """Multiply a conv's output channels (weight, bias) or a BN's affine (gamma, beta) by ``sigma``."""
@@ -170,7 +174,7 @@ def fold_into(layer: nn.Module, sigma: torch.Tensor) -> None:
         layer.weight.mul_(s.view(-1, *([1] * (layer.weight.dim() - 1))))
         if layer.bias is not None:
             layer.bias.mul_(s)
-    elif isinstance(layer, _BN):
+    elif isinstance(layer, BATCH_NORMS):
         if not layer.affine:
             raise ValueError("cannot fold a scale into a BatchNorm without affine parameters")
         layer.weight.mul_(s)

@@ -6,8 +6,8 @@ page that needs a CDN fails here as it would for a reader without a network.
 import base64
 
 import pytest
-
 from book_pages import INSTALL_HINT, chromium, facts, pages, problems, start
+
 from cwl_lib import reproduce
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")

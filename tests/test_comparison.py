@@ -1,15 +1,19 @@
 """The paper-beside-ours page: cells, matching, significance and provenance from synthetic run records."""
 import json
 import math
-from dataclasses import asdict
 
 import pytest
 
-from cwl_lib import comparison, paper, profiles
+from cwl_lib import comparison, paper, profiles, records
 from cwl_lib.checks import Checks
-from cwl_lib.experiments import ResultStore
+from cwl_lib.studies import classification, pruning, retrieval
 
 PROV = {"device": "cpu:test", "code_version": "git:test", "torch": "0.0"}
+
+
+def _record(study, cfg, **results) -> dict:
+    return {"version": records.RECORD_VERSION, "study": study.NAME, "key": study.key(cfg),
+            "config": records.config_dict(cfg), **results, **PROV}
 
 
 def _classification_params(**over):
@@ -20,11 +24,11 @@ def _classification_params(**over):
 
 def _write_classification(folder, params, accuracy):
     """One record per run of the grid, ``accuracy(cfg)`` giving its result (None: not recorded)."""
-    store = ResultStore(folder / "03_classification" / "runs")
-    for cfg in comparison.classification_grid(params):
+    store = records.Store(folder / "03_classification" / "runs")
+    for cfg in classification.configs(params):
         acc = accuracy(cfg)
         if acc is not None:
-            store.write({"key": cfg.key(), "config": asdict(cfg), "accuracy": acc, "run_seed": cfg.run_seed, **PROV})
+            store.write(_record(classification, cfg, accuracy=acc, run_seed=cfg.run_seed))
     return store
 
 
@@ -74,15 +78,15 @@ def test_records_behind_a_cell_are_exactly_those_of_its_config(tmp_path):
     params = _classification_params()
     store = _write_classification(tmp_path, params, _acc)
     # a record of another setting (more epochs) for the same dataset, arch, strategy and shots
-    other = comparison.classification_grid({**params, "epochs": 99})[0]
-    store.write({"key": other.key(), "config": asdict(other), "accuracy": 0.99, **PROV})
+    other = classification.configs({**params, "epochs": 99})[0]
+    store.write(_record(classification, other, accuracy=0.99))
     sources = {"03_classification": comparison.load("03_classification", tmp_path / "03_classification", params),
                **_empty_others(tmp_path)}
     assert sources["03_classification"].other == 1
     frame = comparison.cells(sources)
     c = _cell(frame, "I", "vgg16 · mit67 · freeze", "1 shot")
     behind = comparison.records_behind(c, sources)
-    wanted = {cfg.key() for cfg in comparison.classification_grid(params)
+    wanted = {classification.key(cfg) for cfg in classification.configs(params)
               if (cfg.strategy, cfg.shots) == ("freeze", 1)}
     assert {r["key"] for r in behind} == wanted and len(behind) == 2 * 3  # two lrs, three repeats
     # the number is made of the best lr of each repeat
@@ -151,11 +155,11 @@ def test_table_iii_uses_the_chosen_learning_rate(tmp_path):
     params = profiles.parameters("smoke", "04_retrieval", {
         "datasets": ["roxford5k"], "archs": ["vgg16"], "strategies": ["freeze", "freeze+cwl"],
         "freeze_lrs": [0.01, 0.05]})
-    store = ResultStore(tmp_path / "04_retrieval" / "runs")
-    for run in comparison.retrieval_grid(params):
+    store = records.Store(tmp_path / "04_retrieval" / "runs")
+    for run in retrieval.configs(params):
         m = 40.0 if run.lr is None else 50.0 if run.lr == 0.05 else 30.0
         table = {"easy": m + 10, "medium": m, "hard": m - 10, "mean": m}
-        store.write({"key": run.key(), "config": asdict(run), "table": table, **PROV})
+        store.write(_record(retrieval, run, table=table))
     sources = {"04_retrieval": comparison.load("04_retrieval", tmp_path / "04_retrieval", params),
                "03_classification": comparison.load("03_classification", tmp_path / "x",
                                                     profiles.parameters("smoke", "03_classification")),
@@ -175,15 +179,19 @@ def test_table_iii_uses_the_chosen_learning_rate(tmp_path):
 @pytest.mark.parametrize("epochs,ft30_same", [([1, 30], True), ([1, 3], False)])
 def test_table_iv_reads_the_study_and_names_a_shorter_finetuning(tmp_path, epochs, ft30_same):
     params = profiles.parameters("paper", "05_pruning", {"finetune_epochs": epochs, "taus": [0.8]})
-    study = comparison.pruning_study(params)
-    folder = tmp_path / "05_pruning" / f"pruning-{study.key()}"
-    folder.mkdir(parents=True)
-    (folder / "study.json").write_text(json.dumps({"key": study.key(), "config": asdict(study),
-                                                   "unpruned": {"accuracy": 0.9}, **PROV}))
+    store = comparison.store_of(tmp_path / "05_pruning")
     row = {"tau": 0.8, "acc": 0.5, f"ft{epochs[0]}": 0.6, f"ft{epochs[1]}": 0.7, "params": 0.4, "features": 0.6}
-    (folder / "tau-0.8.json").write_text(json.dumps({"version": 1, "row": row, "layers": {}}))  # an older record
-    (tmp_path / "05_pruning" / "pruning-other").mkdir()
-    (tmp_path / "05_pruning" / "pruning-other" / "study.json").write_text(json.dumps({"key": "other"}))
+    by_tau = {c.tau: c for c in comparison.compared_configs("05_pruning", params)}
+    assert set(by_tau) == {None, 0.8}
+    store.write(_record(pruning, by_tau[None], unpruned={"accuracy": 0.9}))
+    store.write(_record(pruning, by_tau[0.8], row=row, layers={}))
+    ours = next(c for c in pruning.configs(params) if pruning.variant_of(c, params) == pruning.L1)
+    store.write(_record(pruning, ours, row=row, layers={}))  # another study in the same store
+    old = store.folder / "0123456789abcdef.json"
+    old.write_text(json.dumps({**_record(pruning, by_tau[0.8], row=row), "version": 1, "key": "0123456789abcdef"}))
+    with pytest.warns(UserWarning, match="record format 1"):
+        src = comparison.load("05_pruning", tmp_path / "05_pruning", params)
+    assert not old.exists() and (store.folder / "superseded" / old.name).exists()  # set aside, never mixed in
     src = comparison.load("05_pruning", tmp_path / "05_pruning", params)
     assert (src.status, src.other) == ("complete", 1)
     sources = {"05_pruning": src, **{nb: comparison.load(nb, tmp_path / "x", profiles.parameters("smoke", nb))
@@ -196,7 +204,7 @@ def test_table_iv_reads_the_study_and_names_a_shorter_finetuning(tmp_path, epoch
     assert ft30.our_setting.endswith(f"FT@{epochs[1]}")
     assert _cell(frame, "IV", "tau = 0.8", "acc").status == comparison.SAME
     assert _cell(frame, "IV", "tau = 0.2", "acc").status == comparison.NOT_RUN
-    assert comparison.records_behind(ft30, sources)[0]["key"] == f"{study.key()}-tau-0.8"
+    assert comparison.records_behind(ft30, sources)[0]["key"] == pruning.key(by_tau[0.8])
 
 
 def test_the_page_reads_the_notebooks_the_profiles_declare():

@@ -1,42 +1,42 @@
-"""The paper-profile projection: its arithmetic, and a real probe through experiments.run_one."""
+"""The paper-profile projection: its arithmetic, and a real probe through the classification study's run_one."""
 import math
 
 import torch
 import torchvision
 
-from cwl_lib import cli, dryrun, profiles
+from cwl_lib import cli, dryrun, profiles, transfer
+from cwl_lib.data import paper_sizes
+from cwl_lib.studies import classification
 
 
-def _probes(params, setup=1.0, eval_s=0.01, step_s=0.1, runs=8):
-    pairs = dict.fromkeys((c.arch, c.strategy) for c in dryrun.paper_grid(params))
-    return [dryrun.Probe(a, s, 1 if s == "freeze" else runs, setup, eval_s, 0.0 if s == "freeze" else step_s)
-            for a, s in pairs]
+def _probes(params, setup=1.0, eval_s=0.01, step_s=0.1):
+    pairs = dict.fromkeys((c.arch, c.strategy) for c in classification.configs(params))
+    return [dryrun.Probe(a, s, setup, eval_s, 0.0 if s == "freeze" else step_s) for a, s in pairs]
 
 
-def test_projection_sums_every_cell_of_the_grid():
+def test_projection_sums_every_run_of_the_grid():
     params = profiles.parameters("paper", "03_classification")
     table = dryrun.project(_probes(params), params)
     lrs, reps, shots, epochs = len(params["lr_freeze"]), params["repeats"], params["shots"], params["epochs"]
-    classes, _, n_test = dryrun.PAPER_SIZES["kvasir"]
+    sizes = paper_sizes("kvasir")
+    n_test = sizes.test
     cell = (table.dataset == "kvasir") & (table.arch == "vgg16")
     cwl = table[cell & (table.strategy == "freeze+cwl")].iloc[0]
-    units = math.ceil(lrs * reps / 8)  # runs of one cell trained 8 at a time
     # kvasir has 8 classes: 1, 3, 5 and 10 shots make 8, 24, 40 and 80 images, 1, 1, 2 and 3 batches of 32
+    assert sizes.classes == 8
     steps = {1: 1, 3: 1, 5: 2, 10: 3}
-    expected = sum(units * (1.0 + 0.01 * n_test + 0.1 * epochs * steps[k]) for k in shots)
+    expected = sum(lrs * reps * (1.0 + 0.01 * n_test + 0.1 * epochs * steps[k]) for k in shots)
     assert math.isclose(cwl.seconds, expected)
-    assert cwl.runs == lrs * reps * len(shots) and cwl.units == units * len(shots)
+    assert cwl.runs == lrs * reps * len(shots)
     frozen = table[cell & (table.strategy == "freeze")].iloc[0]
     # cached features: the test set goes through the backbone once, not once per run
     assert math.isclose(frozen.seconds, 0.01 * n_test + lrs * reps * len(shots) * 1.0)
     # the projection covers exactly the runs the notebook's grid makes: no bn-affine for VGG-16
-    assert table.runs.sum() == len(dryrun.paper_grid(params))
+    assert table.runs.sum() == len(classification.configs(params))
     assert not ((table.arch == "vgg16") & (table.strategy == "bn-affine")).any()
 
 
 def test_steps_per_epoch_follow_the_batches_training_makes():
-    from cwl_lib import transfer
-
     for n in (1, 2, 31, 32, 33, 34, 64, 65, 67, 670):
         assert dryrun.steps_per_epoch(n, 32) == len(list(transfer.seeded_batches(n, 32, 0)(0)))
 
@@ -44,10 +44,10 @@ def test_steps_per_epoch_follow_the_batches_training_makes():
 def test_probe_times_real_runs_on_a_small_backbone():
     torch.manual_seed(0)
     backbone = torchvision.models.mobilenet_v2(weights=None).eval()
-    for strategy, runs in (("freeze", 1), ("freeze+cwl", 1), ("finetune", 2)):
-        p = dryrun.probe("mobilenet_v2", strategy, backbone, torch.device("cpu"), batch_runs=runs, classes=2,
-                         n_test=4, input_size=32, batch_size=4)
-        assert p.eval_per_image_s > 0 and p.setup_s >= 0 and p.step_s >= 0 and p.runs == runs
+    for strategy in ("freeze", "freeze+cwl", "finetune"):
+        p = dryrun.probe("mobilenet_v2", strategy, backbone, torch.device("cpu"), classes=2, n_test=4, input_size=32,
+                         batch_size=4)
+        assert p.eval_per_image_s > 0 and p.setup_s >= 0 and p.step_s >= 0 and p.strategy == strategy
 
 
 def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
@@ -57,7 +57,7 @@ def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
         seen["params"] = params
         return dryrun.project(_probes(params), params)
 
-    monkeypatch.setattr(dryrun, "dry_run", fake)
+    monkeypatch.setattr(cli, "dry_run", fake)
     assert cli.main(["reproduce", "--profile", "paper", "--dry-run", "-p", "repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert seen["params"]["repeats"] == 2 and seen["params"]["archs"] == ["vgg16", "resnet50"]

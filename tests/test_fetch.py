@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from cwl_lib import cli
-from cwl_lib.data import checksums, fetch as fetch_mod, registry
+from cwl_lib.data import checksums, registry
+from cwl_lib.data import fetch as fetch_mod
 from cwl_lib.data.archives import BrokenArchiveError, Limits, UnsafeArchiveError, extract
 from cwl_lib.data.fetch import FetchError, ManualDownloadRequired, fetch
 from cwl_lib.data.ground_truth import write_gnd

@@ -5,8 +5,10 @@ import torch
 import torchvision
 from torch import nn
 
+from cwl_lib import profiles
 from cwl_lib import retrieval as R
-from cwl_lib import retrieval_transfer as rt
+from cwl_lib.studies import Context
+from cwl_lib.studies import retrieval as rt
 from cwl_lib.transfer import preprocess
 from cwl_lib.weighting import insert_weighting, weighted_layers
 
@@ -115,29 +117,36 @@ def test_orientation_batches_are_seeded_and_turn_whole_batches():
     assert shapes == {(32, 48), (48, 32)}  # landscape and portrait both seen
 
 
+def _params(**over):
+    return {**profiles.parameters("smoke", "04_retrieval"), "datasets": ["d"], "archs": ["a"], "repeats": 2, **over}
+
+
 def test_grid_runs_freeze_once_and_the_others_per_learning_rate():
-    runs = rt.grid(["d"], ["a"], ["freeze", "freeze+cwl", "finetune"], [0.01, 0.05], [1e-4], repeats=2)
+    runs = rt.configs(_params(strategies=["freeze", "freeze+cwl", "finetune"], freeze_lrs=[0.01, 0.05],
+                              finetune_lrs=[1e-4]))
     by = {}
     for r in runs:
         by.setdefault(r.strategy, set()).add(r.lr)
     assert by == {"freeze": {None}, "freeze+cwl": {0.01, 0.05}, "finetune": {1e-4}}
-    assert len(runs) == 2 * (1 + 2 + 1) and len({r.key() for r in runs}) == len(runs)
-    with pytest.raises(ValueError, match="bn-affine"):
-        rt.grid(["d"], ["a"], ["bn-affine"], [0.01], [1e-4])
+    assert len(runs) == 2 * (1 + 2 + 1) and len({rt.key(r) for r in runs}) == len(runs)
+    with pytest.raises(ValueError, match="Table III has no bn-affine row"):
+        rt.configs(_params(strategies=["bn-affine"]))
+
+
+def _record(strategy, lr, easy, medium, hard, dataset="d", arch="a"):
+    config = {"dataset": dataset, "arch": arch, "strategy": strategy, "lr": lr, "repeat": 0}
+    return {"key": f"{strategy}-{lr}", "config": config,
+            "table": {"easy": easy, "medium": medium, "hard": hard, "mean": (easy + medium + hard) / 3}}
 
 
 def test_table_iii_picks_the_best_learning_rate_by_mean_map():
-    import pandas as pd
-
-    frame = pd.DataFrame([
-        {"dataset": "d", "arch": "a", "strategy": "freeze", "lr": None, "easy": 50, "medium": 40, "hard": 10, "mean": 100 / 3},
-        {"dataset": "d", "arch": "a", "strategy": "finetune", "lr": 1e-4, "easy": 60, "medium": 40, "hard": 20, "mean": 40},
-        {"dataset": "d", "arch": "a", "strategy": "finetune", "lr": 1e-3, "easy": 70, "medium": 50, "hard": 30, "mean": 50},
-    ])
-    t = rt.table_iii(frame).set_index("strategy")
+    recs = [_record("freeze", None, 50, 40, 10), _record("finetune", 1e-4, 60, 40, 20),
+            _record("finetune", 1e-3, 70, 50, 30)]
+    t = rt.table(recs).set_index("strategy")
     assert t.loc["finetune", "lr"] == 1e-3 and t.loc["finetune", "easy"] == 70
     assert t.loc["freeze", "lr"] is None or np.isnan(t.loc["freeze", "lr"])
-    paper = rt.with_paper(rt.table_iii(frame.assign(dataset="roxford5k", arch="vgg16"))).set_index("strategy")
+    assert [r["lr"] for r in rt.chosen(recs).to_dict("records") if r["strategy"] == "finetune"] == [1e-3]
+    paper = rt.with_paper(rt.table([_record("freeze", None, 50, 40, 10, "roxford5k", "vgg16")])).set_index("strategy")
     assert paper.loc["freeze", "paper_easy"] == pytest.approx(49.37)
 
 
@@ -146,13 +155,15 @@ def test_one_run_end_to_end_on_a_tiny_tree(tmp_path):
     from cwl_lib.data.offline_landmarks import build
 
     build("offline-landmarks-mini", root=tmp_path)
-    data = rt.prepare_dataset("offline-landmarks-mini", tmp_path, workers=2, progress=False)
     torch.manual_seed(0)
     template = torchvision.models.mobilenet_v3_small(weights=None).eval()
-    run = rt.RetrievalRun("offline-landmarks-mini", "mobilenet_v3_small", "freeze+cwl", 0.01, epochs=1, batch_size=4,
-                          train_size=(64, 48), pretrained=False)
-    rec = rt.run_one(run, template, data, "cpu")
+    context = Context("cpu", data_root=str(tmp_path), load_model=lambda arch, pretrained: template)
+    run = rt.Config("offline-landmarks-mini", "mobilenet_v3_small", "freeze+cwl", 0.01, epochs=1, batch_size=4,
+                    train_size=(64, 48), pretrained=False)
+    rec = rt.run_one(run, context)
+    data = context.memo("retrieval data", run.dataset, lambda: None)
     assert set(rec["map"]) == {"easy", "medium", "hard"}
     assert all(0.0 <= v <= 1.0 for v in rec["map"].values())
     assert len(rec["top"]) == len(data.queries) and len(rec["losses"]) == 1
+    assert rec["key"] == rt.key(run) and rec["study"] == "retrieval"
     assert not weighted_layers(template)  # the template was copied, not modified

@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 import pytest
+from revisitop_loop import revisited_map_loop, revisited_map_revisitop
 
 from cwl_lib.retrieval import map_table, rank, revisited_map
-from revisitop_loop import revisited_map_loop, revisited_map_revisitop
 
 
 def _scores_from_order(order, n):

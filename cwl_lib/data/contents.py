@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from .classification import (
-    FASHION_MNIST_CLASSES, CorruptImageError, chest_xray_files, kvasir_split, mit67_files, read_idx,
+    FASHION_MNIST_CLASSES,
+    CorruptImageError,
+    chest_xray_files,
+    kvasir_split,
+    mit67_files,
+    read_idx,
 )
 from .ground_truth import read as read_ground_truth
 from .registry import FASHION_MNIST_FILES, Sizes, paper_sizes, resource

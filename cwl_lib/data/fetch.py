@@ -20,6 +20,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pooch
+import requests
+from torchvision.datasets import FashionMNIST
+
 from ..paths import data_root
 from . import checksums
 from .archives import BrokenArchiveError, UnsafeArchiveError, extract
@@ -43,8 +47,6 @@ def fetch_fashion_mnist(root: str | Path | None = None, **_ignored) -> Path:
 
     Offline Debian/Ubuntu users install the ``dataset-fashion-mnist`` package instead.
     """
-    from torchvision.datasets import FashionMNIST
-
     base = data_root(root)
     present = resource("fashion-mnist").locate(base)
     if present is not None:
@@ -216,9 +218,6 @@ def _trust_first(source: Source, remote: RemoteFile, digest: str, base: Path, lo
 def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, log,
             given: str | None = None) -> tuple[Path, str]:
     """The verified local copy of one file and its digest, downloading it when needed."""
-    import pooch
-    import requests
-
     folder = base / DOWNLOADS / source.name
     path = folder / remote.filename
     try:

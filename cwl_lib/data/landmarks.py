@@ -36,6 +36,8 @@ from collections import Counter, defaultdict
 from typing import Sequence
 
 LINK_JACCARD = 0.25
+#: The rule's name, as retrieval records hold it: records made under another labelling are not reused.
+RULE = f"ground-truth jaccard >= {LINK_JACCARD:g}"
 
 
 def stem(query_name: str) -> str:

@@ -31,6 +31,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from skimage import data
+from skimage.transform import ProjectiveTransform, resize, warp
+from sklearn.datasets import load_sample_image
 
 from ..paths import data_root
 from .ground_truth import write_gnd
@@ -78,11 +83,7 @@ def photo(name: str) -> np.ndarray:
     Only images stored in the installed packages are used (some scikit-image samples are downloaded
     lazily and are not available offline).
     """
-    from skimage import data
-
     if name in _SKLEARN_PHOTOS:
-        from sklearn.datasets import load_sample_image
-
         img = load_sample_image(f"{name}.jpg")
     elif name == "motorcycle":
         img = data.stereo_motorcycle()[0]
@@ -106,8 +107,6 @@ def _out_shape(side: int, portrait: bool) -> tuple[int, int]:
 def _view(src: np.ndarray, rng: np.random.Generator, severity: float, out_hw: tuple[int, int],
           turn: int) -> tuple[np.ndarray, "object"]:
     """A transformed view of ``src``; returns the image and the map from view to source coordinates."""
-    from skimage.transform import ProjectiveTransform, warp
-
     h0, w0 = src.shape[:2]
     oh, ow = out_hw
     aspect = ow / oh if turn % 2 == 0 else oh / ow  # the crop's aspect before the camera turn
@@ -139,8 +138,6 @@ def _view(src: np.ndarray, rng: np.random.Generator, severity: float, out_hw: tu
 
 
 def _colour(img: np.ndarray, rng: np.random.Generator, severity: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
     if severity > 0.5:  # a blurred, noisy photograph taken from further away
         img = gaussian_filter(img, sigma=(2.5 * (severity - 0.5), 2.5 * (severity - 0.5), 0))
         img = img + rng.normal(0, 0.06 * severity, size=img.shape)
@@ -173,8 +170,6 @@ def grade(overlap: float, severity: float, turned: bool) -> str | None:
 
 
 def _save_jpg(path: Path, img: np.ndarray) -> None:
-    from PIL import Image
-
     Image.fromarray(img).save(path, quality=92)
 
 
@@ -207,8 +202,6 @@ def _generate(cfg: Config, folder: Path, name: str) -> None:
             x0, y0 = rng.uniform(0, w0 - cw), rng.uniform(0, h0 - ch)
             shape = _out_shape(cfg.side, portrait=ch > cw)
             scale_x, scale_y = cw / shape[1], ch / shape[0]
-            from skimage.transform import resize
-
             crop = src[int(y0):int(y0 + ch), int(x0):int(x0 + cw)]
             img = (resize(crop, shape, order=1, anti_aliasing=True, preserve_range=True) + 0.5).astype(np.uint8)
             bw, bh = rng.uniform(0.35, 0.7) * shape[1], rng.uniform(0.35, 0.7) * shape[0]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm import tqdm
 
 from ..paths import data_root
 from . import offline_landmarks
@@ -61,8 +63,6 @@ class RevisitedDataset:
     def image_sizes(self) -> list[tuple[int, int]]:
         """``(H, W)`` of every database image, read from the file headers only."""
         if self._sizes is None:
-            from PIL import Image
-
             sizes = []
             for i in range(self.n_db):
                 with Image.open(self.image_path(i)) as im:
@@ -79,8 +79,6 @@ class RevisitedDataset:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             it = pool.map(get, range(n))
             if progress:
-                from tqdm.auto import tqdm
-
                 it = tqdm(it, total=n, desc=f"decode {self.name} {which}", leave=False)
             return list(it)
 
@@ -95,8 +93,6 @@ class RevisitedDataset:
 
 def read_rgb(path: str | Path) -> torch.Tensor:
     """An image file as uint8 RGB ``3 x H x W`` (EXIF orientation is not applied, as in revisitop)."""
-    from PIL import Image
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} is missing: is the dataset unpacked completely?")

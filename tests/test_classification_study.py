@@ -1,13 +1,16 @@
-"""The grid runner: cached and image paths agree, records are complete, a rerun resumes."""
+"""The classification study: cached and image paths agree, records are complete, a rerun resumes."""
+import io
 import json
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from cwl_lib import experiments as E
-from cwl_lib import tables
+from cwl_lib import executor, profiles, records, tables
 from cwl_lib.data.classification import ImageSet, Split
+from cwl_lib.studies import Context
+from cwl_lib.studies import classification as study
 
 
 class TinyBackbone(nn.Module):
@@ -48,36 +51,43 @@ def tiny_split(name="toy", size=16):
 COMMON = dict(epochs=4, batch_size=4, input_size=16, test_size=None)
 
 
+def toy_context(**kw) -> Context:
+    return Context("cpu", load_split=lambda name, size, root: tiny_split(name), load_model=tiny_model, **kw)
+
+
+def toy_params(**over) -> dict:
+    return {**profiles.parameters("smoke", "03_classification"), "datasets": ["toy"], "archs": ["resnet50"],
+            "strategies": ["freeze", "freeze+cwl", "finetune"], "shots": [1, 2], "repeats": 2,
+            "lr_freeze": [1e-2, 5e-2], "lr_finetune": [1e-3], **COMMON, **over}
+
+
 def test_freeze_cached_features_equal_the_image_path(tmp_path):
-    data = E.prepare_data(tiny_split(), None)
-    backbone = tiny_model("tiny", True).eval()
-    device = torch.device("cpu")
+    context = toy_context()
     for lr in (1e-2, 5e-2):
-        cfg = E.RunConfig("toy", "tiny", "freeze", 3, lr, 1, **COMMON)
-        cache = E.build_feature_cache(backbone, 3, data.test.images, device, 16, 64)
-        cached, _ = E.run_one(cfg, backbone, data, device, features=cache)
-        plain, _ = E.run_one(cfg, backbone, data, device)
+        cfg = study.Config("toy", "tiny", "freeze", 3, lr, 1, **COMMON)
+        cached = study.run_one(cfg, context)
+        plain = study.run_one(cfg, context, cached=False)
         assert cached["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-9)
         assert cached["final_loss"] == pytest.approx(plain["final_loss"], rel=1e-4)
         assert cached["cached_features"] and not plain["cached_features"]
+        assert cached["key"] == plain["key"] == study.key(cfg)
 
 
 def test_grid_and_records_and_resume(tmp_path, monkeypatch):
-    configs = E.grid(["toy"], ["tiny"], ["freeze", "freeze+cwl", "finetune"], [1, 2], repeats=2,
-                     lrs={"freeze": [1e-2, 5e-2], "finetune": [1e-3]}, **COMMON)
+    configs = study.configs(toy_params())
     assert len(configs) == (2 + 2 + 1) * 2 * 2
-    assert len({c.key() for c in configs}) == len(configs)
-    store = E.ResultStore(tmp_path / "runs")
-    frame = E.run_grid(configs, store, "cpu", load_split=lambda n, s: tiny_split(n), load_model=tiny_model,
-                       progress=False)
+    assert len({study.key(c) for c in configs}) == len(configs)
+    store = records.Store(tmp_path / "runs")
+    recs = executor.run(study, configs, store, toy_context(), progress=False, out=io.StringIO())
+    frame = study.frame(recs)
     assert len(frame) == len(configs) == len(list((tmp_path / "runs").glob("*.json")))
-    record = json.loads(store.path(configs[0].key()).read_text())
-    for field in ("accuracy", "config", "run_seed", "code_version", "device", "seconds", "torch"):
+    record = json.loads(store.path(study.key(configs[0])).read_text())
+    for field in ("accuracy", "config", "run_seed", "code_version", "device", "seconds", "torch", "study", "version"):
         assert field in record
     assert record["config"]["strategy"] == configs[0].strategy and 0 <= record["accuracy"] <= 1
-    assert not list((tmp_path / "runs").glob("*.tmp"))
+    assert not list((tmp_path / "runs").glob(".*.tmp"))
     cwl = [c for c in configs if c.strategy == "freeze+cwl"][0]
-    learned = store.sigmas(cwl.key())
+    learned = store.attachment(study.key(cwl), "sigmas")
     assert learned and all(v.dim() == 1 for v in learned.values())
 
     # the same strategy pairs see the same few-shot samples: identical run seeds per repeat
@@ -86,28 +96,37 @@ def test_grid_and_records_and_resume(tmp_path, monkeypatch):
 
     # a rerun with one record removed runs only that one
     calls = []
-    real = E.run_one
-    monkeypatch.setattr(E, "run_one", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
-    store.path(configs[3].key()).unlink()
-    E.run_grid(configs, store, "cpu", load_split=lambda n, s: tiny_split(n), load_model=tiny_model, progress=False)
+    real = study.run_one
+    monkeypatch.setattr(study, "run_one", lambda cfg, ctx: calls.append(cfg) or real(cfg, ctx))
+    store.path(study.key(configs[3])).unlink()
+    out = io.StringIO()
+    executor.run(study, configs, store, toy_context(), progress=False, out=out)
     assert calls == [configs[3]]
+    assert out.getvalue().startswith(f"classification: {len(configs)} runs, 1 run now")
 
-    table = tables.comparison_table(store.frame(), ["freeze", "freeze+cwl"], "freeze", "freeze+cwl")
-    assert ("tiny", "toy", "freeze", "ours") in table.index
+    table = tables.comparison_table(study.frame(store.records()), ["freeze", "freeze+cwl"], "freeze", "freeze+cwl")
+    assert ("resnet50", "toy", "freeze", "ours") in table.index
     assert not any(src == "paper" for *_, src in table.index)  # no paper numbers for a toy dataset
 
 
-def test_bn_affine_is_skipped_for_vgg_and_lr_grids_default_to_the_papers():
-    configs = E.grid(["kvasir"], ["vgg16", "resnet50"], ["bn-affine", "finetune"], [1], repeats=1)
+def test_strategies_needing_batch_norm_are_skipped_for_vgg_and_lr_grids_are_the_papers():
+    p = {**profiles.parameters("paper", "03_classification"), "datasets": ["kvasir"], "shots": [1], "repeats": 1,
+         "strategies": ["bn-affine", "finetune"]}
+    configs = study.configs(p)
     assert {(c.arch, c.strategy) for c in configs} == {("resnet50", "bn-affine"), ("vgg16", "finetune"),
                                                         ("resnet50", "finetune")}
     assert sorted({c.lr for c in configs if c.strategy == "finetune"}) == [1e-5, 5e-5, 1e-4, 5e-4, 1e-3]
     assert sorted({c.lr for c in configs if c.strategy == "bn-affine"}) == [1e-3, 5e-3, 1e-2, 5e-2]
 
 
-def test_paired_tests_on_known_differences():
-    import pandas as pd
+def test_the_paper_setting_is_written_once_in_the_config_defaults():
+    p = profiles.parameters("paper", "03_classification")
+    default = study.Config("d", "a", "freeze", 1, 0.1, 0)
+    for name in ("epochs", "batch_size", "input_size", "test_size", "backbone_lr_factor"):
+        assert p[name] == getattr(default, name), name
 
+
+def test_paired_tests_on_known_differences():
     rows = [dict(dataset="d", arch="a", strategy=s, shots=1, lr=0.1, repeat=r, accuracy=0.5 + r / 100 + (0.1 if s == "b" else 0))
             for s in ("a", "b") for r in range(10)]
     t = tables.paired_tests(pd.DataFrame(rows), "a", "b").iloc[0]
@@ -118,18 +137,17 @@ def test_paired_tests_on_known_differences():
 @pytest.mark.slow
 def test_two_smoke_executions_on_one_machine_give_identical_records(tmp_path):
     """Same-machine determinism: the regression tolerances are for other machines, never for reruns here."""
-    from cwl_lib import profiles
-
     p = profiles.parameters("smoke", "03_classification",
                             {"strategies": ["freeze", "freeze+cwl", "finetune"], "shots": [1], "repeats": 1})
-    configs = E.notebook_grid(p)
-    stores = [E.ResultStore(tmp_path / f"run{i}") for i in range(2)]
-    for store in stores:
-        E.run_grid(configs, store, "cpu", eval_batch_size=p["eval_batch_size"], progress=False)
+    configs = study.configs(p)
+    stores = [records.Store(tmp_path / f"run{i}") for i in range(2)]
+    for store in stores:  # a fresh context each time: nothing loaded is shared between the two
+        executor.run(study, configs, store, Context("cpu", eval_batch_size=p["eval_batch_size"]), progress=False,
+                     out=io.StringIO())
     volatile = {"seconds", "finished", "code_version"}
     first, second = ([{k: v for k, v in r.items() if k not in volatile} for r in s.records()] for s in stores)
     assert len(first) == len(configs) and first == second
     for cfg in configs:
         if cfg.strategy == "freeze+cwl":
-            a, b = (s.sigmas(cfg.key()) for s in stores)
+            a, b = (s.attachment(study.key(cfg), "sigmas") for s in stores)
             assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

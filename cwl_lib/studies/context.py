@@ -1,0 +1,59 @@
+"""What a study's runs need besides their config: a device, the data, the backbones, a shared folder.
+
+One :class:`Context` serves the runs one process executes (the serial executor's, or one worker's).
+It loads a dataset or a backbone once and keeps it while consecutive runs use it (:meth:`memo` keeps the
+latest value of each kind, so memory holds one dataset and one backbone at a time); the executor orders
+runs so that those sharing data come together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..data import classification as cdata
+from ..models import load_backbone
+from ..runtime import pick_device
+
+
+def default_split(name: str, input_size: int, data_root: str | None) -> cdata.Split:
+    """A classification dataset at the resolution a run needs (stored at 224 or more, resized per batch)."""
+    return cdata.load(name, data_root, size=max(input_size, 224), progress=False)
+
+
+@dataclass
+class Context:
+    device: torch.device | str = "auto"
+    data_root: str | None = None
+    shared: Path | None = None  # a folder runs of one study share (a transferred network, say)
+    load_split: Callable[[str, int, str | None], cdata.Split] = default_split
+    load_model: Callable[[str, bool], nn.Module] = load_backbone
+    progress: bool = False  # inner progress bars (decoding, descriptors)
+    eval_batch_size: int = 256  # batch sizes that change speed and memory, not results
+    extract_batch_size: int = 16
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.device, torch.device):
+            self.device = pick_device(str(self.device))
+
+    def memo(self, kind: str, key: Any, build: Callable[[], Any]) -> Any:
+        """``build()`` once per ``key``; only the latest value of each ``kind`` is kept."""
+        held = self._memo.get(kind)
+        if held is None or held[0] != key:
+            self._memo.pop(kind, None)  # free the old value before building its successor
+            self._memo[kind] = (key, build())
+        return self._memo[kind][1]
+
+    def backbone(self, arch: str, pretrained: bool = True) -> nn.Module:
+        """The pretrained backbone (in eval mode), loaded once; runs work on copies of it."""
+        return self.memo("backbone", (arch, pretrained), lambda: self.load_model(arch, pretrained).eval())
+
+    def split(self, name: str, input_size: int) -> cdata.Split:
+        return self.memo("split", (name, input_size), lambda: self.load_split(name, input_size, self.data_root))
+
+
+__all__ = ["Context", "default_split"]

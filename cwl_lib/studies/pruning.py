@@ -1,0 +1,402 @@
+"""The pruning study of Section V-C (Table IV, Fig. 3), one record per threshold.
+
+A run transfers a pretrained backbone to a few-shot training set (``freeze+cwl`` by default, optionally
+with an L1 penalty on the sigmas: our addition), prunes it at its threshold tau
+(:func:`cwl_lib.pruning.prune`), evaluates it right away, then finetunes the pruned network (every
+remaining weight trains, :data:`cwl_lib.strategies.FINETUNE_ALL`) and evaluates after each epoch count
+listed in ``finetune_epochs`` (FT@1 and FT@30 in the paper). Its record also holds the kept fractions of
+parameters and feature maps, the per-layer compression (Fig. 3) and the measured inference time of the
+pruned network against the unpruned one. ``tau=None`` is the unpruned row of Table IV.
+
+Every threshold of one transfer prunes the same transferred network: the first run to need it trains it
+and keeps its weights in the store's ``shared/`` folder (named by the transfer's own key), where the
+others find it, so a stopped study resumes from the first unfinished threshold.
+
+Network Slimming beside the paper (``importance="bn-gamma"``, not in the paper): the backbone is
+transferred with ``bn-affine`` (classifier and BatchNorm gamma, beta train on the same images), then
+pruned by |gamma| at the threshold that keeps the same fraction of parameters as the paper's sigma
+pruning at this run's tau (:func:`cwl_lib.pruning.prune_to_size`): the two scores compared at matched
+size.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import time
+from dataclasses import MISSING, asdict, dataclass, fields
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from scipy.stats import binomtest
+from torch import nn
+
+from .. import pruning, records, strategies, transfer
+from ..data import classification as cdata
+from ..models import has_batch_norm
+from ..paths import atomic_write
+from ..runtime import seed_everything
+from ..weighting import sigmas as read_sigmas
+from .context import Context
+
+NAME = "pruning"
+NOTEBOOK = "05_pruning"
+SIGMA, BN_GAMMA = "sigma", "bn-gamma"
+#: The transfer each importance prunes: the paper's CWL transfer, and Network Slimming's BN-affine one.
+TRANSFER_OF = {SIGMA: "freeze+cwl", BN_GAMMA: "bn-affine"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One threshold of one pruning study; the defaults are the paper's setting (Table IV)."""
+
+    dataset: str
+    arch: str
+    shots: int
+    tau: float | None  # None: the unpruned network
+    importance: str = SIGMA
+    strategy: str = "freeze+cwl"
+    lr: float = 1e-2
+    epochs: int = 30
+    l1: float = 0.0  # strength of the L1 penalty on the sigmas during transfer (0: the paper's method)
+    finetune_epochs: tuple[int, ...] = (1, 30)
+    finetune_lr: float = 1e-4
+    finetune_bn: str = "frozen"  # "frozen": BN keeps its running statistics while finetuning; "train": batch statistics
+    min_channels: int = 1
+    input_size: int = 224
+    batch_size: int = 32
+    test_size: int | None = None
+    seed: int = 0
+    pretrained: bool = True
+    latency_batch: int = 1
+
+    def __post_init__(self):
+        if self.importance not in TRANSFER_OF:
+            raise ValueError(f"importance is one of {', '.join(TRANSFER_OF)}, got {self.importance!r}")
+        if self.importance == SIGMA and not strategies.get(self.strategy).cwl:
+            raise ValueError(f"pruning by sigma needs learned sigmas: use a strategy with CWLs, not {self.strategy!r}")
+        if self.tau is not None and not self.tau > 0:
+            raise ValueError(f"tau must be a positive threshold (or None, unpruned), got {self.tau!r}")
+        if self.finetune_bn not in ("frozen", "train"):
+            raise ValueError(f"finetune_bn is 'frozen' or 'train', got {self.finetune_bn!r}")
+        if any(int(e) < 1 for e in self.finetune_epochs):
+            raise ValueError(f"finetune_epochs are epoch counts >= 1, got {self.finetune_epochs!r}")
+        object.__setattr__(self, "finetune_epochs", tuple(sorted({int(e) for e in self.finetune_epochs})))
+        if self.tau is not None:
+            object.__setattr__(self, "tau", float(self.tau))
+
+    @property
+    def transfer(self) -> dict:
+        """What determines the transferred network (every threshold of a study shares it)."""
+        keep = ("dataset", "arch", "shots", "strategy", "lr", "epochs", "l1", "input_size", "batch_size",
+                "test_size", "seed", "pretrained")
+        return {k: getattr(self, k) for k in keep}
+
+    @property
+    def study(self) -> dict:
+        """The study this threshold belongs to: everything but tau."""
+        return {k: v for k, v in asdict(self).items() if k != "tau"}
+
+
+_RUN = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
+
+#: The paper's setting, as the parameters of notebook 05 (profiles override it).
+PARAMETERS = {
+    "dataset": "kvasir", "arch": "vgg16", "shots": 50, "epochs": _RUN["epochs"], "l1": 3e-4,
+    "taus": [0.2, 0.4, 0.8, 1.0, 1.2], "finetune_epochs": list(_RUN["finetune_epochs"]), "strategy": _RUN["strategy"],
+    "lr": _RUN["lr"], "finetune_lr": _RUN["finetune_lr"], "min_channels": _RUN["min_channels"],
+    "input_size": _RUN["input_size"], "batch_size": _RUN["batch_size"], "test_size": _RUN["test_size"],
+    "latency_batch": 16, "figure_tau": 0.8, "figure_archs": ["vgg16", "resnet50"], "bn_gamma": True,
+}
+
+PAPER, L1 = "CWL (paper)", "CWL + L1 (ours)"
+SLIMMING = "BN gamma (Network Slimming)"
+
+
+def variants(p: dict) -> dict[str, dict]:
+    """The studies of notebook 05: the paper's, ours with the L1 penalty (``l1 > 0``), and Network
+    Slimming at matched size (``bn_gamma``, for a backbone with BatchNorm); name -> config fields."""
+    common = dict(dataset=p["dataset"], arch=p["arch"], shots=p["shots"], lr=p["lr"], epochs=p["epochs"],
+                  finetune_epochs=tuple(p["finetune_epochs"]), finetune_lr=p["finetune_lr"],
+                  min_channels=p["min_channels"], input_size=p["input_size"], batch_size=p["batch_size"],
+                  test_size=p["test_size"], seed=p["seed"], latency_batch=p["latency_batch"])
+    out = {PAPER: {**common, "strategy": p["strategy"], "l1": 0.0}}
+    if p["l1"] > 0:
+        out[L1] = {**common, "strategy": p["strategy"], "l1": p["l1"]}
+    if p.get("bn_gamma") and has_batch_norm(p["arch"]):
+        out[SLIMMING] = {**common, "strategy": TRANSFER_OF[BN_GAMMA], "l1": 0.0, "importance": BN_GAMMA}
+    return out
+
+
+def configs(p: dict) -> list[Config]:
+    """The runs of notebook 05 under its parameters ``p``: the one place they are made. Each study has its
+    unpruned row and one run per tau; each other backbone of ``figure_archs`` one paper-method run at
+    ``figure_tau``, without finetuning (Fig. 3's other panel)."""
+    out = []
+    for fields_ in variants(p).values():
+        out += [Config(tau=t, **fields_) for t in [None, *p["taus"]]]
+    paper_fields = variants(p)[PAPER]
+    for a in p["figure_archs"]:
+        if a != p["arch"] or p["figure_tau"] not in p["taus"]:
+            out.append(Config(**{**paper_fields, "arch": a, "finetune_epochs": ()}, tau=p["figure_tau"]))
+    return out
+
+
+def variant_of(config: Config, p: dict) -> str | None:
+    """Which study of :func:`variants` a config belongs to (None: a figure-only run)."""
+    for name, fields_ in variants(p).items():
+        if all(getattr(config, k) == v for k, v in fields_.items()):
+            return name
+    return None
+
+
+def key(config: Config) -> str:
+    return records.key(NAME, config)
+
+
+def order(config: Config) -> tuple:
+    """Thresholds of one transfer together, the unpruned row first."""
+    return (json.dumps(config.transfer, sort_keys=True), config.importance, config.tau is not None, config.tau or 0.0,
+            config.finetune_epochs)
+
+
+# --------------------------------------------------------------------------- the transferred network
+def _transfer_key(fields_: dict) -> str:
+    return hashlib.sha1(json.dumps({"study": NAME, "transfer": fields_}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Data:
+    test: cdata.ImageSet
+    images: torch.Tensor  # the few-shot training images
+    labels: torch.Tensor
+    classes: int
+
+
+def data_of(fields_: dict, context: Context) -> Data:
+    """The test subset and the few-shot training set of a transfer (``fields_`` as :attr:`Config.transfer`)."""
+    f = fields_
+
+    def build() -> Data:
+        split = context.split(f["dataset"], f["input_size"])
+        test = split.test.subset(cdata.stratified_subset_indices(split.test.labels, f["test_size"], f["seed"]))
+        idx = cdata.few_shot_indices(split.train.labels, f["shots"], f["seed"])
+        return Data(test, split.train.images[idx], split.train.labels[idx], len(split.classes))
+
+    return context.memo("pruning data", (f["dataset"], f["input_size"], f["test_size"], f["seed"], f["shots"]), build)
+
+
+def transferred(fields_: dict, context: Context) -> nn.Module:
+    """The network a study prunes (``fields_`` as :attr:`Config.transfer`), in eval mode on the context's
+    device: trained once per transfer and kept in the store's ``shared/`` folder for the other thresholds."""
+    f = fields_
+
+    def build() -> nn.Module:
+        data = data_of(f, context)
+        backbone = context.backbone(f["arch"], f["pretrained"])
+        seed_everything(f["seed"])
+        model = transfer.prepare(copy.deepcopy(backbone), f["strategy"], data.classes)
+        saved = context.shared / f"transfer-{_transfer_key(f)}.pt" if context.shared else None
+        if saved is not None and saved.is_file():
+            model.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+        else:
+            batches = transfer.image_batches(data.images, data.labels, f["batch_size"], f["seed"], f["input_size"])
+            with pruning.l1_on_sigmas(model, f["l1"]) if f["l1"] else contextlib.nullcontext():
+                transfer.train(model, batches, f["strategy"], f["lr"], f["epochs"], context.device)
+            if saved is not None:
+                atomic_write(saved, lambda p: torch.save(model.state_dict(), p))
+        return model.to(context.device).eval()
+
+    return context.memo("transferred", json.dumps(f, sort_keys=True), build)
+
+
+# --------------------------------------------------------------------------- one run
+def run_one(config: Config, context: Context) -> dict:
+    """The record of one threshold (or of the unpruned network, ``tau=None``)."""
+    device, size = context.device, config.input_size
+    start = time.perf_counter()
+    data = data_of(config.transfer, context)
+    model = transferred(config.transfer, context)
+
+    hits: dict[str, str] = {}  # per test image, 1 where the prediction is right: for paired tests
+
+    def accuracy(m: nn.Module, stage: str) -> float:
+        right = transfer.correct(m, data.test.images, data.test.labels, device, size=size,
+                                 batch_size=context.eval_batch_size)
+        hits[stage] = "".join("1" if v else "0" for v in right.tolist())
+        return float(right.float().mean())
+
+    if config.tau is None:
+        learned = {k: v.float().cpu() for k, v in read_sigmas(model).items()}
+        return records.new_record(
+            NAME, config, device,
+            unpruned={"accuracy": accuracy(model, "acc"), "parameters": pruning.count_parameters(model)},
+            correct=hits, run_seed=config.seed, seconds=time.perf_counter() - start,
+            **{records.ATTACHMENTS: {"sigmas": learned} if learned else {}})
+    example = torch.zeros(1, 3, size, size, device=device)
+    matched = None
+    if config.importance == SIGMA:
+        pruned, plan = pruning.prune(model, config.tau, config.min_channels, example_input=example)
+    else:
+        reference = transferred({**config.transfer, "strategy": TRANSFER_OF[SIGMA]}, context)
+        target, _ = pruning.prune(reference, config.tau, config.min_channels, example_input=example)
+        matched = pruning.count_parameters(target) / pruning.count_parameters(reference)
+        threshold, pruned, plan = pruning.prune_to_size(model, matched, importance=BN_GAMMA,
+                                                        min_channels=config.min_channels, example_input=example)
+        plan["matched_params"] = matched
+    comp = pruning.compression(model, pruned, (3, size, size))
+    t_model, t_pruned = pruning.latencies([model, pruned], (3, size, size), config.latency_batch, device=device,
+                                          repeats=10)
+    row = {"tau": config.tau, "acc": accuracy(pruned, "acc"), "params": comp.params, "features": comp.features,
+           "latency_ratio": t_pruned / t_model}
+    if matched is not None:
+        row.update(matched_params=matched, threshold=threshold)
+    if config.finetune_epochs:
+        wanted = set(config.finetune_epochs)
+
+        def after_epoch(epoch: int, _loss: float) -> None:
+            if epoch + 1 in wanted:
+                row[f"ft{epoch + 1}"] = accuracy(pruned, f"ft{epoch + 1}")
+
+        transfer.set_trainable(pruned, strategies.FINETUNE_ALL)
+        seed_everything(config.seed + 1)
+        batches = transfer.image_batches(data.images, data.labels, config.batch_size, config.seed + 1, size)
+        transfer.train(pruned, batches, strategies.FINETUNE_ALL, config.finetune_lr, max(config.finetune_epochs),
+                       device, bn_train=config.finetune_bn == "train", progress=after_epoch)
+        for e in config.finetune_epochs:  # a diverged run stops early: report what it reached
+            row.setdefault(f"ft{e}", float("nan"))
+    layers = comp.layers.assign(tau=config.tau)
+    return records.new_record(
+        NAME, config, device, row=row, layers=layers.to_dict("list"), correct=hits, run_seed=config.seed,
+        seconds=time.perf_counter() - start,
+        **{records.ATTACHMENTS: {"pruned": {"plan": plan, "state_dict": pruned.state_dict()}}})
+
+
+# --------------------------------------------------------------------------- tables and figures
+def study_records(recs: list[dict], config_fields: dict) -> list[dict]:
+    """The records of one study (the config fields of one :func:`variants` entry)."""
+    want = json.loads(json.dumps(config_fields))
+    return [r for r in recs if all(r["config"].get(k) == v for k, v in want.items())]
+
+
+def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
+    """Table IV of one study's records: the unpruned row (when recorded), then one row per tau;
+    ``paper_*`` columns when given. Accuracies and kept fractions are rounded to 3 decimals; the latency
+    ratio is left as measured (never print it in a checked cell)."""
+    if not recs:
+        raise ValueError("no pruning run is recorded yet: run the study first")
+    epochs = recs[0]["config"]["finetune_epochs"]
+    ft_cols = [f"ft{e}" for e in epochs]
+    rows = [{"tau": None, "acc": r["unpruned"]["accuracy"], **{c: None for c in ft_cols}, "params": 1.0,
+             "features": 1.0, "latency_ratio": 1.0} for r in recs if r["config"]["tau"] is None]
+    extra = [c for c in ("matched_params", "threshold") if any(c in r.get("row", {}) for r in recs)]
+    rows += [{k: r["row"].get(k) for k in ("tau", "acc", *ft_cols, "params", "features", "latency_ratio", *extra)}
+             for r in sorted((r for r in recs if r["config"]["tau"] is not None), key=lambda r: r["config"]["tau"])]
+    df = pd.DataFrame(rows)
+    if paper is not None:
+        by_tau = {p["tau"]: p for p in paper}
+        df["paper_acc"] = [by_tau.get(t, {}).get("acc") for t in df.tau]
+        if len(ft_cols) == 2:
+            df["paper_ft1"] = [by_tau.get(t, {}).get("ft1") for t in df.tau]
+            df["paper_ft30"] = [by_tau.get(t, {}).get("ft30") for t in df.tau]
+        df["paper_params"] = [by_tau.get(t, {}).get("params") for t in df.tau]
+        df["paper_features"] = [by_tau.get(t, {}).get("feature_maps") for t in df.tau]
+    num = [c for c in df.columns if c not in ("tau", "latency_ratio")]
+    df[num] = df[num].astype(float).round(3)
+    df["tau"] = df.tau.astype(object).where(df.tau.notna(), "-")
+    return df
+
+
+def mcnemar(a: str, b: str) -> float:
+    """Exact two-sided McNemar p-value of two classifiers' per-image correctness on one test set (``"0101..."``
+    strings): a binomial test on the images exactly one of them gets right."""
+    only_a = sum(x == "1" and y == "0" for x, y in zip(a, b))
+    only_b = sum(x == "0" and y == "1" for x, y in zip(a, b))
+    return 1.0 if only_a + only_b == 0 else float(binomtest(only_a, only_a + only_b).pvalue)
+
+
+MATCHED_RULE = ("at each tau, Network Slimming prunes the BN-affine transfer by |gamma| to the parameter count "
+                "sigma pruning keeps; on the same test images, the accuracy difference (sigma - gamma) is tested "
+                "with McNemar's exact test: 'sigma better' or 'gamma better' when p < 0.05, else 'no difference "
+                "detected'")
+
+
+def matched(sigma_recs: list[dict], gamma_recs: list[dict]) -> pd.DataFrame:
+    """Sigma pruning beside BN-gamma pruning at matched size, per tau and stage (right after pruning, after
+    each finetuning): parameters kept, both accuracies, their difference, McNemar's p and the verdict
+    (:data:`MATCHED_RULE`)."""
+    gamma_by_tau = {r["config"]["tau"]: r for r in gamma_recs if r["config"]["tau"] is not None}
+    rows = []
+    for r in sorted((r for r in sigma_recs if r["config"]["tau"] in gamma_by_tau), key=lambda r: r["config"]["tau"]):
+        g = gamma_by_tau[r["config"]["tau"]]
+        for stage in r["correct"]:
+            if stage not in g["correct"]:
+                continue
+            p = mcnemar(r["correct"][stage], g["correct"][stage])
+            diff = r["row"][stage] - g["row"][stage]
+            verdict = ("sigma better" if diff > 0 else "gamma better") if p < 0.05 else "no difference detected"
+            rows.append({"tau": r["config"]["tau"], "stage": stage, "params sigma": r["row"]["params"],
+                         "params gamma": g["row"]["params"], "acc sigma": r["row"][stage],
+                         "acc gamma": g["row"][stage], "sigma - gamma": diff, "p (McNemar)": p, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def layers(recs: list[dict]) -> pd.DataFrame:
+    """Per-layer compression of the pruned records, with a ``tau`` column."""
+    frames = [pd.DataFrame(r["layers"]) for r in recs if r["config"]["tau"] is not None]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def figure_layers(layer_frame: pd.DataFrame, arch: str, tau: float) -> pd.DataFrame:
+    """The convolutions Fig. 3 shows: every conv of VGG-16 / MobileNetV2, the 3x3 convs of ResNet-50."""
+    sel = layer_frame[(layer_frame.tau == tau) & (layer_frame.kind != "linear")].copy()
+    if arch.startswith("resnet"):
+        sel = sel[sel.kind == "conv3x3"]
+    sel["removed"] = 1.0 - sel.channels_kept
+    sel["position"] = range(1, len(sel) + 1)
+    return sel
+
+
+def plot_layer_compression(layer_frame: pd.DataFrame, arch: str, tau: float, ax=None):
+    """Fig. 3: fraction of filters removed per convolution (bars in network order), as seaborn draws it."""
+    sel = figure_layers(layer_frame, arch, tau)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6, 0.18 * len(sel)), 3.2))
+    hue = "kind" if sel.kind.nunique() > 1 else None
+    sns.barplot(data=sel, x="position", y="removed", hue=hue, dodge=False, ax=ax)
+    ax.set_xlabel("convolution (input to output)")
+    ax.set_ylabel("filters removed")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{arch}, tau = {tau:g}")
+    step = max(1, len(sel) // 20)
+    for i, label in enumerate(ax.get_xticklabels()):
+        label.set_visible(i % step == 0)
+    return ax
+
+
+def plot_sigmas(sigmas: dict[str, dict[str, torch.Tensor]], taus, ax=None):
+    """Histogram of |sigma| over every CWL, one curve per transfer variant, taus as vertical lines."""
+    frame = pd.concat([pd.DataFrame({"|sigma|": torch.cat([s.abs().flatten() for s in sig.values()]).numpy(),
+                                     "transfer": name}) for name, sig in sigmas.items()], ignore_index=True)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    sns.histplot(data=frame, x="|sigma|", hue="transfer", element="step", stat="density", common_norm=False,
+                 bins=60, ax=ax)
+    for t in taus:
+        ax.axvline(t, color="grey", lw=0.8, ls="--")
+    return ax
+
+
+def fraction_below(sigmas: dict[str, torch.Tensor], tau: float) -> float:
+    """Share of all sigma entries with |sigma| < tau (before the coupling rule and min_channels)."""
+    flat = torch.cat([s.abs().flatten() for s in sigmas.values()])
+    return float((flat < tau).float().mean())
+
+
+__all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "variants", "variant_of", "key", "order",
+           "run_one", "transferred", "study_records", "table", "matched", "mcnemar", "MATCHED_RULE", "layers", "figure_layers", "plot_layer_compression",
+           "plot_sigmas", "fraction_below",
+           "PAPER", "L1", "SLIMMING", "SIGMA", "BN_GAMMA", "TRANSFER_OF"]

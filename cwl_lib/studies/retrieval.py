@@ -1,0 +1,319 @@
+"""The retrieval study of Section V-B (Table III): transfer to the query images, then MAC retrieval.
+
+For each (dataset, arch, strategy, learning rate, repeat) one run:
+
+1. the backbone is prepared for the strategy by :func:`cwl_lib.transfer.prepare` (a classifier with one
+   output per landmark, CWLs for the strategies that train sigmas) and trained by
+   :func:`cwl_lib.transfer.train` on the dataset's query images (cropped to their boxes as revisitop's
+   example does, labels = their landmarks, grouped from the ground truth by
+   :mod:`cwl_lib.data.landmarks`), every image resized to one fixed size (1024 x 768 in the paper), with
+   orientation augmentation: each batch is turned by 0, 90 or 270 degrees and each image flipped
+   left-right at random, so a network trained on landscape crops also sees the portrait photographs of
+   the database;
+2. the classifier is removed, the CWLs are folded into their layers, and MAC descriptors of the queries
+   and of the whole database are computed at the images' own sizes;
+3. the revisited protocol (:func:`cwl_lib.retrieval.revisited_map`) scores the cosine ranking.
+
+A strategy that trains only the classifier (``freeze``) trains nothing that MAC uses (its new classifier
+is discarded), so it is the MAC baseline of the pretrained network and is computed once, without
+training. The learning rate of the other strategies is chosen as in the paper's classification tables:
+the best over the grid (here by the mean of the Easy/Medium/Hard mAPs averaged over repeats).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import MISSING, dataclass, fields
+from typing import Iterable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .. import records, strategies, transfer
+from ..data import landmarks
+from ..data.revisited import load_revisited
+from ..paper import TABLE_III
+from ..retrieval import SETTINGS, descriptor_model, extract, map_table, revisited_map, similarities
+from ..runtime import seed_everything
+from .context import Context
+
+NAME = "retrieval"
+NOTEBOOK = "04_retrieval"
+TOP_K = 10  # ranks kept per query in each record, for figures
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that determines one run's result; the defaults are the paper's setting."""
+
+    dataset: str
+    arch: str
+    strategy: str
+    lr: float | None  # None when nothing MAC uses is trained (freeze)
+    repeat: int = 0
+    seed: int = 0
+    epochs: int = 20  # the paper does not say; ours
+    batch_size: int = 8
+    train_size: tuple[int, int] = (1024, 768)  # width x height, as the paper writes it
+    backbone_lr_factor: float = 0.1
+    pretrained: bool = True
+    landmark_rule: str = landmarks.RULE  # how query labels are read from the ground truth
+
+    @property
+    def run_seed(self) -> int:
+        return 1000 * self.seed + self.repeat
+
+
+_RUN = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
+
+#: The paper's setting, as the parameters of notebook 04 (profiles override it).
+PARAMETERS = {
+    "datasets": ["roxford5k", "rparis6k"], "archs": ["vgg16", "resnet50"],
+    "strategies": [s.name for s in strategies.STRATEGIES.values() if s.in_paper],
+    "train_size": list(_RUN["train_size"]), "epochs": _RUN["epochs"], "batch_size": _RUN["batch_size"],
+    "repeats": 1, "freeze_lrs": list(strategies.FREEZE_LRS), "finetune_lrs": list(strategies.FINETUNE_LRS),
+    "extract_batch_size": 16, "figure_queries": 3, "cpu_threads": 0,
+}
+
+
+def configs(p: dict) -> list[Config]:
+    """The runs of notebook 04 under its parameters ``p``: the one place they are made."""
+    lrs = {"freeze": p["freeze_lrs"], "finetune": p["finetune_lrs"]}
+    out = []
+    for d in p["datasets"]:
+        for a in p["archs"]:
+            for name in p["strategies"]:
+                s = strategies.get(name)
+                if not s.in_paper:
+                    raise ValueError(f"Table III has no {s.name} row; use one of {PARAMETERS['strategies']}")
+                for lr in [None] if s.cacheable else lrs[s.lr_grid]:
+                    for r in range(p["repeats"]):
+                        out.append(Config(d, a, s.name, None if lr is None else float(lr), repeat=r, seed=p["seed"],
+                                          epochs=p["epochs"], batch_size=p["batch_size"],
+                                          train_size=tuple(p["train_size"])))
+    return out
+
+
+def key(config: Config) -> str:
+    return records.key(NAME, config)
+
+
+def order(config: Config) -> tuple:
+    return (config.dataset, config.arch, config.pretrained, config.strategy, config.lr or 0.0, config.repeat)
+
+
+# --------------------------------------------------------------------------- training data
+def fixed_size_crops(crops: list[torch.Tensor], train_size: tuple[int, int]) -> torch.Tensor:
+    """uint8 query crops -> one uint8 ``N x 3 x H x W`` tensor at ``train_size`` = (W, H).
+
+    A portrait crop is turned to landscape first (rather than squeezed), then resized bilinearly with
+    antialiasing; the orientation augmentation turns it back at random during training.
+    """
+    w, h = (int(v) for v in train_size)
+    if w < 32 or h < 32:
+        raise ValueError(f"train_size {train_size} is too small for a CNN (at least 32 x 32)")
+    out = torch.empty(len(crops), 3, h, w, dtype=torch.uint8)
+    for i, c in enumerate(crops):
+        if (c.shape[-2] > c.shape[-1]) != (h > w):
+            c = torch.rot90(c, 1, dims=(1, 2))
+        x = F.interpolate(c[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        out[i] = x[0].round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def orientation_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
+    """A ``batches(epoch)`` source for :func:`cwl_lib.transfer.train` with orientation augmentation.
+
+    Each batch is turned by 0, 90 or 270 degrees (one choice per batch, so it stays one tensor) and each
+    image is flipped left-right with probability 1/2; all draws are seeded by (seed, epoch).
+    """
+    order_of = transfer.seeded_batches(len(labels), batch_size, seed)
+
+    def batches(epoch: int):
+        g = torch.Generator().manual_seed(int(seed) * 7919 + int(epoch) + 1)
+        for idx in order_of(epoch):
+            x = images[idx]
+            flip = torch.rand(len(idx), generator=g) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+            turn = (0, 1, 3)[int(torch.randint(0, 3, (1,), generator=g))]
+            if turn:
+                x = torch.rot90(x, turn, dims=(2, 3))
+            yield transfer.preprocess(x.contiguous()), labels[idx]
+
+    return batches
+
+
+# --------------------------------------------------------------------------- one dataset, decoded once
+@dataclass
+class Prepared:
+    """A retrieval dataset decoded once: database and query crops, landmarks, fixed-size training set."""
+
+    name: str
+    gnd: list[dict]
+    database: list[torch.Tensor]
+    queries: list[torch.Tensor]
+    labels: torch.Tensor
+    landmarks: list[str]
+    train_images: dict
+
+    def training_images(self, train_size) -> torch.Tensor:
+        size = tuple(int(v) for v in train_size)
+        if size not in self.train_images:
+            self.train_images[size] = fixed_size_crops(self.queries, size)
+        return self.train_images[size]
+
+
+def prepare_dataset(name: str, data_root=None, workers: int = 8, progress: bool = True) -> Prepared:
+    """Load a revisited-layout dataset and decode all its images once (threads)."""
+    ds = load_revisited(name, root=data_root)
+    labels, names = ds.query_landmarks()
+    if len(names) < 2:
+        raise ValueError(f"{name}: its queries show a single landmark; training a classifier needs at least two")
+    return Prepared(
+        name=name, gnd=ds.gnd,
+        database=ds.load_images("database", workers=workers, progress=progress),
+        queries=ds.load_images("queries", workers=workers, progress=progress),
+        labels=torch.tensor(labels), landmarks=names, train_images={},
+    )
+
+
+# --------------------------------------------------------------------------- one run
+def train_backbone(backbone: torch.nn.Module, config: Config, data: Prepared, device) -> tuple[torch.nn.Module, list]:
+    """Algorithm 1 on the query images; returns the trained model (in eval mode) and its epoch losses."""
+    strategy = strategies.get(config.strategy)
+    if strategy.cacheable:
+        return backbone, []
+    model = transfer.prepare(backbone, strategy, len(data.landmarks))
+    batches = orientation_batches(data.training_images(config.train_size), data.labels, config.batch_size,
+                                  config.run_seed)
+    result = transfer.train(model, batches, strategy, config.lr, config.epochs, device,
+                            backbone_lr_factor=config.backbone_lr_factor)
+    return model, result.losses
+
+
+def run_one(config: Config, context: Context) -> dict:
+    """Train (per the strategy), describe queries and database with MAC, score; the run's record."""
+    device = context.device
+    data = context.memo("retrieval data", config.dataset,
+                        lambda: prepare_dataset(config.dataset, context.data_root, progress=context.progress))
+    backbone = context.backbone(config.arch, config.pretrained)
+    start = time.perf_counter()
+    seed_everything(config.run_seed)  # the new classifier's initialisation
+    model, losses = train_backbone(copy.deepcopy(backbone), config, data, device)
+    body = descriptor_model(model)
+    q = extract(body, data.queries, device=device, batch_size=context.extract_batch_size)
+    db = extract(body, data.database, device=device, batch_size=context.extract_batch_size, progress=context.progress,
+                 desc=f"MAC {config.dataset} {config.strategy}")
+    scores = similarities(q, db)
+    res = revisited_map(scores, data.gnd)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+    return records.new_record(
+        NAME, config, device,
+        map={s: res[s]["map"] for s in SETTINGS},
+        **{"mp@k": {s: {str(k): v for k, v in res[s]["mp@k"].items()} for s in SETTINGS}},
+        table=map_table(res), top=top.tolist(), losses=losses, descriptor_dim=int(q.shape[1]),
+        classes=len(data.landmarks), seconds=time.perf_counter() - start, run_seed=config.run_seed)
+
+
+# --------------------------------------------------------------------------- tables
+def frame(recs: list[dict]) -> pd.DataFrame:
+    """One row per run: config columns plus the mAPs in percent (and its key)."""
+    return pd.DataFrame([{**r["config"], **r["table"], "key": r["key"]} for r in recs])
+
+
+def table(recs: list[dict]) -> pd.DataFrame:
+    """Table III: per (dataset, arch, strategy) the Easy/Medium/Hard/mean mAP (%) at the best learning rate.
+
+    The best rate maximises the mean of the three settings averaged over repeats; values are that
+    rate's averages over repeats. Columns ``lr`` (None for freeze) and ``repeats`` say what was chosen.
+    """
+    f = frame(recs)
+    if f.empty:
+        raise ValueError("no retrieval run is recorded yet: run the grid first")
+    f["lr_key"] = f["lr"].fillna(-1.0)
+    cols = ["easy", "medium", "hard", "mean"]
+    by_lr = f.groupby(["dataset", "arch", "strategy", "lr_key"])[cols].mean()
+    by_lr["repeats"] = f.groupby(["dataset", "arch", "strategy", "lr_key"]).size()
+    best = by_lr.loc[by_lr.groupby(level=[0, 1, 2])["mean"].idxmax()].reset_index()
+    best["lr"] = best["lr_key"].where(best["lr_key"] >= 0, None)
+    return pd.DataFrame(best[["dataset", "arch", "strategy", "lr", "repeats"] + cols])
+
+
+def chosen(recs: list[dict]) -> pd.DataFrame:
+    """The runs (rows of :func:`frame`) at each strategy's chosen learning rate: what Table III averages."""
+    key_cols = ["dataset", "arch", "strategy", "lr_key"]
+    f = frame(recs)
+    t = table(recs)
+    return f.assign(lr_key=pd.to_numeric(f["lr"]).fillna(-1.0)).merge(
+        t.assign(lr_key=pd.to_numeric(t["lr"]).fillna(-1.0))[key_cols], on=key_cols)
+
+
+def with_paper(t: pd.DataFrame) -> pd.DataFrame:
+    """Table III beside the paper's numbers (``paper_easy`` ...; NaN where the paper has no such cell)."""
+    t = t.copy()
+    for p in ("easy", "medium", "hard", "mean"):
+        t[f"paper_{p}"] = [TABLE_III.get((a, s), {}).get((d, p), float("nan"))
+                           for d, a, s in zip(t["dataset"], t["arch"], t["strategy"])]
+    return t
+
+
+# --------------------------------------------------------------------------- figure
+_GRADE_COLOURS = {"easy": "tab:green", "hard": "tab:blue", "junk": "tab:grey", None: "tab:red"}
+
+
+def grade_of(gnd_entry: dict, index: int) -> str | None:
+    for g in ("easy", "hard", "junk"):
+        if index in gnd_entry.get(g, ()):
+            return g
+    return None
+
+
+def plot_top_ranked(ds, record: dict, queries: Iterable[int], k: int = 5, title: str | None = None):
+    """Each chosen query (cropped) followed by its top-``k`` database images, framed by their grade.
+
+    ``ds`` is the :class:`cwl_lib.data.revisited.RevisitedDataset` of the record; only the images shown
+    are read from disk.
+    """
+    queries = list(queries)
+    labels, names = ds.query_landmarks()
+    k = min(k, len(record["top"][0]))
+    fig, axes = plt.subplots(len(queries), k + 1, figsize=(1.9 * (k + 1), 1.7 * len(queries)), squeeze=False)
+    for row, qi in enumerate(queries):
+        ax = axes[row][0]
+        ax.imshow(ds.query(qi).permute(1, 2, 0).numpy())
+        ax.set_title(f"query: {names[labels[qi]]}", fontsize=8)
+        for j, di in enumerate(record["top"][qi][:k]):
+            ax = axes[row][j + 1]
+            ax.imshow(ds.image(di).permute(1, 2, 0).numpy())
+            g = grade_of(ds.gnd[qi], di)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(_GRADE_COLOURS[g])
+                spine.set_linewidth(3)
+            ax.set_title(f"#{j + 1} {g or 'negative'}", fontsize=8, color=_GRADE_COLOURS[g])
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def record_for(recs: list[dict], dataset: str, arch: str, strategy: str, lr, repeat: int = 0) -> dict:
+    """The record of one run among ``recs``."""
+    for r in recs:
+        c = r["config"]
+        if (c["dataset"], c["arch"], c["strategy"], c["repeat"]) == (dataset, arch, strategy, repeat) and (
+                c["lr"] == lr or (c["lr"] is None and (lr is None or lr != lr))):
+            return r
+    raise KeyError(f"no run of {strategy} on {dataset}/{arch} at lr={lr} among these records")
+
+
+__all__ = [
+    "NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table", "chosen",
+    "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
+    "grade_of", "plot_top_ranked", "record_for", "TOP_K",
+]
