@@ -1,0 +1,806 @@
+"""The claims ledger: every claim of the paper an experiment can test, and its verdict on one run.
+
+:data:`CLAIMS` lists them once, in paper order (ids C1, C2, ...). :func:`evaluate` tests one claim on the
+records of a run, :func:`ledger` tests them all and returns one row of text per claim. The verdict rule
+is :func:`cwl_lib.effects.verdict`, stated in words by :data:`cwl_lib.effects.VERDICT_RULE`.
+
+**Effects, never raw accuracies across experiments.** Each claim is tested through an *effect*: CWL
+minus its baseline, finetune minus freeze, a slope, an accuracy loss, a rank correlation. Beside ours
+stands the paper's own effect, computed from its tables (:mod:`cwl_lib.paper`) on the cells we ran when
+ours is the same experiment, on all of its cells otherwise. Where our dataset or backbone is not the
+paper's, the row is marked *stand-in*, and the two effects are compared in direction only: the column
+"paper effect in our CI" is filled only for the same experiment. No raw "ours - paper" number appears here
+(the comparison page has those, for the same experiment).
+
+**Inputs** (:class:`Inputs`; every field may be missing, and the claims needing it read "not tested here"):
+
+* ``classification``: one row per run of ``03_classification``, columns ``dataset, arch, strategy, shots,
+  lr, repeat, accuracy`` (accuracy in [0, 1]). Per repeat the best accuracy over learning rates is kept
+  (:func:`cwl_lib.tables.best_over_lr`), then strategies are paired by (dataset, arch, shots, repeat).
+* ``retrieval``: one row per run of ``04_retrieval``, columns ``dataset, arch, strategy, lr, repeat, easy,
+  medium, hard, mean`` (mAP in percent, ``lr`` NaN for freeze), as ``retrieval_transfer.records_frame``
+  gives them. Each strategy's learning rate is the one of :func:`cwl_lib.retrieval_transfer.table_iii`
+  (best ``mean`` averaged over repeats); its repeats at that rate are paired by (dataset, arch, repeat).
+* ``pruning``: Table IV of ``05_pruning`` (the paper's method, no L1), one row per threshold, columns
+  ``tau`` (None, NaN or "-" for the unpruned row), ``acc``, ``ft<N>`` per finetuning length N (``ft1`` ...),
+  ``params``, ``features``; :func:`cwl_lib.pruning_study.table_iv` gives it.
+* ``pruning_layers``: the per-layer frame of that study (``StudyResult.layers``), columns ``layer, kind,
+  channels_kept, tau``, in network order, for the architecture ``setting["pruning"]["figure_arch"]``.
+* ``measures``: scalars of Sections III-IV measured by 01-03 (absent keys: "not tested here"):
+  ``theorem1_gap`` (01: largest relative gap of Theorem 1, float64, random and real matrices),
+  ``rank_k_gap`` (01: largest |rank-k error - singular value tail| / ||A||),
+  ``eq3_error`` (02: largest relative difference of im2col x filters against ``F.conv2d``, float32),
+  ``svd_tail_gap`` (02: largest |rebuild error - tail| with SVD filters),
+  ``eq5_eq3_orthogonal`` (02: largest ||Eq. 5 - Eq. 3|| / ||Eq. 3|| with SVD filters),
+  ``deeper_eq5_eq3_sines`` (02: list, sine between Eq. 5 and Eq. 3 maps of each dense layer after the first
+  of the pretrained backbone), ``fig1_first_distance`` and ``fig1_deeper_distances`` (02: distance from
+  orthogonality of the small MNIST CNN's first layer, and list of its next layers'),
+  ``cwl_identity_error`` (03: largest relative difference between a backbone with CWLs at sigma = 1 and
+  the backbone, on real images).
+* ``setting``: what the run was, beyond what the frames hold: ``profile``; ``section3``: ``arch`` (the
+  backbone of 01-02) and ``fig1_dataset``; ``pruning``: ``dataset``, ``arch``, ``shots``, ``n_test`` (test
+  images behind each accuracy), ``figure_arch``, ``figure_tau``.
+
+**The ledger** (:func:`ledger`, columns :data:`LEDGER_COLUMNS`, every value a string): the claim, its
+evidence and test; ``effect`` names what is measured; ``paper effect`` is the paper's value with how many
+of its cells lie on the claimed side and which do not; ``our effect`` is the estimate, its 95% interval and
+n; ``p-value`` is two-sided against the claim's bound (0 for "beats"); ``verdict`` and ``reason`` follow
+:data:`cwl_lib.effects.VERDICT_RULE` (an inconclusive reason states the smallest detectable effect);
+``match`` says whether ours is the same experiment as the paper's, a stand-in, an identity any input tests,
+or a general claim; ``our setting`` and ``paper setting`` name both; ``note`` adds counts (cells ahead, the
+threshold chosen). :attr:`Evaluation.detail` holds the per-cell effects behind ours.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import display, paper, tables
+from . import effects as E
+from .pruning_study import figure_layers
+from .retrieval_transfer import table_iii
+
+SEP = " · "
+SAME, STAND_IN, IDENTITY, GENERAL = "same experiment", "stand-in", "identity: any input tests it", "general claim"
+PAPER_ARCHS = ("vgg16", "resnet50")
+PROTOCOLS = ("easy", "medium", "hard")  # Table III's "mean" is their average, not a further case
+FIG3_TAU = 0.8  # Section V-C: Fig. 3 uses tau = 0.8, VGG-16 and ResNet-50 on Kvasir, 50 images per class
+CLASSIFICATION_COLUMNS = ("dataset", "arch", "strategy", "shots", "lr", "repeat", "accuracy")
+RETRIEVAL_COLUMNS = ("dataset", "arch", "strategy", "lr", "repeat", "easy", "medium", "hard", "mean")
+LAYER_COLUMNS = ("layer", "kind", "channels_kept", "tau")
+LEDGER_COLUMNS = ("id", "section", "claim", "paper evidence", "test", "source", "effect", "paper effect",
+                  "our effect", "p-value", "verdict", "reason", "match", "our setting", "paper setting",
+                  "paper effect in our CI", "note")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One testable claim: the paper's words in ours, its evidence, and how its effect is judged.
+
+    The claim is "``effect`` lies on ``side`` (+1 above, -1 below) of ``bound``"; ``margin`` is the smallest
+    effect of interest beyond the bound (see :func:`cwl_lib.effects.verdict`). ``kind`` names the evaluator,
+    ``options`` its arguments; ``decimals`` how effects print (None: two significant digits).
+    """
+
+    id: str
+    section: str
+    text: str
+    paper_evidence: tuple[str, ...]
+    test: str
+    source: str
+    kind: str
+    effect: str
+    side: int
+    bound: float = 0.0
+    margin: float = 0.0
+    decimals: int | None = 3
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class PaperEffect:
+    """The paper's own effect for a claim, from its tables; ``value`` None where it prints no number."""
+
+    value: float | None
+    setting: str
+    cells: int = 0
+    agree: int = 0  # cells whose own effect is on the claimed side of the bound
+    exceptions: tuple[str, ...] = ()
+    note: str = ""
+    unit: str = "cells"  # what ``cells`` counts
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    claim: Claim
+    verdict: str
+    reason: str
+    ours: E.Effect | None
+    paper: PaperEffect
+    match: str  # SAME, STAND_IN, IDENTITY or GENERAL; "" when not tested
+    our_setting: str
+    note: str = ""
+    detail: pd.DataFrame | None = None  # per-cell effects behind ours, where there are cells
+
+
+@dataclass(frozen=True, eq=False)
+class Inputs:
+    """Everything a run recorded that the claims read; see the module docstring for each shape."""
+
+    classification: pd.DataFrame | None = None
+    retrieval: pd.DataFrame | None = None
+    pruning: pd.DataFrame | None = None
+    pruning_layers: pd.DataFrame | None = None
+    measures: Mapping[str, Any] = field(default_factory=dict)
+    setting: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _identity(id_, section, text, evidence, test, source, key, tolerance, effect):
+    return Claim(id_, section, text, (evidence,), test, source, "measure", effect, side=-1, bound=tolerance,
+                 decimals=None, options={"keys": (key,), "reduce": "value", "match": IDENTITY})
+
+
+_ACC = "accuracy, best over learning rates per repeat"
+CLAIMS: tuple[Claim, ...] = (
+    _identity("C1", "III-A", "Theorem 1 (Van Loan): for any B and C, ||A - B kron C||_F equals "
+              "||R(A) - vec(B) vec(C)^T||_F, so the nearest Kronecker product is a rank-1 SVD of R(A).",
+              "Theorem 1, Eq. 1 (a proof; no number)",
+              "Largest relative gap between the two norms over random matrices of random shapes and the spatial "
+              "convolution weights of a pretrained backbone, in float64; supported when below 1e-12.",
+              "01_kronecker", "theorem1_gap", 1e-12, "largest relative gap of Eq. 1"),
+    _identity("C2", "III-A", "The best sum of k Kronecker products comes from the truncated SVD of R(A) (Eq. 2): "
+              "its error is the tail of the singular values.", "Eq. 2 (no number)",
+              "Largest |error - sqrt(sum_{i>k} sigma_i^2)| / ||A|| over every rank of real layers and of a "
+              "photograph, in float64; supported when below 1e-10.",
+              "01_kronecker", "rank_k_gap", 1e-10, "largest relative gap, error vs singular value tail"),
+    _identity("C3", "III-B", "A convolution is the im2col matrix of its input times the filter matrix, "
+              "U = R(A) V^T (Eq. 3).", "Eq. 3 (no number)",
+              "Largest relative difference between R(A) V^T and torch's conv2d over the convolutions of a "
+              "pretrained backbone on real activations, at their own and three other stride / padding / "
+              "dilation settings, in float32; supported when below 1e-4.",
+              "02_convolution_svd", "eq3_error", 1e-4, "largest relative difference to conv2d"),
+    _identity("C4", "III-C", "With stride equal to the kernel size, filters taken from the SVD of R(A) rebuild the "
+              "input up to the tail of its singular values (Eq. 4).", "Eq. 4 (no number)",
+              "Largest |relative rebuild error - tail / ||A||| over the filter counts k, on a photograph, in "
+              "float64; supported when below 1e-10.",
+              "02_convolution_svd", "svd_tail_gap", 1e-10, "largest gap, rebuild error vs singular value tail"),
+    _identity("C5", "III-C", "For orthonormal filters the Gram term of Eq. 5 is the identity, so Eq. 5 gives the "
+              "feature maps of the plain convolution (Eq. 3).", "Eq. 5 (no number)",
+              "Largest ||U_Eq5 - U_Eq3|| / ||U_Eq3|| with SVD (orthonormal) filters over the filter counts k, "
+              "in float64; supported when below 1e-10.",
+              "02_convolution_svd", "eq5_eq3_orthogonal", 1e-10, "largest relative difference, Eq. 5 vs Eq. 3"),
+    Claim("C6", "III-C", "Beyond the first layer, filters are nearly orthogonal, so the Gram term of Eq. 5 has no "
+          "impact there: its feature maps are those of the convolution.",
+          ("Section III-C text ('in most situations filters are likely to be naturally orthogonal'; no number)",),
+          "Median, over the dense convolutions after the first of the pretrained backbone, of the sine of the "
+          "angle between Eq. 5 and Eq. 3 feature maps on real activations (unit-norm filters, stride = kernel); "
+          "supported when below 0.1, i.e. maps agreeing to within a tenth of their norm.",
+          "02_convolution_svd", "measure", "median sine, Eq. 5 vs Eq. 3 maps, layers after the first", side=-1,
+          bound=0.1, options={"keys": ("deeper_eq5_eq3_sines",), "reduce": "median", "match": GENERAL}),
+    Claim("C7", "III-C", "The first convolution layer is the farthest from orthogonal (the most redundant filter "
+          "bank): its filter covariance is the farthest from the identity.",
+          ("Fig. 1: filter covariance of the first four layers of a CNN on MNIST (images; no number)",),
+          "Distance from orthogonality (root-mean-square cosine between distinct filters) of the first layer "
+          "of a small CNN trained on MNIST minus the largest distance among its next layers; supported when "
+          "above 0.", "02_convolution_svd", "measure", "first-layer distance minus the largest deeper one",
+          side=1, options={"keys": ("fig1_first_distance", "fig1_deeper_distances"), "reduce": "first_minus_max",
+                           "match": "fig1"}),
+    _identity("C8", "IV-A", "A Convolution Weighting Layer with every sigma at 1 is the standard convolution "
+              "(Sigma = Id in Eq. 6): inserting CWLs leaves a pretrained network unchanged.", "Eq. 6 (no number)",
+              "Largest relative difference between the outputs of a pretrained backbone with CWLs inserted "
+              "(sigma = 1) and of the backbone itself, on real images; supported when below 1e-6.",
+              "03_classification", "cwl_identity_error", 1e-6, "largest relative output difference"),
+    Claim("C9", "IV-B", "CWL is most useful with the fewest labels: its gain over frozen convolutions shrinks as "
+          "the number of images per class grows.",
+          ("Section IV-B ('more dedicated to limited training size settings')",
+           "Table I: freeze+CWL minus freeze at 1, 3, 5, 10 images per class"),
+          "Per repeat, the gain freeze+CWL - freeze (" + _ACC + ") averaged over the (dataset, backbone) cells "
+          "is regressed on log2(images per class); the repeats' slopes get a t interval; supported when the "
+          "slope is below 0.", "03_classification", "shots_slope",
+          "slope of the gain per doubling of images per class (accuracy)", side=-1, decimals=4,
+          options={"pair": ("freeze", "freeze+cwl"), "table": "I"}),
+    Claim("C10", "V-A", "Convolution Weighting Layers improve over frozen convolutions: freeze+CWL beats freeze.",
+          ("Table I: freeze+CWL vs freeze, VGG-16 and ResNet-50 on MIT-67, Kvasir, Chest X-ray, 1-10 shots",),
+          "freeze+CWL - freeze (" + _ACC + "), paired by repeat and averaged per repeat over the cells both "
+          "ran; supported when above 0; not supported also when below +0.01 (one accuracy point, the "
+          "smallest effect of interest).", "03_classification", "classification", "freeze+CWL - freeze (accuracy)",
+          side=1, margin=0.01, options={"pair": ("freeze", "freeze+cwl"), "table": "I"}),
+    Claim("C11", "V-A", "CWL helps VGG-16 more than ResNet-50, whose BatchNorm and residual connections already "
+          "help it generalise.", ("Table I: the VGG-16 rows against the ResNet-50 rows",),
+          "Per repeat, the gain freeze+CWL - freeze with VGG-16 minus the same gain with ResNet-50, averaged "
+          "over the (dataset, shots) cells both backbones ran; supported when above 0; not supported also "
+          "when below +0.01.", "03_classification", "arch_contrast",
+          "VGG-16 gain minus ResNet-50 gain (accuracy)", side=1, margin=0.01,
+          options={"pair": ("freeze", "freeze+cwl"), "table": "I"}),
+    Claim("C12", "V-A", "CWL also improves finetuning: finetune+CWL beats finetune.",
+          ("Table II: finetune+CWL vs finetune, VGG-16 on MIT-67, Kvasir, Chest X-ray, 1-10 shots",),
+          "finetune+CWL - finetune (" + _ACC + "), paired by repeat and averaged per repeat over the cells "
+          "both ran; supported when above 0; not supported also when below +0.01.", "03_classification",
+          "classification", "finetune+CWL - finetune (accuracy)", side=1, margin=0.01,
+          options={"pair": ("finetune", "finetune+cwl"), "table": "II"}),
+    Claim("C13", "V-A", "Finetuning beats frozen convolutions on the medical datasets (Kvasir, Chest X-ray), "
+          "which need more adaptation.", ("Table II: finetune vs freeze rows, Kvasir v2 and Chest X-ray",),
+          "finetune - freeze (" + _ACC + ") over the Kvasir and Chest X-ray cells, paired by repeat and "
+          "averaged per repeat; supported when above 0; not supported also when below +0.01.",
+          "03_classification", "classification", "finetune - freeze (accuracy)", side=1, margin=0.01,
+          options={"pair": ("freeze", "finetune"), "table": "II", "datasets": ("kvasir", "chest-xray")}),
+    Claim("C14", "V-A", "Finetuning does not beat frozen convolutions on MIT-67, which is close to ImageNet.",
+          ("Table II: finetune vs freeze rows, MIT-67",),
+          "finetune - freeze (" + _ACC + ") over the MIT-67 cells, paired by repeat and averaged per repeat; "
+          "supported when below +0.01 (finetuning not ahead by one accuracy point or more), not supported "
+          "when above it.", "03_classification", "classification", "finetune - freeze (accuracy)", side=-1,
+          bound=0.01, options={"pair": ("freeze", "finetune"), "table": "II", "datasets": ("mit67",)}),
+    Claim("C15", "V-B", "CWL improves retrieval over both freezing and finetuning, in all cases.",
+          ("Table III: freeze+CWL vs freeze and finetune+CWL vs finetune, VGG-16 and ResNet-50, ROxford5k and "
+           "RParis6k, Easy / Medium / Hard",),
+          "Mean of the Easy / Medium / Hard mAP (points) of the CWL strategy minus its baseline, each at its "
+          "chosen learning rate, paired by repeat and averaged per repeat over the (dataset, backbone, "
+          "baseline) cases; supported when above 0; not supported also when below +0.5 points.",
+          "04_retrieval", "retrieval", "CWL - baseline (mean mAP, points)", side=1, margin=0.5, decimals=2,
+          options={"pairs": (("freeze", "freeze+cwl"), ("finetune", "finetune+cwl"))}),
+    Claim("C16", "V-B", "In retrieval, finetuning on the query images beats freezing.",
+          ("Table III: finetune vs Original / Freeze rows",),
+          "Mean of the Easy / Medium / Hard mAP (points) of finetune minus freeze at their chosen learning rates, "
+          "paired by repeat and averaged per repeat over the (dataset, backbone) cases; supported when above 0; "
+          "not supported also when below +0.5 points.", "04_retrieval", "retrieval",
+          "finetune - freeze (mean mAP, points)", side=1, margin=0.5, decimals=2,
+          options={"pairs": (("freeze", "finetune"),)}),
+    Claim("C17", "V-C", "Pruning by a moderate threshold costs little accuracy: about half of the parameters go "
+          "for about 1.5 points after finetuning.",
+          ("Table IV: unpruned accuracy and the tau = 0.8 row (48% of parameters, FT@30)",),
+          "At the threshold whose kept parameter fraction is closest to one half (among those keeping 25% to "
+          "75%): unpruned accuracy minus accuracy after the longest finetuning; the interval is from test-set "
+          "sampling only (binomial, the two accuracies taken as independent, which overstates the variance of "
+          "their paired difference; one study has no repeat); supported when below 0.02.",
+          "05_pruning", "pruning_cost", "accuracy lost at half the parameters, after finetuning", side=-1,
+          bound=0.02),
+    Claim("C18", "V-C", "One epoch of finetuning recovers most of the accuracy lost at high compression.",
+          ("Table IV: acc and FT@1 beside the unpruned accuracy at the highest tau",),
+          "At the largest threshold whose pruning costs at least 5 accuracy points, the recovered fraction "
+          "(FT@1 - acc) / (unpruned - acc); delta-method interval from test-set sampling, the three accuracies "
+          "taken as independent binomials; supported when above 0.5.", "05_pruning", "pruning_recovery",
+          "fraction of the pruning loss recovered by one epoch", side=1, bound=0.5),
+    Claim("C19", "V-C", "Lower layers of VGG-16 lose more filters to pruning than higher ones.",
+          ("Fig. 3 left: filters removed per VGG-16 convolution on Kvasir at tau = 0.8 (bars; no number)",),
+          "Spearman correlation between a convolution's position (input to output) and the fraction of its "
+          "filters removed at the figure's threshold; Fisher-z interval; supported when below 0.",
+          "05_pruning", "layer_depth", "Spearman rho, position vs filters removed", side=-1, decimals=2),
+)
+
+
+# --------------------------------------------------------------------------- formatting
+def _num(value, decimals: int | None, sign: bool = False) -> str:
+    text = display.fmt(value, decimals=decimals) if decimals is not None else display.fmt(value, sig=2)
+    if sign and value is not None and not math.isnan(value) and value > 0 and text.strip("0.") != "":
+        return "+" + text
+    return text
+
+
+def _count(n: int, unit: str) -> str:
+    """``1 repeat``, ``3 repeats``: units are named in the plural."""
+    return f"{n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
+
+
+def _p(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "-"
+    return "< 0.001" if p < 0.001 else display.fmt(p, decimals=3)
+
+
+def _names(values) -> str:
+    return ", ".join(str(v) for v in sorted(set(values), key=str))
+
+
+def _effect_text(e: E.Effect | None, claim: Claim) -> str:
+    if e is None:
+        return "-"
+    d = claim.decimals
+    if e.method == "exact":
+        return f"{_num(e.estimate, d)} (exact)"
+    if math.isnan(e.estimate):
+        return "-"
+    if not e.has_interval:
+        return f"{_num(e.estimate, d, sign=True)}, n = {_count(e.n, e.unit)} (no interval)"
+    return f"{_num(e.estimate, d, sign=True)} [{_num(e.low, d)}, {_num(e.high, d)}], n = {_count(e.n, e.unit)}"
+
+
+def _paper_text(p: PaperEffect, claim: Claim) -> str:
+    if p.value is None:
+        return p.note or "no number printed"
+    text = _num(p.value, claim.decimals, sign=True)
+    if p.cells:
+        text += f" over {p.cells} {p.unit}, {p.agree} on the claimed side"
+        if p.exceptions:
+            text += " (not: " + "; ".join(p.exceptions) + ")"
+    return text + (f"; {p.note}" if p.note else "")
+
+
+def _reason(verdict: str, e: E.Effect, claim: Claim) -> str:
+    d, bound = claim.decimals, _num(claim.bound, claim.decimals)
+    what = "the interval lies" if e.method != "exact" else "the value lies"
+    if verdict == E.SUPPORTED:
+        return f"{what} {'above' if claim.side > 0 else 'below'} {bound}"
+    if verdict == E.NOT_SUPPORTED:
+        if max(claim.side * (e.low - claim.bound), claim.side * (e.high - claim.bound)) < 0:
+            return f"{what} {'below' if claim.side > 0 else 'above'} {bound}"
+        target = _num(claim.bound + claim.side * claim.margin, d, sign=True)
+        return f"{what} short of the smallest effect of interest {target}"
+    if verdict == E.INCONCLUSIVE:
+        text = f"the interval contains {bound}"
+        if e.mde is not None:
+            text += (f"; this run could detect a true effect {_num(e.mde, d)} away from {bound} "
+                     "(80% power, two-sided 5% level)")
+        return text
+    need = E.MIN_RANKED if e.method.startswith("Spearman") else E.MIN_PAIRED
+    return (f"needs at least {need} {e.unit} for an interval (this run: {e.n}); point estimate "
+            f"{_num(e.estimate, d, sign=True)}")
+
+
+# --------------------------------------------------------------------------- building evaluations
+def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=None) -> Evaluation:
+    verdict = E.verdict(effect, claim.side, claim.bound, claim.margin)
+    return Evaluation(claim, verdict, _reason(verdict, effect, claim), effect, paper_effect, match, our_setting,
+                      note, detail)
+
+
+def _not_tested(claim, reason, paper_effect, our_setting="-") -> Evaluation:
+    return Evaluation(claim, E.NOT_TESTED, reason, None, paper_effect, "", our_setting)
+
+
+def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the {what} frame lacks the columns {missing}; it needs {list(columns)}")
+
+
+def _summary(claim: Claim, items: dict, setting: str, label: Callable[[Any, float], str],
+             note: str = "") -> PaperEffect:
+    """The paper's effect over ``items`` (cell -> difference): their mean, and which lie on the claimed side."""
+    if not items:
+        return PaperEffect(None, setting, note=note or "no cell of the paper's tables")
+    values = np.array(list(items.values()), dtype=float)
+    agree = [claim.side * (v - claim.bound) > 0 for v in values]
+    exceptions = tuple(label(k, v) for (k, v), ok in zip(items.items(), agree) if not ok)
+    return PaperEffect(float(values.mean()), setting, len(values), int(sum(agree)), exceptions, note)
+
+
+# --------------------------------------------------------------------------- Sections III-IV: measures
+def _reduce(kind: str, values: list) -> float:
+    if kind == "value":
+        return float(values[0])
+    if kind == "median":
+        return float(np.median(np.asarray(values[0], dtype=float)))
+    if kind == "first_minus_max":
+        return float(values[0]) - float(np.max(np.asarray(values[1], dtype=float)))
+    raise ValueError(f"unknown reduction {kind!r}")
+
+
+def _measure(claim: Claim, inputs: Inputs) -> Evaluation:
+    o, s3 = claim.options, dict(inputs.setting.get("section3", {}))
+    paper_effect = PaperEffect(None, "-", note="no number printed")
+    missing = [k for k in o["keys"] if k not in inputs.measures or inputs.measures[k] is None]
+    if missing:
+        return _not_tested(claim, f"{claim.source} recorded no {', '.join(missing)}", paper_effect)
+    values = [inputs.measures[k] for k in o["keys"]]
+    if any(isinstance(v, (list, tuple, np.ndarray)) and len(v) == 0 for v in values):
+        return _not_tested(claim, f"{claim.source} measured no layer for {', '.join(o['keys'])}", paper_effect)
+    if o["match"] == "fig1":  # the paper's Fig. 1: a CNN it does not describe further, trained on MNIST
+        dataset = s3.get("fig1_dataset")
+        match = SAME if dataset == "mnist" else STAND_IN if dataset else ""
+        our_setting = f"small CNN{SEP}{dataset or '-'}"
+        paper_effect = PaperEffect(None, f"a CNN{SEP}mnist", note="Fig. 1: images, no number")
+    else:
+        match, our_setting = o["match"], f"{claim.source}{SEP}{s3.get('arch', '-')}"
+    return _judged(claim, E.exact_effect(_reduce(o["reduce"], values)), paper_effect, match, our_setting)
+
+
+# --------------------------------------------------------------------------- Section V-A: classification
+def _paper_cells(claim: Claim, a: str, b: str, arch: str | None = None) -> dict:
+    """(arch, dataset, shots) -> the paper's mean of ``b`` minus that of ``a``, from Table I or II."""
+    table = paper.TABLE_I if claim.options["table"] == "I" else paper.TABLE_II
+    datasets = claim.options.get("datasets")
+    out = {}
+    for (ar, ds, strategy), row in table.items():
+        if strategy != b or (datasets and ds not in datasets) or (arch and ar != arch):
+            continue
+        for shots in row:
+            pa, pb = paper.classification(ar, ds, a, shots), paper.classification(ar, ds, b, shots)
+            if pa and pb:
+                out[(ar, ds, shots)] = round(pb[0] - pa[0], 10)  # table cells have 3 decimals
+    return out
+
+
+def _cell_label(cell, value) -> str:
+    arch, dataset, shots = cell
+    return f"{arch} {dataset} {shots}-shot {_num(value, 3, sign=True)}"
+
+
+def _grid_text(cells) -> str:
+    cells = list(cells)
+    return (f"{_names(c[0] for c in cells)}{SEP}{_names(c[1] for c in cells)}{SEP}shots "
+            f"{', '.join(str(s) for s in sorted({c[2] for c in cells}))}")
+
+
+def _paired_cells(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """One row per (arch, dataset, shots, repeat) both strategies ran: ``diff`` = b - a, best over LR each."""
+    best = tables.best_over_lr(frame[frame["strategy"].isin([a, b])])
+    wide = best.pivot_table(index=["arch", "dataset", "shots", "repeat"], columns="strategy", values="accuracy")
+    wide = wide.dropna(subset=[a, b])
+    return (wide[b] - wide[a]).rename("diff").reset_index()
+
+
+def _restrict(d: pd.DataFrame, paper_cells, keys) -> tuple[pd.DataFrame, bool]:
+    """Our cells that are the paper's when there are any (the same experiment), else all ours (a stand-in)."""
+    ours = pd.Series(list(zip(*(d[k] for k in keys))), index=d.index)
+    inside = ours.isin(list(paper_cells))
+    return (d[inside], True) if inside.any() else (d, False)
+
+
+def _per_repeat(d: pd.DataFrame, cells: list[str], value: str = "diff") -> tuple[pd.Series, int]:
+    """Per repeat, the mean of ``value`` over the cells; only repeats that ran every cell are kept."""
+    wide = d.pivot_table(index="repeat", columns=cells, values=value).dropna()
+    return wide.mean(axis=1), wide.shape[1]
+
+
+def _cell_detail(d: pd.DataFrame, cells: list[str], claim: Claim) -> tuple[pd.DataFrame, str]:
+    rows = []
+    for key, g in d.groupby(cells):
+        e = E.paired_effect(g["diff"].to_numpy())
+        rows.append({**dict(zip(cells, key)), "pairs": e.n, "mean_diff": e.estimate,
+                     "ci_low": e.low, "ci_high": e.high, "p": e.p})
+    detail = pd.DataFrame(rows)
+    ahead = int((claim.side * (detail["mean_diff"] - claim.bound) > 0).sum())
+    return detail, f"{ahead} of {len(detail)} of our cells on the claimed side on average"
+
+
+def _classification_start(claim: Claim, inputs: Inputs, paper_cells: dict):
+    """Our paired differences for the claim's pair, or the reason they cannot be had."""
+    a, b = claim.options["pair"]
+    frame = inputs.classification
+    if frame is None or frame.empty:
+        return None, "03_classification recorded no runs"
+    _check_columns(frame, CLASSIFICATION_COLUMNS, "classification")
+    ran = set(frame["strategy"])
+    missing = [s for s in (a, b) if s not in ran]
+    if missing:
+        return None, f"this run has no {' or '.join(missing)} runs (it ran {_names(ran)})"
+    d = _paired_cells(frame, a, b)
+    wanted = claim.options.get("datasets")
+    if wanted:
+        have = set(d["dataset"])
+        d = d[d["dataset"].isin(wanted)]
+        if d.empty:
+            return None, (f"needs runs on {' or '.join(wanted)} (this run: {_names(have)}); "
+                          "the paper profile runs them")
+    if d.empty:
+        return None, f"no repeat ran both {a} and {b}"
+    return _restrict(d, paper_cells, ["arch", "dataset", "shots"]), None
+
+
+def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
+    a, b = claim.options["pair"]
+    cells = _paper_cells(claim, a, b)
+    started, why = _classification_start(claim, inputs, cells)
+    if why:
+        return _not_tested(claim, why, _summary(claim, cells, _grid_text(cells), _cell_label))
+    d, same = started
+    if same:
+        cells = {k: v for k, v in cells.items() if k in set(zip(d["arch"], d["dataset"], d["shots"]))}
+    paper_effect = _summary(claim, cells, _grid_text(cells), _cell_label)
+    per_repeat, n_cells = _per_repeat(d, ["arch", "dataset", "shots"])
+    our_setting = f"{_grid_text(zip(d['arch'], d['dataset'], d['shots']))}{SEP}{_count(n_cells, 'cells')}"
+    if per_repeat.empty:
+        return _not_tested(claim, "no repeat ran every cell", paper_effect, our_setting)
+    detail, note = _cell_detail(d, ["arch", "dataset", "shots"], claim)
+    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
+                   our_setting, note, detail)
+
+
+def _slope(shots, gains) -> float:
+    return float(np.polyfit(np.log2(np.asarray(shots, dtype=float)), np.asarray(gains, dtype=float), 1)[0])
+
+
+def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
+    a, b = claim.options["pair"]
+    cells = _paper_cells(claim, a, b)
+    started, why = _classification_start(claim, inputs, cells)
+
+    def paper_slope(cells: dict) -> PaperEffect:
+        frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=["arch", "dataset", "shots", "diff"])
+        if frame["shots"].nunique() < 2:
+            return PaperEffect(None, _grid_text(cells), note="fewer than two numbers of images per class")
+        by_row = {k: _slope(g["shots"], g["diff"]) for k, g in frame.groupby(["arch", "dataset"])}
+        mean = frame.groupby("shots")["diff"].mean()
+        s = _summary(claim, by_row, _grid_text(cells), lambda k, v: f"{k[0]} {k[1]} {_num(v, 3, sign=True)}")
+        return PaperEffect(_slope(mean.index, mean.to_numpy()), s.setting, s.cells, s.agree, s.exceptions,
+                           "slope of the gain averaged over the rows", unit="(backbone, dataset) rows")
+
+    if why:
+        return _not_tested(claim, why, paper_slope(cells))
+    d, same = started
+    if same:
+        cells = {k: v for k, v in cells.items() if k in set(zip(d["arch"], d["dataset"], d["shots"]))}
+    our_setting = _grid_text(zip(d["arch"], d["dataset"], d["shots"]))
+    if d["shots"].nunique() < 2:
+        return _not_tested(claim, "needs at least two numbers of images per class", paper_slope(cells), our_setting)
+    wide = d.pivot_table(index="repeat", columns=["shots", "arch", "dataset"], values="diff").dropna()
+    if wide.empty:
+        return _not_tested(claim, "no repeat ran every cell", paper_slope(cells), our_setting)
+    by_shots = wide.T.groupby(level="shots").mean().T  # repeat x shots: gain averaged over (arch, dataset)
+    slopes = [_slope(by_shots.columns, row) for row in by_shots.to_numpy()]
+    detail = by_shots.assign(slope=slopes).reset_index()
+    return _judged(claim, E.paired_effect(slopes), paper_slope(cells), SAME if same else STAND_IN, our_setting,
+                   f"mean gain per shots: " + ", ".join(f"{s}: {_num(v, 3, sign=True)}"
+                                                        for s, v in by_shots.mean().items()), detail)
+
+
+def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
+    a, b = claim.options["pair"]
+    vgg, res = (_paper_cells(claim, a, b, arch) for arch in PAPER_ARCHS)
+    both = {(ds, k): vgg[("vgg16", ds, k)] - res[("resnet50", ds, k)]
+            for (_, ds, k) in vgg if ("resnet50", ds, k) in res}
+
+    def paper_effect(keep=None) -> PaperEffect:
+        items = {k: v for k, v in both.items() if keep is None or k in keep}
+        return _summary(claim, items, f"vgg16 vs resnet50{SEP}{_names(k[0] for k in items)}",
+                        lambda k, v: f"{k[0]} {k[1]}-shot {_num(v, 3, sign=True)}")
+
+    started, why = _classification_start(claim, inputs, {})
+    if why:
+        return _not_tested(claim, why, paper_effect())
+    d, _ = started
+    archs = set(d["arch"])
+    if not set(PAPER_ARCHS) <= archs:
+        return _not_tested(claim, f"needs runs of both vgg16 and resnet50 (this run: {_names(archs)}); the paper "
+                                  "profile runs both", paper_effect())
+    wide = d[d["arch"].isin(PAPER_ARCHS)].pivot_table(index=["dataset", "shots", "repeat"], columns="arch",
+                                                      values="diff").dropna()
+    contrast = (wide["vgg16"] - wide["resnet50"]).rename("diff").reset_index()
+    contrast, same = _restrict(contrast, both, ["dataset", "shots"])
+    per_repeat, n_cells = _per_repeat(contrast, ["dataset", "shots"])
+    keep = set(zip(contrast["dataset"], contrast["shots"])) if same else None
+    our_setting = f"vgg16 vs resnet50{SEP}{_names(contrast['dataset'])}{SEP}{_count(n_cells, 'cells')}"
+    if per_repeat.empty:
+        return _not_tested(claim, "no repeat ran every cell with both backbones", paper_effect(keep), our_setting)
+    detail, note = _cell_detail(contrast, ["dataset", "shots"], claim)
+    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect(keep), SAME if same else STAND_IN,
+                   our_setting, note, detail)
+
+
+# --------------------------------------------------------------------------- Section V-B: retrieval
+def _chosen_retrieval(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs at each strategy's chosen learning rate (that of ``table_iii``), one row per repeat."""
+    key = ["dataset", "arch", "strategy", "lr_key"]
+    chosen = table_iii(frame)
+    return frame.assign(lr_key=pd.to_numeric(frame["lr"]).fillna(-1.0)).merge(
+        chosen.assign(lr_key=pd.to_numeric(chosen["lr"]).fillna(-1.0))[key], on=key)
+
+
+def _paper_retrieval(claim: Claim, keep=None) -> PaperEffect:
+    items, label = {}, {}
+    for a, b in claim.options["pairs"]:
+        for arch in PAPER_ARCHS:
+            for (dataset, protocol), vb in paper.TABLE_III[(arch, b)].items():
+                if protocol not in PROTOCOLS or (keep is not None and (arch, dataset) not in keep):
+                    continue
+                va = paper.TABLE_III[(arch, a)][(dataset, protocol)]
+                items[(arch, dataset, protocol, b)] = round(vb - va, 10)
+                label[(arch, dataset, protocol, b)] = f"{arch} {dataset} {protocol}: {b} {vb:.2f} vs {a} {va:.2f}"
+    setting = f"{_names(k[0] for k in items)}{SEP}{_names(k[1] for k in items)}{SEP}Easy, Medium, Hard"
+    return _summary(claim, items, setting, lambda k, v: label[k])
+
+
+def _retrieval(claim: Claim, inputs: Inputs) -> Evaluation:
+    frame, pairs = inputs.retrieval, claim.options["pairs"]
+    if frame is None or frame.empty:
+        return _not_tested(claim, "04_retrieval recorded no runs", _paper_retrieval(claim))
+    _check_columns(frame, RETRIEVAL_COLUMNS, "retrieval")
+    ran = set(frame["strategy"])
+    usable = [(a, b) for a, b in pairs if {a, b} <= ran]
+    if not usable:
+        need = _names({s for p in pairs for s in p} - ran)
+        return _not_tested(claim, f"this run has no {need} runs (it ran {_names(ran)})", _paper_retrieval(claim))
+    chosen = _chosen_retrieval(frame)
+    parts = []
+    for a, b in usable:
+        wide = chosen[chosen["strategy"].isin([a, b])].pivot_table(
+            index=["arch", "dataset", "repeat"], columns="strategy", values=["mean", *PROTOCOLS]).dropna()
+        part = pd.DataFrame({"diff": wide[("mean", b)] - wide[("mean", a)],
+                             **{p: wide[(p, b)] - wide[(p, a)] for p in PROTOCOLS}}).reset_index()
+        parts.append(part.assign(baseline=a))
+    d = pd.concat(parts, ignore_index=True)
+    if d.empty:
+        return _not_tested(claim, "no repeat ran both strategies of a pair", _paper_retrieval(claim))
+    paper_pairs = {(ar, ds) for ar in PAPER_ARCHS for ds, _ in paper.RETRIEVAL_COLUMNS}
+    d, same = _restrict(d, paper_pairs, ["arch", "dataset"])
+    paper_effect = _paper_retrieval(claim, set(zip(d["arch"], d["dataset"])) if same else None)
+    per_repeat, n_cells = _per_repeat(d, ["arch", "dataset", "baseline"])
+    our_setting = (f"{_names(d['arch'])}{SEP}{_names(d['dataset'])}{SEP}against {_names(d['baseline'])}{SEP}"
+                   f"{_count(n_cells, 'cases')}")
+    cases = d.groupby(["arch", "dataset", "baseline"])[list(PROTOCOLS)].mean().stack()
+    ahead = int((claim.side * (cases - claim.bound) > 0).sum())
+    note = f"ahead in {ahead} of {len(cases)} (dataset, backbone, baseline, protocol) cases, on average over repeats"
+    detail, _ = _cell_detail(d, ["arch", "dataset", "baseline"], claim)
+    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
+                   our_setting, note, detail)
+
+
+# --------------------------------------------------------------------------- Section V-C: pruning
+def _table_iv(frame: pd.DataFrame) -> tuple[float | None, pd.DataFrame, list[int]]:
+    """The unpruned accuracy, the pruned rows (numeric tau), and the finetuning lengths N of the ``ft<N>`` columns."""
+    _check_columns(frame, ("tau", "acc", "params"), "pruning")
+    tau = pd.to_numeric(frame["tau"], errors="coerce")  # None, NaN or "-": the unpruned row
+    unpruned = frame[tau.isna()]
+    lengths = sorted(int(c[2:]) for c in frame.columns if c.startswith("ft") and c[2:].isdigit())
+    rows = frame[tau.notna()].assign(tau=tau[tau.notna()].astype(float))
+    for c in ["acc", "params", *(f"ft{n}" for n in lengths)]:
+        rows[c] = pd.to_numeric(rows[c], errors="coerce")
+    return (float(unpruned["acc"].iloc[0]) if len(unpruned) else None), rows, lengths
+
+
+def _paper_table_iv() -> pd.DataFrame:
+    return pd.DataFrame(paper.TABLE_IV).rename(columns={"feature_maps": "features"})
+
+
+def _half_params(unpruned: float, rows: pd.DataFrame, ft: str):
+    """The row keeping closest to half the parameters (25% to 75%), its loss after finetuning ``ft``."""
+    near = rows[rows["params"].between(0.25, 0.75) & rows[ft].notna()]
+    if near.empty:
+        return None, None
+    row = near.loc[(near["params"] - 0.5).abs().idxmin()]
+    return row, unpruned - float(row[ft])
+
+
+def _recovery_row(unpruned: float, rows: pd.DataFrame):
+    """The largest tau whose pruning costs at least 5 points, and the fraction FT@1 recovers there."""
+    hit = rows[(unpruned - rows["acc"] >= 0.05) & rows["ft1"].notna()] if "ft1" in rows else rows.iloc[:0]
+    if hit.empty:
+        return None, None
+    row = hit.loc[hit["tau"].idxmax()]
+    return row, (float(row["ft1"]) - float(row["acc"])) / (unpruned - float(row["acc"]))
+
+
+def _pruning_setting(inputs: Inputs, ft: int | None, paper_ft: int) -> tuple[bool, str, dict]:
+    """Whether our study is Table IV's (backbone, dataset, images per class, FT@``paper_ft``), its text, its setting."""
+    s = dict(inputs.setting.get("pruning", {}))
+    p = paper.TABLE_IV_SETTING
+    ours = (s.get("arch"), s.get("dataset"), s.get("shots"))
+    same = ours == (p["arch"], p["dataset"], p["shots"]) and ft == paper_ft
+    text = f"{s.get('arch', '-')}{SEP}{s.get('dataset', '-')}{SEP}{s.get('shots', '-')} per class"
+    return same, text + (f"{SEP}FT@{ft}" if ft else ""), s
+
+
+def _paper_iv_setting(ft: str) -> str:
+    p = paper.TABLE_IV_SETTING
+    return f"{p['arch']}{SEP}{p['dataset']}{SEP}{p['shots']} per class{SEP}{ft.replace('ft', 'FT@')}"
+
+
+def _binomial_var(acc: float, n: int) -> float:
+    return acc * (1 - acc) / n
+
+
+def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
+    pu, prows, _ = _table_iv(_paper_table_iv())
+    prow, ploss = _half_params(pu, prows, "ft30")
+    paper_effect = PaperEffect(ploss, _paper_iv_setting("ft30"), note=f"tau {prow['tau']:g}, "
+                               f"{round(100 * prow['params'])}% of the parameters kept")
+    if inputs.pruning is None or inputs.pruning.empty:
+        return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
+    unpruned, rows, lengths = _table_iv(inputs.pruning)
+    if unpruned is None or not lengths:
+        return _not_tested(claim, "needs the unpruned row and a finetuned column (ft<N>)", paper_effect)
+    same, our_setting, s = _pruning_setting(inputs, lengths[-1], 30)
+    row, loss = _half_params(unpruned, rows, f"ft{lengths[-1]}")
+    if row is None:
+        return _not_tested(claim, "no threshold of this run keeps between 25% and 75% of the parameters",
+                           paper_effect, our_setting)
+    note = f"tau {row['tau']:g}, {round(100 * row['params'])}% of the parameters kept"
+    n = s.get("n_test")
+    if not n:
+        return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
+                                  f"point estimate {_num(loss, 3)}", paper_effect, our_setting)
+    se = math.sqrt(_binomial_var(unpruned, n) + _binomial_var(float(row[f"ft{lengths[-1]}"]), n))
+    effect = E.normal_effect(loss, se, int(n), "test images", "binomial, test set", null=claim.bound)
+    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note)
+
+
+def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
+    pu, prows, _ = _table_iv(_paper_table_iv())
+    prow, pfrac = _recovery_row(pu, prows)
+    paper_effect = PaperEffect(pfrac, _paper_iv_setting("ft1"), note=f"tau {prow['tau']:g}")
+    if inputs.pruning is None or inputs.pruning.empty:
+        return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
+    unpruned, rows, lengths = _table_iv(inputs.pruning)
+    same, our_setting, s = _pruning_setting(inputs, 1 if 1 in lengths else None, 1)
+    if unpruned is None or 1 not in lengths:
+        return _not_tested(claim, f"needs the unpruned row and FT@1 (this run finetuned for {lengths} epochs)",
+                           paper_effect, our_setting)
+    row, frac = _recovery_row(unpruned, rows)
+    if row is None:
+        return _not_tested(claim, "no threshold of this run costs 5 accuracy points to recover",
+                           paper_effect, our_setting)
+    n = s.get("n_test")
+    if not n:
+        return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
+                                  f"point estimate {_num(frac, 3)}", paper_effect, our_setting)
+    acc, ft1 = float(row["acc"]), float(row["ft1"])
+    var = (_binomial_var(ft1, n) + frac ** 2 * _binomial_var(unpruned, n)
+           + (1 - frac) ** 2 * _binomial_var(acc, n)) / (unpruned - acc) ** 2  # delta method
+    effect = E.normal_effect(frac, math.sqrt(var), int(n), "test images", "delta method, test set",
+                             null=claim.bound)
+    note = (f"tau {row['tau']:g}: {_num(acc, 3)} after pruning, {_num(ft1, 3)} after one epoch, "
+            f"{_num(unpruned, 3)} unpruned")
+    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note)
+
+
+def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
+    p = paper.TABLE_IV_SETTING
+    paper_effect = PaperEffect(None, f"vgg16{SEP}{p['dataset']}{SEP}{p['shots']} per class{SEP}tau {FIG3_TAU:g}",
+                               note="Fig. 3: bars, no number")
+    layers, s = inputs.pruning_layers, dict(inputs.setting.get("pruning", {}))
+    if layers is None or layers.empty:
+        return _not_tested(claim, "05_pruning recorded no per-layer compression", paper_effect)
+    _check_columns(layers, LAYER_COLUMNS, "pruning layers")
+    arch, tau = s.get("figure_arch") or s.get("arch"), s.get("figure_tau")
+    if arch is None or tau is None:
+        return _not_tested(claim, "the setting names no figure_arch and figure_tau", paper_effect)
+    our_setting = f"{arch}{SEP}{s.get('dataset', '-')}{SEP}{s.get('shots', '-')} per class{SEP}tau {tau:g}"
+    at_tau = np.isclose(layers["tau"].astype(float), float(tau))
+    if not at_tau.any():
+        return _not_tested(claim, f"no per-layer record at tau {tau:g}", paper_effect, our_setting)
+    sel = figure_layers(layers[at_tau].assign(tau=float(tau)), arch, float(tau))
+    if (sel["removed"] == 0).all():
+        return _not_tested(claim, f"tau {tau:g} removes no filter in any layer", paper_effect, our_setting)
+    effect = E.rank_correlation(sel["position"], sel["removed"])
+    if math.isnan(effect.estimate):
+        return _not_tested(claim, "every layer lost the same fraction of its filters: no ordering to test",
+                           paper_effect, our_setting)
+    same = (arch, s.get("dataset"), s.get("shots"), float(tau)) == ("vgg16", p["dataset"], p["shots"], FIG3_TAU)
+    note = f"{len(sel)} convolutions; filters removed first / last: {_num(sel['removed'].iloc[0], 2)} / " \
+           f"{_num(sel['removed'].iloc[-1], 2)}"
+    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note,
+                   sel[["position", "layer", "kind", "removed"]].reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------- the ledger
+EVALUATORS: dict[str, Callable[[Claim, Inputs], Evaluation]] = {
+    "measure": _measure, "classification": _classification, "shots_slope": _shots_slope,
+    "arch_contrast": _arch_contrast, "retrieval": _retrieval, "pruning_cost": _pruning_cost,
+    "pruning_recovery": _pruning_recovery, "layer_depth": _layer_depth,
+}
+
+
+def evaluate(claim: Claim, inputs: Inputs) -> Evaluation:
+    """Test one claim on a run's records (see the module docstring for the inputs)."""
+    return EVALUATORS[claim.kind](claim, inputs)
+
+
+def _in_ci(ev: Evaluation) -> str:
+    if ev.match != SAME or ev.paper.value is None or ev.ours is None or not ev.ours.has_interval:
+        return ""
+    return "yes" if ev.ours.low <= ev.paper.value <= ev.ours.high else "no"
+
+
+def row(ev: Evaluation) -> dict[str, str]:
+    """One ledger row, every value a string."""
+    c = ev.claim
+    return {
+        "id": c.id, "section": c.section, "claim": c.text, "paper evidence": "; ".join(c.paper_evidence),
+        "test": c.test, "source": c.source, "effect": c.effect, "paper effect": _paper_text(ev.paper, c),
+        "our effect": _effect_text(ev.ours, c), "p-value": _p(ev.ours.p if ev.ours else None),
+        "verdict": ev.verdict, "reason": ev.reason, "match": ev.match, "our setting": ev.our_setting,
+        "paper setting": ev.paper.setting, "paper effect in our CI": _in_ci(ev), "note": ev.note,
+    }
+
+
+def ledger(inputs: Inputs, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
+    """Every claim tested on ``inputs``: one row of text per claim, columns :data:`LEDGER_COLUMNS`."""
+    return pd.DataFrame([row(evaluate(c, inputs)) for c in claims], columns=list(LEDGER_COLUMNS))
+
+
+__all__ = ["Claim", "PaperEffect", "Evaluation", "Inputs", "CLAIMS", "EVALUATORS", "LEDGER_COLUMNS",
+           "SAME", "STAND_IN", "IDENTITY", "GENERAL", "evaluate", "row", "ledger"]
