@@ -18,13 +18,13 @@ paper's, the row is marked *stand-in*, and the two effects are compared in direc
   lr, repeat, accuracy`` (accuracy in [0, 1]). Per repeat the best accuracy over learning rates is kept
   (:func:`cwl_lib.tables.best_over_lr`), then strategies are paired by (dataset, arch, shots, repeat).
 * ``retrieval``: one row per run of ``04_retrieval``, columns ``dataset, arch, strategy, lr, repeat, easy,
-  medium, hard, mean`` (mAP in percent, ``lr`` NaN for freeze), as ``retrieval_transfer.records_frame``
-  gives them. Each strategy's learning rate is the one of :func:`cwl_lib.retrieval_transfer.table_iii`
+  medium, hard, mean`` (mAP in percent, ``lr`` NaN for freeze), as :func:`cwl_lib.studies.retrieval.frame`
+  gives them. Each strategy's learning rate is the one of :func:`cwl_lib.studies.retrieval.best_lr_table`
   (best ``mean`` averaged over repeats); its repeats at that rate are paired by (dataset, arch, repeat).
 * ``pruning``: Table IV of ``05_pruning`` (the paper's method, no L1), one row per threshold, columns
   ``tau`` (None, NaN or "-" for the unpruned row), ``acc``, ``ft<N>`` per finetuning length N (``ft1`` ...),
-  ``params``, ``features``; :func:`cwl_lib.pruning_study.table_iv` gives it.
-* ``pruning_layers``: the per-layer frame of that study (``StudyResult.layers``), columns ``layer, kind,
+  ``params``, ``features``; :func:`cwl_lib.studies.pruning.table` gives it.
+* ``pruning_layers``: the per-layer frame of that study (:func:`cwl_lib.studies.pruning.layers`), columns ``layer, kind,
   channels_kept, tau``, in network order, for the architecture ``setting["pruning"]["figure_arch"]``.
 * ``measures``: scalars of Sections III-IV measured by 01-03 (absent keys: "not tested here"):
   ``theorem1_gap`` (01: largest relative gap of Theorem 1, float64, random and real matrices),
@@ -61,8 +61,8 @@ import pandas as pd
 
 from . import display, paper, tables
 from . import effects as E
-from .pruning_study import figure_layers
-from .retrieval_transfer import table_iii
+from .studies.pruning import figure_layers
+from .studies.retrieval import best_lr_table
 
 SEP = " · "
 SAME, STAND_IN, IDENTITY, GENERAL = "same experiment", "stand-in", "identity: any input tests it", "general claim"
@@ -573,9 +573,9 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
 
 # --------------------------------------------------------------------------- Section V-B: retrieval
 def _chosen_retrieval(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs at each strategy's chosen learning rate (that of ``table_iii``), one row per repeat."""
+    """The runs at each strategy's chosen learning rate (that of ``best_lr_table``), one row per repeat."""
     key = ["dataset", "arch", "strategy", "lr_key"]
-    chosen = table_iii(frame)
+    chosen = best_lr_table(frame)
     return frame.assign(lr_key=pd.to_numeric(frame["lr"]).fillna(-1.0)).merge(
         chosen.assign(lr_key=pd.to_numeric(chosen["lr"]).fillna(-1.0))[key], on=key)
 

@@ -225,12 +225,18 @@ def frame(recs: list[dict]) -> pd.DataFrame:
 
 
 def table(recs: list[dict]) -> pd.DataFrame:
+    """Table III of the records: :func:`best_lr_table` of their :func:`frame`."""
+    return best_lr_table(frame(recs))
+
+
+def best_lr_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Table III: per (dataset, arch, strategy) the Easy/Medium/Hard/mean mAP (%) at the best learning rate.
 
     The best rate maximises the mean of the three settings averaged over repeats; values are that
     rate's averages over repeats. Columns ``lr`` (None for freeze) and ``repeats`` say what was chosen.
+    ``runs`` has one row per run (:func:`frame`).
     """
-    f = frame(recs)
+    f = runs.copy()
     if f.empty:
         raise ValueError("no retrieval run is recorded yet: run the grid first")
     f["lr_key"] = f["lr"].fillna(-1.0)
@@ -313,7 +319,8 @@ def record_for(recs: list[dict], dataset: str, arch: str, strategy: str, lr, rep
 
 
 __all__ = [
-    "NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table", "chosen",
+    "NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
+    "best_lr_table", "chosen",
     "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
     "grade_of", "plot_top_ranked", "record_for", "TOP_K",
 ]
