@@ -116,7 +116,8 @@ def run(notebook: str, params: dict, folder: str | Path) -> None:
     if params.get("cpu_threads"):  # as 04 does: tiny smoke work runs faster on one thread
         torch.set_num_threads(params["cpu_threads"])
     try:
-        executor.run(study, study.configs(params), store_of(folder), context, progress=False, out=io.StringIO())
+        executor.run(study, study.configs(params), store_of(folder), context, progress=False, out=io.StringIO(),
+                     **executor.options(params))
     finally:
         torch.set_num_threads(threads)
 
@@ -131,12 +132,12 @@ def sources_root(results_root: str, results_dir: str, out_dir: str | Path) -> Pa
 
 
 def gather(profile: str, root: str | Path, out_dir: str | Path | None = None, *, run_missing: bool = False,
-           seed: int = 0, device: str = "auto", data_root: str = "") -> dict[str, Source]:
+           seed: int = 0, device: str = "auto", data_root: str = "", **options) -> dict[str, Source]:
     """Notebook -> :class:`Source` for 03-05 under ``profile``; with ``run_missing`` an incomplete source is
-    run into ``out_dir/<notebook>`` and read from there."""
+    run into ``out_dir/<notebook>`` (with the executor ``options``) and read from there."""
     out = {}
     for nb in dict.fromkeys(SOURCES.values()):
-        params = profiles.parameters(profile, nb, {"seed": seed, "device": device, "data_root": data_root})
+        params = profiles.parameters(profile, nb, {"seed": seed, "device": device, "data_root": data_root, **options})
         src = load(nb, Path(root) / nb, params)
         if run_missing and src.status != "complete":
             run(nb, params, Path(out_dir) / nb)

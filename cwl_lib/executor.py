@@ -15,6 +15,14 @@ from .records import Store
 from .studies.context import Context
 
 
+OPTIONS = ("workers", "ray_address", "gpus_per_run")
+
+
+def options(params: dict) -> dict:
+    """The executor's options among a notebook's parameters (:data:`cwl_lib.profiles.EXECUTOR`)."""
+    return {k: params[k] for k in OPTIONS if k in params}
+
+
 def missing(study, configs: list, store: Store) -> list:
     """The configs whose record is not in ``store``, in the study's preferred order, without duplicates."""
     todo = {study.key(c): c for c in configs if not store.has(study.key(c))}
@@ -22,12 +30,14 @@ def missing(study, configs: list, store: Store) -> list:
 
 
 def run(study, configs: list, store: Store, context: Context, *, progress: bool = True,
-        describe=str, out=None) -> list[dict]:
-    """Run every config not yet recorded, one after another in this process; return the records of
-    ``configs``, in their order.
+        describe=str, out=None, workers: int = 1, ray_address: str = "", gpus_per_run: float = 1.0) -> list[dict]:
+    """Run every config not yet recorded; return the records of ``configs``, in their order.
 
-    A progress bar (stderr) shows while it runs; one summary line is printed at the end (stdout, or ``out``).
+    With one worker and no Ray address the runs go one after another in this process. A progress bar
+    (stderr) shows while it runs; one summary line is printed at the end (stdout, or ``out``).
     """
+    if workers != 1 or ray_address:
+        raise NotImplementedError("the Ray executor (issue 15) is not in yet: run with workers=1")
     out = out or sys.stdout
     if context.shared is None:
         context.shared = store.shared

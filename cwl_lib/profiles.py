@@ -33,6 +33,10 @@ EXTRA_REQUIREMENTS = {
     "02_convolution_svd": ("mnist-5k",),
 }
 
+# How a study notebook runs its grid (cwl_lib.executor.run): worker processes, a Ray cluster to join,
+# the share of a GPU each run takes; `cwl reproduce --workers N --address A --gpus-per-run F` sets them.
+EXECUTOR = {"workers": 1, "ray_address": "", "gpus_per_run": 1.0}
+
 # Notebooks that read the records of others; only with `run_missing` do they run those grids and need their data.
 READS = {"06_comparison": ("03_classification", "04_retrieval", "05_pruning")}
 
@@ -47,8 +51,8 @@ PAPER: dict[str, dict] = {
         "train_size": 4000, "test_size": 1000, "epochs": 15, "cnn_channels": [16, 32, 32, 64],
         "table_layers": None,
     },
-    **{nb: study.PARAMETERS for nb, study in BY_NOTEBOOK.items()},
-    "06_comparison": {"results_root": "", "run_missing": False},
+    **{nb: {**study.PARAMETERS, **EXECUTOR} for nb, study in BY_NOTEBOOK.items()},
+    "06_comparison": {"results_root": "", "run_missing": False, **EXECUTOR},
 }
 
 _OFFLINE = {"archs": ["mobilenet_v2"]}
