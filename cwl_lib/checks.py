@@ -28,7 +28,7 @@ from .paths import atomic_write, project_root
 
 MODE_ENV = "CWL_CHECKS"  # "record": write the measured values as the new references
 DIR_ENV = "CWL_REFERENCES"  # another folder of reference files (the tests use it)
-IGNORED = ("results_dir", "data_root")  # parameters that say where, not what
+IGNORED = ("results_dir", "data_root", "workers", "ray_address", "gpus_per_run")  # where and on what, not what
 
 
 @dataclass(frozen=True)
