@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
 from . import profiles
 from .data import MissingDataError
@@ -17,16 +16,8 @@ from .dryrun import dry_run
 from .models import WeightsUnavailableError
 from .paths import data_root, project_root
 from .records import device_name
-from .reproduce import HTML_DIR, NotebookFailed, needs, publish, refresh, reproduce
+from .reproduce import HTML_DIR, NotebookFailed, needs, plan, publish, refresh, reproduce
 from .runtime import pick_device
-
-
-def _value(text: str):
-    """A ``-p NAME VALUE`` value: YAML scalars and lists (``3``, ``0.1``, ``[1, 5]``, ``true``), else the text."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
 
 
 def _existing_folder(value: str | None) -> str | None:
@@ -47,7 +38,7 @@ def _interrupt(_signum, _frame):
 
 
 def _cmd_reproduce(args) -> int:
-    overrides = {name: _value(value) for name, value in args.param}
+    overrides = dict(args.param)  # text; cwl_lib.parameters reads each as its parameter's type
     if args.data_root:
         overrides["data_root"] = _existing_folder(args.data_root)
     if args.dry_run:
@@ -58,7 +49,7 @@ def _cmd_reproduce(args) -> int:
 
 
 def _dry_run(profile: str, overrides: dict) -> int:
-    params = profiles.parameters(profile, "03_classification", overrides)
+    params = plan(profile, ["03_classification"], overrides)["03_classification"]
     device = pick_device(params["device"])
     print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {device_name(device)}")
     table = dry_run(params, device)
@@ -121,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--only", action="append", metavar="NOTEBOOK",
                      help="run only this notebook (e.g. 03_classification or 03); repeatable")
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="override a notebook parameter (YAML value); repeatable")
+                     help="set a notebook parameter (a number, true/false, text or a list such as [1, 5]); checked before any work; repeatable")
     rep.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
     rep.add_argument("--no-book", action="store_true", help="execute the notebooks only")
     rep.add_argument("--dry-run", action="store_true",

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import papermill as pm
 
-from . import checks, profiles
+from . import checks, parameters, profiles
 from .data import MissingDataError
 from .data.check import problems
 from .kernels import BoundKernelManager
+from .parameters import ParameterError
 from .paths import project_root
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
@@ -38,9 +39,28 @@ class BookBuildError(ValueError):
 
 
 def plan(profile: str, only=None, overrides: dict | None = None) -> dict[str, dict]:
-    """Notebook name -> parameters for this run."""
+    """Notebook name -> its validated parameters for this run (:class:`ParameterError` before any work).
+
+    An override goes to the notebooks that have a parameter of that name; one that no notebook of the run
+    has is refused.
+    """
     names = [_notebook_name(n) for n in only] if only else list(profiles.NOTEBOOKS)
-    return {name: profiles.parameters(profile, name, overrides) for name in names}
+    overrides = dict(overrides or {})
+    known = {name: profiles.parameters(profile, name) for name in names}
+    unknown = sorted(k for k in overrides if not any(k in params for params in known.values()))
+    if unknown:
+        every = sorted({k for params in known.values() for k in params})
+        raise ParameterError(f"no notebook of this run ({', '.join(names)}) has a parameter {', '.join(unknown)}; "
+                             f"their parameters are {', '.join(every)}")
+    return {name: parameters.validate(name, {**params, **{k: v for k, v in overrides.items() if k in params}})
+            for name, params in known.items()}
+
+
+def passed(params: dict, overrides: dict | None) -> dict:
+    """What papermill injects: the profile, the paths and the overrides; the notebook resolves the rest
+    from its profile (:func:`cwl_lib.parameters.resolve`), so its page says what was set on the command line."""
+    names = ("profile", "results_dir", *(overrides or {}))
+    return {k: params[k] for k in dict.fromkeys(names) if k in params}
 
 
 def _notebook_name(name: str) -> str:
@@ -207,7 +227,7 @@ def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool
         if not params.get("results_dir"):
             params["results_dir"] = str(root / "results" / profile / name)
         Path(params["results_dir"]).mkdir(parents=True, exist_ok=True)
-        execute(name, params, root, build_dir / "executed" / profile, log=log)
+        execute(name, passed(params, overrides), root, build_dir / "executed" / profile, log=log)
     return build_book(root, profile, build_dir, log=log) if book else None
 
 

@@ -35,11 +35,18 @@ def test_missing_debian_fashion_mnist_names_the_package(empty_data_root):
         require("fashion-mnist")
 
 
-def test_param_values_are_parsed_as_yaml():
-    assert cli._value("3") == 3
-    assert cli._value("[1, 5]") == [1, 5]
-    assert cli._value("0.001") == 0.001
-    assert cli._value("vgg16") == "vgg16"
+def test_param_values_are_read_as_their_parameters_types():
+    runs = reproduce.plan("smoke", only=["03"], overrides={"lr_freeze": "1e-3", "shots": "[1, 5]", "archs": "vgg16",
+                                                            "epochs": "3", "pretrained": "false"})
+    got = runs["03_classification"]
+    assert (got["lr_freeze"], got["shots"], got["archs"], got["epochs"], got["pretrained"]) == (
+        [0.001], [1, 5], ["vgg16"], 3, False)
+
+
+def test_only_the_profile_paths_and_overrides_are_injected():
+    params = reproduce.plan("laptop", only=["03"], overrides={"seed": "3"})["03_classification"]
+    params["results_dir"] = "/r"
+    assert reproduce.passed(params, {"seed": "3"}) == {"profile": "laptop", "results_dir": "/r", "seed": 3}
 
 
 def test_plan_accepts_short_names_and_overrides():
