@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from . import profiles
 from .data import MissingDataError
 from .data.check import check_all, report, unmet

@@ -3,10 +3,10 @@ import io
 import json
 
 import pytest
+from test_classification_study import toy_context, toy_params
 
 from cwl_lib import executor, records
 from cwl_lib.studies import classification as study
-from test_classification_study import toy_context, toy_params
 
 
 def test_a_truncated_and_a_foreign_record_are_named_moved_aside_and_rerun(tmp_path, monkeypatch):
