@@ -41,6 +41,8 @@ from ..paths import atomic_write
 from ..runtime import seed_everything
 from ..weighting import sigmas as read_sigmas
 from .context import Context
+from .setting import Row, square
+from .setting import table as setting_rows_table
 
 NAME = "pruning"
 NOTEBOOK = "05_pruning"
@@ -360,6 +362,28 @@ def figure_layers(layer_frame: pd.DataFrame, arch: str, tau: float) -> pd.DataFr
     return sel
 
 
+def layer_roles(fig_layers: pd.DataFrame, arch: str) -> pd.Series:
+    """The role of each convolution of :func:`figure_layers` in its block, for the page's reading of Fig. 3.
+
+    For MobileNetV2 (torchvision's names): ``expansion`` (``features.N.conv.0.0``, a 1x1 conv with its
+    BatchNorm), ``depthwise``, ``projection`` (a plain 1x1 conv ``features.N.conv.K``, whose output
+    feeds the residual stream), ``stem`` and ``last`` (the first and the final convolution). Other
+    architectures keep their layer kind (``conv3x3``, ``conv1x1``).
+    """
+    if not arch.startswith("mobilenet_v2"):
+        return fig_layers["kind"].rename("role")
+
+    def role(layer: str, kind: str) -> str:
+        if kind == "depthwise":
+            return "depthwise"
+        if ".conv." not in layer:
+            return "stem" if layer.startswith("features.0.") else "last"
+        return "expansion" if layer.endswith(".conv.0.0") else "projection"
+
+    return pd.Series([role(n, k) for n, k in zip(fig_layers["layer"], fig_layers["kind"])],
+                     index=fig_layers.index, name="role")
+
+
 def plot_layer_compression(layer_frame: pd.DataFrame, arch: str, tau: float, ax=None):
     """Fig. 3: fraction of filters removed per convolution (bars in network order), as seaborn draws it."""
     sel = figure_layers(layer_frame, arch, tau)
@@ -396,7 +420,30 @@ def fraction_below(sigmas: dict[str, torch.Tensor], tau: float) -> float:
     return float((flat < tau).float().mean())
 
 
+#: What a run of notebook 05 is, beside the paper's setting (:func:`setting`). The paper gives no length,
+#: learning rate or image size for the transfer that precedes pruning, nor its test set size for Kvasir.
+SETTING = (
+    Row("dataset", lambda p: p["dataset"]),
+    Row("backbone", lambda p: p["arch"]),
+    Row("images per class", lambda p: p["shots"]),
+    Row("thresholds tau", lambda p: p["taus"]),
+    Row("finetuning epochs after pruning", lambda p: p["finetune_epochs"]),
+    Row("Fig. 3: tau", lambda p: p["figure_tau"]),
+    Row("Fig. 3: backbones", lambda p: p["figure_archs"]),
+    Row("transfer epochs", lambda p: p["epochs"], stated=False),
+    Row("transfer learning rate", lambda p: p["lr"], stated=False),
+    Row("image size", lambda p: p["input_size"], square, stated=False),
+    Row("test images", lambda p: p["test_size"], stated=False),
+)
+
+
+def setting(p: dict) -> pd.DataFrame:
+    """The table "paper | this run | same or stand-in" of notebook 05 for its parameters ``p``."""
+    return setting_rows_table(list(SETTING), PARAMETERS, p)
+
+
 __all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "variants", "variant_of", "key", "order",
            "run_one", "transferred", "study_records", "table", "matched", "mcnemar", "MATCHED_RULE", "layers", "figure_layers", "plot_layer_compression",
            "plot_sigmas", "fraction_below",
-           "PAPER", "L1", "SLIMMING", "SIGMA", "BN_GAMMA", "TRANSFER_OF"]
+           "PAPER", "L1", "SLIMMING", "SIGMA", "BN_GAMMA", "TRANSFER_OF",
+           "SETTING", "setting", "layer_roles"]

@@ -39,6 +39,8 @@ from ..paper import TABLE_III
 from ..retrieval import SETTINGS, descriptor_model, extract, map_table, revisited_map, similarities
 from ..runtime import seed_everything
 from .context import Context
+from .setting import Row
+from .setting import table as setting_rows_table
 
 NAME = "retrieval"
 NOTEBOOK = "04_retrieval"
@@ -318,9 +320,29 @@ def record_for(recs: list[dict], dataset: str, arch: str, strategy: str, lr, rep
     raise KeyError(f"no run of {strategy} on {dataset}/{arch} at lr={lr} among these records")
 
 
+#: What a run of notebook 04 is, beside the paper's setting (:func:`setting`). The paper gives no number of
+#: epochs or batch size, and prints one number per cell without saying how many runs are behind it.
+SETTING = (
+    Row("datasets", lambda p: p["datasets"]),
+    Row("backbones", lambda p: p["archs"]),
+    Row("training size (width x height)", lambda p: tuple(p["train_size"]), lambda v: f"{v[0]} x {v[1]}"),
+    Row("learning rates, freeze+cwl", lambda p: p["freeze_lrs"]),
+    Row("learning rates, finetuning", lambda p: p["finetune_lrs"]),
+    Row("repeats", lambda p: p["repeats"], stated=False),
+    Row("epochs", lambda p: p["epochs"], stated=False),
+    Row("batch size", lambda p: p["batch_size"], stated=False),
+)
+
+
+def setting(p: dict) -> pd.DataFrame:
+    """The table "paper | this run | same or stand-in" of notebook 04 for its parameters ``p``."""
+    return setting_rows_table(list(SETTING), PARAMETERS, p)
+
+
 __all__ = [
     "NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
     "best_lr_table", "chosen",
     "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
     "grade_of", "plot_top_ranked", "record_for", "TOP_K",
+    "SETTING", "setting",
 ]
