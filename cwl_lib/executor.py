@@ -1,21 +1,52 @@
 """Run a study's configurations into a record store: the one loop every notebook and page goes through.
 
 A study (:mod:`cwl_lib.studies`) gives ``key(config)``, ``order(config)`` and ``run_one(config,
-context) -> record``; the store (:class:`cwl_lib.records.Store`) keeps each record as soon as its run
-ends, so a stopped grid resumes where it stopped and a rerun does no finished run again.
+context) -> record``. This module is the *driver*: it chooses the runs not yet recorded, hands them to a
+backend, and writes each record to the store (:class:`cwl_lib.records.Store`) as soon as it comes back,
+so a stopped grid resumes where it stopped and a rerun does no finished run again.
+
+* **Backends.** With one worker and no Ray address, runs go one after another in this process (no Ray is
+  imported). Otherwise each run is a Ray task (:mod:`cwl_lib.ray_executor`) that returns its record; only
+  the driver writes the store, so a worker that dies loses its own run only.
+* **Two drivers on one store.** Before a run starts, the driver claims its key (``flock``, released by
+  the kernel when the driver ends, even by SIGKILL); a key another driver holds is skipped, then waited
+  for at the end and run only if that driver left no record of it.
+* **Failures.** A run that raises (an error, an out-of-memory error, a dead worker) is tried once more; a
+  second failure is written to ``failed/<key>.json`` with its error and the grid goes on. Tables leave
+  the cell out (the summary line names it); the next run of the grid tries it again. When the first
+  :data:`ABORT_AFTER` runs all fail and none has succeeded, the grid stops with the first error: that is
+  a broken setting, not a bad run.
+* **Progress.** One bar over the whole grid (stderr): runs done, failed and left.
 """
 from __future__ import annotations
 
 import sys
 import time
+import traceback
+from collections import deque
 
 from tqdm import tqdm
 
+from .data import MissingDataError
+from .data.classification import CorruptImageError
+from .models import WeightsUnavailableError
+from .parameters import ParameterError
 from .records import Store
 from .studies.context import Context
 
-
 OPTIONS = ("workers", "ray_address", "gpus_per_run")
+ATTEMPTS = 2  # a run is tried once more after a failure, then recorded as failed
+ABORT_AFTER = 3  # failed runs, none succeeded yet: the setting is broken, stop
+
+
+def fatal_errors() -> tuple[type, ...]:
+    """Errors of the setting, not of a run (absent or damaged data or weights, a bad parameter): they stop
+    the grid at once, unchanged, with the message that says what to do."""
+    return (MissingDataError, CorruptImageError, WeightsUnavailableError, ParameterError)
+
+
+class GridFailed(RuntimeError):
+    """Every run tried so far failed twice: the setting, not a run, is broken."""
 
 
 def options(params: dict) -> dict:
@@ -29,32 +60,149 @@ def missing(study, configs: list, store: Store) -> list:
     return sorted(todo.values(), key=study.order)
 
 
+def error_text(err: BaseException) -> tuple[str, str]:
+    """One line naming the error, and its traceback (a Ray error's own text holds the worker's)."""
+    cause = getattr(err, "cause", None)
+    shown = cause if isinstance(cause, BaseException) else err
+    line = f"{type(shown).__name__}: {str(shown).strip().splitlines()[-1] if str(shown).strip() else ''}"
+    return line[:300], "".join(traceback.format_exception(err))
+
+
+class Serial:
+    """Runs in this process, one at a time."""
+
+    slots = 1
+
+    def __init__(self, study, context: Context):
+        self.study, self.context, self._queue = study, context, deque()
+
+    def submit(self, config) -> None:
+        self._queue.append(config)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def next_result(self):
+        config = self._queue.popleft()
+        try:
+            return config, self.study.run_one(config, self.context), None
+        except Exception as err:  # noqa: BLE001 - any run error is recorded; KeyboardInterrupt still stops
+            return config, None, err
+
+    def close(self) -> None:
+        pass
+
+
+def backend_for(study, context: Context, workers: int, ray_address: str, gpus_per_run: float):
+    if workers == 1 and not ray_address:
+        return Serial(study, context)
+    from .ray_executor import RayBackend  # Ray is imported only when a grid runs through it
+    return RayBackend(study, context, workers=workers, address=ray_address, gpus_per_run=gpus_per_run)
+
+
 def run(study, configs: list, store: Store, context: Context, *, progress: bool = True,
         describe=str, out=None, workers: int = 1, ray_address: str = "", gpus_per_run: float = 1.0) -> list[dict]:
-    """Run every config not yet recorded; return the records of ``configs``, in their order.
+    """Run every config not yet recorded; return the records of ``configs`` that exist, in their order.
 
-    With one worker and no Ray address the runs go one after another in this process. A progress bar
-    (stderr) shows while it runs; one summary line is printed at the end (stdout, or ``out``).
+    ``workers``: runs at once (1: in this process; more: Ray tasks, on a local Ray instance started with
+    that many CPUs and this machine's GPUs, or on the cluster at ``ray_address``, where 1 means as many as
+    its resources allow); ``gpus_per_run``: the share of a GPU each Ray task asks for. One summary line is
+    printed at the end (stdout, or ``out``), naming each run that failed.
     """
-    if workers != 1 or ray_address:
-        raise NotImplementedError("the Ray executor (issue 15) is not in yet: run with workers=1")
     out = out or sys.stdout
     if context.shared is None:
         context.shared = store.shared
     todo = missing(study, configs, store)
     start = time.perf_counter()
+    backend = backend_for(study, context, workers, ray_address, gpus_per_run) if todo else None
+    counts = {"run": 0, "failed": 0}
+    failures: list[tuple[object, str]] = []
     bar = tqdm(total=len(todo), desc=f"{study.NAME} runs", disable=not progress, file=sys.stderr)
     try:
-        for config in todo:
-            bar.set_postfix_str(describe(config)[:80])
-            store.write(study.run_one(config, context))
-            bar.update(1)
+        if todo:
+            _drive(study, todo, store, backend, bar, counts, failures, describe)
     finally:
         bar.close()
-    done = {c: store.get(study.key(c)) for c in dict.fromkeys(configs)}
-    print(f"{study.NAME}: {len(done)} runs, {len(todo)} run now in {time.perf_counter() - start:.0f} s, "
-          f"{len(done) - len(todo)} already recorded", file=out)
-    return [done[c] for c in configs]
+        if backend is not None:
+            backend.close()
+    records = [store.get(study.key(c)) for c in configs]
+    held = sum(r is not None for r in dict(zip(map(study.key, configs), records)).values())
+    n = len(dict.fromkeys(map(study.key, configs)))
+    print(f"{study.NAME}: {held} of {n} runs recorded, {counts['run']} run now in "
+          f"{time.perf_counter() - start:.0f} s, {counts['failed']} failed", file=out)
+    for config, error in failures:
+        print(f"  failed twice, left out of the tables (failed/{study.key(config)}.json; rerun to retry): "
+              f"{describe(config)}: {error}", file=out)
+    return [r for r in records if r is not None]
 
 
-__all__ = ["run", "missing"]
+def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures: list, describe) -> None:
+    queue, deferred, claims, attempts = deque(todo), [], {}, {}
+    succeeded = False
+
+    def status():
+        bar.set_postfix_str(f"done {counts['run']}, failed {counts['failed']}, left {len(todo) - bar.n}"
+                            + (f", {len(deferred)} held by another driver" if deferred else ""))
+
+    def settle(key):
+        claims.pop(key).release()
+        bar.update(1)
+        status()
+
+    while queue or backend.pending or deferred:
+        while queue and backend.pending < backend.slots:
+            config = queue.popleft()
+            key = study.key(config)
+            claim = store.claim(key)
+            if claim is None:  # another driver runs it now
+                deferred.append(config)
+                status()
+                continue
+            if store.has(key):  # another driver finished it since this one looked
+                claim.release()
+                bar.update(1)
+                continue
+            claims[key] = claim
+            backend.submit(config)
+        if not backend.pending:
+            if deferred:  # wait for the other driver, then run what it left undone
+                config = deferred.pop(0)
+                key = study.key(config)
+                claim = store.claim(key, wait=True)
+                claim.release()
+                if store.has(key):
+                    bar.update(1)
+                    status()
+                else:
+                    queue.append(config)
+            continue
+        config, record, err = backend.next_result()
+        key = study.key(config)
+        if err is None:
+            store.write(record)
+            counts["run"] += 1
+            succeeded = True
+            settle(key)
+            continue
+        cause = getattr(err, "cause", None)
+        for e in (err, cause):
+            if isinstance(e, fatal_errors()):
+                raise e
+        attempts[key] = attempts.get(key, 0) + 1
+        line, trace = error_text(err)
+        if attempts[key] < ATTEMPTS:
+            print(f"{study.NAME}: {describe(config)} failed ({line}); trying it once more", file=sys.stderr)
+            backend.submit(config)
+            continue
+        store.fail(key, study.NAME, config, line, trace, attempts[key])
+        counts["failed"] += 1
+        failures.append((config, line))
+        settle(key)
+        if not succeeded and counts["failed"] >= min(ABORT_AFTER, len(todo)):
+            raise GridFailed(f"{study.NAME}: the first {counts['failed']} runs all failed twice, none succeeded; "
+                             f"the first error: {failures[0][1]}\n(full traceback in "
+                             f"{store.folder / 'failed' / (study.key(failures[0][0]) + '.json')})") from err
+
+
+__all__ = ["run", "missing", "options", "GridFailed", "Serial", "ATTEMPTS"]

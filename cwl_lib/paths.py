@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -44,6 +46,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold an exclusive ``flock`` on ``path`` (created if absent) while the block runs; other processes
+    wait. The kernel releases it when the process ends, even when it is killed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock
 
 
 def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:

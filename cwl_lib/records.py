@@ -11,10 +11,15 @@ A :class:`Store` is a folder of records; it knows keys and records, never a stud
 * ``rejected/``: a damaged or foreign file found where a record should be, moved aside (never deleted)
   and named in a warning; its run is done again;
 * ``superseded/``: records written by an older version of the record format, moved aside and named
-  in a warning the first time the store is opened; their runs are done again, never mixed with new ones.
+  in a warning the first time the store is opened; their runs are done again, never mixed with new ones;
+* ``failed/<key>.json``: a run that raised twice (its error, its traceback, the attempts); it is not a
+  record, so tables leave its cell out and the next run of the grid tries it again;
+* ``claims/<key>.lock``: held (``flock``) by the driver running that key, so two drivers on one store never
+  run a key twice; the kernel releases it when the driver ends, even when it is killed.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -126,6 +131,44 @@ class Store:
             atomic_write(self.attachment_path(record["key"], name), lambda p, v=value: torch.save(v, p))
         record[ATTACHMENTS] = sorted(attachments)
         atomic_write(self.path(record["key"]), lambda p: p.write_text(json.dumps(record, indent=1, sort_keys=True)))
+        (self.folder / "failed" / f"{record['key']}.json").unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------------- claims and failures
+    def claim(self, key: str, *, wait: bool = False) -> "Claim | None":
+        """Hold ``key`` for this process (an exclusive ``flock`` on ``claims/<key>.lock``), or None when
+        another process holds it; ``wait`` blocks until it is free. Release with :meth:`Claim.release`."""
+        folder = self.folder / "claims"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return Claim(fd)
+
+    def fail(self, key: str, study: str, config, error: str, trace: str, attempts: int) -> Path:
+        """Record that the run of ``key`` failed ``attempts`` times (``failed/<key>.json``); not a record."""
+        body = {"key": key, "study": study, "config": config_dict(config), "error": error, "traceback": trace,
+                "attempts": attempts, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return atomic_write(self.folder / "failed" / f"{key}.json",
+                            lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True)))
+
+    def failures(self) -> list[dict]:
+        """The failed runs not since recorded (a later success removes its failure)."""
+        folder = self.folder / "failed"
+        out = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                body = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if not self.path(body.get("key", "")).is_file():
+                out.append(body)
+        return out
 
     def attachment(self, key: str, name: str):
         path = self.attachment_path(key, name)
@@ -191,5 +234,18 @@ class Store:
                            f"writes {RECORD_VERSION}")
 
 
-__all__ = ["RECORD_VERSION", "ATTACHMENTS", "Store", "key", "config_dict", "new_record", "provenance",
+class Claim:
+    """A key held by :meth:`Store.claim`; released by :meth:`release` or when the process ends."""
+
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+__all__ = ["RECORD_VERSION", "ATTACHMENTS", "Store", "Claim", "key", "config_dict", "new_record", "provenance",
            "code_version", "device_name"]

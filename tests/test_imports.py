@@ -99,3 +99,12 @@ def test_imports_sit_at_module_top_unless_a_comment_says_why():
                         if "#" not in here and "#" not in above:
                             late.append(f"{name}:{inner.lineno}")
     assert not late, late
+
+
+def test_importing_the_package_and_its_executor_does_not_import_ray():
+    import subprocess
+    import sys
+    code = ("import sys, cwl_lib, cwl_lib.executor, cwl_lib.studies, cwl_lib.reproduce, cwl_lib.cli, cwl_lib.dryrun; "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

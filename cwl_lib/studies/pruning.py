@@ -37,7 +37,7 @@ from torch import nn
 from .. import pruning, records, strategies, transfer
 from ..data import classification as cdata
 from ..models import has_batch_norm
-from ..paths import atomic_write
+from ..paths import atomic_write, file_lock
 from ..runtime import seed_everything
 from ..weighting import sigmas as read_sigmas
 from .context import Context
@@ -202,14 +202,17 @@ def transferred(fields_: dict, context: Context) -> nn.Module:
         seed_everything(f["seed"])
         model = transfer.prepare(copy.deepcopy(backbone), f["strategy"], data.classes)
         saved = context.shared / f"transfer-{_transfer_key(f)}.pt" if context.shared else None
-        if saved is not None and saved.is_file():
-            model.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
-        else:
-            batches = transfer.image_batches(data.images, data.labels, f["batch_size"], f["seed"], f["input_size"])
-            with pruning.l1_on_sigmas(model, f["l1"]) if f["l1"] else contextlib.nullcontext():
-                transfer.train(model, batches, f["strategy"], f["lr"], f["epochs"], context.device)
-            if saved is not None:
-                atomic_write(saved, lambda p: torch.save(model.state_dict(), p))
+        # runs in parallel (Ray tasks, two drivers) wait for the one that trains it, then read its file
+        with file_lock(saved.with_suffix(".lock")) if saved is not None else contextlib.nullcontext():
+            if saved is not None and saved.is_file():
+                model.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+            else:
+                batches = transfer.image_batches(data.images, data.labels, f["batch_size"], f["seed"],
+                                                 f["input_size"])
+                with pruning.l1_on_sigmas(model, f["l1"]) if f["l1"] else contextlib.nullcontext():
+                    transfer.train(model, batches, f["strategy"], f["lr"], f["epochs"], context.device)
+                if saved is not None:
+                    atomic_write(saved, lambda p: torch.save(model.state_dict(), p))
         return model.to(context.device).eval()
 
     return context.memo("transferred", json.dumps(f, sort_keys=True), build)
