@@ -40,6 +40,9 @@ def _cmd_reproduce(args) -> int:
     overrides = dict(args.param)  # text; cwl_lib.parameters reads each as its parameter's type
     if args.data_root:
         overrides["data_root"] = _existing_folder(args.data_root)
+    for option, name in (("workers", "workers"), ("address", "ray_address"), ("gpus_per_run", "gpus_per_run")):
+        if getattr(args, option) is not None:  # the notebooks' executor parameters (cwl_lib.executor)
+            overrides[name] = getattr(args, option)
     if args.dry_run:
         return _dry_run(args.profile, overrides)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -114,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="set a notebook parameter (a number, true/false, text or a list such as [1, 5]); checked before any work; repeatable")
     rep.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
     rep.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    rep.add_argument("--workers", default=None, metavar="N",
+                     help="runs at once: 1 (default) runs them in the notebook's process; more run as Ray tasks on "
+                     "a local Ray instance of N CPUs and this machine's GPUs")
+    rep.add_argument("--address", default=None, metavar="ADDRESS",
+                     help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of starting a local one")
+    rep.add_argument("--gpus-per-run", default=None, metavar="F",
+                     help="share of a GPU each Ray task takes (0.25 packs four runs on a GPU; default 1)")
     rep.add_argument("--dry-run", action="store_true",
                      help="time a few runs on synthetic stand-ins of the profile's datasets and project the "
                      "classification grid's total time; runs no notebook")

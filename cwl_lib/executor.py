@@ -20,6 +20,7 @@ so a stopped grid resumes where it stopped and a rerun does no finished run agai
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -97,6 +98,8 @@ class Serial:
 def backend_for(study, context: Context, workers: int, ray_address: str, gpus_per_run: float):
     if workers == 1 and not ray_address:
         return Serial(study, context)
+    # Ray's crash handler would print a stack dump when papermill stops the kernel with SIGTERM
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     from .ray_executor import RayBackend  # Ray is imported only when a grid runs through it
     return RayBackend(study, context, workers=workers, address=ray_address, gpus_per_run=gpus_per_run)
 
@@ -199,7 +202,7 @@ def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures
         counts["failed"] += 1
         failures.append((config, line))
         settle(key)
-        if not succeeded and counts["failed"] >= min(ABORT_AFTER, len(todo)):
+        if not succeeded and counts["failed"] >= ABORT_AFTER:
             raise GridFailed(f"{study.NAME}: the first {counts['failed']} runs all failed twice, none succeeded; "
                              f"the first error: {failures[0][1]}\n(full traceback in "
                              f"{store.folder / 'failed' / (study.key(failures[0][0]) + '.json')})") from err

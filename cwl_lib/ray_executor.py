@@ -52,7 +52,7 @@ def start(workers: int, address: str = "") -> None:
     machine's GPUs; a Ray instance this process already joined is reused as it is."""
     if ray.is_initialized():
         return
-    common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING",
+    common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
               "configure_logging": True}
     if address:
         ray.init(address=address, **common)

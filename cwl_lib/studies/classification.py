@@ -124,19 +124,23 @@ def prepare_data(split: cdata.Split, test_size: int | None, seed: int = 0) -> Pr
 
 @dataclass
 class FeatureCache:
-    """Frozen-backbone features of a (dataset, arch, input size): test set and seen training images."""
+    """Frozen-backbone features of a (dataset, arch, input size): the test set, and each few-shot training
+    set a run asked for (keyed by its indices, so runs differing only in learning rate share it)."""
 
     body: nn.Module
     template_head: nn.Module
     test: torch.Tensor
-    train: dict[int, torch.Tensor] = field(default_factory=dict)  # train index -> feature
+    train: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
     def train_features(self, indices: torch.Tensor, images: torch.Tensor, device, size, batch_size) -> torch.Tensor:
-        todo = [int(i) for i in indices if int(i) not in self.train]
-        if todo:
-            feats = transfer.extract_features(self.body, images[todo], device, size=size, batch_size=batch_size)
-            self.train.update(zip(todo, feats))
-        return torch.stack([self.train[int(i)] for i in indices])
+        # a run's features come from its own images in its own batches, never from images cached by
+        # earlier runs: a convolution's last bits depend on its batch, and earlier runs depend on which
+        # worker ran what (Ray), so features must not depend on history
+        key = tuple(int(i) for i in indices)
+        if key not in self.train:
+            self.train[key] = transfer.extract_features(self.body, images[list(key)], device, size=size,
+                                                        batch_size=batch_size)
+        return self.train[key]
 
 
 def fresh_head(template: nn.Module) -> nn.Module:

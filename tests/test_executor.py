@@ -1,0 +1,133 @@
+"""The executor's driver on CPU: failures retried once then recorded, fatal errors at once, two drivers on
+one store, a driver killed mid-grid and resumed (the serial backend; tests/test_ray_executor.py runs Ray)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fake_study
+import pytest
+
+from cwl_lib import executor
+from cwl_lib.data import MissingDataError
+from cwl_lib.records import Store
+from cwl_lib.studies import Context
+
+HERE = Path(__file__).resolve().parent
+
+
+def grid(log, n=4, special=None):
+    """``n`` runs; ``special`` maps a run's index to its fields (a failure mode, a sleep)."""
+    return [fake_study.Config(i, str(log), **(special or {}).get(i, {})) for i in range(n)]
+
+
+def test_a_run_that_fails_twice_is_recorded_with_its_error_and_the_grid_goes_on(tmp_path, capsys):
+    configs = grid(tmp_path / "log", special={2: {"fail": "always"}})
+    store = Store(tmp_path / "store")
+    out = executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    assert [r["value"] for r in out] == [0, 1, 9]  # the failed cell is left out, the others are in order
+    calls = fake_study.calls(tmp_path / "log")
+    assert calls.count(fake_study.key(configs[2])) == 2  # tried once more, then given up
+    (failure,) = store.failures()
+    assert failure["key"] == fake_study.key(configs[2]) and failure["attempts"] == 2
+    assert failure["error"] == "ValueError: run 2 cannot work" and "Traceback" in failure["traceback"]
+    printed = capsys.readouterr().out
+    assert "3 of 4 runs recorded" in printed and "1 failed" in printed and "run 2 cannot work" in printed
+
+
+def test_a_run_that_fails_once_is_retried_and_recorded(tmp_path):
+    store = Store(tmp_path / "store")
+    configs = grid(tmp_path / "log", special={1: {"fail": "once"}})
+    executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    assert fake_study.calls(tmp_path / "log").count(fake_study.key(configs[1])) == 2
+    assert store.get(fake_study.key(configs[1]))["value"] == 1 and not store.failures()
+
+
+def test_a_success_clears_the_failure_of_its_key(tmp_path):
+    store = Store(tmp_path / "store")
+    config = grid(tmp_path / "log", n=1)[0]
+    store.fail(fake_study.key(config), "fake", config, "MemoryError: out", "Traceback ...", 2)
+    assert len(store.failures()) == 1
+    store.write(fake_study.run_one(config, Context("cpu")))
+    assert store.failures() == [] and not (store.folder / "failed" / f"{fake_study.key(config)}.json").exists()
+
+
+def test_a_failed_run_is_tried_again_by_the_next_run_of_the_grid(tmp_path):
+    store = Store(tmp_path / "store")
+    configs = grid(tmp_path / "log", special={0: {"fail": "always"}})
+    executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    key = fake_study.key(configs[0])
+    assert fake_study.calls(tmp_path / "log").count(key) == 4  # two attempts per run of the grid
+    assert [f["key"] for f in store.failures()] == [key]
+
+
+def test_a_broken_setting_stops_the_grid_with_its_first_error(tmp_path):
+    configs = grid(tmp_path / "log", n=6, special={i: {"fail": "always"} for i in range(6)})
+    with pytest.raises(executor.GridFailed, match="first 3 runs all failed twice.*run 0 cannot work"):
+        executor.run(fake_study, configs, Store(tmp_path / "store"), Context("cpu"), progress=False)
+    assert len(fake_study.calls(tmp_path / "log")) == 6  # three runs, two attempts each, then stop
+
+
+def test_missing_data_stops_at_once_with_its_own_message(tmp_path):
+    configs = grid(tmp_path / "log", special={0: {"fail": "fatal"}})
+    with pytest.raises(MissingDataError, match="cwl fetch"):
+        executor.run(fake_study, configs, Store(tmp_path / "store"), Context("cpu"), progress=False)
+    assert len(fake_study.calls(tmp_path / "log")) == 1
+
+
+def test_a_key_another_process_holds_is_waited_for_and_not_run_again(tmp_path):
+    store = Store(tmp_path / "store")
+    configs = grid(tmp_path / "log", n=3)
+    held = store.claim(fake_study.key(configs[1]))
+    assert held is not None and store.claim(fake_study.key(configs[1])) is None  # flock is per open file
+
+    def finish_it():  # the other driver writes its record, then lets go
+        store.write(fake_study.run_one(configs[1], Context("cpu")))
+        held.release()
+
+    import threading
+    timer = threading.Timer(0.5, finish_it)
+    timer.start()
+    out = executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    timer.join()
+    assert [r["value"] for r in out] == [0, 1, 4]
+    assert sorted(fake_study.calls(tmp_path / "log")) == sorted(fake_study.key(c) for c in configs)  # each once
+
+
+def _driver(store, log, n, sleep, workers=1):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, str(HERE / "fake_driver.py"), str(store), str(log), str(n), str(sleep),
+                             str(workers)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_two_drivers_on_one_store_run_every_key_once(tmp_path):
+    store, log = tmp_path / "store", tmp_path / "log"
+    a, b = _driver(store, log, 8, 0.3), _driver(store, log, 8, 0.3)
+    for p in (a, b):
+        assert p.wait(timeout=120) == 0, p.stderr.read().decode()
+    calls = fake_study.calls(log)
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == 8  # no key run twice, none skipped
+    assert len(Store(store).records()) == 8
+    pids = {line.split()[1] for line in log.read_text().splitlines()}
+    assert len(pids) == 2  # both drivers did part of the work
+
+
+def test_a_driver_killed_mid_grid_resumes_without_redoing_a_finished_run(tmp_path):
+    store, log = tmp_path / "store", tmp_path / "log"
+    first = _driver(store, log, 6, 0.4)
+    deadline = time.time() + 60
+    while len(list(store.glob("*.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    finished = {p.stem for p in store.glob("*.json")}
+    assert 2 <= len(finished) < 6
+    before = len(fake_study.calls(log))
+    second = _driver(store, log, 6, 0.4)  # the killed driver's claims went with it
+    assert second.wait(timeout=60) == 0, second.stderr.read().decode()
+    rerun = fake_study.calls(log)[before:]
+    assert not finished & set(rerun)
+    assert len(Store(store).records()) == 6 and not Store(store).failures()

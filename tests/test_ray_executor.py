@@ -1,0 +1,85 @@
+"""The Ray backend on this CPU, two local workers: the smoke grids of 03, 04 and 05 give the serial
+executor's records, failures and dead workers are retried once then recorded, and no run is lost."""
+import os
+from pathlib import Path
+
+import fake_study
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from cwl_lib import executor, ray_executor, reproduce  # noqa: E402
+from cwl_lib.records import Store  # noqa: E402
+from cwl_lib.studies import BY_NOTEBOOK, Context  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+# what differs between two runs of one config by design: where, when, how long
+PROVENANCE = {"device", "finished", "code_version", "torch", "seconds", "latency_ratio"}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    old = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), old])  # workers import the fake study from here
+    ray_executor.start(2)
+    yield
+    ray.shutdown()
+    os.environ["PYTHONPATH"] = old
+
+
+def _results(record: dict) -> dict:
+    out = {k: v for k, v in record.items() if k not in PROVENANCE}
+    if isinstance(out.get("row"), dict):
+        out["row"] = {k: v for k, v in out["row"].items() if k not in PROVENANCE}
+    return out
+
+
+def _same_tensors(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", ["03_classification", "04_retrieval", "05_pruning"])
+def test_two_ray_workers_give_the_serial_records_to_the_last_bit(notebook, tmp_path, local_ray):
+    params = reproduce.plan("smoke", [notebook], {})[notebook]
+    study = BY_NOTEBOOK[notebook]
+    configs = study.configs(params)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray task runs: the summation order of a reduction depends on it
+    try:
+        serial = executor.run(study, configs, Store(tmp_path / "serial"), Context("cpu"), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = executor.run(study, configs, Store(tmp_path / "ray"), Context("cpu"), progress=False, workers=2)
+    assert [r["key"] for r in parallel] == [r["key"] for r in serial] and len(serial) == len(set(map(study.key, configs)))
+    assert {r["device"] for r in parallel} == {r["device"] for r in serial}  # both one thread on this CPU
+    for a, b in zip(serial, parallel):
+        assert _results(a) == _results(b), a["key"]
+        for name in a["attachments"]:
+            assert _same_tensors(Store(tmp_path / "serial").attachment(a["key"], name),
+                                 Store(tmp_path / "ray").attachment(b["key"], name)), (a["key"], name)
+
+
+def test_failures_and_a_dead_worker_are_retried_once_then_recorded(tmp_path, local_ray, capsys):
+    log = tmp_path / "log"
+    special = {1: {"fail": "always"}, 2: {"fail": "once"}, 3: {"fail": "crash"}}
+    configs = [fake_study.Config(i, str(log), **special.get(i, {})) for i in range(6)]
+    store = Store(tmp_path / "store")
+    out = executor.run(fake_study, configs, store, Context("cpu"), progress=False, workers=2)
+    assert [r["value"] for r in out] == [0, 4, 16, 25]
+    calls = fake_study.calls(log)
+    assert {i: calls.count(fake_study.key(configs[i])) for i in range(6)} == {0: 1, 1: 2, 2: 2, 3: 2, 4: 1, 5: 1}
+    failed = {f["key"]: f["error"] for f in store.failures()}
+    assert failed.keys() == {fake_study.key(configs[1]), fake_study.key(configs[3])}
+    assert failed[fake_study.key(configs[1])] == "ValueError: run 1 cannot work"
+    assert "died" in failed[fake_study.key(configs[3])].lower() or "crash" in failed[fake_study.key(configs[3])].lower()
+    assert len({line.split()[1] for line in log.read_text().splitlines()}) >= 2  # ran in worker processes
+    assert str(os.getpid()) not in log.read_text().split()
+    assert "4 of 6 runs recorded" in capsys.readouterr().out
