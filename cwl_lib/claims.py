@@ -534,7 +534,7 @@ def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
     slopes = [_slope(by_shots.columns, row) for row in by_shots.to_numpy()]
     detail = by_shots.assign(slope=slopes).reset_index()
     return _judged(claim, E.paired_effect(slopes), paper_slope(cells), SAME if same else STAND_IN, our_setting,
-                   f"mean gain per shots: " + ", ".join(f"{s}: {_num(v, 3, sign=True)}"
+                   "mean gain per shots: " + ", ".join(f"{s}: {_num(v, 3, sign=True)}"
                                                         for s, v in by_shots.mean().items()), detail)
 
 

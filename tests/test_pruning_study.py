@@ -6,7 +6,6 @@ import pytest
 import torch
 import torchvision
 from scipy.stats import binomtest
-from torch import nn
 
 from cwl_lib import executor, profiles, pruning, records, transfer
 from cwl_lib.data.classification import ImageSet, Split
