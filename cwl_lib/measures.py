@@ -53,16 +53,18 @@ def read(root: str | Path, notebook: str, params: Mapping[str, Any]) -> tuple[di
     or ``{}`` and the reason they cannot be used (no file, unreadable, recorded under other parameters)."""
     path = Path(root) / notebook / FILE
     if not path.is_file():
-        return {}, f"no {path} (run {notebook} under this profile, e.g. `cwl reproduce --only {notebook}`)"
+        profile = params.get("profile", "smoke")
+        return {}, (f"{notebook}/{FILE} is not in the results folder this page reads (`cwl reproduce --profile "
+                    f"{profile} --only {notebook}` writes it)")
     try:
         body = json.loads(path.read_text())
         measures, recorded = dict(body["measures"]), dict(body["parameters"])
     except (ValueError, KeyError, TypeError) as err:
-        return {}, f"{path} is unreadable ({type(err).__name__}: {err})"
+        return {}, f"{notebook}/{FILE} is unreadable ({type(err).__name__}: {err})"
     wanted = _compared(params)
     differ = sorted(k for k in set(wanted) | set(recorded) if wanted.get(k) != recorded.get(k))
     if differ:
-        return {}, f"{path} was recorded under other parameters ({', '.join(differ)} differ)"
+        return {}, f"{notebook}/{FILE} was recorded under other parameters ({', '.join(differ)} differ)"
     return measures, ""
 
 
