@@ -26,7 +26,7 @@ paper's, the row is marked *stand-in*, and the two effects are compared in direc
   ``params``, ``features``; :func:`cwl_lib.studies.pruning.table` gives it.
 * ``pruning_layers``: the per-layer frame of that study (:func:`cwl_lib.studies.pruning.layers`), columns ``layer, kind,
   channels_kept, tau``, in network order, for the architecture ``setting["pruning"]["figure_arch"]``.
-* ``measures``: scalars of Sections III-IV measured by 01-03 (absent keys: "not tested here"):
+* ``measures``: scalars of Sections III-IV measured by 01 and 02 (absent keys: "not tested here"):
   ``theorem1_gap`` (01: largest relative gap of Theorem 1, float64, random and real matrices),
   ``rank_k_gap`` (01: largest |rank-k error - singular value tail| / ||A||),
   ``eq3_error`` (02: largest relative difference of im2col x filters against ``F.conv2d``, float32),
@@ -35,8 +35,10 @@ paper's, the row is marked *stand-in*, and the two effects are compared in direc
   ``deeper_eq5_eq3_sines`` (02: list, sine between Eq. 5 and Eq. 3 maps of each dense layer after the first
   of the pretrained backbone), ``fig1_first_distance`` and ``fig1_deeper_distances`` (02: distance from
   orthogonality of the small MNIST CNN's first layer, and list of its next layers'),
-  ``cwl_identity_error`` (03: largest relative difference between a backbone with CWLs at sigma = 1 and
-  the backbone, on real images).
+  ``cwl_identity_error`` (02: largest relative difference between a backbone with CWLs at sigma = 1 and
+  the backbone, on real images). 01 and 02 write them to ``measures.json`` (:mod:`cwl_lib.measures`).
+* ``missing``: notebook -> why its measures are absent (no file, recorded under other parameters); the
+  claims reading that notebook's measures give this reason when "not tested here".
 * ``setting``: what the run was, beyond what the frames hold: ``profile``; ``section3``: ``arch`` (the
   backbone of 01-02) and ``fig1_dataset``; ``pruning``: ``dataset``, ``arch``, ``shots``, ``n_test`` (test
   images behind each accuracy), ``figure_arch``, ``figure_tau``.
@@ -137,6 +139,7 @@ class Inputs:
     pruning_layers: pd.DataFrame | None = None
     measures: Mapping[str, Any] = field(default_factory=dict)
     setting: Mapping[str, Any] = field(default_factory=dict)
+    missing: Mapping[str, str] = field(default_factory=dict)  # notebook -> why its measures are absent
 
 
 def _identity(id_, section, text, evidence, test, source, key, tolerance, effect):
@@ -193,7 +196,7 @@ CLAIMS: tuple[Claim, ...] = (
               "(Sigma = Id in Eq. 6): inserting CWLs leaves a pretrained network unchanged.", "Eq. 6 (no number)",
               "Largest relative difference between the outputs of a pretrained backbone with CWLs inserted "
               "(sigma = 1) and of the backbone itself, on real images; supported when below 1e-6.",
-              "03_classification", "cwl_identity_error", 1e-6, "largest relative output difference"),
+              "02_convolution_svd", "cwl_identity_error", 1e-6, "largest relative output difference"),
     Claim("C9", "IV-B", "CWL is most useful with the fewest labels: its gain over frozen convolutions shrinks as "
           "the number of images per class grows.",
           ("Section IV-B ('more dedicated to limited training size settings')",
@@ -384,7 +387,9 @@ def _measure(claim: Claim, inputs: Inputs) -> Evaluation:
     paper_effect = PaperEffect(None, "-", note="no number printed")
     missing = [k for k in o["keys"] if k not in inputs.measures or inputs.measures[k] is None]
     if missing:
-        return _not_tested(claim, f"{claim.source} recorded no {', '.join(missing)}", paper_effect)
+        why = inputs.missing.get(claim.source)
+        return _not_tested(claim, f"{claim.source} recorded no {', '.join(missing)}" + (f": {why}" if why else ""),
+                           paper_effect)
     values = [inputs.measures[k] for k in o["keys"]]
     if any(isinstance(v, (list, tuple, np.ndarray)) and len(v) == 0 for v in values):
         return _not_tested(claim, f"{claim.source} measured no layer for {', '.join(o['keys'])}", paper_effect)

@@ -1,5 +1,5 @@
 """The paper beside ours: every cell of Tables I-IV with the paper's value, ours, the difference (ours minus
-paper), the significance of CWL against its baseline, and the records behind each of our numbers.
+paper, for the same experiment only), the significance of CWL against its baseline, and the records behind each of our numbers.
 
 **Sources.** Tables I-II are read from the records of ``03_classification``, Table III from
 ``04_retrieval``, Table IV from ``05_pruning``, each in ``<root>/<notebook>/`` in the layout that notebook
@@ -12,7 +12,9 @@ filled by :func:`gather` when ``run_missing`` is set (the smoke page does so); o
 **Matching.** A paper cell and ours are the *same experiment* only when the dataset and backbone (for
 Table IV also the images per class and the finetuning epochs) are the paper's. Otherwise our number is a
 *stand-in*: the paper's dataset or backbone is replaced by one of ours that the paper does not use, named
-in ``our_setting``, and the difference is not a reproduction error. Strategies, image counts and
+in ``our_setting``. Only the same experiment has a ``difference`` (ours minus paper); a stand-in's is left
+empty, since it would compare two experiments: stand-ins are compared with the paper through effects (CWL
+minus its baseline, ...) in the claims ledger (:func:`claims_inputs`, :mod:`cwl_lib.claims`). Strategies, image counts and
 thresholds are never substituted: a paper cell whose strategy, shots or tau we did not run is "not run".
 
 **Significance.** CWL against its baseline (freeze+cwl vs freeze, finetune+cwl vs finetune), paired over
@@ -30,8 +32,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import executor, paper, profiles, strategies, tables
+from . import claims, executor, measures, paper, profiles, smallcnn, strategies, tables
+from . import effects as E
 from .records import Store
+from .studies import setting as run_setting
 from .studies import BY_NOTEBOOK, Context, classification
 from .studies import pruning as pruning_study
 from .studies import retrieval as retrieval_study
@@ -165,7 +169,8 @@ def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_set
     ours = float("nan") if ours is None else float(ours)
     ran = not math.isnan(ours)
     return {"table": table, "row": row, "column": column, "paper": paper_value, "paper_std": paper_std,
-            "ours": ours, "ours_std": ours_std if ran else None, "difference": ours - paper_value,
+            "ours": ours, "ours_std": ours_std if ran else None,
+            "difference": ours - paper_value if ran and same else float("nan"),  # stand-ins: compared by effects
             "repeats": repeats if ran else 0, "same": same, "status": (SAME if same else STAND_IN) if ran else NOT_RUN,
             "paper_setting": paper_setting, "our_setting": our_setting or "-", "select": select if ran else None,
             "keys": tuple(sorted(keys)) if ran else (), "source": source}
@@ -258,7 +263,8 @@ def pruning_cells(src: Source) -> list[dict]:
 
 
 def cells(sources: dict[str, Source]) -> pd.DataFrame:
-    """Every cell of Tables I-IV: paper, ours, difference, repeats, status, settings, and the keys of the
+    """Every cell of Tables I-IV: paper, ours, difference (NaN unless the same experiment), repeats, status,
+    settings, and the keys of the
     records whose values make our number (``select`` names every record of that cell, see :func:`records_behind`)."""
     rows = (classification_cells(sources["03_classification"]) + retrieval_cells(sources["04_retrieval"])
             + pruning_cells(sources["05_pruning"]))
@@ -300,6 +306,107 @@ def significance(sources: dict[str, Source]) -> pd.DataFrame:
     return out
 
 
+# --------------------------------------------------------------------------- the claims ledger
+SECTION3 = ("01_kronecker", "02_convolution_svd")  # the notebooks whose measures the ledger reads (Sections III-IV)
+
+
+def _common(seed: int, device: str, data_root: str) -> dict:
+    return {"seed": seed, "device": device, "data_root": data_root}
+
+
+def _pruning_inputs(src: Source) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
+    """Table IV of the paper's method, its per-layer frame at Fig. 3's threshold, and the study's setting."""
+    p = src.params
+    study = pruning_study.variants(p)[pruning_study.PAPER]
+    setting = {"dataset": study["dataset"], "arch": study["arch"], "shots": study["shots"],
+               "n_test": p.get("test_size"), "figure_arch": study["arch"], "figure_tau": p["figure_tau"]}
+    if not src.records:
+        return None, None, setting
+    unpruned = [r for r in src.records if r["config"]["tau"] is None and r.get("correct", {}).get("acc")]
+    if unpruned:  # the test images behind each accuracy, as recorded (test_size None means all of them)
+        setting["n_test"] = len(unpruned[0]["correct"]["acc"])
+    recs = list(src.records)
+    if not any(r["config"]["tau"] == p["figure_tau"] for r in recs):  # Fig. 3's run outside the study's taus
+        fig = pruning_study.Config(**{**study, "finetune_epochs": ()}, tau=p["figure_tau"])
+        recs += [r for r in store_of(src.folder).records() if r["key"] == pruning_study.key(fig)]
+    return pruning_study.table(src.records), pruning_study.layers(recs), setting
+
+
+def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *, seed: int = 0,
+                  device: str = "auto", data_root: str = "") -> claims.Inputs:
+    """What the claims ledger reads (:class:`cwl_lib.claims.Inputs`): the records of 03-05 in ``sources``
+    (as :func:`gather` returns them), the measures 01 and 02 wrote under ``root/<notebook>/`` (each only when
+    recorded under this profile's parameters; otherwise the reason goes to ``missing``), and the setting, all
+    taken from the profile's parameters."""
+    cls, ret = sources["03_classification"], sources["04_retrieval"]
+    table_iv, layers, pruning_setting = _pruning_inputs(sources["05_pruning"])
+    found, missing = {}, {}
+    for nb in SECTION3:
+        values, why = measures.read(root, nb, profiles.parameters(profile, nb, _common(seed, device, data_root)))
+        found.update(values)
+        if why:
+            missing[nb] = why
+    section3 = profiles.parameters(profile, "02_convolution_svd")
+    return claims.Inputs(
+        classification=classification.frame(cls.records) if cls.records else None,
+        retrieval=retrieval_study.frame(ret.records) if ret.records else None,
+        pruning=table_iv, pruning_layers=layers, measures=found, missing=missing,
+        setting={"profile": profile, "section3": {"arch": section3["arch"], "fig1_dataset": smallcnn.DATASET},
+                 "pruning": pruning_setting})
+
+
+def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
+    """How many claims of the ledger got each verdict, in the order of :data:`cwl_lib.effects.VERDICTS`."""
+    return {v: int((ledger["verdict"] == v).sum()) for v in E.VERDICTS}
+
+
+def verdict_sentence(ledger: pd.DataFrame) -> str:
+    """The ledger in one sentence: how many claims got each verdict (verdicts no claim got are left out)."""
+    counts = {v: n for v, n in verdict_counts(ledger).items() if n}
+    parts = [f"{n} {v}" for v, n in counts.items()]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"Of the {len(ledger)} claims, {listed}."
+
+
+#: The columns of the ledger the page shows first; the rest (test, settings, note) in a second table.
+LEDGER_SHOWN = ["id", "section", "claim", "paper evidence", "effect", "paper effect", "our effect", "p-value",
+                "verdict", "reason", "match"]
+LEDGER_DETAIL = ["id", "test", "source", "our setting", "paper setting", "paper effect in our CI", "note"]
+
+#: Notebooks 01 and 02 state no setting of their own in the paper (Section III has no experiment); their
+#: backbone is the ``paper`` profile's choice.
+SECTION3_SETTING = (run_setting.Row("backbone", lambda p: p["arch"], stated=False),)
+
+
+def stand_ins(profile: str, *, seed: int = 0, device: str = "auto", data_root: str = "") -> pd.DataFrame:
+    """The setting of each notebook the ledger reads under ``profile`` beside the paper's, as the study pages
+    show it near their top (:mod:`cwl_lib.studies.setting`): indexed by (notebook, quantity)."""
+    frames = {}
+    for nb in (*SECTION3, *dict.fromkeys(SOURCES.values())):
+        ours = profiles.parameters(profile, nb, _common(seed, device, data_root))
+        if nb in BY_NOTEBOOK:
+            frames[nb] = BY_NOTEBOOK[nb].setting(ours)
+        else:
+            frames[nb] = run_setting.table(list(SECTION3_SETTING), profiles.parameters("paper", nb), ours)
+    return pd.concat(frames, names=["notebook", "quantity"])
+
+
+def stand_in_sentences(frame: pd.DataFrame) -> list[str]:
+    """One sentence per notebook of :func:`stand_ins`: its setting is the paper's, or what stands in. The paper
+    names no setting for Section III (01, 02): their sentence names the backbone and the ``paper`` profile's."""
+    out = []
+    for nb in dict.fromkeys(frame.index.get_level_values(0)):
+        part = frame.loc[nb]
+        if nb in SECTION3:
+            ours = part.loc["backbone", "this run"]
+            chosen = profiles.parameters("paper", nb)["arch"]
+            out.append(f"{nb}: the paper runs no experiment for Section III's identities, which any input tests; "
+                       f"this run uses {ours} (the paper profile: {chosen}).")
+        else:
+            out.append(f"{nb}: {run_setting.sentence(part)}")
+    return out
+
+
 # --------------------------------------------------------------------------- what the page shows
 def _num(v: float, digits: int, sign: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -317,7 +424,7 @@ def view(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         "paper": [tables.fmt(m, s, digits) for m, s in zip(t["paper"], t["paper_std"])],
         "ours": [tables.fmt(m, s, digits) if st != NOT_RUN else NOT_RUN
                  for m, s, st in zip(t["ours"], t["ours_std"], t["status"])],
-        "ours - paper": [_num(d, digits, sign=True) for d in t["difference"]],
+        "ours - paper": [_num(d, digits, sign=True) if st == SAME else "" for d, st in zip(t["difference"], t["status"])],
         "repeats": [str(n) if n else "" for n in t["repeats"]], "match": t["status"],
     })
     return shown.set_index(["paper row", "column"])
@@ -428,4 +535,5 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
 
 __all__ = ["SOURCES", "PAIRS", "Source", "load", "run", "gather", "sources_root", "cells", "records_behind",
            "significance", "view", "settings", "source_table", "instructions", "provenance", "records_table",
-           "check", "headline", "compared_configs", "store_of"]
+           "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence",
+           "stand_ins", "stand_in_sentences", "LEDGER_SHOWN", "LEDGER_DETAIL"]

@@ -14,6 +14,8 @@ from tqdm import tqdm
 
 from .data.classification import load_mnist_5k as load_split
 
+DATASET = "mnist"  # what the small CNN of Fig. 1 is trained on (the paper's Fig. 1 too)
+
 
 @dataclass(frozen=True)
 class Digits:

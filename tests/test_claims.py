@@ -418,3 +418,13 @@ def test_ledger_shows_no_raw_stand_in_difference():
     stand_ins = led[led["match"] == C.STAND_IN]
     assert len(stand_ins) >= 3 and (stand_ins["paper effect in our CI"] == "").all()
     assert "ours - paper" not in led.columns
+
+
+def test_a_missing_measure_states_why():
+    inputs = C.Inputs(measures={"theorem1_gap": 3e-16}, missing={"02_convolution_svd": "no measures.json here"},
+                      setting=LAPTOP)
+    assert C.evaluate(BY_ID["C1"], inputs).verdict == E.SUPPORTED
+    for cid in ("C3", "C8"):  # both measured by 02
+        ev = C.evaluate(BY_ID[cid], inputs)
+        assert ev.verdict == E.NOT_TESTED and ev.reason.endswith(": no measures.json here")
+    assert BY_ID["C8"].source == "02_convolution_svd"

@@ -1,0 +1,71 @@
+"""The scalars of Sections III-IV that notebooks 01 and 02 measure, kept for the claims ledger of page 06.
+
+Each of those notebooks writes ``<results_dir>/measures.json`` (:func:`write`, an atomic write): the
+notebook, its parameters and a flat mapping of named measures (numbers, or lists of numbers); the names
+are those :class:`cwl_lib.claims.Inputs` reads (see its module docstring). Page 06 reads them back from
+``<root>/<notebook>/measures.json`` (:func:`read`), the layout ``cwl reproduce`` gives each notebook's
+results (``results/<profile>/<notebook>/``). A file recorded under other parameters than the ones page
+06 expects (another profile, seed or ``-p`` override) is not read, so no verdict mixes settings; what is
+missing comes back as a reason instead of measures.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from .paths import atomic_write
+
+FILE = "measures.json"
+VERSION = 1
+NOTEBOOKS = ("01_kronecker", "02_convolution_svd")
+# Where and on what a notebook ran, not what it computed: a difference in these does not make another setting.
+IGNORED = ("results_dir", "data_root", "device", "workers", "ray_address", "gpus_per_run")
+
+
+def _plain(value):
+    """JSON-safe copy: numpy and torch scalars as Python numbers, tuples and arrays as lists, NaN as None."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars, tensors
+        return _plain(value.tolist())
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _compared(params: Mapping[str, Any]) -> dict:
+    return {k: _plain(v) for k, v in sorted(params.items()) if k not in IGNORED}
+
+
+def write(out_dir: str | Path, notebook: str, params: Mapping[str, Any], measures: Mapping[str, Any]) -> Path:
+    """Write ``measures`` of ``notebook`` run under ``params`` to ``out_dir/measures.json``; returns the path."""
+    body = {"version": VERSION, "notebook": notebook, "parameters": _compared(params), "measures": _plain(measures)}
+    text = json.dumps(body, indent=1, allow_nan=False)
+    return atomic_write(Path(out_dir) / FILE, lambda tmp: tmp.write_text(text))
+
+
+def read(root: str | Path, notebook: str, params: Mapping[str, Any]) -> tuple[dict, str]:
+    """The measures ``notebook`` recorded in ``root/notebook/measures.json`` under ``params``, and ``""``;
+    or ``{}`` and the reason they cannot be used (no file, unreadable, recorded under other parameters)."""
+    path = Path(root) / notebook / FILE
+    if not path.is_file():
+        profile = params.get("profile", "smoke")
+        return {}, (f"{notebook}/{FILE} is not in the results folder this page reads (`cwl reproduce --profile "
+                    f"{profile} --only {notebook}` writes it)")
+    try:
+        body = json.loads(path.read_text())
+        measures, recorded = dict(body["measures"]), dict(body["parameters"])
+    except (ValueError, KeyError, TypeError) as err:
+        return {}, f"{notebook}/{FILE} is unreadable ({type(err).__name__}: {err})"
+    wanted = _compared(params)
+    differ = sorted(k for k in set(wanted) | set(recorded) if wanted.get(k) != recorded.get(k))
+    if differ:
+        return {}, f"{notebook}/{FILE} was recorded under other parameters ({', '.join(differ)} differ)"
+    return measures, ""
+
+
+__all__ = ["FILE", "NOTEBOOKS", "IGNORED", "write", "read"]
