@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import profiles
+from . import profiles, schedule
 from .data import MissingDataError
 from .data.check import check_all, report, unmet
 from .data.fetch import FetchError, expand, fetch, parse_expected
-from .dryrun import dry_run
+from .dryrun import dry_run, project
 from .models import WeightsUnavailableError
 from .paths import data_root, project_root
 from .records import device_name
@@ -44,21 +44,44 @@ def _cmd_reproduce(args) -> int:
         if getattr(args, option) is not None:  # the notebooks' executor parameters (cwl_lib.executor)
             overrides[name] = getattr(args, option)
     if args.dry_run:
-        return _dry_run(args.profile, overrides)
+        return _dry_run(args.profile, overrides, args.probes, args.retrieval_probes, args.packing)
     signal.signal(signal.SIGTERM, _interrupt)
     reproduce(args.profile, only=args.only, overrides=overrides, book=not args.no_book)
     return 0
 
 
-def _dry_run(profile: str, overrides: dict) -> int:
-    params = plan(profile, ["03_classification"], overrides)["03_classification"]
-    device = pick_device(params["device"])
-    print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {device_name(device)}")
-    table = dry_run(params, device)
+def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retrieval_log: str | None = None,
+             packing_log: str | None = None) -> int:
+    names = ["03_classification", "04_retrieval", "05_pruning"]
+    params_of = plan(profile, names, overrides)
+    params = params_of["03_classification"]
+    if probes_log:
+        probes = schedule.probes_from_log(schedule.read(probes_log))
+        where = f"the probes logged in {probes_log}"
+        print(f"[dry-run] {profile} profile, {where}")
+        table = project(probes, params)
+    else:
+        device = pick_device(params["device"])
+        where = device_name(device)
+        print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {where}")
+        probes = []
+        table = dry_run(params, device, probes_out=probes)
     print(table.groupby(["arch", "strategy"])[["runs", "seconds"]].sum().round(1).to_string())
     total = float(table["seconds"].sum())
-    print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {device_name(device)} "
+    print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {where} "
           "(random weights and synthetic images of the real datasets' class counts and test sizes)")
+    jobs = schedule.classification_jobs(probes, params) + schedule.pruning_jobs(probes, params_of["05_pruning"])
+    if retrieval_log:
+        jobs += schedule.retrieval_jobs(schedule.retrieval_probes_from_log(schedule.read(retrieval_log)),
+                                        params_of["04_retrieval"])
+    else:
+        print("[dry-run] retrieval (Table III) is left out: pass --retrieval-probes LOG, a log of "
+              "benchmarks/gpu_check_retrieval.py on the same kind of device")
+    throughput = schedule.throughput_from_log(schedule.read(packing_log)) if packing_log else {}
+    per_gpu = sorted({1, *throughput})
+    print(f"[dry-run] wall time on K such devices, R runs per device (longest runs first; "
+          f"{'packing gains from ' + packing_log if throughput else 'R = 1: packing gains not measured'}):")
+    print(schedule.projection(jobs, per_gpu=per_gpu, throughput=throughput).round(2).to_string(index=False))
     return 0
 
 
@@ -127,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dry-run", action="store_true",
                      help="time a few runs on synthetic stand-ins of the profile's datasets and project the "
                      "classification grid's total time; runs no notebook")
+    rep.add_argument("--probes", default=None, metavar="LOG",
+                     help="with --dry-run: project from the probes of this earlier dry-run log instead of probing "
+                     "(benchmarks/results/ holds the H100 ones)")
+    rep.add_argument("--retrieval-probes", default=None, metavar="LOG",
+                     help="with --dry-run: a log of benchmarks/gpu_check_retrieval.py, to project Table III too")
+    rep.add_argument("--packing", default=None, metavar="LOG",
+                     help="with --dry-run: a log of benchmarks/gpu_check_ray.py (runs per hour with 1, 2, 4 runs "
+                     "per GPU), to project packed runs")
     rep.set_defaults(func=_cmd_reproduce)
 
     data = sub.add_parser("data", help="datasets and weights")

@@ -35,10 +35,10 @@ import torch
 from . import claims, executor, measures, paper, profiles, smallcnn, strategies, tables
 from . import effects as E
 from .records import Store
-from .studies import setting as run_setting
 from .studies import BY_NOTEBOOK, Context, classification
 from .studies import pruning as pruning_study
 from .studies import retrieval as retrieval_study
+from .studies import setting as run_setting
 
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
 

@@ -119,8 +119,9 @@ def project(probes: list[Probe], params: dict) -> pd.DataFrame:
 
 
 def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, load_model=None,
-            log=print) -> pd.DataFrame:
-    """Probe every (arch, strategy) of ``params`` on ``device`` and return the projected grid."""
+            log=print, probes_out: list | None = None) -> pd.DataFrame:
+    """Probe every (arch, strategy) of ``params`` on ``device`` and return the projected grid (the probes
+    are appended to ``probes_out`` when given)."""
     load_model = load_model or (lambda arch: load_backbone(arch, pretrained=False))  # timing needs no weights
     n_test = n_test or (256 if device.type == "cuda" else 32)
     tune_for_repeated_shapes(device)  # as a GPU grid does
@@ -135,6 +136,8 @@ def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, lo
             log(f"[dry-run] {arch:>12} {strategy:<13} setup {p.setup_s:7.3f} s, eval {1e3 * p.eval_per_image_s:7.2f} "
                 f"ms/img, step {1e3 * p.step_s:8.2f} ms")
             probes.append(p)
+    if probes_out is not None:
+        probes_out.extend(probes)
     return project(probes, params)
 
 

@@ -74,6 +74,18 @@ def retrieval_probes_from_log(text: str) -> dict[str, RetrievalProbe]:
     return {a: RetrievalProbe(a, steps.get(a, {}), rates[a]) for a in rates}
 
 
+_PACKING_LINE = re.compile(r"^packing: (\d+) runs? per GPU: ([\d.]+) runs/h")
+
+
+def throughput_from_log(text: str) -> dict[int, float]:
+    """Runs-per-hour gain of R runs per GPU over one (R -> gain), from a ``gpu_check_ray.py`` log."""
+    rates = {int(m[1]): float(m[2]) for line in text.splitlines() if (m := _PACKING_LINE.match(line))}
+    if 1 not in rates:
+        raise ValueError("no 'packing: 1 run per GPU: N runs/h' line in this log; pass a log of "
+                         "benchmarks/gpu_check_ray.py")
+    return {r: v / rates[1] for r, v in rates.items()}
+
+
 def _probe(by_pair: dict, arch: str, strategy: str) -> Probe:
     try:
         return by_pair[(arch, strategy)]
@@ -184,5 +196,5 @@ def read(path: str | Path) -> str:
     return path.read_text()
 
 
-__all__ = ["Job", "RetrievalProbe", "probes_from_log", "retrieval_probes_from_log", "classification_jobs",
+__all__ = ["Job", "RetrievalProbe", "probes_from_log", "retrieval_probes_from_log", "throughput_from_log", "classification_jobs",
            "retrieval_jobs", "pruning_jobs", "paper_jobs", "simulate", "projection", "read"]

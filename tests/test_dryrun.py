@@ -53,8 +53,9 @@ def test_probe_times_real_runs_on_a_small_backbone():
 def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
     seen = {}
 
-    def fake(params, device, **kw):
+    def fake(params, device, probes_out=None, **kw):
         seen["params"] = params
+        probes_out.extend(_probes(params))
         return dryrun.project(_probes(params), params)
 
     monkeypatch.setattr(cli, "dry_run", fake)
@@ -62,3 +63,4 @@ def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert seen["params"]["repeats"] == 2 and seen["params"]["archs"] == ["vgg16", "resnet50"]
     assert "projected" in out and " h on " in out
+    assert "retrieval (Table III) is left out" in out and "whole profile (h)" in out

@@ -1,0 +1,73 @@
+"""The schedule simulation of the dry-run: LPT packing, waiting jobs, packed runs, and the paper profile
+projected from the H100 probes kept in benchmarks/results."""
+import re
+from pathlib import Path
+
+import pytest
+
+from cwl_lib import cli, reproduce, schedule
+from cwl_lib.schedule import Job
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+H100_PROBES = RESULTS / "h100-2026-11-27b" / "dryrun_h100_graphs_b.log"
+H100_RETRIEVAL = RESULTS / "h100-2026-11-27" / "gpu_check_retrieval.log"
+
+
+def jobs(*seconds):
+    return [Job(f"j{i}", "s", s) for i, s in enumerate(seconds)]
+
+
+def test_longest_first_packing_gives_the_known_lpt_schedule():
+    # 5, 4, 3, 3, 3 on two slots: LPT puts 5 | 4, 3 | 3 | 3 -> 8 and 10 (the optimum, 9, is not LPT's)
+    assert schedule.simulate(jobs(3, 5, 3, 4, 3), 2) == 10
+    assert schedule.simulate(jobs(3, 5, 3, 4, 3), 1) == 18
+    assert schedule.simulate(jobs(3, 5, 3, 4, 3), 8) == 5  # never below the longest job
+
+
+def test_a_job_starts_after_the_job_it_waits_for():
+    grid = [Job("transfer", "pruning", 10), Job("tau 1", "pruning", 1, "transfer"), Job("tau 2", "pruning", 1, "transfer")]
+    assert schedule.simulate(grid, 4) == 11
+
+
+def test_packed_runs_take_longer_each_unless_packing_gains():
+    assert schedule.simulate(jobs(1, 1, 1, 1), 1, per_gpu=2) == 4  # no gain assumed: the same wall time
+    assert schedule.simulate(jobs(1, 1, 1, 1), 1, per_gpu=2, throughput={2: 1.6}) == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="counts >= 1"):
+        schedule.simulate(jobs(1), 0)
+
+
+def test_the_h100_probes_are_read_back_as_logged():
+    text = H100_PROBES.read_text()
+    probes = schedule.probes_from_log(text)
+    assert len(probes) == 9 and {p.arch for p in probes} == {"vgg16", "resnet50"}
+    params = reproduce.plan("paper", ["03_classification"], {})["03_classification"]
+    logged = float(re.search(r"projected: \d+ runs, ([\d.]+) h", text)[1])
+    ours = sum(j.seconds for j in schedule.classification_jobs(probes, params)) / 3600
+    assert ours == pytest.approx(logged, abs=0.01)  # the log's probes rounded to its printed digits
+    retrieval = schedule.retrieval_probes_from_log(H100_RETRIEVAL.read_text())
+    assert retrieval["vgg16"].images_per_s == 347.1 and retrieval["resnet50"].step_s["finetune+cwl"] == 0.14
+    with pytest.raises(ValueError, match="no probe line"):
+        schedule.probes_from_log("nothing here")
+
+
+def test_the_paper_profile_projects_to_at_most_an_hour_on_four_h100s():
+    params = reproduce.plan("paper", ["03_classification", "04_retrieval", "05_pruning"], {})
+    grid = schedule.paper_jobs(params, schedule.probes_from_log(H100_PROBES.read_text()),
+                               schedule.retrieval_probes_from_log(H100_RETRIEVAL.read_text()))
+    assert {j.study for j in grid} == {"classification", "retrieval", "pruning"}
+    table = schedule.projection(grid).set_index("GPUs")
+    hours = table["whole profile (h)"]
+    assert list(hours.index) == [1, 2, 4, 8] and hours.is_monotonic_decreasing
+    assert hours[4] <= 1.0 < hours[1]
+    total = sum(j.seconds for j in grid) / 3600
+    assert hours[1] == pytest.approx(total)  # one GPU runs them all, one after another
+    assert hours[4] >= total / 4
+
+
+def test_the_dry_run_command_prints_the_projection_for_one_to_eight_gpus(capsys):
+    assert cli.main(["reproduce", "--profile", "paper", "--dry-run", "--probes", str(H100_PROBES),
+                     "--retrieval-probes", str(H100_RETRIEVAL)]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+[1248]\s+1\s+\d", line)]
+    assert [r[0] for r in rows] == ["1", "2", "4", "8"]
+    assert "retrieval alone" in out
