@@ -12,7 +12,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 import torchvision
 
 from cwl_lib import convolution as conv

@@ -71,3 +71,12 @@ def test_the_dry_run_command_prints_the_projection_for_one_to_eight_gpus(capsys)
     rows = [line.split() for line in out.splitlines() if re.match(r"\s+[1248]\s+1\s+\d", line)]
     assert [r[0] for r in rows] == ["1", "2", "4", "8"]
     assert "retrieval alone" in out
+
+
+def test_the_projection_the_book_shows_is_what_the_code_computes_today(capsys, monkeypatch):
+    # book/reproduce.md includes this log; rerun the command of its first line if this fails
+    monkeypatch.chdir(RESULTS.parent.parent)
+    logged = (RESULTS / "schedule" / "paper_on_h100_probes.log").read_text()
+    assert cli.main(["reproduce", "--profile", "paper", "--dry-run", "--probes", str(H100_PROBES.relative_to(RESULTS.parent.parent)),
+                     "--retrieval-probes", str(H100_RETRIEVAL.relative_to(RESULTS.parent.parent))]) == 0
+    assert capsys.readouterr().out == logged
