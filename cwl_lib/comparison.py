@@ -78,6 +78,7 @@ class Source:
     records: list[dict]  # the grid's records found
     other: int = 0  # records of other settings in the same store, left out
     ran_here: bool = False  # filled by this page (run_missing)
+    failed: int = 0  # runs of its grid that failed twice (``runs/failed/<key>.json``), left out of the tables
 
     @property
     def found(self) -> int:
@@ -105,7 +106,8 @@ def load(notebook: str, folder: str | Path, params: dict) -> Source:
     every = store.records()
     wanted = set(expected)
     found = [r for r in every if r["key"] in wanted]
-    return Source(notebook, Path(folder), params, expected, found, len(every) - len(found))
+    failed = sum(f["key"] in wanted for f in store.failures())
+    return Source(notebook, Path(folder), params, expected, found, len(every) - len(found), failed=failed)
 
 
 def run(notebook: str, params: dict, folder: str | Path) -> None:
@@ -446,7 +448,7 @@ def source_table(sources: dict[str, Source]) -> pd.DataFrame:
     return pd.DataFrame([{
         "notebook": s.notebook, "tables": s.tables, "store": str(s.folder), "records of its grid": s.found,
         "runs in its grid": len(s.expected), "other settings left out": s.other, "status": s.status,
-        "run by this page": s.ran_here,
+        "failed twice": s.failed, "run by this page": s.ran_here,
     } for s in sources.values()])
 
 
@@ -456,6 +458,8 @@ def instructions(sources: dict[str, Source], profile: str) -> list[str]:
         f"Table{'s' if ',' in s.tables else ''} {s.tables}: {s.folder} holds {s.found} of the {len(s.expected)} "
         f"records of the {profile} grid of {s.notebook}; run `cwl reproduce --profile {profile} --only {s.notebook}` "
         "(it keeps the runs already recorded), then this page again. Until then those cells read 'not run'."
+        + (f" {s.failed} of its runs failed twice: their errors are in {s.folder / 'runs' / 'failed'}, and the "
+           "rerun tries them again." if s.failed else "")
         for s in sources.values() if s.status != "complete"
     ]
 

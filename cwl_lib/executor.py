@@ -133,7 +133,8 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
     held = sum(r is not None for r in dict(zip(map(study.key, configs), records)).values())
     n = len(dict.fromkeys(map(study.key, configs)))
     print(f"{study.NAME}: {held} of {n} runs recorded, {counts['run']} run now in "
-          f"{time.perf_counter() - start:.0f} s, {counts['failed']} failed", file=out)
+          f"{time.perf_counter() - start:.0f} s, {n - len(todo)} already recorded, {counts['failed']} failed",
+          file=out)
     for config, error in failures:
         print(f"  failed twice, left out of the tables (failed/{study.key(config)}.json; rerun to retry): "
               f"{describe(config)}: {error}", file=out)

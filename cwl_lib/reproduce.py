@@ -30,7 +30,7 @@ from .parameters import ParameterError
 from .paths import project_root
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
-BOOK_DIRS = ("book",)
+BOOK_DIRS = ("book", "benchmarks/results/schedule")  # the second: logs the book includes
 HTML_DIR = Path("_build") / "html"  # the built book, relative to the project root
 
 
@@ -133,8 +133,9 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
     stage.mkdir(parents=True)
     for f in BOOK_FILES:
         shutil.copy2(root / f, stage / f)
-    for d in BOOK_DIRS:
-        shutil.copytree(root / d, stage / d)
+    for d in BOOK_DIRS:  # one absent makes the page that includes it fail the build, by name
+        if (root / d).is_dir():
+            shutil.copytree(root / d, stage / d)
     (stage / "notebooks").mkdir()
     executed = build_dir / "executed" / profile
     for name in profiles.NOTEBOOKS:

@@ -102,7 +102,8 @@ def test_grid_and_records_and_resume(tmp_path, monkeypatch):
     out = io.StringIO()
     executor.run(study, configs, store, toy_context(), progress=False, out=out)
     assert calls == [configs[3]]
-    assert out.getvalue().startswith(f"classification: {len(configs)} runs, 1 run now")
+    assert out.getvalue().startswith(f"classification: {len(configs)} of {len(configs)} runs recorded, 1 run now")
+    assert out.getvalue().endswith(f"{len(configs) - 1} already recorded, 0 failed\n")
 
     table = tables.comparison_table(study.frame(store.records()), ["freeze", "freeze+cwl"], "freeze", "freeze+cwl")
     assert ("resnet50", "toy", "freeze", "ours") in table.index

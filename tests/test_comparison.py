@@ -299,3 +299,16 @@ def test_stand_in_tables_name_every_notebook_the_ledger_reads():
     sentences = comparison.stand_in_sentences(frame)
     assert len(sentences) == 5 and all("stand-in" in t for t in sentences[2:])
     assert set(comparison.stand_ins("paper")["here"]) == {"same"}
+
+
+def test_a_run_that_failed_twice_is_counted_and_named_with_where_its_error_is(tmp_path):
+    params = _classification_params()
+    gone = classification.configs(params)[0]
+    store = _write_classification(tmp_path, params, lambda cfg: None if cfg == gone else _acc(cfg))
+    store.fail(classification.key(gone), "classification", gone, "OutOfMemoryError: CUDA out of memory", "...", 2)
+    src = comparison.load("03_classification", tmp_path / "03_classification", params)
+    assert src.failed == 1 and src.status == "partial"
+    row = comparison.source_table({"03_classification": src}).iloc[0]
+    assert row["failed twice"] == 1 and row["records of its grid"] == len(src.expected) - 1
+    (line,) = comparison.instructions({"03_classification": src}, "paper")
+    assert "1 of its runs failed twice" in line and str(store.folder / "failed") in line

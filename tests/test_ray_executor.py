@@ -5,13 +5,12 @@ from pathlib import Path
 
 import fake_study
 import pytest
+import ray
 import torch
 
-ray = pytest.importorskip("ray")
-
-from cwl_lib import executor, ray_executor, reproduce  # noqa: E402
-from cwl_lib.records import Store  # noqa: E402
-from cwl_lib.studies import BY_NOTEBOOK, Context  # noqa: E402
+from cwl_lib import executor, ray_executor, reproduce
+from cwl_lib.records import Store
+from cwl_lib.studies import BY_NOTEBOOK, Context
 
 HERE = Path(__file__).resolve().parent
 # what differs between two runs of one config by design: where, when, how long
