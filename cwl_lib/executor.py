@@ -142,7 +142,16 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
 
 
 def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures: list, describe) -> None:
-    queue, deferred, claims, attempts = deque(todo), [], {}, {}
+    claims: dict = {}
+    try:
+        _loop(study, todo, store, backend, bar, counts, failures, describe, claims)
+    finally:  # an error or an interrupt: let go of the keys in flight, so a rerun (even in this kernel) can take them
+        for claim in claims.values():
+            claim.release()
+
+
+def _loop(study, todo, store, backend, bar, counts, failures, describe, claims) -> None:
+    queue, deferred, attempts = deque(todo), [], {}
     succeeded = False
 
     def status():

@@ -131,3 +131,24 @@ def test_a_driver_killed_mid_grid_resumes_without_redoing_a_finished_run(tmp_pat
     rerun = fake_study.calls(log)[before:]
     assert not finished & set(rerun)
     assert len(Store(store).records()) == 6 and not Store(store).failures()
+
+
+def test_an_interrupted_grid_lets_go_of_its_keys_so_this_process_can_rerun_it(tmp_path):
+    store = Store(tmp_path / "store")
+    configs = grid(tmp_path / "log", n=3)
+
+    calls = []
+
+    def interrupt(config, context):
+        calls.append(config)
+        raise KeyboardInterrupt
+
+    study = type(fake_study)("interrupting")
+    study.__dict__.update({k: getattr(fake_study, k) for k in ("NAME", "key", "order")}, run_one=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        executor.run(study, configs, store, Context("cpu"), progress=False)
+    claim = store.claim(fake_study.key(configs[0]))  # would be None (held) without the release
+    assert claim is not None
+    claim.release()
+    out = executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    assert [r["value"] for r in out] == [0, 1, 4]
