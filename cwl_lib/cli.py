@@ -81,7 +81,10 @@ def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retri
     per_gpu = sorted({1, *throughput})
     print(f"[dry-run] wall time on K such devices, R runs per device (longest runs first; "
           f"{'packing gains from ' + packing_log if throughput else 'R = 1: packing gains not measured'}):")
-    print(schedule.projection(jobs, per_gpu=per_gpu, throughput=throughput).round(2).to_string(index=False))
+    projected = schedule.projection(jobs, per_gpu=per_gpu, throughput=throughput).round(2)
+    if not retrieval_log:
+        projected = projected.rename(columns={"whole profile (h)": "Tables I, II, IV (h)"})
+    print(projected.to_string(index=False))
     return 0
 
 
@@ -141,12 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
     rep.add_argument("--no-book", action="store_true", help="execute the notebooks only")
     rep.add_argument("--workers", default=None, metavar="N",
-                     help="runs at once: 1 (default) runs them in the notebook's process; more run as Ray tasks on "
+                     help="runs at once: 1 (default) runs them in the notebook's process; more run on Ray workers on "
                      "a local Ray instance of N CPUs and this machine's GPUs")
     rep.add_argument("--address", default=None, metavar="ADDRESS",
                      help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of starting a local one")
     rep.add_argument("--gpus-per-run", default=None, metavar="F",
-                     help="share of a GPU each Ray task takes (0.25 packs four runs on a GPU; default 1)")
+                     help="share of a GPU each Ray worker holds (0.25 packs four runs on a GPU; default 1)")
     rep.add_argument("--dry-run", action="store_true",
                      help="time a few runs on synthetic stand-ins of the profile's datasets and project the "
                      "classification grid's total time; runs no notebook")

@@ -6,8 +6,8 @@ backend, and writes each record to the store (:class:`cwl_lib.records.Store`) as
 so a stopped grid resumes where it stopped and a rerun does no finished run again.
 
 * **Backends.** With one worker and no Ray address, runs go one after another in this process (no Ray is
-  imported). Otherwise each run is a Ray task (:mod:`cwl_lib.ray_executor`) that returns its record; only
-  the driver writes the store, so a worker that dies loses its own run only.
+  imported). Otherwise each run is a call on one of a pool of Ray actors (:mod:`cwl_lib.ray_executor`)
+  that returns its record; only the driver writes the store, so a worker that dies loses its own run only.
 * **Two drivers on one store.** Before a run starts, the driver claims its key (``flock``, released by
   the kernel when the driver ends, even by SIGKILL); a key another driver holds is skipped, then waited
   for at the end and run only if that driver left no record of it.
@@ -95,8 +95,9 @@ class Serial:
         pass
 
 
-def backend_for(study, context: Context, workers: int, ray_address: str, gpus_per_run: float):
-    if workers == 1 and not ray_address:
+def backend_for(study, context: Context, workers: int, ray_address: str, gpus_per_run: float,
+                through_ray: bool | None = None):
+    if not (through_ray if through_ray is not None else workers > 1 or bool(ray_address)):
         return Serial(study, context)
     # Ray's crash handler would print a stack dump when papermill stops the kernel with SIGTERM
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
@@ -105,26 +106,29 @@ def backend_for(study, context: Context, workers: int, ray_address: str, gpus_pe
 
 
 def run(study, configs: list, store: Store, context: Context, *, progress: bool = True,
-        describe=str, out=None, workers: int = 1, ray_address: str = "", gpus_per_run: float = 1.0) -> list[dict]:
+        describe=str, out=None, workers: int = 1, ray_address: str = "", gpus_per_run: float = 1.0,
+        through_ray: bool | None = None) -> list[dict]:
     """Run every config not yet recorded; return the records of ``configs`` that exist, in their order.
 
-    ``workers``: runs at once (1: in this process; more: Ray tasks, on a local Ray instance started with
+    ``workers``: runs at once (1: in this process; more: Ray workers, on a local Ray instance started with
     that many CPUs and this machine's GPUs, or on the cluster at ``ray_address``, where 1 means as many as
-    its resources allow); ``gpus_per_run``: the share of a GPU each Ray task asks for. One summary line is
-    printed at the end (stdout, or ``out``), naming each run that failed.
+    its resources allow); ``gpus_per_run``: the share of a GPU each Ray worker holds; ``through_ray``
+    forces (True) or forbids (False) Ray whatever ``workers`` is. One summary line is printed at the end
+    (stdout, or ``out``), naming each run that failed.
     """
     out = out or sys.stdout
     if context.shared is None:
         context.shared = store.shared
     todo = missing(study, configs, store)
+    n_keys = len(dict.fromkeys(map(study.key, configs)))
     start = time.perf_counter()
-    backend = backend_for(study, context, workers, ray_address, gpus_per_run) if todo else None
-    counts = {"run": 0, "failed": 0}
+    backend = backend_for(study, context, workers, ray_address, gpus_per_run, through_ray) if todo else None
+    counts = {"run": 0, "failed": 0, "other": 0}
     failures: list[tuple[object, str]] = []
     bar = tqdm(total=len(todo), desc=f"{study.NAME} runs", disable=not progress, file=sys.stderr)
     try:
         if todo:
-            _drive(study, todo, store, backend, bar, counts, failures, describe)
+            _drive(study, todo, store, backend, bar, counts, failures, describe, recorded=len(todo) < n_keys)
     finally:
         bar.close()
         if backend is not None:
@@ -133,7 +137,8 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
     held = sum(r is not None for r in dict(zip(map(study.key, configs), records)).values())
     n = len(dict.fromkeys(map(study.key, configs)))
     print(f"{study.NAME}: {held} of {n} runs recorded, {counts['run']} run now in "
-          f"{time.perf_counter() - start:.0f} s, {n - len(todo)} already recorded, {counts['failed']} failed",
+          f"{time.perf_counter() - start:.0f} s, {n - len(todo)} already recorded, "
+          + (f"{counts['other']} run by another driver, " if counts["other"] else "") + f"{counts['failed']} failed",
           file=out)
     for config, error in failures:
         print(f"  failed twice, left out of the tables (failed/{study.key(config)}.json; rerun to retry): "
@@ -141,18 +146,20 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
     return [r for r in records if r is not None]
 
 
-def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures: list, describe) -> None:
+def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures: list, describe,
+           recorded: bool) -> None:
     claims: dict = {}
     try:
-        _loop(study, todo, store, backend, bar, counts, failures, describe, claims)
+        _loop(study, todo, store, backend, bar, counts, failures, describe, claims, recorded)
     finally:  # an error or an interrupt: let go of the keys in flight, so a rerun (even in this kernel) can take them
         for claim in claims.values():
             claim.release()
 
 
-def _loop(study, todo, store, backend, bar, counts, failures, describe, claims) -> None:
+def _loop(study, todo, store, backend, bar, counts, failures, describe, claims, recorded) -> None:
     queue, deferred, attempts = deque(todo), [], {}
-    succeeded = False
+    succeeded = recorded  # runs of this grid already recorded: the setting works, a failure is the run's
+    began = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def status():
         bar.set_postfix_str(f"done {counts['run']}, failed {counts['failed']}, left {len(todo) - bar.n}"
@@ -172,11 +179,12 @@ def _loop(study, todo, store, backend, bar, counts, failures, describe, claims) 
                 deferred.append(config)
                 status()
                 continue
+            claims[key] = claim  # before anything else can raise: the finally of _drive releases it
             if store.has(key):  # another driver finished it since this one looked
-                claim.release()
+                claims.pop(key).release()
+                counts["other"] += 1
                 bar.update(1)
                 continue
-            claims[key] = claim
             backend.submit(config)
         if not backend.pending:
             if deferred:  # wait for the other driver, then run what it left undone
@@ -184,7 +192,14 @@ def _loop(study, todo, store, backend, bar, counts, failures, describe, claims) 
                 key = study.key(config)
                 claim = store.claim(key, wait=True)
                 claim.release()
+                failed = store.failure(key)
                 if store.has(key):
+                    counts["other"] += 1
+                    bar.update(1)
+                    status()
+                elif failed is not None and failed["finished"] >= began:  # it failed twice over there
+                    counts["failed"] += 1
+                    failures.append((config, failed["error"] + " (in another driver)"))
                     bar.update(1)
                     status()
                 else:
@@ -199,9 +214,10 @@ def _loop(study, todo, store, backend, bar, counts, failures, describe, claims) 
             settle(key)
             continue
         cause = getattr(err, "cause", None)
-        for e in (err, cause):
-            if isinstance(e, fatal_errors()):
-                raise e
+        if isinstance(cause, fatal_errors()):  # from a Ray worker: its own message, not Ray's wrapper
+            raise cause from None
+        if isinstance(err, fatal_errors()):
+            raise err
         attempts[key] = attempts.get(key, 0) + 1
         line, trace = error_text(err)
         if attempts[key] < ATTEMPTS:

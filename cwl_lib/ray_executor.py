@@ -1,50 +1,74 @@
-"""Ray tasks for a study's grid: one task per run, returning its record to the driver (:mod:`cwl_lib.executor`).
+"""Ray actors for a study's grid: each run is a call on one of them, returning its record to the driver
+(:mod:`cwl_lib.executor`).
 
 Imported only when a grid runs through Ray (``workers > 1`` or a Ray address), so ``import cwl_lib`` never
 imports Ray.
 
-**What a task loads.** A task gets its config, the study's module name and the driver's
-:class:`~cwl_lib.studies.context.Context` settings, put once in Ray's object store per grid (a few hundred
-bytes: the device type, the data root, the store's ``shared/`` folder, batch sizes). Data and weights do
-not travel with tasks: Ray reuses its worker processes, and each worker keeps one Context per grid, whose
-memo holds the dataset (decoded once from the data root, a path every node sees) and the backbone (read
-once from torch's hub cache) while its later tasks use them. A pruning study's transferred network is
-trained by the first task that needs it, under a file lock, and read by the others from ``shared/``.
-So a worker reads each dataset and backbone once per grid, however many tasks it runs.
+**Workers.** The backend starts one Ray actor per slot: a worker process that holds one CPU and, on a GPU,
+``gpus_per_run`` of one GPU (0.25 packs four on a GPU) for its whole life, so the CUDA device it opened is
+the one Ray gave it. Each actor builds one :class:`~cwl_lib.studies.context.Context` from the driver's
+settings (put once in Ray's object store: the device, the data root, the store's ``shared/`` folder,
+batch sizes) and keeps it across its runs. Data and weights do not travel with the runs: the Context's
+memo holds the latest dataset (decoded from the data root, a path every node must see) and backbone
+(read from torch's hub cache) while the actor's next runs use them, so an actor reads each once per
+consecutive block of runs that share it; the driver hands runs out in the study's order, which keeps
+those blocks long. Each actor holds its own copy of the dataset in memory (a few GB for the paper's
+largest at 224 px): size ``--workers`` to the node's memory. A pruning study's transferred network is
+trained by the first run that needs it, under a file lock, and read by the others from ``shared/``.
 
-**Resources.** Each task asks for one CPU and, on a GPU, ``gpus_per_run`` of one (0.25 packs four runs
-on a GPU). A local Ray instance is started with ``workers`` CPUs and the machine's GPUs; an existing
-cluster is joined at its address (``ray start --head`` on a workstation, or inside a SLURM allocation).
-Ray's own retries are off: the driver retries a failed run once and records a second failure.
+**Device.** A driver asked for ``auto`` lets the cluster decide: its actors run on a GPU when the cluster
+has one, whatever the driver's own machine has. ``cuda`` or ``cpu`` is obeyed.
+
+**Failures.** An actor that dies (a crash, Ray's out-of-memory kill) fails its run and is replaced; Ray's
+own retries are off: the driver retries a failed run once and records a second failure.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import os
-import uuid
+import sys
 
 import ray
 import torch
 
 from .studies.context import Context
 
-_CONTEXTS: dict[str, Context] = {}  # in a worker process: the current grid's Context (one at a time)
+
+class Worker:
+    """One Ray actor's state: the grid's Context, built once in the worker process."""
+
+    def __init__(self, spec: dict):
+        if spec["threads"]:
+            torch.set_num_threads(spec["threads"])
+        self.context = Context(device=spec["device"], **spec["fields"])
+
+    def run(self, study_module: str, config) -> dict:
+        return importlib.import_module(study_module).run_one(config, self.context)
 
 
 def _context_fields(context: Context) -> dict:
     return {f.name: getattr(context, f.name) for f in dataclasses.fields(Context)
-            if f.name not in ("_memo", "device")}
+            if f.name not in ("_memo", "device", "requested")}
 
 
-def _run(study_module: str, config, spec: dict, token: str) -> dict:
-    context = _CONTEXTS.get(token)
-    if context is None:
-        _CONTEXTS.clear()  # the previous grid's data and backbone go with it
-        if spec["threads"]:
-            torch.set_num_threads(spec["threads"])
-        context = _CONTEXTS[token] = Context(device=spec["device"], **spec["fields"])
-    return importlib.import_module(study_module).run_one(config, context)
+def device_for(requested: str, cluster_gpus: float) -> str:
+    """The device type the actors use: ``auto`` becomes cuda where the cluster has a GPU."""
+    if requested == "auto":
+        return "cuda" if cluster_gpus > 0 else "cpu"
+    kind = requested.split(":")[0]
+    if kind == "cuda" and cluster_gpus <= 0:
+        raise ValueError("device cuda was asked, but the Ray cluster has no GPU: pass -p device cpu, or join a "
+                         "cluster with GPUs (--address)")
+    return kind
+
+
+def capacity(resources: dict, device: str, gpus_per_run: float) -> int:
+    """How many actors the cluster can hold at once: one CPU each, and ``gpus_per_run`` of a GPU on cuda."""
+    cpus = int(resources.get("CPU", 1))
+    if device != "cuda":
+        return max(cpus, 1)
+    return max(min(cpus, int(resources.get("GPU", 0) / gpus_per_run + 1e-9)), 1)
 
 
 def start(workers: int, address: str = "") -> None:
@@ -62,48 +86,56 @@ def start(workers: int, address: str = "") -> None:
 
 
 class RayBackend:
-    """Submits runs as Ray tasks and hands their results back as they finish."""
+    """Hands runs to a pool of Ray actors and gives their results back as they finish."""
 
     def __init__(self, study, context: Context, *, workers: int, address: str = "", gpus_per_run: float = 1.0,
-                 threads: int | None = None):
+                 threads: int | None = None, out=sys.stderr):
         start(workers, address)
-        cuda = context.device.type == "cuda"
         resources = ray.cluster_resources()
-        if workers > 1:
-            self.slots = workers
-        elif cuda:
-            self.slots = max(int(resources.get("GPU", 0) / gpus_per_run), 1)
-        else:
-            self.slots = max(int(resources.get("CPU", 1)), 1)
-        # threads per CPU task: Ray gives each one thread (OMP_NUM_THREADS=1); CWL_RAY_THREADS overrides
+        device = device_for(context.requested, resources.get("GPU", 0))
+        room = capacity(resources, device, gpus_per_run)
+        self.slots = min(workers, room) if workers > 1 else room
+        if workers > room:
+            print(f"{workers} runs at once were asked; the Ray cluster holds {room} "
+                  f"({'one CPU each' if device != 'cuda' else f'{gpus_per_run} GPU and one CPU each'})", file=out)
+        # threads per actor: Ray gives each one (OMP_NUM_THREADS=1); CWL_RAY_THREADS sets another count
         threads = threads if threads is not None else int(os.environ.get("CWL_RAY_THREADS", "0"))
-        spec = {"device": context.device.type, "fields": _context_fields(context), "threads": threads}
-        self._spec = ray.put(spec)
-        self._token = uuid.uuid4().hex
+        self._spec = ray.put({"device": device, "fields": _context_fields(context), "threads": threads})
         self._module = study.__name__
-        self._task = ray.remote(num_cpus=1, num_gpus=gpus_per_run if cuda else 0, max_retries=0,
-                                max_calls=0)(_run)  # max_calls=0: workers live on, keeping the grid's data
-        self._refs: dict = {}
+        self._actor = ray.remote(num_cpus=1, num_gpus=gpus_per_run if device == "cuda" else 0, max_restarts=0,
+                                 max_task_retries=0)(Worker)
+        self._actors = [self._actor.remote(self._spec) for _ in range(self.slots)]
+        self._idle = list(range(self.slots))
+        self._refs: dict = {}  # pending result -> (config, actor index)
 
     @property
     def pending(self) -> int:
         return len(self._refs)
 
     def submit(self, config) -> None:
-        self._refs[self._task.remote(self._module, config, self._spec, self._token)] = config
+        i = self._idle.pop()
+        self._refs[self._actors[i].run.remote(self._module, config)] = (config, i)
 
     def next_result(self):
         ready, _ = ray.wait(list(self._refs), num_returns=1)
-        config = self._refs.pop(ready[0])
+        config, i = self._refs.pop(ready[0])
         try:
-            return config, ray.get(ready[0]), None
-        except Exception as err:  # noqa: BLE001 - a task's error, a dead worker, Ray's out-of-memory kill
-            return config, None, err
+            result = config, ray.get(ready[0]), None
+        except ray.exceptions.RayActorError as err:  # the worker process died: a fresh one takes its place
+            self._actors[i] = self._actor.remote(self._spec)
+            result = config, None, err
+        except Exception as err:  # noqa: BLE001 - the run's own error, Ray's out-of-memory kill
+            result = config, None, err
+        self._idle.append(i)
+        return result
 
     def close(self) -> None:
         for ref in self._refs:  # the driver stopped early: runs nobody will record
             ray.cancel(ref)
         self._refs.clear()
+        for actor in self._actors:  # frees their CPUs and GPU shares for the next grid
+            ray.kill(actor)
+        self._actors = []
 
 
-__all__ = ["RayBackend", "start"]
+__all__ = ["RayBackend", "Worker", "start", "device_for", "capacity"]

@@ -145,6 +145,10 @@ class Store:
         except BlockingIOError:
             os.close(fd)
             return None
+        except OSError as err:  # e.g. Lustre mounted without -o flock, an NFS without locking
+            os.close(fd)
+            raise OSError(f"cannot lock {folder / (key + '.lock')} ({err}): the results folder must be on a "
+                          "filesystem with flock (a local disk; NFS v4; Lustre mounted with -o flock)") from err
         except BaseException:
             os.close(fd)
             raise
@@ -156,6 +160,13 @@ class Store:
                 "attempts": attempts, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         return atomic_write(self.folder / "failed" / f"{key}.json",
                             lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True)))
+
+    def failure(self, key: str) -> dict | None:
+        """The failure recorded for ``key`` (``failed/<key>.json``), if any."""
+        try:
+            return json.loads((self.folder / "failed" / f"{key}.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
 
     def failures(self) -> list[dict]:
         """The failed runs not since recorded (a later success removes its failure)."""

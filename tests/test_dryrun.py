@@ -63,4 +63,5 @@ def test_dry_run_flag_runs_no_notebook(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert seen["params"]["repeats"] == 2 and seen["params"]["archs"] == ["vgg16", "resnet50"]
     assert "projected" in out and " h on " in out
-    assert "retrieval (Table III) is left out" in out and "whole profile (h)" in out
+    assert "retrieval (Table III) is left out" in out and "Tables I, II, IV (h)" in out
+    assert "whole profile" not in out

@@ -1,6 +1,7 @@
 """The executor's driver on CPU: failures retried once then recorded, fatal errors at once, two drivers on
 one store, a driver killed mid-grid and resumed (the serial backend; tests/test_ray_executor.py runs Ray)."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,28 +98,38 @@ def test_a_key_another_process_holds_is_waited_for_and_not_run_again(tmp_path):
     assert sorted(fake_study.calls(tmp_path / "log")) == sorted(fake_study.key(c) for c in configs)  # each once
 
 
-def _driver(store, log, n, sleep, workers=1):
+def _driver(store, log, n, sleep, workers=1, barrier=None):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(HERE / "fake_driver.py"), str(store), str(log), str(n), str(sleep),
-                             str(workers)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = [str(store), str(log), str(n), str(sleep), str(workers)] + ([str(barrier)] if barrier else [])
+    return subprocess.Popen([sys.executable, str(HERE / "fake_driver.py"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_two_drivers_on_one_store_run_every_key_once(tmp_path):
-    store, log = tmp_path / "store", tmp_path / "log"
-    a, b = _driver(store, log, 8, 0.3), _driver(store, log, 8, 0.3)
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "ray"])
+def test_two_drivers_on_one_store_run_every_key_once(tmp_path, workers):
+    store, log, barrier = tmp_path / "store", tmp_path / "log", tmp_path / "barrier"
+    barrier.mkdir()
+    a, b = _driver(store, log, 8, 0.3, workers, barrier), _driver(store, log, 8, 0.3, workers, barrier)
+    deadline = time.time() + 120
+    while len(list(barrier.glob("ready-*"))) < 2 and time.time() < deadline:
+        assert a.poll() is None and b.poll() is None, (a.stderr.read() if a.poll() is not None else b.stderr.read())
+        time.sleep(0.05)
+    (barrier / "go").touch()  # both imported: they start their grids together
     for p in (a, b):
-        assert p.wait(timeout=120) == 0, p.stderr.read().decode()
+        assert p.wait(timeout=180) == 0, p.stderr.read().decode()
     calls = fake_study.calls(log)
     assert sorted(calls) == sorted(set(calls)) and len(calls) == 8  # no key run twice, none skipped
     assert len(Store(store).records()) == 8
-    pids = {line.split()[1] for line in log.read_text().splitlines()}
-    assert len(pids) == 2  # both drivers did part of the work
+    outputs = [p.stdout.read().decode() for p in (a, b)]
+    assert sum(int(re.search(r"(\d+) run now", o)[1]) for o in outputs) == 8
+    assert all("run by another driver" in o for o in outputs)  # each saw the other's work
 
 
-def test_a_driver_killed_mid_grid_resumes_without_redoing_a_finished_run(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "ray"])
+def test_a_driver_killed_mid_grid_resumes_without_redoing_a_finished_run(tmp_path, workers):
     store, log = tmp_path / "store", tmp_path / "log"
-    first = _driver(store, log, 6, 0.4)
-    deadline = time.time() + 60
+    first = _driver(store, log, 6, 0.4, workers)
+    deadline = time.time() + 120
     while len(list(store.glob("*.json"))) < 2 and time.time() < deadline:
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
@@ -126,11 +137,41 @@ def test_a_driver_killed_mid_grid_resumes_without_redoing_a_finished_run(tmp_pat
     finished = {p.stem for p in store.glob("*.json")}
     assert 2 <= len(finished) < 6
     before = len(fake_study.calls(log))
-    second = _driver(store, log, 6, 0.4)  # the killed driver's claims went with it
-    assert second.wait(timeout=60) == 0, second.stderr.read().decode()
+    second = _driver(store, log, 6, 0.4, workers)  # the killed driver's claims went with it
+    assert second.wait(timeout=120) == 0, second.stderr.read().decode()
     rerun = fake_study.calls(log)[before:]
     assert not finished & set(rerun)
     assert len(Store(store).records()) == 6 and not Store(store).failures()
+
+
+def test_a_resumed_grid_whose_first_runs_fail_is_not_taken_for_a_broken_setting(tmp_path):
+    store = Store(tmp_path / "store")
+    special = {i: {"fail": "always"} for i in range(3)}
+    configs = grid(tmp_path / "log", n=6, special=special)
+    for c in configs[3:]:  # recorded by an earlier run of the grid
+        store.write(fake_study.run_one(c, Context("cpu")))
+    out = executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    assert [r["value"] for r in out] == [9, 16, 25] and len(store.failures()) == 3
+
+
+def test_a_run_that_failed_twice_in_another_driver_is_not_run_again(tmp_path, capsys):
+    store = Store(tmp_path / "store")
+    configs = grid(tmp_path / "log", n=2)
+    key = fake_study.key(configs[1])
+    held = store.claim(key)
+
+    def fail_there():  # the other driver gives up on the run, then lets go
+        store.fail(key, "fake", configs[1], "ValueError: broken over there", "...", 2)
+        held.release()
+
+    import threading
+    timer = threading.Timer(0.5, fail_there)
+    timer.start()
+    out = executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    timer.join()
+    assert [r["value"] for r in out] == [0]
+    assert fake_study.calls(tmp_path / "log") == [fake_study.key(configs[0])]
+    assert "broken over there (in another driver)" in capsys.readouterr().out
 
 
 def test_an_interrupted_grid_lets_go_of_its_keys_so_this_process_can_rerun_it(tmp_path):

@@ -9,6 +9,7 @@ import ray
 import torch
 
 from cwl_lib import executor, ray_executor, reproduce
+from cwl_lib.data import MissingDataError
 from cwl_lib.records import Store
 from cwl_lib.studies import BY_NOTEBOOK, Context
 
@@ -46,7 +47,7 @@ def _same_tensors(a, b) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", ["03_classification", "04_retrieval", "05_pruning"])
-def test_two_ray_workers_give_the_serial_records_to_the_last_bit(notebook, tmp_path, local_ray):
+def test_two_ray_workers_give_the_one_thread_serial_records_to_the_last_bit(notebook, tmp_path, local_ray):
     params = reproduce.plan("smoke", [notebook], {})[notebook]
     study = BY_NOTEBOOK[notebook]
     configs = study.configs(params)
@@ -82,3 +83,27 @@ def test_failures_and_a_dead_worker_are_retried_once_then_recorded(tmp_path, loc
     assert len({line.split()[1] for line in log.read_text().splitlines()}) >= 2  # ran in worker processes
     assert str(os.getpid()) not in log.read_text().split()
     assert "4 of 6 runs recorded" in capsys.readouterr().out
+
+
+def test_a_fatal_error_in_a_worker_stops_the_grid_with_its_own_message(tmp_path, local_ray):
+    configs = [fake_study.Config(i, str(tmp_path / "log"), fail="fatal" if i == 0 else "") for i in range(3)]
+    with pytest.raises(MissingDataError, match="fetch it with `cwl fetch`") as caught:
+        executor.run(fake_study, configs, Store(tmp_path / "store"), Context("cpu"), progress=False, workers=2)
+    assert not isinstance(caught.value, ray.exceptions.RayError)  # the message a reader acts on, not Ray's wrapper
+
+
+def test_a_broken_setting_stops_a_ray_grid_too(tmp_path, local_ray):
+    configs = [fake_study.Config(i, str(tmp_path / "log"), fail="always") for i in range(5)]
+    with pytest.raises(executor.GridFailed, match="cannot work"):
+        executor.run(fake_study, configs, Store(tmp_path / "store"), Context("cpu"), progress=False, workers=2)
+
+
+def test_auto_asks_the_cluster_and_capacity_never_exceeds_it():
+    assert ray_executor.device_for("auto", 4) == "cuda" and ray_executor.device_for("auto", 0) == "cpu"
+    assert ray_executor.device_for("cuda:1", 2) == "cuda" and ray_executor.device_for("cpu", 8) == "cpu"
+    with pytest.raises(ValueError, match="no GPU"):
+        ray_executor.device_for("cuda", 0)
+    assert ray_executor.capacity({"CPU": 16, "GPU": 4}, "cuda", 0.25) == 16
+    assert ray_executor.capacity({"CPU": 16, "GPU": 4}, "cuda", 1.0) == 4
+    assert ray_executor.capacity({"CPU": 6, "GPU": 4}, "cuda", 0.25) == 6  # one CPU per worker too
+    assert ray_executor.capacity({"CPU": 2}, "cpu", 1.0) == 2

@@ -35,8 +35,11 @@ class Context:
     eval_batch_size: int = 256  # batch sizes that change speed and memory, not results
     extract_batch_size: int = 16
     _memo: dict = field(default_factory=dict, repr=False)
+    requested: str = field(default="", repr=False)  # the device as asked ("auto", "cuda", ...): Ray workers decide "auto"
 
     def __post_init__(self):
+        if not self.requested:
+            self.requested = self.device.type if isinstance(self.device, torch.device) else str(self.device)
         if not isinstance(self.device, torch.device):
             self.device = pick_device(str(self.device))
 
