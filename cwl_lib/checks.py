@@ -25,10 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import atomic_write, project_root
+from .profiles import determining
 
 MODE_ENV = "CWL_CHECKS"  # "record": write the measured values as the new references
 DIR_ENV = "CWL_REFERENCES"  # another folder of reference files (the tests use it)
-IGNORED = ("results_dir", "data_root", "workers", "ray_address", "gpus_per_run")  # where and on what, not what
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Checks:
 
     def __init__(self, notebook: str, parameters: dict, device: str = "cpu"):
         self.notebook = notebook
-        self.key = {"parameters": {k: _plain(v) for k, v in sorted(parameters.items()) if k not in IGNORED},
+        self.key = {"parameters": determining(parameters),
                     "device": str(device)}
         self.path = reference_dir() / f"{notebook}.json"
         self.recording = os.environ.get(MODE_ENV) == "record"

@@ -100,20 +100,27 @@ def probe(arch: str, strategy: str, backbone: torch.nn.Module, device: torch.dev
     return Probe(arch, s.name, max(fixed - eval_s, 0.0), eval_s / n_test, step)
 
 
+def run_cost(p: Probe, cfg: classification.Config) -> tuple[float, float]:
+    """Seconds of one classification run, and of the pass over the test set it shares with the runs of
+    its (dataset, arch) when its strategy trains on cached features (0 otherwise: it evaluates itself)."""
+    sizes = paper_sizes(cfg.dataset)
+    eval_s = p.eval_per_image_s * sizes.test
+    own = p.setup_s + cfg.epochs * steps_per_epoch(cfg.shots * sizes.classes, cfg.batch_size) * p.step_s
+    if strategies.get(cfg.strategy).cacheable:
+        return own, eval_s
+    return own + eval_s, 0.0
+
+
 def project(probes: list[Probe], params: dict) -> pd.DataFrame:
     """Seconds for the full classification grid of ``params`` (the 03_classification parameters)."""
     by_pair = {(p.arch, p.strategy): p for p in probes}
     cost: dict[tuple, list] = {}
     for cfg in classification.configs(params):
-        p = by_pair[(cfg.arch, cfg.strategy)]
-        sizes = paper_sizes(cfg.dataset)
-        eval_s = p.eval_per_image_s * sizes.test
-        cacheable = strategies.get(cfg.strategy).cacheable
-        # cached-feature runs share one pass over the test set per (dataset, arch)
-        row = cost.setdefault((cfg.dataset, cfg.arch, cfg.strategy), [0, eval_s if cacheable else 0.0])
+        own, shared = run_cost(by_pair[(cfg.arch, cfg.strategy)], cfg)
+        # cached-feature runs share one pass over the test set
+        row = cost.setdefault((cfg.dataset, cfg.arch, cfg.strategy), [0, shared])
         row[0] += 1
-        row[1] += p.setup_s + cfg.epochs * steps_per_epoch(cfg.shots * sizes.classes, cfg.batch_size) * p.step_s
-        row[1] += 0.0 if cacheable else eval_s
+        row[1] += own
     return pd.DataFrame([{"dataset": d, "arch": a, "strategy": s, "runs": n, "seconds": t}
                          for (d, a, s), (n, t) in cost.items()])
 
@@ -141,4 +148,4 @@ def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, lo
     return project(probes, params)
 
 
-__all__ = ["Probe", "probe", "project", "dry_run", "steps_per_epoch", "synthetic_split"]
+__all__ = ["Probe", "probe", "run_cost", "project", "dry_run", "steps_per_epoch", "synthetic_split"]

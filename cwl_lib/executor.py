@@ -32,7 +32,7 @@ from .data import MissingDataError
 from .data.classification import CorruptImageError
 from .models import WeightsUnavailableError
 from .parameters import ParameterError
-from .records import Store
+from .records import Store, timestamp
 from .studies.context import Context
 
 OPTIONS = ("workers", "ray_address", "gpus_per_run")
@@ -159,7 +159,7 @@ def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures
 def _loop(study, todo, store, backend, bar, counts, failures, describe, claims, recorded) -> None:
     queue, deferred, attempts = deque(todo), [], {}
     succeeded = recorded  # runs of this grid already recorded: the setting works, a failure is the run's
-    began = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    began = timestamp()
 
     def status():
         bar.set_postfix_str(f"done {counts['run']}, failed {counts['failed']}, left {len(todo) - bar.n}"

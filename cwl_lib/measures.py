@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .paths import atomic_write
+from .profiles import determining
 
 FILE = "measures.json"
 VERSION = 1
 NOTEBOOKS = ("01_kronecker", "02_convolution_svd")
-# Where and on what a notebook ran, not what it computed: a difference in these does not make another setting.
-IGNORED = ("results_dir", "data_root", "device", "workers", "ray_address", "gpus_per_run")
 
 
 def _plain(value):
@@ -38,7 +37,7 @@ def _plain(value):
 
 
 def _compared(params: Mapping[str, Any]) -> dict:
-    return {k: _plain(v) for k, v in sorted(params.items()) if k not in IGNORED}
+    return determining(dict(params), ignore=("device",))  # measures of any device are the same setting
 
 
 def write(out_dir: str | Path, notebook: str, params: Mapping[str, Any], measures: Mapping[str, Any]) -> Path:
@@ -68,4 +67,4 @@ def read(root: str | Path, notebook: str, params: Mapping[str, Any]) -> tuple[di
     return measures, ""
 
 
-__all__ = ["FILE", "NOTEBOOKS", "IGNORED", "write", "read"]
+__all__ = ["FILE", "NOTEBOOKS", "write", "read"]

@@ -48,18 +48,42 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike):
-    """Hold an exclusive ``flock`` on ``path`` (created if absent) while the block runs; other processes
-    wait. The kernel releases it when the process ends, even when it is killed."""
+def lock(path: str | os.PathLike, *, wait: bool = True) -> int | None:
+    """An exclusive ``flock`` on ``path`` (created if absent): its open descriptor, which holds the lock until
+    it is closed (the kernel closes it when the process ends, even when it is killed); None when ``wait`` is
+    False and another descriptor holds it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield path
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError as err:  # e.g. Lustre mounted without -o flock, an NFS without locking
+        os.close(fd)
+        raise OSError(f"cannot lock {path} ({err}): results must be on a filesystem with flock (a local disk; "
+                      "NFS v4; Lustre mounted with -o flock)") from err
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def unlock(fd: int) -> None:
+    """Drop a :func:`lock` and close its descriptor (unlocking first: a forked child may share it)."""
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold :func:`lock` on ``path`` while the block runs; other processes wait."""
+    fd = lock(path)
+    try:
+        yield Path(path)
     finally:
-        os.close(fd)  # closing the descriptor drops the lock
+        unlock(fd)
 
 
 def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:

@@ -10,6 +10,7 @@ equal), so the committed notebooks, their outputs and nbval all describe the smo
 from __future__ import annotations
 
 import copy
+import json
 
 from .data import require, requirements
 from .studies import BY_NOTEBOOK
@@ -36,6 +37,15 @@ EXTRA_REQUIREMENTS = {
 # How a study notebook runs its grid (cwl_lib.executor.run): worker processes, a Ray cluster to join,
 # the share of a GPU each run takes; `cwl reproduce --workers N --address A --gpus-per-run F` sets them.
 EXECUTOR = {"workers": 1, "ray_address": "", "gpus_per_run": 1.0}
+#: Parameters that say where a notebook runs and on what, not what it computes.
+WHERE = ("results_dir", "data_root", *EXECUTOR)
+
+
+def determining(params: dict, ignore: tuple[str, ...] = ()) -> dict:
+    """The parameters that determine a notebook's results (all but :data:`WHERE` and ``ignore``), sorted and
+    JSON-safe (tuples as lists, numpy scalars as Python numbers): what a stored result is keyed by."""
+    kept = {k: params[k] for k in sorted(params) if k not in WHERE and k not in ignore}
+    return json.loads(json.dumps(kept, default=lambda v: v.tolist()))
 
 # Notebooks that read the records of others; only with `run_missing` do they run those grids and need their data.
 READS = {"06_comparison": ("03_classification", "04_retrieval", "05_pruning")}

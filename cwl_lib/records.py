@@ -19,7 +19,6 @@ A :class:`Store` is a folder of records; it knows keys and records, never a stud
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .paths import atomic_write
+from .paths import atomic_write, lock, unlock
 
 #: Version 2: one key for every study (study name and config); version 1 records used three key rules.
 RECORD_VERSION = 2
@@ -74,6 +73,11 @@ def device_name(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
 
 
+def timestamp() -> str:
+    """Now, in UTC, as records write it (ISO 8601 to the second: such strings sort as times do)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 _CODE_VERSION: list[str] = []  # computed once per process: git is slow next to a few-shot run
 
 
@@ -82,7 +86,7 @@ def provenance(device: torch.device) -> dict:
     if not _CODE_VERSION:
         _CODE_VERSION.append(code_version())
     return {"device": device_name(device), "code_version": _CODE_VERSION[0], "torch": torch.__version__,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "finished": timestamp()}
 
 
 def new_record(study: str, config, device: torch.device, **results) -> dict:
@@ -137,27 +141,13 @@ class Store:
     def claim(self, key: str, *, wait: bool = False) -> "Claim | None":
         """Hold ``key`` for this process (an exclusive ``flock`` on ``claims/<key>.lock``), or None when
         another process holds it; ``wait`` blocks until it is free. Release with :meth:`Claim.release`."""
-        folder = self.folder / "claims"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except OSError as err:  # e.g. Lustre mounted without -o flock, an NFS without locking
-            os.close(fd)
-            raise OSError(f"cannot lock {folder / (key + '.lock')} ({err}): the results folder must be on a "
-                          "filesystem with flock (a local disk; NFS v4; Lustre mounted with -o flock)") from err
-        except BaseException:
-            os.close(fd)
-            raise
-        return Claim(fd)
+        fd = lock(self.folder / "claims" / f"{key}.lock", wait=wait)
+        return None if fd is None else Claim(fd)
 
     def fail(self, key: str, study: str, config, error: str, trace: str, attempts: int) -> Path:
         """Record that the run of ``key`` failed ``attempts`` times (``failed/<key>.json``); not a record."""
         body = {"key": key, "study": study, "config": config_dict(config), "error": error, "traceback": trace,
-                "attempts": attempts, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "attempts": attempts, "finished": timestamp()}
         return atomic_write(self.folder / "failed" / f"{key}.json",
                             lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True)))
 
@@ -171,15 +161,8 @@ class Store:
     def failures(self) -> list[dict]:
         """The failed runs not since recorded (a later success removes its failure)."""
         folder = self.folder / "failed"
-        out = []
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                body = json.loads(path.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                continue
-            if not self.path(body.get("key", "")).is_file():
-                out.append(body)
-        return out
+        found = (self.failure(path.stem) for path in sorted(folder.glob("*.json"))) if folder.is_dir() else ()
+        return [body for body in found if body is not None and not self.path(body.get("key", "")).is_file()]
 
     def attachment(self, key: str, name: str):
         path = self.attachment_path(key, name)
@@ -253,10 +236,9 @@ class Claim:
 
     def release(self) -> None:
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            unlock(self._fd)
             self._fd = None
 
 
 __all__ = ["RECORD_VERSION", "ATTACHMENTS", "Store", "Claim", "key", "config_dict", "new_record", "provenance",
-           "code_version", "device_name"]
+           "code_version", "device_name", "timestamp"]

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import strategies
 from .data import paper_sizes
-from .dryrun import Probe, steps_per_epoch
+from .dryrun import Probe, run_cost, steps_per_epoch
 from .studies import classification, pruning, retrieval
 
 
@@ -96,20 +95,14 @@ def _probe(by_pair: dict, arch: str, strategy: str) -> Probe:
 
 def classification_jobs(probes: list[Probe], params: dict) -> list[Job]:
     by_pair = {(p.arch, p.strategy): p for p in probes}
-    jobs = []
+    jobs, passes = [], set()
     for cfg in classification.configs(params):
-        p = _probe(by_pair, cfg.arch, cfg.strategy)
-        sizes = paper_sizes(cfg.dataset)
-        eval_s = p.eval_per_image_s * sizes.test
-        train = cfg.epochs * steps_per_epoch(cfg.shots * sizes.classes, cfg.batch_size) * p.step_s
-        after = None
-        if strategies.get(cfg.strategy).cacheable:
-            after = f"features {cfg.dataset} {cfg.arch}"
-            if all(j.name != after for j in jobs):
-                jobs.append(Job(after, "classification", eval_s))
-            eval_s = 0.0
-        jobs.append(Job(f"classification {classification.key(cfg)}", "classification", p.setup_s + train + eval_s,
-                        after))
+        own, shared = run_cost(_probe(by_pair, cfg.arch, cfg.strategy), cfg)
+        after = f"features {cfg.dataset} {cfg.arch}" if shared else None
+        if after and after not in passes:
+            passes.add(after)
+            jobs.append(Job(after, "classification", shared))
+        jobs.append(Job(f"classification {classification.key(cfg)}", "classification", own, after))
     return jobs
 
 

@@ -95,7 +95,7 @@ def test_every_notebook_has_a_reference_for_its_smoke_parameters():
 
     for name in profiles.NOTEBOOKS:
         stored = json.loads((project_root() / "notebooks" / "references" / f"{name}.json").read_text())
-        expected = {k: v for k, v in profiles.parameters("smoke", name).items() if k not in C.IGNORED}
+        expected = {k: v for k, v in profiles.parameters("smoke", name).items() if k not in profiles.WHERE}
         assert stored["parameters"] == json.loads(json.dumps(expected)), name
         assert stored["device"] == "cpu" and stored["values"], name
 
