@@ -61,8 +61,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import display, paper, tables
+from . import display, paper, strategies, tables
 from . import effects as E
+from . import gates as G
 from .studies.pruning import figure_layers
 from .studies.retrieval import best_lr_table
 
@@ -74,8 +75,9 @@ FIG3_TAU = 0.8  # Section V-C: Fig. 3 uses tau = 0.8, VGG-16 and ResNet-50 on Kv
 CLASSIFICATION_COLUMNS = ("dataset", "arch", "strategy", "shots", "lr", "repeat", "accuracy")
 RETRIEVAL_COLUMNS = ("dataset", "arch", "strategy", "lr", "repeat", "easy", "medium", "hard", "mean")
 LAYER_COLUMNS = ("layer", "kind", "channels_kept", "tau")
-LEDGER_COLUMNS = ("id", "section", "claim", "paper evidence", "test", "source", "effect", "paper effect",
-                  "our effect", "p-value", "verdict", "reason", "match", "our setting", "paper setting",
+IDENTITY_TYPE, EMPIRICAL_TYPE = "identity", "empirical"
+LEDGER_COLUMNS = ("id", "section", "type", "claim", "paper evidence", "test", "source", "effect", "paper effect",
+                  "our effect", "p-value", "verdict", "reason", "gates", "match", "our setting", "paper setting",
                   "paper effect in our CI", "note")
 
 
@@ -102,6 +104,11 @@ class Claim:
     decimals: int | None = 3
     options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @property
+    def type(self) -> str:
+        """``identity`` for a numerical identity any input tests (Sections III-IV), else ``empirical``."""
+        return IDENTITY_TYPE if self.options.get("match") == IDENTITY else EMPIRICAL_TYPE
+
 
 @dataclass(frozen=True)
 class PaperEffect:
@@ -127,6 +134,7 @@ class Evaluation:
     our_setting: str
     note: str = ""
     detail: pd.DataFrame | None = None  # per-cell effects behind ours, where there are cells
+    gates: tuple[G.Gate, ...] = ()  # the conditions under which this run can test the claim (cwl_lib.gates)
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,9 +271,10 @@ CLAIMS: tuple[Claim, ...] = (
           bound=0.02),
     Claim("C18", "V-C", "One epoch of finetuning recovers most of the accuracy lost at high compression.",
           ("Table IV: acc and FT@1 beside the unpruned accuracy at the highest tau",),
-          "At the largest threshold whose pruning costs at least 5 accuracy points, the recovered fraction "
-          "(FT@1 - acc) / (unpruned - acc); delta-method interval from test-set sampling, the three accuracies "
-          "taken as independent binomials; supported when above 0.5.", "05_pruning", "pruning_recovery",
+          "At the largest threshold whose pruning costs at least 5 accuracy points and whose network the longest "
+          "finetuning of the run lifts above chance (a network no finetuning trains says nothing about one epoch), "
+          "the recovered fraction (FT@1 - acc) / (unpruned - acc); delta-method interval from test-set sampling, "
+          "the three accuracies taken as independent binomials; supported when above 0.5.", "05_pruning", "pruning_recovery",
           "fraction of the pruning loss recovered by one epoch", side=1, bound=0.5),
     Claim("C19", "V-C", "Lower layers of VGG-16 lose more filters to pruning than higher ones.",
           ("Fig. 3 left: filters removed per VGG-16 convolution on Kvasir at tau = 0.8 (bars; no number)",),
@@ -344,14 +353,25 @@ def _reason(verdict: str, e: E.Effect, claim: Claim) -> str:
 
 
 # --------------------------------------------------------------------------- building evaluations
-def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=None) -> Evaluation:
+def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=None, gates=()) -> Evaluation:
+    """The verdict on ``effect``; "not testable by this run" when a gate failed (its measured reasons)."""
     verdict = E.verdict(effect, claim.side, claim.bound, claim.margin)
+    failed = G.failed(gates)
+    if failed and verdict != E.NOT_TESTED:
+        return Evaluation(claim, E.NOT_TESTABLE, "; ".join(g.reason() for g in failed), effect, paper_effect, match,
+                          our_setting, note, detail, tuple(gates))
     return Evaluation(claim, verdict, _reason(verdict, effect, claim), effect, paper_effect, match, our_setting,
-                      note, detail)
+                      note, detail, tuple(gates))
 
 
 def _not_tested(claim, reason, paper_effect, our_setting="-") -> Evaluation:
     return Evaluation(claim, E.NOT_TESTED, reason, None, paper_effect, "", our_setting)
+
+
+def _untestable(claim, gates, paper_effect, our_setting="-", note="") -> Evaluation:
+    """A claim the run cannot test because a gate failed before any effect could be measured."""
+    reason = "; ".join(g.reason() for g in G.failed(gates))
+    return Evaluation(claim, E.NOT_TESTABLE, reason, None, paper_effect, "", our_setting, note, gates=tuple(gates))
 
 
 def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
@@ -486,6 +506,18 @@ def _classification_start(claim: Claim, inputs: Inputs, paper_cells: dict):
     return _restrict(d, paper_cells, ["arch", "dataset", "shots"]), None
 
 
+def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
+    """The gates of a claim comparing two strategies of 03: CWL acted (when one trains CWLs), training
+    converged, and each strategy's learning-rate grid brackets its best rate."""
+    a, b = claim.options["pair"]
+    frame = inputs.classification
+    wanted = claim.options.get("datasets")
+    if wanted:
+        frame = frame[frame["dataset"].isin(wanted)]
+    out = [G.cwl_acted(G.chosen_runs(frame, [s]), s) for s in (a, b) if strategies.get(s).cwl]
+    return (*out, G.converged(frame, (a, b)), G.grid_brackets(frame, (a, b)))
+
+
 def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
     a, b = claim.options["pair"]
     cells = _paper_cells(claim, a, b)
@@ -502,7 +534,7 @@ def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
         return _not_tested(claim, "no repeat ran every cell", paper_effect, our_setting)
     detail, note = _cell_detail(d, ["arch", "dataset", "shots"], claim)
     return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
-                   our_setting, note, detail)
+                   our_setting, note, detail, _pair_gates(claim, inputs))
 
 
 def _slope(shots, gains) -> float:
@@ -540,7 +572,8 @@ def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
     detail = by_shots.assign(slope=slopes).reset_index()
     return _judged(claim, E.paired_effect(slopes), paper_slope(cells), SAME if same else STAND_IN, our_setting,
                    "mean gain per shots: " + ", ".join(f"{s}: {_num(v, 3, sign=True)}"
-                                                        for s, v in by_shots.mean().items()), detail)
+                                                        for s, v in by_shots.mean().items()), detail,
+                   _pair_gates(claim, inputs))
 
 
 def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
@@ -573,7 +606,7 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
         return _not_tested(claim, "no repeat ran every cell with both backbones", paper_effect(keep), our_setting)
     detail, note = _cell_detail(contrast, ["dataset", "shots"], claim)
     return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect(keep), SAME if same else STAND_IN,
-                   our_setting, note, detail)
+                   our_setting, note, detail, _pair_gates(claim, inputs))
 
 
 # --------------------------------------------------------------------------- Section V-B: retrieval
@@ -631,7 +664,18 @@ def _retrieval(claim: Claim, inputs: Inputs) -> Evaluation:
     note = f"ahead in {ahead} of {len(cases)} (dataset, backbone, baseline, protocol) cases, on average over repeats"
     detail, _ = _cell_detail(d, ["arch", "dataset", "baseline"], claim)
     return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
-                   our_setting, note, detail)
+                   our_setting, note, detail, _retrieval_gates(frame, chosen, usable, d))
+
+
+def _retrieval_gates(frame, chosen, pairs, d) -> tuple[G.Gate, ...]:
+    """Headroom above the baseline, a training loss that moved, and CWLs that acted, on the cases compared."""
+    cases = set(zip(d["arch"], d["dataset"]))
+    inside = lambda f: f[[c in cases for c in zip(f["arch"], f["dataset"])]]  # noqa: E731
+    frame, chosen = inside(frame), inside(chosen)
+    compared = {s for p in pairs for s in p}
+    trained = chosen[chosen["strategy"].isin([s for s in compared if not strategies.get(s).cacheable])]
+    acted = [G.cwl_acted(chosen, s) for s in sorted(compared) if strategies.get(s).cwl]
+    return (G.headroom(frame), G.loss_moved(trained), *acted)
 
 
 # --------------------------------------------------------------------------- Section V-C: pruning
@@ -651,6 +695,11 @@ def _paper_table_iv() -> pd.DataFrame:
     return pd.DataFrame(paper.TABLE_IV).rename(columns={"feature_maps": "features"})
 
 
+#: The kept shares of parameters where C17 ("about half") and C18 ("high compression", the paper's rows from
+#: tau = 0.8 on keep 48% and less) are read.
+HALF_WINDOW, HIGH_WINDOW = (0.25, 0.75), (0.0, 0.5)
+
+
 def _half_params(unpruned: float, rows: pd.DataFrame, ft: str):
     """The row keeping closest to half the parameters (25% to 75%), its loss after finetuning ``ft``."""
     near = rows[rows["params"].between(0.25, 0.75) & rows[ft].notna()]
@@ -660,13 +709,19 @@ def _half_params(unpruned: float, rows: pd.DataFrame, ft: str):
     return row, unpruned - float(row[ft])
 
 
-def _recovery_row(unpruned: float, rows: pd.DataFrame):
-    """The largest tau whose pruning costs at least 5 points, and the fraction FT@1 recovers there."""
+def _recovery_row(unpruned: float, rows: pd.DataFrame, trained: str | None = None, floor: float | None = None):
+    """The largest tau whose pruning costs at least 5 points (and, given ``trained`` and ``floor``, whose network
+    after that finetuning is above ``floor``), the fraction FT@1 recovers there, and the taus skipped for it."""
     hit = rows[(unpruned - rows["acc"] >= 0.05) & rows["ft1"].notna()] if "ft1" in rows else rows.iloc[:0]
+    skipped = []
+    if trained is not None and floor is not None:
+        low = hit[trained] < floor
+        skipped = sorted(float(t) for t in hit.loc[low, "tau"])
+        hit = hit[~low]
     if hit.empty:
-        return None, None
+        return None, None, skipped
     row = hit.loc[hit["tau"].idxmax()]
-    return row, (float(row["ft1"]) - float(row["acc"])) / (unpruned - float(row["acc"]))
+    return row, (float(row["ft1"]) - float(row["acc"])) / (unpruned - float(row["acc"])), skipped
 
 
 def _pruning_setting(inputs: Inputs, ft: int | None, paper_ft: int) -> tuple[bool, str, dict]:
@@ -699,23 +754,29 @@ def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
     if unpruned is None or not lengths:
         return _not_tested(claim, "needs the unpruned row and a finetuned column (ft<N>)", paper_effect)
     same, our_setting, s = _pruning_setting(inputs, lengths[-1], 30)
-    row, loss = _half_params(unpruned, rows, f"ft{lengths[-1]}")
+    ft = f"ft{lengths[-1]}"
+    row, loss = _half_params(unpruned, rows, ft)
+    n, classes = s.get("n_test"), s.get("classes")
+    where = "the threshold closest to half of the parameters"
+    gates = (G.operating_point(None if row is None else float(row["params"]), *HALF_WINDOW,
+                               f"the share of parameters kept at {where}"),
+             G.above_chance(unpruned, classes, n, "the unpruned network"),
+             G.above_chance(None if row is None else float(row[ft]), classes, n,
+                            f"the pruned network after FT@{lengths[-1]}"))
     if row is None:
-        return _not_tested(claim, "no threshold of this run keeps between 25% and 75% of the parameters",
-                           paper_effect, our_setting)
+        return _untestable(claim, gates, paper_effect, our_setting)
     note = f"tau {row['tau']:g}, {round(100 * row['params'])}% of the parameters kept"
-    n = s.get("n_test")
     if not n:
         return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
                                   f"point estimate {_num(loss, 3)}", paper_effect, our_setting)
-    se = math.sqrt(_binomial_var(unpruned, n) + _binomial_var(float(row[f"ft{lengths[-1]}"]), n))
+    se = math.sqrt(_binomial_var(unpruned, n) + _binomial_var(float(row[ft]), n))
     effect = E.normal_effect(loss, se, int(n), "test images", "binomial, test set", null=claim.bound)
-    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note)
+    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note, gates=gates)
 
 
 def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
     pu, prows, _ = _table_iv(_paper_table_iv())
-    prow, pfrac = _recovery_row(pu, prows)
+    prow, pfrac, _ = _recovery_row(pu, prows)
     paper_effect = PaperEffect(pfrac, _paper_iv_setting("ft1"), note=f"tau {prow['tau']:g}")
     if inputs.pruning is None or inputs.pruning.empty:
         return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
@@ -724,11 +785,17 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
     if unpruned is None or 1 not in lengths:
         return _not_tested(claim, f"needs the unpruned row and FT@1 (this run finetuned for {lengths} epochs)",
                            paper_effect, our_setting)
-    row, frac = _recovery_row(unpruned, rows)
+    n, classes = s.get("n_test"), s.get("classes")
+    last = f"ft{lengths[-1]}"
+    floor = G.chance_bound(int(classes), int(n)) if classes and n else None
+    row, frac, skipped = _recovery_row(unpruned, rows, last, floor)
+    gates = (G.operating_point(None if row is None else float(row["params"]), *HIGH_WINDOW,
+                               "the share of parameters kept at the largest threshold read"),
+             G.above_chance(unpruned, classes, n, "the unpruned network"),
+             G.above_chance(None if row is None else float(row[last]), classes, n,
+                            f"that pruned network after FT@{lengths[-1]}"))
     if row is None:
-        return _not_tested(claim, "no threshold of this run costs 5 accuracy points to recover",
-                           paper_effect, our_setting)
-    n = s.get("n_test")
+        return _untestable(claim, gates, paper_effect, our_setting)
     if not n:
         return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
                                   f"point estimate {_num(frac, 3)}", paper_effect, our_setting)
@@ -737,9 +804,12 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
            + (1 - frac) ** 2 * _binomial_var(acc, n)) / (unpruned - acc) ** 2  # delta method
     effect = E.normal_effect(frac, math.sqrt(var), int(n), "test images", "delta method, test set",
                              null=claim.bound)
-    note = (f"tau {row['tau']:g}: {_num(acc, 3)} after pruning, {_num(ft1, 3)} after one epoch, "
-            f"{_num(unpruned, 3)} unpruned")
-    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note)
+    note = (f"tau {row['tau']:g} ({round(100 * row['params'])}% of the parameters kept): {_num(acc, 3)} after "
+            f"pruning, {_num(ft1, 3)} after one epoch, {_num(unpruned, 3)} unpruned")
+    if skipped:
+        note += (f"; tau {', '.join(f'{t:g}' for t in skipped)} skipped: at chance even after FT@{lengths[-1]}, a "
+                 "network no finetuning of this run can train")
+    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note, gates=gates)
 
 
 def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
@@ -794,10 +864,10 @@ def row(ev: Evaluation) -> dict[str, str]:
     """One ledger row, every value a string."""
     c = ev.claim
     return {
-        "id": c.id, "section": c.section, "claim": c.text, "paper evidence": "; ".join(c.paper_evidence),
+        "id": c.id, "section": c.section, "type": c.type, "claim": c.text, "paper evidence": "; ".join(c.paper_evidence),
         "test": c.test, "source": c.source, "effect": c.effect, "paper effect": _paper_text(ev.paper, c),
         "our effect": _effect_text(ev.ours, c), "p-value": _p(ev.ours.p if ev.ours else None),
-        "verdict": ev.verdict, "reason": ev.reason, "match": ev.match, "our setting": ev.our_setting,
+        "verdict": ev.verdict, "reason": ev.reason, "gates": G.summary(ev.gates), "match": ev.match, "our setting": ev.our_setting,
         "paper setting": ev.paper.setting, "paper effect in our CI": _in_ci(ev), "note": ev.note,
     }
 

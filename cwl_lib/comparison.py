@@ -327,6 +327,8 @@ def _pruning_inputs(src: Source) -> tuple[pd.DataFrame | None, pd.DataFrame | No
     unpruned = [r for r in src.records if r["config"]["tau"] is None and r.get("correct", {}).get("acc")]
     if unpruned:  # the test images behind each accuracy, as recorded (test_size None means all of them)
         setting["n_test"] = len(unpruned[0]["correct"]["acc"])
+        if unpruned[0].get("classes"):
+            setting["classes"] = unpruned[0]["classes"]
     recs = list(src.records)
     if not any(r["config"]["tau"] == p["figure_tau"] for r in recs):  # Fig. 3's run outside the study's taus
         fig = pruning_study.Config(**{**study, "finetune_epochs": ()}, tau=p["figure_tau"])
@@ -362,12 +364,23 @@ def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
     return {v: int((ledger["verdict"] == v).sum()) for v in E.VERDICTS}
 
 
+def _listed(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def verdict_sentence(ledger: pd.DataFrame) -> str:
-    """The ledger in one sentence: how many claims got each verdict (verdicts no claim got are left out)."""
-    counts = {v: n for v, n in verdict_counts(ledger).items() if n}
-    parts = [f"{n} {v}" for v, n in counts.items()]
-    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return f"Of the {len(ledger)} claims, {listed}."
+    """The ledger in two sentences: the identities that hold, then how many empirical claims got each verdict
+    (verdicts no claim got are left out); an identity is a computation, so it is never counted as evidence."""
+    identities = ledger[ledger["type"] == claims.IDENTITY_TYPE]
+    empirical = ledger[ledger["type"] != claims.IDENTITY_TYPE]
+    out = []
+    if len(identities):
+        held = int((identities["verdict"] == E.SUPPORTED).sum())
+        out.append(f"{held} of the {len(identities)} numerical identities hold.")
+    if len(empirical):
+        counts = {v: n for v, n in verdict_counts(empirical).items() if n}
+        out.append(f"Of the {len(empirical)} empirical claims, {_listed([f'{n} {v}' for v, n in counts.items()])}.")
+    return " ".join(out)
 
 
 #: The columns of the ledger the page shows first; the rest (test, settings, note) in a second table.

@@ -3,12 +3,12 @@
 The classification grid of Tables I-II dominates the paper profile (datasets x archs x strategies x
 shots x learning rates x repeats runs). Each (arch, strategy) is probed on synthetic uint8 stand-ins of
 the real datasets' input size, through the same :func:`cwl_lib.studies.classification.run_one` the grid
-calls, at two epoch counts of one full batch each; a run's time is then modelled as
+calls, at two step counts of one full batch each; a run's time is then modelled as
 
-    setup + epochs * steps(shots * classes) * step + n_test * eval_per_image
+    setup + steps * step + n_test * eval_per_image
 
-where ``steps(n)`` is the number of batches ``transfer.seeded_batches`` makes of ``n`` images (a short
-batch is charged as a full one) and ``eval_per_image`` is the time per test image. A strategy that
+where ``steps`` is the run's budget of optimizer steps (full batches, or the whole few-shot set when it is
+smaller) and ``eval_per_image`` is the time per test image. A strategy that
 trains only the classifier (cached features) passes the test set through the backbone once per
 (dataset, arch), not once per run. Class and image counts are the paper's
 (:func:`cwl_lib.data.paper_sizes`); probing at reduced test sizes (the CPU default) extrapolates
@@ -70,27 +70,27 @@ def _timed(fn) -> float:
 
 
 def probe(arch: str, strategy: str, backbone: torch.nn.Module, device: torch.device, *, classes: int = 8,
-          n_test: int = 64, input_size: int = 224, batch_size: int = 32, epochs: tuple[int, int] = (1, 2),
+          n_test: int = 64, input_size: int = 224, batch_size: int = 32, steps: tuple[int, int] = (1, 2),
           eval_batch_size: int = 256) -> Probe:
-    """Time one run at two epoch counts, and its evaluation."""
+    """Time one run at two step counts, and its evaluation."""
     s = strategies.get(strategy)
-    shots = max(batch_size // classes, 1)  # one full batch per epoch
+    shots = max(batch_size // classes, 1)  # one full batch per step
     split = synthetic_split(classes, shots, n_test, input_size)
     context = Context(device, load_split=lambda *_: split, load_model=lambda *_: backbone,
                       eval_batch_size=eval_batch_size)
 
     def config(e: int) -> classification.Config:
-        return classification.Config("synthetic", arch, s.name, shots, s.lrs[0], 0, epochs=e, batch_size=batch_size,
+        return classification.Config("synthetic", arch, s.name, shots, s.lrs[0], 0, steps=e, batch_size=batch_size,
                                      input_size=input_size)
 
     eval_s = _timed(lambda: classification.features_of(config(1), context)) if s.cacheable else 0.0
     if device.type == "cuda":
         # cuDNN autotuning and allocator growth land in the first run; untimed, so the two timed runs
-        # differ by their epochs only (without it the H100 probe measured negative epoch costs)
-        classification.run_one(config(epochs[0]), context)
-    times = [_timed(lambda e=e: classification.run_one(config(e), context)) for e in epochs]
-    step = max(times[1] - times[0], 0.0) / (epochs[1] - epochs[0])
-    fixed = times[0] - step * epochs[0]
+        # differ by their steps only (without it the H100 probe measured negative epoch costs)
+        classification.run_one(config(steps[0]), context)
+    times = [_timed(lambda e=e: classification.run_one(config(e), context)) for e in steps]
+    step = max(times[1] - times[0], 0.0) / (steps[1] - steps[0])
+    fixed = times[0] - step * steps[0]
     if s.cacheable:  # cached-feature runs evaluate stored features: no image pass per run
         return Probe(arch, s.name, fixed, eval_s / n_test, step)
     model = transfer.prepare(copy.deepcopy(backbone), s, classes)
@@ -105,7 +105,7 @@ def run_cost(p: Probe, cfg: classification.Config) -> tuple[float, float]:
     its (dataset, arch) when its strategy trains on cached features (0 otherwise: it evaluates itself)."""
     sizes = paper_sizes(cfg.dataset)
     eval_s = p.eval_per_image_s * sizes.test
-    own = p.setup_s + cfg.epochs * steps_per_epoch(cfg.shots * sizes.classes, cfg.batch_size) * p.step_s
+    own = p.setup_s + cfg.steps * p.step_s
     if strategies.get(cfg.strategy).cacheable:
         return own, eval_s
     return own + eval_s, 0.0
@@ -138,7 +138,7 @@ def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, lo
         backbone = load_model(arch).eval()
         for strategy in [s for a, s in pairs if a == arch]:
             p = probe(arch, strategy, backbone, device, n_test=n_test, input_size=params["input_size"],
-                      epochs=(5, 17) if device.type == "cuda" else (1, 2), batch_size=params["batch_size"],
+                      steps=(5, 17) if device.type == "cuda" else (1, 2), batch_size=params["batch_size"],
                       eval_batch_size=params.get("eval_batch_size", 256))
             log(f"[dry-run] {arch:>12} {strategy:<13} setup {p.setup_s:7.3f} s, eval {1e3 * p.eval_per_image_s:7.2f} "
                 f"ms/img, step {1e3 * p.step_s:8.2f} ms")

@@ -24,8 +24,9 @@ ALPHA = 0.05  # two-sided level of every interval and test
 POWER = 0.80  # power at which the minimal detectable effect is stated
 MIN_PAIRED, MIN_RANKED = 2, 5  # fewest units for a paired t interval, for a rank-correlation interval
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = "supported", "not supported", "inconclusive", "not tested here"
-VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED)
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+NOT_TESTABLE, NOT_TESTED = "not testable by this run", "not tested here"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTABLE, NOT_TESTED)
 
 VERDICT_RULE = (
     "Each claim names one effect and the side of a bound the paper puts it on (for example: CWL minus its "
@@ -37,6 +38,11 @@ VERDICT_RULE = (
     "first condition. "
     "**inconclusive**: neither; the smallest effect the run could have detected (80% power, two-sided "
     "5% level, from the spread it observed) is stated, so a reader knows what it rules out. "
+    "**not testable by this run**: the run did not reach the conditions under which it can show the effect "
+    "(its validity gates: CWLs that acted, training that converged, a learning-rate grid that brackets its "
+    "optimum, a benchmark with headroom, a pruning threshold at the claim's operating point, networks above "
+    "chance); the measured value of each failed gate is stated, and the effect, shown for information, is not "
+    "judged. "
     "**not tested here**: the run lacks what the test needs (fewer than two paired repeats, a strategy, "
     "dataset or backbone not run, a quantity not recorded); the reason is stated. "
     "A numerical identity (Section III) is a computation without sampling error: its interval is the "
@@ -165,6 +171,7 @@ def verdict(effect: Effect | None, side: int, bound: float = 0.0, margin: float 
     return INCONCLUSIVE
 
 
-__all__ = ["ALPHA", "POWER", "MIN_PAIRED", "MIN_RANKED", "SUPPORTED", "NOT_SUPPORTED", "INCONCLUSIVE", "NOT_TESTED",
+__all__ = ["ALPHA", "POWER", "MIN_PAIRED", "MIN_RANKED", "SUPPORTED", "NOT_SUPPORTED", "INCONCLUSIVE", "NOT_TESTABLE",
+           "NOT_TESTED",
            "VERDICTS", "VERDICT_RULE", "Effect", "paired_effect", "normal_effect", "rank_correlation", "exact_effect",
            "verdict"]

@@ -18,7 +18,8 @@ import skimage.data
 import torchvision
 import yaml
 
-from . import profiles, strategies
+from . import profiles, strategies, transfer
+from .studies import pruning as pruning_study
 from .data import RESOURCES
 from .data.classification import CLASSIFICATION_DATASETS
 from .data.offline_landmarks import VARIANTS as OFFLINE_RETRIEVAL
@@ -91,6 +92,9 @@ SPECS: dict[str, Spec] = {
     "taus": Spec("floats", **POSITIVE), "figure_tau": Spec("float", **POSITIVE),
     "finetune_epochs": Spec("ints", low=1, empty=True), "min_channels": Spec("int", low=1),
     "l1": Spec("float", low=0.0), "latency_batch": Spec("int", low=1),
+    "steps": Spec("int", low=1), "weight_decay": Spec("float", low=0.0),
+    "optimizer": Spec("str", choices=transfer.OPTIMIZERS), "recalibrate_bn": Spec("str", choices=pruning_study.RECALIBRATE),
+    "sensitivity": Spec("strs", choices=tuple(pruning_study.CHOICES), empty=True),
     "train_size": Spec("ints", low=MIN_INPUT, length=2, why="width and height of the training images"),
     "figure_queries": Spec("int", low=0), "cpu_threads": Spec("int", low=0),
     "workers": Spec("int", low=1), "ray_address": Spec("str"), "gpus_per_run": Spec("float", **POSITIVE),

@@ -43,6 +43,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 import torch
@@ -367,6 +368,37 @@ def masked(model: nn.Module, plan: dict) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- L1 on the sigmas (our addition)
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, inputs: Iterable[torch.Tensor], device: torch.device | str = "cpu") -> int:
+    """Re-estimate the running statistics of every BatchNorm of ``model`` on ``inputs`` (batches of ready
+    float tensors), as a cumulative average; the rest of the model stays in eval mode. Returns how many
+    BatchNorms were recalibrated.
+
+    The standard step after structured pruning: a BN's ImageNet statistics describe the channels that fed
+    it before pruning; once half of them are gone, its inputs have other means and variances, and a deep
+    pruned network normalised with the old ones loses its input-dependent signal layer after layer.
+    """
+    bns = [m for m in model.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
+    if not bns:
+        return 0
+    momenta = [m.momentum for m in bns]
+    model.eval().to(device)
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+        m.train()
+    seen = 0
+    for x in inputs:
+        model(x.to(device))
+        seen += 1
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.eval()
+    if not seen:
+        raise ValueError("no batch to recalibrate BatchNorm statistics on")
+    return len(bns)
+
+
 def sigma_l1(model: nn.Module) -> torch.Tensor:
     """sum_k |sigma_k| over every CWL: the Network Slimming penalty, applied to the CWL scales."""
     params = [w.weighting.sigma for w in weighted_layers(model).values()]

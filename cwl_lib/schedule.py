@@ -2,7 +2,7 @@
 
 Every run of Tables I-IV becomes a *job* with a projected duration on one GPU:
 
-* classification (03): :func:`cwl_lib.dryrun.project`'s per-run model (setup + epochs x batches x step +
+* classification (03): :func:`cwl_lib.dryrun.project`'s per-run model (setup + steps x step +
   evaluation), from the (arch, strategy) probes of the dry-run; a strategy that trains only the
   classifier depends on one pass of the test set through the backbone per (dataset, arch), a job of its own;
 * retrieval (04): training steps of 8 images at the paper's 1024x768 (epochs x batches of the queries) and
@@ -127,11 +127,11 @@ def pruning_jobs(probes: list[Probe], params: dict) -> list[Job]:
         sizes = paper_sizes(cfg.dataset)
         n_test = cfg.test_size or sizes.test
         steps = steps_per_epoch(cfg.shots * sizes.classes, cfg.batch_size)
-        name = f"pruning transfer {cfg.arch} {cfg.strategy} l1={cfg.l1}"
+        name = f"pruning transfer {cfg.arch} {cfg.strategy} {cfg.optimizer} wd={cfg.weight_decay} l1={cfg.l1}"
         if name not in transfers:
             transfers.add(name)
             p = _probe(by_pair, cfg.arch, cfg.strategy)
-            jobs.append(Job(name, "pruning", p.setup_s + cfg.epochs * steps * p.step_s))
+            jobs.append(Job(name, "pruning", p.setup_s + cfg.steps * p.step_s))
         p = _probe(by_pair, cfg.arch, "finetune")
         evals = 1 + len(cfg.finetune_epochs) if cfg.tau is not None else 1
         finetune = max(cfg.finetune_epochs, default=0) * steps * p.step_s if cfg.tau is not None else 0.0

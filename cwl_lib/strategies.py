@@ -63,6 +63,12 @@ class Strategy:
         return self.finetunes
 
     @property
+    def frozen_batch_norm(self) -> bool:
+        """BatchNorm neither trains nor leaves its running statistics: it can be folded into its convolution
+        (:func:`cwl_lib.weighting.fold_batch_norms`), which computes the same and trains faster."""
+        return BN not in self.trains and not self.finetunes
+
+    @property
     def cacheable(self) -> bool:
         """Only the classifier trains, so the backbone's features can be computed once and reused."""
         return self.trains == frozenset({HEAD})

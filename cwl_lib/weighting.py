@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as nn_module
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -90,6 +91,14 @@ def weighting_sites(model: nn.Module, example_input: torch.Tensor | None = None)
     One forward pass on ``example_input`` (default: a 1x3x64x64 zero image) records which BatchNorm
     receives a convolution's output tensor itself.
     """
+    pairs = conv_batch_norm_pairs(model, example_input)
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    return [pairs.get(name, name) for name in convs]
+
+
+def conv_batch_norm_pairs(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, str]:
+    """conv name -> name of the BatchNorm that is the only consumer of its output (convs without one are left
+    out), found by one forward pass with hooks on ``example_input`` (default: a 1x3x64x64 zero image)."""
     convs = {m: n for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)}
     bns = {m: n for n, m in model.named_modules() if isinstance(m, BATCH_NORMS)}
     produced: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> conv name (tensor kept alive)
@@ -121,11 +130,8 @@ def weighting_sites(model: nn.Module, example_input: torch.Tensor | None = None)
         for h in handles:
             h.remove()
         model.train(was_training)
-    sites = []
-    for name in convs.values():
-        # A conv whose output also feeds something else keeps its scale on the conv itself.
-        sites.append(follower[name] if name in follower and consumers.get(name) == 1 else name)
-    return sites
+    # a conv whose output also feeds something else keeps its scale on the conv itself
+    return {name: follower[name] for name in convs.values() if name in follower and consumers.get(name) == 1}
 
 
 def insert_weighting(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
@@ -142,6 +148,47 @@ def insert_weighting(model: nn.Module, example_input: torch.Tensor | None = None
         if ref is not None:
             weighting = weighting.to(device=ref.device, dtype=ref.dtype)
         model.set_submodule(name, Weighted(layer, weighting))
+    return model
+
+
+@torch.no_grad()
+def fold_batch_norms(model: nn.Module, example_input: torch.Tensor | None = None) -> dict[str, str]:
+    """Fold every BatchNorm that alone consumes a convolution's output into that convolution, using the BN's
+    running statistics, and replace the BN by ``nn.Identity``; in place. Returns conv name -> BN name.
+
+    Exact (up to rounding) for a model whose BatchNorms stay in eval mode with frozen gamma and beta: the
+    frozen strategies (:attr:`cwl_lib.strategies.Strategy.frozen_batch_norm`) train this cheaper network. A
+    CWL inserted afterwards sits on the folded conv, where it computes what it computes after the BN
+    (``s * bn(conv(x)) == s * conv'(x)``); :func:`rename_sigmas` maps its scales back to the BN's name.
+    """
+    pairs = conv_batch_norm_pairs(model, example_input)
+    for conv_name, bn_name in pairs.items():
+        conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
+        if not bn.track_running_stats or bn.running_mean is None:
+            raise ValueError(f"{bn_name} has no running statistics to fold into {conv_name}")
+        fused = fuse_conv_bn_eval(conv.eval(), bn.eval())
+        fused.weight.requires_grad_(conv.weight.requires_grad)
+        fused.bias.requires_grad_(conv.weight.requires_grad)
+        model.set_submodule(conv_name, fused)
+        model.set_submodule(bn_name, nn.Identity())
+    return pairs
+
+
+def rename_sigmas(learned: dict[str, torch.Tensor], folded: dict[str, str]) -> dict[str, torch.Tensor]:
+    """Scales learned on a network with folded BatchNorms (:func:`fold_batch_norms`), under the names their CWLs
+    have in the unfolded network (the BN's, where one was folded)."""
+    return {folded.get(name, name): s for name, s in learned.items()}
+
+
+def load_sigmas(model: nn.Module, learned: dict[str, torch.Tensor]) -> nn.Module:
+    """Set the scales of ``model``'s CWLs from ``learned`` (layer name -> scales); every CWL must be named."""
+    layers = weighted_layers(model)
+    if set(layers) != set(learned):
+        raise ValueError(f"the scales name other layers than the model's CWLs: "
+                         f"{sorted(set(layers) ^ set(learned))[:4]}...")
+    with torch.no_grad():
+        for name, w in layers.items():
+            w.weighting.sigma.copy_(learned[name])
     return model
 
 

@@ -14,19 +14,22 @@ from cwl_lib import paper, profiles
 
 BY_ID = {c.id: c for c in C.CLAIMS}
 LAPTOP = {"profile": "laptop", "section3": {"arch": "mobilenet_v2", "fig1_dataset": "mnist"},
-          "pruning": {"dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 20, "n_test": 400,
+          "pruning": {"dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 20, "n_test": 400, "classes": 10,
                       "figure_arch": "mobilenet_v2", "figure_tau": 0.9}}
 PAPER = {"profile": "paper", "section3": {"arch": "vgg16", "fig1_dataset": "mnist"},
-         "pruning": {"dataset": "kvasir", "arch": "vgg16", "shots": 50, "n_test": 2000,
+         "pruning": {"dataset": "kvasir", "arch": "vgg16", "shots": 50, "n_test": 2000, "classes": 8,
                      "figure_arch": "vgg16", "figure_tau": 0.8}}
+CONVERGED = [2.3, 0.6, 0.2, 0.1, 0.095]  # loss at the start, 1/4, 1/2, 3/4 and the end of the budget
 
 
 # --------------------------------------------------------------------------- synthetic run records
 def classification(gain, *, datasets=("fashion-mnist",), archs=("mobilenet_v2",), shots=(1, 5, 10), repeats=5,
-                   strategies=("freeze", "freeze+cwl"), noise=0.0, seed=0, level=(0.3, 0.03)):
+                   strategies=("freeze", "freeze+cwl"), noise=0.0, seed=0, level=(0.3, 0.03),
+                   lrs=((0.001, 0.0), (0.003, 0.01), (0.01, 0.005)), sigma_shift=0.2, quartiles=CONVERGED):
     """One row per run; ``gain(arch, dataset, shots, strategy)`` is added to a base shared by the repeat's
-    strategies (``level[0] + level[1] * log2(shots)`` and noise), plus per-run noise of sd ``noise``. Two
-    learning rates each; the second is 0.01 better."""
+    strategies (``level[0] + level[1] * log2(shots)`` and noise), plus per-run noise of sd ``noise``. Three
+    learning rates each (``lrs``: rate and bonus), the middle one best, so the gates pass: CWL runs moved
+    their scales by ``sigma_shift``, every run's loss converged (``quartiles``)."""
     rng = np.random.default_rng(seed)
     rows = []
     for d in datasets:
@@ -36,9 +39,11 @@ def classification(gain, *, datasets=("fashion-mnist",), archs=("mobilenet_v2",)
                     base = level[0] + level[1] * math.log2(k) + rng.normal(0, 0.03)  # shared by the pair: paired
                     for s in strategies:
                         extra = gain(a, d, k, s) + rng.normal(0, noise)
-                        for lr, bonus in ((0.001, 0.0), (0.01, 0.01)):
+                        for lr, bonus in lrs:
                             rows.append({"dataset": d, "arch": a, "strategy": s, "shots": k, "lr": lr, "repeat": r,
-                                         "accuracy": base + extra + bonus})
+                                         "accuracy": base + extra + bonus, "classes": 10,
+                                         "loss_quartiles": list(quartiles),
+                                         "sigma_shift": sigma_shift if s.endswith("+cwl") else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -46,21 +51,25 @@ def cwl_gain(size):
     return lambda a, d, k, s: size if s.endswith("+cwl") else 0.0
 
 
-def retrieval(gain, *, repeats=3, archs=("mobilenet_v2",), datasets=("offline-landmarks",), seed=0):
+def retrieval(gain, *, repeats=3, archs=("mobilenet_v2",), datasets=("offline-landmarks",), seed=0, base_map=40,
+              final_loss=0.5, sigma_shift=0.2):
     """Runs of the four strategies; freeze once per repeat (lr NaN), the others at two learning rates of which
-    0.01 is better by 2 points; ``gain(strategy)`` points are added to every protocol."""
+    0.01 is better by 2 points; ``gain(strategy)`` points are added to every protocol. The trained runs end at
+    ``final_loss`` of 12 classes, the CWL runs moved their scales by ``sigma_shift``."""
     rng = np.random.default_rng(seed)
     rows = []
     for d in datasets:
         for a in archs:
             for r in range(repeats):
-                base = 40 + rng.normal(0, 2)
+                base = base_map + rng.normal(0, 2)
                 for s in ("freeze", "freeze+cwl", "finetune", "finetune+cwl"):
                     for lr in ([math.nan] if s == "freeze" else [0.001, 0.01]):
                         m = base + gain(s) + (2.0 if lr == 0.01 else 0.0)
                         e, md, h = m + 10, m, m - 10
                         rows.append({"dataset": d, "arch": a, "strategy": s, "lr": lr, "repeat": r,
-                                     "easy": e, "medium": md, "hard": h, "mean": (e + md + h) / 3})
+                                     "easy": e, "medium": md, "hard": h, "mean": (e + md + h) / 3, "classes": 12,
+                                     "final_loss": math.nan if s == "freeze" else final_loss,
+                                     "sigma_shift": sigma_shift if s.endswith("+cwl") else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -234,10 +243,41 @@ def test_noise_is_inconclusive_with_its_detectable_effect():
     ev = C.evaluate(BY_ID["C10"], C.Inputs(classification=frame))
     assert ev.verdict == E.INCONCLUSIVE and ev.ours.low < 0 < ev.ours.high
     # the MDE is that of the per-repeat differences the ledger pairs
-    best = frame[frame["lr"] == 0.01].pivot_table(index=["shots", "repeat"], columns="strategy", values="accuracy")
+    best = frame[frame["lr"] == 0.003].pivot_table(index=["shots", "repeat"], columns="strategy", values="accuracy")
     per_repeat = (best["freeze+cwl"] - best["freeze"]).groupby("repeat").mean()
     assert ev.ours.mde == pytest.approx(E.paired_effect(per_repeat.to_numpy()).mde)
     assert f"{ev.ours.mde:.3f}" in ev.reason and "80% power" in ev.reason
+
+
+def test_a_run_that_cannot_show_the_effect_is_not_testable_and_says_what_it_measured():
+    gain = cwl_gain(-0.05)  # a clear loss: without the gates it reads "not supported"
+    still = C.evaluate(BY_ID["C10"], C.Inputs(classification=classification(gain, sigma_shift=0.01)))
+    assert still.verdict == E.NOT_TESTABLE and still.ours.estimate == pytest.approx(-0.05, abs=0.01)
+    assert "mean |sigma - 1| is 0.010 where >= 0.050 is needed" in still.reason and "CWLs that act" in still.reason
+    assert "CWL acted: 0.010 (needs >= 0.050), fail" in C.row(still)["gates"]
+    falling = [2.3, 2.0, 1.6, 1.2, 0.8]  # still falling at the end, far above 0.1 ln 10
+    unconverged = C.evaluate(BY_ID["C10"], C.Inputs(classification=classification(gain, quartiles=falling)))
+    assert unconverged.verdict == E.NOT_TESTABLE and "converged" in unconverged.reason
+    at_edge = ((0.001, 0.0), (0.003, 0.005), (0.01, 0.01))  # the best rate is the grid's largest
+    edge = C.evaluate(BY_ID["C10"], C.Inputs(classification=classification(gain, lrs=at_edge)))
+    assert edge.verdict == E.NOT_TESTABLE and "inside the grid" in edge.reason
+    two = C.evaluate(BY_ID["C9"], C.Inputs(classification=classification(gain, lrs=((0.001, 0.0), (0.01, 0.01)))))
+    assert two.verdict == E.NOT_TESTABLE and "2 rates" in two.reason  # two rates bracket nothing
+    # a flattened curve converged even above 0.1 ln C; the gates pass and the loss reads as a loss
+    flat = [2.3, 0.9, 0.62, 0.6, 0.59]
+    judged = C.evaluate(BY_ID["C10"], C.Inputs(classification=classification(gain, quartiles=flat)))
+    assert judged.verdict == E.NOT_SUPPORTED and all(g.passed for g in judged.gates)
+
+
+def test_retrieval_without_headroom_or_training_is_not_testable():
+    full = C.evaluate(BY_ID["C15"], C.Inputs(retrieval=retrieval(lambda s: -3 * s.endswith("+cwl"), base_map=85)))
+    assert full.verdict == E.NOT_TESTABLE and "headroom" in full.reason and "85" in C.row(full)["gates"]
+    idle = C.evaluate(BY_ID["C16"], C.Inputs(retrieval=retrieval(lambda s: 0.0, final_loss=2.3)))
+    assert idle.verdict == E.NOT_TESTABLE and "moved the training loss" in idle.reason
+    still = C.evaluate(BY_ID["C15"], C.Inputs(retrieval=retrieval(lambda s: 0.0, sigma_shift=0.0)))
+    assert still.verdict == E.NOT_TESTABLE and "CWLs that act" in still.reason
+    assert C.evaluate(BY_ID["C16"], C.Inputs(retrieval=retrieval(lambda s: 0.0, sigma_shift=0.0))).verdict \
+        != E.NOT_TESTABLE  # finetune against freeze needs no CWL
 
 
 def test_one_repeat_and_a_missing_strategy_are_not_tested():
@@ -344,7 +384,26 @@ def test_pruning_cost_and_recovery():
     no_n = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(), setting={"pruning": {"arch": "vgg16"}}))
     assert no_n.verdict == E.NOT_TESTED and "n_test" in no_n.reason
     nothing_half = table_iv(half=(0.9, 0.7, 0.75, 0.78), high=(0.85, 0.6, 0.7, 0.75))
-    assert "25% and 75%" in C.evaluate(BY_ID["C17"], C.Inputs(pruning=nothing_half, setting=LAPTOP)).reason
+    untestable = C.evaluate(BY_ID["C17"], C.Inputs(pruning=nothing_half, setting=LAPTOP))
+    assert untestable.verdict == E.NOT_TESTABLE and "25% to 75%" in untestable.reason
+    assert "operating point: not measured" in C.row(untestable)["gates"]
+
+
+def test_pruning_claims_are_not_testable_where_the_networks_are_at_chance():
+    dead_half = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(half=(0.45, 0.10, 0.10, 0.11)), setting=LAPTOP))
+    assert dead_half.verdict == E.NOT_TESTABLE and "above chance" in dead_half.reason
+    assert dead_half.ours is not None  # the effect is still shown, just not judged
+    gates = C.row(dead_half)["gates"]
+    assert "the unpruned network above chance: 0.800 (needs >= 0.128), pass" in gates
+    assert "after FT@3 above chance: 0.110 (needs >= 0.128), fail" in gates
+    # C18 reads the largest tau a finetuning can train: tau 1.0 never leaves chance, so tau 0.9 is read
+    dead_high = table_iv(high=(0.05, 0.10, 0.10, 0.11))
+    rec = C.evaluate(BY_ID["C18"], C.Inputs(pruning=dead_high, setting=LAPTOP))
+    assert "tau 0.9" in rec.note and "tau 1 skipped" in rec.note
+    assert rec.ours.estimate == pytest.approx((0.70 - 0.40) / (0.8 - 0.40)) and rec.verdict != E.NOT_TESTABLE
+    # with every pruned network at chance, nothing is read: not testable, never "not supported"
+    none = table_iv(half=(0.45, 0.10, 0.10, 0.11), high=(0.05, 0.10, 0.10, 0.11))
+    assert C.evaluate(BY_ID["C18"], C.Inputs(pruning=none, setting=LAPTOP)).verdict == E.NOT_TESTABLE
 
 
 def test_pruning_in_the_papers_setting_is_the_same_experiment():

@@ -48,7 +48,7 @@ def tiny_split(name="toy", size=16):
     return Split(name, part(12), part(10))
 
 
-COMMON = dict(epochs=4, batch_size=4, input_size=16, test_size=None)
+COMMON = dict(steps=4, batch_size=4, input_size=16, test_size=None)
 
 
 def toy_context(**kw) -> Context:
@@ -123,7 +123,7 @@ def test_strategies_needing_batch_norm_are_skipped_for_vgg_and_lr_grids_are_the_
 def test_the_paper_setting_is_written_once_in_the_config_defaults():
     p = profiles.parameters("paper", "03_classification")
     default = study.Config("d", "a", "freeze", 1, 0.1, 0)
-    for name in ("epochs", "batch_size", "input_size", "test_size", "backbone_lr_factor"):
+    for name in ("steps", "weight_decay", "batch_size", "input_size", "test_size", "backbone_lr_factor"):
         assert p[name] == getattr(default, name), name
 
 

@@ -78,8 +78,8 @@ def test_another_dataset_and_backbone_are_a_stand_in_and_say_so(tmp_path):
 def test_records_behind_a_cell_are_exactly_those_of_its_config(tmp_path):
     params = _classification_params()
     store = _write_classification(tmp_path, params, _acc)
-    # a record of another setting (more epochs) for the same dataset, arch, strategy and shots
-    other = classification.configs({**params, "epochs": 99})[0]
+    # a record of another setting (more steps) for the same dataset, arch, strategy and shots
+    other = classification.configs({**params, "steps": 99})[0]
     store.write(_record(classification, other, accuracy=0.99))
     sources = {"03_classification": comparison.load("03_classification", tmp_path / "03_classification", params),
                **_empty_others(tmp_path)}
@@ -283,7 +283,12 @@ def test_claims_inputs_read_the_sources_the_measures_and_the_profile(tmp_path):
     counts = comparison.verdict_counts(led)
     assert sum(counts.values()) == len(led)
     sentence = comparison.verdict_sentence(led)
-    assert sentence.startswith(f"Of the {len(led)} claims, ") and f"{counts[E.NOT_TESTED]} not tested here" in sentence
+    identities = led[led["type"] == "identity"]
+    empirical = led[led["type"] == "empirical"]
+    assert len(identities) == 6 and len(identities) + len(empirical) == len(led)
+    held = int((identities["verdict"] == E.SUPPORTED).sum())
+    assert sentence.startswith(f"{held} of the 6 numerical identities hold. Of the {len(empirical)} empirical claims, ")
+    assert f"{comparison.verdict_counts(empirical)[E.NOT_TESTED]} not tested here" in sentence
     # measures of another setting (a -p override) are not read
     other = {**profiles.parameters(profile, "02_convolution_svd"), "epochs": 99}
     measures.write(root / "02_convolution_svd", "02_convolution_svd", other, {"eq3_error": 1e-7})

@@ -23,7 +23,7 @@ def test_every_profile_passes_its_own_validation_unchanged(profile, name):
 
 # (notebook, parameter, value as typed on a command line, words the one-line error must hold)
 BAD = [
-    ("03_classification", "epochs", "abc", "an integer >= 1"),
+    ("03_classification", "steps", "abc", "an integer >= 1"),
     ("03_classification", "shots", "-1", "integers >= 1"),
     ("03_classification", "shots", "[]", "non-empty list"),
     ("03_classification", "lr_freeze", "[0]", "numbers > 0"),
@@ -59,12 +59,12 @@ def test_a_learning_rate_is_read_as_a_number_however_it_is_typed(value):
 
 
 def test_an_unknown_name_lists_the_notebooks_parameters():
-    with pytest.raises(P.ParameterError, match="has no parameter nosuch; its parameters are .*epochs"):
+    with pytest.raises(P.ParameterError, match="has no parameter nosuch; its parameters are .*steps"):
         P.validate("03_classification", {"nosuch": 1})
 
 
 @pytest.mark.parametrize("args,words", [
-    (["-p", "epochs", "abc"], "parameter epochs of"),
+    (["-p", "steps", "abc"], "parameter steps of"),
     (["-p", "shots", "-1"], "parameter shots of 03_classification"),
     (["-p", "nosuch", "1"], "has a parameter nosuch"),
     (["-p", "lr_freeze", "[0]"], "parameter lr_freeze"),
@@ -99,18 +99,18 @@ class FakeNamespace(dict):
 
 
 def test_the_profile_named_by_papermill_gives_every_unset_parameter():
-    ns = FakeNamespace("03_classification", injected={"profile": "laptop", "epochs": 7})
+    ns = FakeNamespace("03_classification", injected={"profile": "laptop", "steps": 7})
     params = P.resolve("03_classification", ns)
-    assert params == {**profiles.parameters("laptop", "03_classification"), "epochs": 7}
+    assert params == {**profiles.parameters("laptop", "03_classification"), "steps": 7}
     assert ns["repeats"] == profiles.parameters("laptop", "03_classification")["repeats"]
     line = P.describe(ns)
-    assert line.startswith("profile laptop; passed: epochs=7;") and line.endswith("the laptop profile's")
+    assert line.startswith("profile laptop; passed: steps=7;") and line.endswith("the laptop profile's")
 
 
 def test_a_value_edited_in_the_parameters_cell_is_kept_and_named():
     ns = FakeNamespace("03_classification", edited={"profile": "laptop", "repeats": 9})
     params = P.resolve("03_classification", ns)
-    assert params["repeats"] == 9 and params["epochs"] == profiles.parameters("laptop", "03_classification")["epochs"]
+    assert params["repeats"] == 9 and params["steps"] == profiles.parameters("laptop", "03_classification")["steps"]
     assert "set in the notebook's parameters cell: repeats=9" in P.describe(ns)
 
 

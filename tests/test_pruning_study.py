@@ -106,7 +106,7 @@ def _toy_model(arch, pretrained):
 
 
 def _params(**over):
-    return {**profiles.parameters("smoke", "05_pruning"), "dataset": "toy", "shots": 4, "epochs": 1,
+    return {**profiles.parameters("smoke", "05_pruning"), "dataset": "toy", "shots": 4, "steps": 1,
             "taus": [0.9, 1.0], "finetune_epochs": [1], "input_size": 32, "batch_size": 6, "test_size": None,
             "latency_batch": 1, "figure_archs": ["mobilenet_v2"], **over}
 
@@ -118,8 +118,14 @@ def test_configs_hold_each_study_and_the_figure_runs():
     assert names.count(study.PAPER) == names.count(study.L1) == names.count(study.SLIMMING) == 3  # unpruned + 2 taus
     slimming = [c for c in configs if study.variant_of(c, p) == study.SLIMMING]
     assert {(c.strategy, c.importance) for c in slimming} == {("bn-affine", "bn-gamma")}
-    figure = [c for c in configs if study.variant_of(c, p) is None]
+    figure = [c for c in configs if study.variant_of(c, p) is None and not c.curve]
     assert [(c.arch, c.tau, c.finetune_epochs) for c in figure] == [("resnet50", 0.9, ())]
+    # one kept-fraction curve per transfer choice; the study's own choice also at fewer steps
+    curves = {study.choice_of(c.optimizer, c.weight_decay): c.curve for c in configs if c.curve}
+    own = study.choice_of(p["optimizer"], p["weight_decay"])
+    assert curves == {name: "steps" if name == own else "final" for name in p["sensitivity"]}
+    with pytest.raises(ValueError, match="unknown transfer choice"):
+        study.configs({**p, "sensitivity": ["rmsprop"]})
     assert len({study.key(c) for c in configs}) == len(configs)
     vgg = study.configs(_params(arch="vgg16"))  # no BatchNorm: no Network Slimming
     assert all(study.variant_of(c, _params(arch="vgg16")) != study.SLIMMING for c in vgg)
@@ -129,7 +135,7 @@ def test_configs_hold_each_study_and_the_figure_runs():
 
 @pytest.mark.slow
 def test_every_threshold_prunes_one_shared_transfer_and_a_rerun_resumes(tmp_path, monkeypatch):
-    p = _params(l1=0.0, bn_gamma=True)
+    p = _params(l1=0.0, bn_gamma=True, steps=4, sensitivity=["adam-l2"])  # the study's own transfer: its curve shares it
     configs = study.configs(p)
     store = records.Store(tmp_path / "runs")
     trained = []
@@ -153,6 +159,10 @@ def test_every_threshold_prunes_one_shared_transfer_and_a_rerun_resumes(tmp_path
     table = study.table(paper)
     assert list(table["tau"]) == ["-", 0.9, 1.0] and {"acc", "ft1", "params", "features"} <= set(table.columns)
     assert store.attachment(paper[1]["key"], "pruned")["plan"]["tau"] == 0.9
+    curve = study.curves(recs)  # read at a quarter, half and all of the transfer's steps
+    assert sorted(curve["steps"].unique()) == sorted({max(1, round(q * p["steps"])) for q in study.SNAPSHOTS})
+    for _, g in curve.groupby("steps"):  # a larger threshold never keeps more
+        assert list(g["tau"]) == list(study.CURVE_TAUS) and g["kept"].is_monotonic_decreasing
 
     # a new process (a fresh context) resumes: the missing threshold only, from the kept transfer
     trained.clear()

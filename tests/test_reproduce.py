@@ -37,9 +37,9 @@ def test_missing_debian_fashion_mnist_names_the_package(empty_data_root):
 
 def test_param_values_are_read_as_their_parameters_types():
     runs = reproduce.plan("smoke", only=["03"], overrides={"lr_freeze": "1e-3", "shots": "[1, 5]", "archs": "vgg16",
-                                                            "epochs": "3", "pretrained": "false"})
+                                                            "steps": "3", "pretrained": "false"})
     got = runs["03_classification"]
-    assert (got["lr_freeze"], got["shots"], got["archs"], got["epochs"], got["pretrained"]) == (
+    assert (got["lr_freeze"], got["shots"], got["archs"], got["steps"], got["pretrained"]) == (
         [0.001], [1, 5], ["vgg16"], 3, False)
 
 

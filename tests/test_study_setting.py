@@ -30,9 +30,9 @@ def test_offline_profiles_name_their_stand_ins(notebook, profile):
 
 
 def test_one_changed_setting_is_counted_not_spelled():
-    p = profiles.parameters("paper", "03_classification", {"epochs": 3})
+    p = profiles.parameters("paper", "03_classification", {"steps": 3})
     text = setting.sentence(BY_NOTEBOOK["03_classification"].setting(p))
-    assert text == "This run is a stand-in for the paper's experiment: 1 of the 11 settings below differs."
+    assert text == "This run is a stand-in for the paper's experiment: 1 of the 12 settings below differs."
 
 
 def test_mobilenet_roles_from_torchvision_names():

@@ -35,10 +35,12 @@ from scipy.stats import binomtest
 from torch import nn
 
 from .. import pruning, records, strategies, transfer
+from ..paper import TABLE_IV
 from ..data import classification as cdata
 from ..models import has_batch_norm
 from ..paths import atomic_write, file_lock
 from ..runtime import seed_everything
+from ..weighting import load_sigmas
 from ..weighting import sigmas as read_sigmas
 from .context import Context
 from .setting import Row, square
@@ -49,6 +51,9 @@ NOTEBOOK = "05_pruning"
 SIGMA, BN_GAMMA = "sigma", "bn-gamma"
 #: The transfer each importance prunes: the paper's CWL transfer, and Network Slimming's BN-affine one.
 TRANSFER_OF = {SIGMA: "freeze+cwl", BN_GAMMA: "bn-affine"}
+
+
+RECALIBRATE = ("never", "always", "dead")
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,17 @@ class Config:
     importance: str = SIGMA
     strategy: str = "freeze+cwl"
     lr: float = 1e-2
-    epochs: int = 30
+    steps: int = 400  # optimizer steps of the transfer (about 30 epochs of Kvasir's 400 images in batches of 32)
+    optimizer: str = "adam"  # of the transfer, with its weight decay (cwl_lib.transfer.OPTIMIZERS); see CHOICES
+    weight_decay: float = 5e-4
     l1: float = 0.0  # strength of the L1 penalty on the sigmas during transfer (0: the paper's method)
     finetune_epochs: tuple[int, ...] = (1, 30)
-    finetune_lr: float = 1e-4
+    finetune_lr: float = 1e-3
     finetune_bn: str = "frozen"  # "frozen": BN keeps its running statistics while finetuning; "train": batch statistics
+    recalibrate_bn: str = "dead"  # re-estimate BN statistics on the training images after pruning, before finetuning:
+    # "never", "always", or "dead": when the pruned network gives one prediction for every training image
+    curve: str = ""  # "final" or "steps": a kept-fraction curve over CURVE_TAUS (after the transfer, or at each of
+    # its SNAPSHOTS) for the sensitivity figure, not one threshold; "": a threshold
     min_channels: int = 1
     input_size: int = 224
     batch_size: int = 32
@@ -82,6 +93,14 @@ class Config:
             raise ValueError(f"pruning by sigma needs learned sigmas: use a strategy with CWLs, not {self.strategy!r}")
         if self.tau is not None and not self.tau > 0:
             raise ValueError(f"tau must be a positive threshold (or None, unpruned), got {self.tau!r}")
+        if self.optimizer not in transfer.OPTIMIZERS:
+            raise ValueError(f"optimizer is one of {', '.join(transfer.OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.curve not in ("", "final", "steps"):
+            raise ValueError(f"curve is '', 'final' or 'steps', got {self.curve!r}")
+        if self.curve and self.tau is not None:
+            raise ValueError("a kept-fraction curve has no threshold of its own: tau must be None")
+        if self.recalibrate_bn not in RECALIBRATE:
+            raise ValueError(f"recalibrate_bn is one of {', '.join(RECALIBRATE)}, got {self.recalibrate_bn!r}")
         if self.finetune_bn not in ("frozen", "train"):
             raise ValueError(f"finetune_bn is 'frozen' or 'train', got {self.finetune_bn!r}")
         if any(int(e) < 1 for e in self.finetune_epochs):
@@ -93,8 +112,8 @@ class Config:
     @property
     def transfer(self) -> dict:
         """What determines the transferred network (every threshold of a study shares it)."""
-        keep = ("dataset", "arch", "shots", "strategy", "lr", "epochs", "l1", "input_size", "batch_size",
-                "test_size", "seed", "pretrained")
+        keep = ("dataset", "arch", "shots", "strategy", "lr", "steps", "optimizer", "weight_decay", "l1", "input_size",
+                "batch_size", "test_size", "seed", "pretrained")
         return {k: getattr(self, k) for k in keep}
 
     @property
@@ -105,24 +124,47 @@ class Config:
 
 _RUN = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
 
+#: The transfer choices the paper leaves unstated, measured by the sensitivity figure (kept fraction of
+#: parameters against tau): name -> (optimizer, weight decay). AdamW's decay is PyTorch's default.
+CHOICES = {
+    "adam": ("adam", 0.0),
+    "adam-l2": ("adam", 5e-4),
+    "adamw": ("adamw", 1e-2),
+    "sgd-l2": ("sgd", 5e-4),
+}
+#: The thresholds of the kept-fraction curves: the paper's, and the steps between them.
+CURVE_TAUS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
+#: The points of a transfer (shares of its steps) at which its scales are kept for the curves.
+SNAPSHOTS = (0.25, 0.5, 1.0)
+
 #: The paper's setting, as the parameters of notebook 05 (profiles override it).
 PARAMETERS = {
-    "dataset": "kvasir", "arch": "vgg16", "shots": 50, "epochs": _RUN["epochs"], "l1": 3e-4,
+    "dataset": "kvasir", "arch": "vgg16", "shots": 50, "steps": _RUN["steps"], "optimizer": _RUN["optimizer"],
+    "weight_decay": _RUN["weight_decay"], "l1": 3e-4,
     "taus": [0.2, 0.4, 0.8, 1.0, 1.2], "finetune_epochs": list(_RUN["finetune_epochs"]), "strategy": _RUN["strategy"],
-    "lr": _RUN["lr"], "finetune_lr": _RUN["finetune_lr"], "min_channels": _RUN["min_channels"],
+    "lr": _RUN["lr"], "finetune_lr": _RUN["finetune_lr"], "recalibrate_bn": _RUN["recalibrate_bn"],
+    "min_channels": _RUN["min_channels"],
     "input_size": _RUN["input_size"], "batch_size": _RUN["batch_size"], "test_size": _RUN["test_size"],
     "latency_batch": 16, "figure_tau": 0.8, "figure_archs": ["vgg16", "resnet50"], "bn_gamma": True,
+    "sensitivity": list(CHOICES),
 }
 
 PAPER, L1 = "CWL (paper)", "CWL + L1 (ours)"
 SLIMMING = "BN gamma (Network Slimming)"
 
 
+def choice_of(optimizer: str, weight_decay: float) -> str | None:
+    """The name in :data:`CHOICES` of a transfer's (optimizer, weight decay), None for another pair."""
+    return next((n for n, c in CHOICES.items() if c == (optimizer, float(weight_decay))), None)
+
+
 def variants(p: dict) -> dict[str, dict]:
     """The studies of notebook 05: the paper's, ours with the L1 penalty (``l1 > 0``), and Network
     Slimming at matched size (``bn_gamma``, for a backbone with BatchNorm); name -> config fields."""
-    common = dict(dataset=p["dataset"], arch=p["arch"], shots=p["shots"], lr=p["lr"], epochs=p["epochs"],
+    common = dict(dataset=p["dataset"], arch=p["arch"], shots=p["shots"], lr=p["lr"], steps=p["steps"],
+                  optimizer=p["optimizer"], weight_decay=p["weight_decay"],
                   finetune_epochs=tuple(p["finetune_epochs"]), finetune_lr=p["finetune_lr"],
+                  recalibrate_bn=p["recalibrate_bn"],
                   min_channels=p["min_channels"], input_size=p["input_size"], batch_size=p["batch_size"],
                   test_size=p["test_size"], seed=p["seed"], latency_batch=p["latency_batch"])
     out = {PAPER: {**common, "strategy": p["strategy"], "l1": 0.0}}
@@ -133,10 +175,27 @@ def variants(p: dict) -> dict[str, dict]:
     return out
 
 
+def curve_configs(p: dict) -> list[Config]:
+    """The kept-fraction curves of the sensitivity figure: the paper's method transferred under each choice of
+    ``sensitivity`` (the run's own choice shares its transfer with the study, and its curve is also taken at
+    the :data:`SNAPSHOTS` of its steps: the step count's effect)."""
+    base = variants(p)[PAPER]
+    own = (base["optimizer"], float(base["weight_decay"]))
+    out = []
+    for name in p["sensitivity"]:
+        if name not in CHOICES:
+            raise ValueError(f"unknown transfer choice {name!r}; choose among {', '.join(CHOICES)}")
+        optimizer, wd = CHOICES[name]
+        out.append(Config(**{**base, "optimizer": optimizer, "weight_decay": wd, "finetune_epochs": ()},
+                          tau=None, curve="steps" if (optimizer, wd) == own else "final"))
+    return out
+
+
 def configs(p: dict) -> list[Config]:
     """The runs of notebook 05 under its parameters ``p``: the one place they are made. Each study has its
     unpruned row and one run per tau; each other backbone of ``figure_archs`` one paper-method run at
-    ``figure_tau``, without finetuning (Fig. 3's other panel)."""
+    ``figure_tau``, without finetuning (Fig. 3's other panel); each transfer choice of ``sensitivity`` one
+    kept-fraction curve."""
     out = []
     for fields_ in variants(p).values():
         out += [Config(tau=t, **fields_) for t in [None, *p["taus"]]]
@@ -144,11 +203,13 @@ def configs(p: dict) -> list[Config]:
     for a in p["figure_archs"]:
         if a != p["arch"] or p["figure_tau"] not in p["taus"]:
             out.append(Config(**{**paper_fields, "arch": a, "finetune_epochs": ()}, tau=p["figure_tau"]))
-    return out
+    return out + curve_configs(p)
 
 
 def variant_of(config: Config, p: dict) -> str | None:
-    """Which study of :func:`variants` a config belongs to (None: a figure-only run)."""
+    """Which study of :func:`variants` a config belongs to (None: a figure-only run or a curve)."""
+    if config.curve:
+        return None
     for name, fields_ in variants(p).items():
         if all(getattr(config, k) == v for k, v in fields_.items()):
             return name
@@ -161,8 +222,8 @@ def key(config: Config) -> str:
 
 def order(config: Config) -> tuple:
     """Thresholds of one transfer together, the unpruned row first."""
-    return (json.dumps(config.transfer, sort_keys=True), config.importance, config.tau is not None, config.tau or 0.0,
-            config.finetune_epochs)
+    return (json.dumps(config.transfer, sort_keys=True), config.importance, config.curve, config.tau is not None,
+            config.tau or 0.0, config.finetune_epochs)
 
 
 # --------------------------------------------------------------------------- the transferred network
@@ -193,29 +254,71 @@ def data_of(fields_: dict, context: Context) -> Data:
 
 def transferred(fields_: dict, context: Context) -> nn.Module:
     """The network a study prunes (``fields_`` as :attr:`Config.transfer`), in eval mode on the context's
-    device: trained once per transfer and kept in the store's ``shared/`` folder for the other thresholds."""
+    device: trained once per transfer and kept in the store's ``shared/`` folder for the other thresholds,
+    with the scales at the :data:`SNAPSHOTS` of its steps (:func:`snapshots`)."""
+    return _transferred(fields_, context)[0]
+
+
+def snapshots(fields_: dict, context: Context) -> dict[int, dict[str, torch.Tensor]]:
+    """Step -> the CWL scales of a transfer (``fields_`` as :attr:`Config.transfer`) after that many steps."""
+    return _transferred(fields_, context)[1]
+
+
+def _transferred(fields_: dict, context: Context) -> tuple[nn.Module, dict]:
+    return context.memo("transferred", json.dumps(fields_, sort_keys=True), lambda: _transfer(fields_, context))
+
+
+def _transfer(fields_: dict, context: Context) -> tuple[nn.Module, dict]:
     f = fields_
+    data = data_of(f, context)
+    backbone = context.backbone(f["arch"], f["pretrained"])
+    strategy = strategies.get(f["strategy"])
+    seed_everything(f["seed"])
+    model = transfer.prepare(copy.deepcopy(backbone), strategy, data.classes)
+    saved = context.shared / f"transfer-{_transfer_key(f)}.pt" if context.shared else None
+    # runs in parallel (Ray tasks, two drivers) wait for the one that trains it, then read its file
+    with file_lock(saved.with_suffix(".lock")) if saved is not None else contextlib.nullcontext():
+        if saved is not None and saved.is_file():
+            state = torch.load(saved, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+            snaps = {int(k): v for k, v in state["snapshots"].items()}
+        else:
+            snaps = _train_transfer(model, backbone, strategy, f, data, context)
+            if saved is not None:
+                atomic_write(saved, lambda p: torch.save(
+                    {"model": model.state_dict(), "snapshots": {str(k): v for k, v in snaps.items()}}, p))
+    return model.to(context.device).eval(), snaps
 
-    def build() -> nn.Module:
-        data = data_of(f, context)
-        backbone = context.backbone(f["arch"], f["pretrained"])
-        seed_everything(f["seed"])
-        model = transfer.prepare(copy.deepcopy(backbone), f["strategy"], data.classes)
-        saved = context.shared / f"transfer-{_transfer_key(f)}.pt" if context.shared else None
-        # runs in parallel (Ray tasks, two drivers) wait for the one that trains it, then read its file
-        with file_lock(saved.with_suffix(".lock")) if saved is not None else contextlib.nullcontext():
-            if saved is not None and saved.is_file():
-                model.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
-            else:
-                batches = transfer.image_batches(data.images, data.labels, f["batch_size"], f["seed"],
-                                                 f["input_size"])
-                with pruning.l1_on_sigmas(model, f["l1"]) if f["l1"] else contextlib.nullcontext():
-                    transfer.train(model, batches, f["strategy"], f["lr"], f["epochs"], context.device)
-                if saved is not None:
-                    atomic_write(saved, lambda p: torch.save(model.state_dict(), p))
-        return model.to(context.device).eval()
 
-    return context.memo("transferred", json.dumps(f, sort_keys=True), build)
+def _train_transfer(model: nn.Module, backbone: nn.Module, strategy, f: dict, data: "Data", context: Context) -> dict:
+    """Train ``model`` (prepared, BN unfolded) for the transfer ``f``; returns its scales at the SNAPSHOTS.
+
+    A strategy that leaves BatchNorm frozen trains a copy with its BatchNorms folded into the convolutions
+    (the same function, faster), whose scales and classifier are then set in ``model``."""
+    trained = model
+    if strategy.frozen_batch_norm:
+        seed_everything(f["seed"])  # the same head initialisation as ``model``'s
+        trained = transfer.prepare(copy.deepcopy(backbone), strategy, data.classes, fold_bn=True)
+    batches = transfer.image_batches(data.images, data.labels, f["batch_size"], f["seed"], f["input_size"])
+    at = {max(1, round(q * f["steps"])) for q in SNAPSHOTS}
+    snaps: dict[int, dict] = {}
+    done = 0
+
+    def per_epoch(_epoch: int, _loss: float) -> None:
+        nonlocal done
+        done = min(f["steps"], done + steps_per_epoch)
+        for step in sorted(at - set(snaps)):
+            if done >= step and strategy.cwl:
+                snaps[step] = transfer.learned_sigmas(trained)
+
+    steps_per_epoch = sum(1 for _ in transfer.seeded_batches(len(data.labels), f["batch_size"], 0)(0))
+    with pruning.l1_on_sigmas(trained, f["l1"]) if f["l1"] else contextlib.nullcontext():
+        transfer.train(trained, batches, strategy, f["lr"], None, context.device, steps=f["steps"],
+                       optimizer=f["optimizer"], weight_decay=f["weight_decay"], progress=per_epoch)
+    if trained is not model:
+        load_sigmas(model, transfer.learned_sigmas(trained))
+        transfer.head(model).load_state_dict(transfer.head(trained).state_dict())
+    return snaps
 
 
 # --------------------------------------------------------------------------- one run
@@ -234,14 +337,20 @@ def run_one(config: Config, context: Context) -> dict:
         hits[stage] = "".join("1" if v else "0" for v in right.tolist())
         return float(right.float().mean())
 
+    example = torch.zeros(1, 3, size, size, device=device)
+    if config.curve:
+        snaps = snapshots(config.transfer, context)
+        if config.curve == "final":
+            snaps = {max(snaps): snaps[max(snaps)]}
+        return records.new_record(NAME, config, device, curve=kept_curve(model, snaps, config.min_channels, example),
+                                  run_seed=config.seed, seconds=time.perf_counter() - start)
     if config.tau is None:
         learned = {k: v.float().cpu() for k, v in read_sigmas(model).items()}
         return records.new_record(
             NAME, config, device,
             unpruned={"accuracy": accuracy(model, "acc"), "parameters": pruning.count_parameters(model)},
-            correct=hits, run_seed=config.seed, seconds=time.perf_counter() - start,
+            correct=hits, classes=data.classes, run_seed=config.seed, seconds=time.perf_counter() - start,
             **{records.ATTACHMENTS: {"sigmas": learned} if learned else {}})
-    example = torch.zeros(1, 3, size, size, device=device)
     matched = None
     if config.importance == SIGMA:
         pruned, plan = pruning.prune(model, config.tau, config.min_channels, example_input=example)
@@ -259,6 +368,18 @@ def run_one(config: Config, context: Context) -> dict:
            "latency_ratio": t_pruned / t_model}
     if matched is not None:
         row.update(matched_params=matched, threshold=threshold)
+    batches = transfer.image_batches(data.images, data.labels, config.batch_size, config.seed + 1, size)
+    # BatchNorm statistics re-estimated on the training images (the standard step after structured pruning),
+    # measured on a copy; finetuning starts from it as ``recalibrate_bn`` says
+    recalibrated = copy.deepcopy(pruned)
+    if pruning.recalibrate_batch_norm(recalibrated, (x for x, _ in batches(0)), device):
+        row["acc_recalibrated"] = transfer.evaluate(recalibrated, data.test.images, data.test.labels, device,
+                                                    size=size, batch_size=context.eval_batch_size)
+        row["dead"] = dead(pruned, data, size, device)
+        if config.recalibrate_bn == "always" or (config.recalibrate_bn == "dead" and row["dead"]):
+            pruned = recalibrated
+            row["recalibrated"] = True
+    del recalibrated
     if config.finetune_epochs:
         wanted = set(config.finetune_epochs)
 
@@ -268,16 +389,37 @@ def run_one(config: Config, context: Context) -> dict:
 
         transfer.set_trainable(pruned, strategies.FINETUNE_ALL)
         seed_everything(config.seed + 1)
-        batches = transfer.image_batches(data.images, data.labels, config.batch_size, config.seed + 1, size)
         transfer.train(pruned, batches, strategies.FINETUNE_ALL, config.finetune_lr, max(config.finetune_epochs),
                        device, bn_train=config.finetune_bn == "train", progress=after_epoch)
         for e in config.finetune_epochs:  # a diverged run stops early: report what it reached
             row.setdefault(f"ft{e}", float("nan"))
     layers = comp.layers.assign(tau=config.tau)
     return records.new_record(
-        NAME, config, device, row=row, layers=layers.to_dict("list"), correct=hits, run_seed=config.seed,
-        seconds=time.perf_counter() - start,
+        NAME, config, device, row=row, layers=layers.to_dict("list"), correct=hits, classes=data.classes,
+        run_seed=config.seed, seconds=time.perf_counter() - start,
         **{records.ATTACHMENTS: {"pruned": {"plan": plan, "state_dict": pruned.state_dict()}}})
+
+
+def dead(model: nn.Module, data: "Data", size: int, device) -> bool:
+    """Whether a pruned network gives one and the same prediction for every training image: its signal died on
+    the way (BatchNorms normalising with statistics of channels that are gone, ReLUs that no longer fire), and
+    finetuning from it cannot start; recalibrating its BatchNorms revives it."""
+    logits = transfer.predict(model, data.images, device, size=size)
+    return bool(logits.argmax(1).unique().numel() == 1)
+
+
+def kept_curve(model: nn.Module, snaps: dict[int, dict[str, torch.Tensor]], min_channels: int,
+               example: torch.Tensor) -> dict:
+    """The share of parameters ``model`` keeps when pruned at each of :data:`CURVE_TAUS`, with the scales it
+    had after each snapshot's number of steps: ``{"taus": [...], "kept": {steps: [...]}}``."""
+    probe = copy.deepcopy(model)
+    total = pruning.count_parameters(probe)
+    kept = {}
+    for step, learned in sorted(snaps.items()):
+        load_sigmas(probe, learned)
+        kept[str(step)] = [pruning.count_parameters(pruning.prune(probe, t, min_channels, example_input=example)[0])
+                           / total for t in CURVE_TAUS]
+    return {"taus": list(CURVE_TAUS), "kept": kept}
 
 
 # --------------------------------------------------------------------------- tables and figures
@@ -297,7 +439,8 @@ def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
     ft_cols = [f"ft{e}" for e in epochs]
     rows = [{"tau": None, "acc": r["unpruned"]["accuracy"], **{c: None for c in ft_cols}, "params": 1.0,
              "features": 1.0, "latency_ratio": 1.0} for r in recs if r["config"]["tau"] is None]
-    extra = [c for c in ("matched_params", "threshold") if any(c in r.get("row", {}) for r in recs)]
+    extra = [c for c in ("acc_recalibrated", "recalibrated", "matched_params", "threshold")
+             if any(c in r.get("row", {}) for r in recs)]
     rows += [{k: r["row"].get(k) for k in ("tau", "acc", *ft_cols, "params", "features", "latency_ratio", *extra)}
              for r in sorted((r for r in recs if r["config"]["tau"] is not None), key=lambda r: r["config"]["tau"])]
     df = pd.DataFrame(rows)
@@ -309,10 +452,66 @@ def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
             df["paper_ft30"] = [by_tau.get(t, {}).get("ft30") for t in df.tau]
         df["paper_params"] = [by_tau.get(t, {}).get("params") for t in df.tau]
         df["paper_features"] = [by_tau.get(t, {}).get("feature_maps") for t in df.tau]
-    num = [c for c in df.columns if c not in ("tau", "latency_ratio")]
+    if "recalibrated" in df:
+        df["recalibrated"] = df["recalibrated"].map(lambda v: "yes" if v is True else "-")
+    num = [c for c in df.columns if c not in ("tau", "latency_ratio", "recalibrated")]
     df[num] = df[num].astype(float).round(3)
     df["tau"] = df.tau.astype(object).where(df.tau.notna(), "-")
     return df
+
+
+def curves(recs: list[dict]) -> pd.DataFrame:
+    """The kept-fraction curves of the records (one row per choice, steps and tau): columns ``choice`` (a name
+    of :data:`CHOICES`, or ``optimizer wd`` for another pair), ``optimizer``, ``weight_decay``, ``steps``,
+    ``final`` (the transfer's last step), ``tau``, ``kept``."""
+    rows = []
+    for r in recs:
+        if not r["config"].get("curve"):
+            continue
+        c = r["config"]
+        choice = choice_of(c["optimizer"], c["weight_decay"]) or f"{c['optimizer']} {c['weight_decay']:g}"
+        for step, kept in r["curve"]["kept"].items():
+            rows += [{"choice": choice, "optimizer": c["optimizer"], "weight_decay": c["weight_decay"],
+                      "steps": int(step), "final": int(step) == c["steps"], "tau": t, "kept": k}
+                     for t, k in zip(r["curve"]["taus"], kept)]
+    return pd.DataFrame(rows, columns=["choice", "optimizer", "weight_decay", "steps", "final", "tau", "kept"])
+
+
+def paper_curve() -> pd.DataFrame:
+    """The paper's Table IV as a kept-fraction curve: ``tau``, ``kept`` (parameters)."""
+    return pd.DataFrame([{"tau": r["tau"], "kept": r["params"]} for r in TABLE_IV if r["tau"] is not None])
+
+
+def distance_to_paper(curve_frame: pd.DataFrame) -> pd.DataFrame:
+    """Per curve (choice, steps): the mean absolute difference between its kept fractions and the paper's at
+    the paper's thresholds (those of the curve's taus), sorted, closest first."""
+    paper_kept = paper_curve().set_index("tau")["kept"]
+    rows = []
+    for (choice, steps), g in curve_frame.groupby(["choice", "steps"], sort=False):
+        ours = g.set_index("tau")["kept"]
+        common = [t for t in paper_kept.index if any(abs(t - u) < 1e-9 for u in ours.index)]
+        diff = [abs(float(ours[[u for u in ours.index if abs(u - t) < 1e-9][0]]) - float(paper_kept[t])) for t in common]
+        rows.append({"choice": choice, "steps": steps, "final": bool(g["final"].iloc[0]), "taus": len(common),
+                     "distance": float(sum(diff) / len(diff)) if diff else float("nan")})
+    return pd.DataFrame(rows).sort_values("distance", kind="stable").reset_index(drop=True)
+
+
+def plot_curves(curve_frame: pd.DataFrame, ax=None):
+    """Kept fraction of parameters against tau: one line per transfer choice (after its last step, solid),
+    the run's own choice also after fewer steps (dashed), and the paper's Table IV (black, squares)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.6))
+    for (choice, steps), g in curve_frame.groupby(["choice", "steps"], sort=False):
+        final = bool(g["final"].iloc[0])
+        ax.plot(g["tau"], g["kept"], marker="o", ms=3, ls="-" if final else "--", lw=1.4 if final else 1.0,
+                label=f"{choice}, {steps} steps")
+    paper = paper_curve()
+    ax.plot(paper["tau"], paper["kept"], color="black", marker="s", lw=2, label="paper, Table IV (VGG-16, Kvasir)")
+    ax.set_xlabel("threshold tau on |sigma|")
+    ax.set_ylabel("parameters kept")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower left")
+    return ax
 
 
 def mcnemar(a: str, b: str) -> float:
@@ -424,7 +623,8 @@ def fraction_below(sigmas: dict[str, torch.Tensor], tau: float) -> float:
 
 
 #: What a run of notebook 05 is, beside the paper's setting (:func:`setting`). The paper gives no length,
-#: learning rate or image size for the transfer that precedes pruning, nor its test set size for Kvasir.
+#: learning rate, optimizer or image size for the transfer that precedes pruning, nor how it finetunes the
+#: pruned network, nor its test set size for Kvasir.
 SETTING = (
     Row("dataset", lambda p: p["dataset"]),
     Row("backbone", lambda p: p["arch"]),
@@ -433,8 +633,12 @@ SETTING = (
     Row("finetuning epochs after pruning", lambda p: p["finetune_epochs"]),
     Row("Fig. 3: tau", lambda p: p["figure_tau"]),
     Row("Fig. 3: backbones", lambda p: p["figure_archs"]),
-    Row("transfer epochs", lambda p: p["epochs"], stated=False),
+    Row("transfer steps", lambda p: p["steps"], stated=False),
     Row("transfer learning rate", lambda p: p["lr"], stated=False),
+    Row("transfer optimizer and weight decay (inferred from the sensitivity figure)",
+        lambda p: f"{p['optimizer']}, {p['weight_decay']:g}", stated=False),
+    Row("finetuning learning rate", lambda p: p["finetune_lr"], stated=False),
+    Row("BatchNorm recalibration after pruning", lambda p: p["recalibrate_bn"], stated=False),
     Row("image size", lambda p: p["input_size"], square, stated=False),
     Row("test images", lambda p: p["test_size"], stated=False),
 )

@@ -1,0 +1,203 @@
+"""Validity gates: whether a run can test a claim at all, measured from the run's own records.
+
+A verdict read from a run too small to show an effect is worse than none: it reads as a refutation. So
+each empirical claim of :mod:`cwl_lib.claims` names its gates, and a claim whose gate fails reads "not
+testable by this run" with the measured reason, never "not supported". A :class:`Gate` is one measured
+value, the limit it must reach and what the claim needs from it. The gates:
+
+* :func:`cwl_acted` (CWL claims): training moved the scales. The median, over the CWL strategy's runs at
+  their chosen learning rate, of the mean |sigma - 1| over every scale of the network, at least
+  :data:`SIGMA_FLOOR`. Below it, freeze+CWL is freeze by another name.
+* :func:`converged` (every trained comparison): the share of the compared runs, at their chosen rates,
+  whose training converged: final loss at most :data:`LOSS_FRACTION` x ln C, or a curve that flattened
+  (the last quarter of the budget took at most :data:`FLAT_SHARE` of the total decrease). At least
+  :data:`CONVERGED_SHARE` of them.
+* :func:`grid_brackets` (claims read best-over-rate): per strategy and cell, the rate with the best mean
+  accuracy over repeats lies inside the grid, not at an edge, for at least :data:`BRACKETED_SHARE` of the
+  cells of each strategy of the pair; a grid of fewer than three rates brackets nothing.
+* :func:`headroom` (retrieval): the pretrained baseline's Medium mAP at most :data:`MAP_CEILING` points
+  in every (dataset, backbone) case, so that a better descriptor has room to show.
+* :func:`loss_moved` (retrieval): the median final training loss of the trained runs at their chosen
+  rates at most :data:`MOVED_FRACTION` x ln C (a new classifier starts at about ln C).
+* :func:`operating_point` and :func:`above_chance` (pruning): the run has a threshold whose kept share of
+  parameters lies in the claim's window, and the networks the claim reads are above chance (one-sided
+  binomial test at 5% against 1 / C on the test images).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import display, tables
+
+SIGMA_FLOOR = 0.05  # a typical scale moved by 5% of its initial value
+LOSS_FRACTION, FLAT_SHARE, CONVERGED_SHARE = 0.1, 0.1, 0.75
+BRACKETED_SHARE = 0.5
+MAP_CEILING = 75.0  # mAP points
+MOVED_FRACTION = 0.5
+CHANCE_LEVEL = 0.05  # one-sided level of the test against chance
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One condition a run must meet for a claim to be testable: ``measured`` within [``low``, ``high``]."""
+
+    name: str  # short: "CWL acted"
+    measured: float | None  # None: the records do not hold what it needs (``missing`` says what)
+    low: float | None  # None: no lower limit
+    high: float | None  # None: no upper limit
+    what: str  # what ``measured`` is
+    need: str  # what the claim needs, for the reason of a failed gate
+    decimals: int = 2
+    missing: str = ""
+
+    @property
+    def passed(self) -> bool:
+        m = self.measured
+        return (m is not None and math.isfinite(m) and (self.low is None or m >= self.low)
+                and (self.high is None or m <= self.high))
+
+    def _value(self, v: float) -> str:
+        return display.fmt(v, decimals=self.decimals)
+
+    def limits(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"{self._value(self.low)} to {self._value(self.high)}"
+        return f">= {self._value(self.low)}" if self.low is not None else f"<= {self._value(self.high)}"
+
+    def text(self) -> str:
+        """One line for the ledger's gates column: name, measured value, limits, pass or fail."""
+        if self.measured is None:
+            return f"{self.name}: not measured ({self.missing}), fail"
+        return f"{self.name}: {self._value(self.measured)} (needs {self.limits()}), {'pass' if self.passed else 'fail'}"
+
+    def reason(self) -> str:
+        """Why a failed gate makes the claim untestable, in words."""
+        if self.measured is None:
+            return f"{self.what} is not recorded ({self.missing}); the claim needs {self.need}"
+        return (f"{self.what} is {self._value(self.measured)} where {self.limits()} is needed: "
+                f"the claim needs {self.need}")
+
+
+def failed(gates) -> list[Gate]:
+    return [g for g in gates if not g.passed]
+
+
+def summary(gates) -> str:
+    """The gates column of a ledger row: every gate's line, ``-`` when the claim has none."""
+    return "; ".join(g.text() for g in gates) or "-"
+
+
+# --------------------------------------------------------------------------- classification (03)
+def chosen_runs(frame: pd.DataFrame, strategies) -> pd.DataFrame:
+    """The runs the tables keep: per (dataset, arch, strategy, shots, repeat) the one with the best accuracy."""
+    f = frame[frame["strategy"].isin(list(strategies))]
+    if f.empty:
+        return f
+    return f.loc[f.groupby(tables.CELL + ["repeat"])["accuracy"].idxmax()]
+
+
+def cwl_acted(chosen: pd.DataFrame, strategy: str) -> Gate:
+    """``chosen``: the runs a table keeps (at their chosen learning rates), with a ``sigma_shift`` column."""
+    what = f"the median over {strategy}'s chosen runs of the mean |sigma - 1|"
+    need = "CWLs that act (scales that training moved away from 1)"
+    runs = chosen[chosen["strategy"] == strategy]
+    if "sigma_shift" not in runs or runs["sigma_shift"].isna().all():
+        return Gate("CWL acted", None, SIGMA_FLOOR, None, what, need, missing="records without sigma_shift")
+    return Gate("CWL acted", float(runs["sigma_shift"].median()), SIGMA_FLOOR, None, what, need, decimals=3)
+
+
+def run_converged(quartiles, classes: int) -> bool:
+    """Final loss at most LOSS_FRACTION x ln C, or the last quarter took at most FLAT_SHARE of the decrease."""
+    first, *_, three_quarters, final = (float(v) for v in quartiles)
+    if not all(math.isfinite(v) for v in (first, three_quarters, final)):
+        return False
+    if final <= LOSS_FRACTION * math.log(classes):
+        return True
+    drop = first - final
+    return drop > 0 and three_quarters - final <= FLAT_SHARE * drop
+
+
+def converged(frame: pd.DataFrame, strategies) -> Gate:
+    what = "the share of the compared runs (at their chosen rates) whose training converged"
+    need = "training that converged (a flattened loss curve)"
+    runs = chosen_runs(frame, strategies)
+    if "loss_quartiles" not in runs or runs["loss_quartiles"].isna().any():
+        return Gate("training converged", None, CONVERGED_SHARE, None, what, need,
+                    missing="records without loss_quartiles")
+    ok = [run_converged(q, c) for q, c in zip(runs["loss_quartiles"], runs["classes"])]
+    return Gate("training converged", float(np.mean(ok)), CONVERGED_SHARE, None, what, need)
+
+
+def bracketed_share(frame: pd.DataFrame, strategy: str) -> float:
+    """The share of the cells of ``strategy`` whose best rate (mean accuracy over repeats) is inside its grid."""
+    f = frame[frame["strategy"] == strategy]
+    grid = sorted(f["lr"].unique())
+    if len(grid) < 3:
+        return 0.0
+    mean = f.groupby(["dataset", "arch", "shots", "lr"])["accuracy"].mean().reset_index()
+    best = mean.loc[mean.groupby(["dataset", "arch", "shots"])["accuracy"].idxmax(), "lr"]
+    return float(np.mean([grid[0] < lr < grid[-1] for lr in best]))
+
+
+def grid_brackets(frame: pd.DataFrame, strategies) -> Gate:
+    strategies = list(strategies)
+    shares = {s: bracketed_share(frame, s) for s in strategies}
+    worst = min(shares, key=shares.get)
+    what = (f"the share of cells whose best learning rate is inside the grid ({worst}, the lower of "
+            f"{', '.join(strategies)}; {len(frame[frame['strategy'] == worst]['lr'].unique())} rates)")
+    return Gate("grid brackets the best rate", shares[worst], BRACKETED_SHARE, None, what,
+                "learning rates tuned to an optimum inside the grid")
+
+
+# --------------------------------------------------------------------------- retrieval (04)
+def headroom(frame: pd.DataFrame, baseline: str = "freeze") -> Gate:
+    what = f"the largest Medium mAP of the untrained {baseline} baseline over (dataset, backbone)"
+    need = "a benchmark with headroom above the pretrained descriptor"
+    base = frame[frame["strategy"] == baseline]
+    if base.empty:
+        return Gate("headroom", None, None, MAP_CEILING, what, need, missing=f"no {baseline} run")
+    worst = base.groupby(["dataset", "arch"])["medium"].mean().max()
+    return Gate("headroom", float(worst), None, MAP_CEILING, what, need, decimals=1)
+
+
+def loss_moved(chosen: pd.DataFrame) -> Gate:
+    """``chosen``: the trained runs at their chosen rates, with ``final_loss`` and ``classes``."""
+    what = "the median final training loss / ln C of the trained runs at their chosen rates"
+    need = "a transfer that moved the training loss"
+    if "final_loss" not in chosen or chosen["final_loss"].isna().all():
+        return Gate("loss moved", None, None, MOVED_FRACTION, what, need, missing="records without final_loss")
+    ratio = chosen["final_loss"].astype(float) / np.log(chosen["classes"].astype(float))
+    return Gate("loss moved", float(ratio.median()), None, MOVED_FRACTION, what, need)
+
+
+# --------------------------------------------------------------------------- pruning (05)
+def operating_point(kept: float | None, low: float, high: float, what: str) -> Gate:
+    """The row a claim reads keeps a share ``kept`` of the parameters in [low, high] (None: no such row)."""
+    need = f"a threshold keeping {display.fmt(100 * low, decimals=0)}% to {display.fmt(100 * high, decimals=0)}% of the parameters"
+    return Gate("operating point", kept, low, high, what, need, missing="no threshold of this run qualifies")
+
+
+def chance_bound(classes: int, n: int) -> float:
+    """The smallest accuracy on ``n`` test images that a one-sided binomial test at CHANCE_LEVEL puts above 1/C."""
+    k = int(stats.binom.ppf(1 - CHANCE_LEVEL, n, 1 / classes)) + 1
+    return k / n
+
+
+def above_chance(accuracy: float | None, classes: int | None, n: int | None, what: str) -> Gate:
+    need = "networks above chance where the claim is read"
+    if accuracy is None or not classes or not n:
+        return Gate(f"{what} above chance", None, 0.0, None, f"the accuracy of {what}", need,
+                    missing="no accuracy, class count or test size")
+    return Gate(f"{what} above chance", float(accuracy), chance_bound(int(classes), int(n)), None,
+                f"the accuracy of {what} ({n} test images, {classes} classes)", need, decimals=3)
+
+
+__all__ = ["Gate", "failed", "summary", "chosen_runs", "cwl_acted", "run_converged", "converged", "bracketed_share",
+           "grid_brackets", "headroom", "loss_moved", "operating_point", "chance_bound", "above_chance",
+           "SIGMA_FLOOR", "LOSS_FRACTION", "FLAT_SHARE", "CONVERGED_SHARE", "BRACKETED_SHARE", "MAP_CEILING",
+           "MOVED_FRACTION", "CHANCE_LEVEL"]
