@@ -872,10 +872,20 @@ def row(ev: Evaluation) -> dict[str, str]:
     }
 
 
+def gates_table(evaluations) -> pd.DataFrame:
+    """The gates of some evaluated claims, one row each: what a page prints near its result so a reader sees
+    whether the run could test the claim (``claim, gate, measured, needs, passed``)."""
+    rows = [{"claim": ev.claim.id, "gate": g.name,
+             "measured": "not recorded" if g.measured is None else display.fmt(g.measured, decimals=g.decimals),
+             "needs": g.limits(), "passed": "yes" if g.passed else "no"}
+            for ev in evaluations for g in ev.gates]
+    return pd.DataFrame(rows, columns=["claim", "gate", "measured", "needs", "passed"])
+
+
 def ledger(inputs: Inputs, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
     """Every claim tested on ``inputs``: one row of text per claim, columns :data:`LEDGER_COLUMNS`."""
     return pd.DataFrame([row(evaluate(c, inputs)) for c in claims], columns=list(LEDGER_COLUMNS))
 
 
-__all__ = ["Claim", "PaperEffect", "Evaluation", "Inputs", "CLAIMS", "EVALUATORS", "LEDGER_COLUMNS",
+__all__ = ["Claim", "PaperEffect", "Evaluation", "Inputs", "CLAIMS", "EVALUATORS", "LEDGER_COLUMNS", "gates_table",
            "SAME", "STAND_IN", "IDENTITY", "GENERAL", "evaluate", "row", "ledger"]

@@ -385,7 +385,7 @@ def verdict_sentence(ledger: pd.DataFrame) -> str:
 
 #: The columns of the ledger the page shows first; the rest (test, settings, note) in a second table.
 LEDGER_SHOWN = ["id", "section", "claim", "paper evidence", "effect", "paper effect", "our effect", "p-value",
-                "verdict", "reason", "match"]
+                "verdict", "reason", "gates", "match"]
 LEDGER_DETAIL = ["id", "test", "source", "our setting", "paper setting", "paper effect in our CI", "note"]
 
 #: Notebooks 01 and 02 state no setting of their own in the paper (Section III has no experiment); their

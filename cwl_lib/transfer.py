@@ -36,7 +36,7 @@ from . import graphed
 from .strategies import BACKBONE, BN, HEAD, SIGMA, Strategy
 from .strategies import get as strategy_of
 from .weighting import (batch_norm_parameters, fold_batch_norms, insert_weighting, rename_sigmas, sigma_parameters,
-                        sigmas)
+                        sigmas, weighted_layers)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -138,6 +138,12 @@ def prepare(backbone: nn.Module, strategy: str | Strategy, num_classes: int,
 def folded_batch_norms(model: nn.Module) -> dict[str, str]:
     """conv name -> BN name for the BatchNorms :func:`prepare` folded (empty when it folded none)."""
     return dict(getattr(model, FOLDED_ATTR, {}))
+
+
+def rename_sigmas_of(model: nn.Module) -> dict[str, nn.Module]:
+    """The CWL wrappers of a prepared model by the name their layer has in the unfolded network."""
+    folded = folded_batch_norms(model)
+    return {folded.get(n, n): w for n, w in weighted_layers(model).items()}
 
 
 def learned_sigmas(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -185,3 +185,38 @@ def test_l1_hook_adds_the_penalty_gradient():
     sigma.grad = None
     (model(x).sum() + 0.1 * pruning.sigma_l1(model)).backward()
     assert torch.allclose(sigma.grad - plain, torch.tensor([0.1, -0.1, 0.1, 0.1]))
+
+
+def test_recalibration_sets_each_batch_norm_to_the_statistics_of_its_new_inputs():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1), nn.BatchNorm2d(2)).eval()
+    with torch.no_grad():
+        net[1].running_mean.fill_(5.0)
+        net[1].running_var.fill_(9.0)
+    batches = [torch.randn(5, 3, 6, 6) for _ in range(3)]
+    assert pruning.recalibrate_batch_norm(net, batches) == 2
+    first = torch.cat([net[0](x) for x in batches]).detach()
+    # the cumulative average of the batches' means and unbiased variances, every batch counting the same
+    means = torch.stack([net[0](x).detach().mean((0, 2, 3)) for x in batches]).mean(0)
+    torch.testing.assert_close(net[1].running_mean, means, rtol=1e-5, atol=1e-6)
+    assert net[1].momentum == 0.1 and not net.training and net[1].num_batches_tracked == 3
+    assert torch.allclose(net[1].running_var, first.var((0, 2, 3)), rtol=0.2)  # batch-wise, not pooled, variances
+    assert pruning.recalibrate_batch_norm(nn.Sequential(nn.Conv2d(3, 2, 1)), batches) == 0
+    with pytest.raises(ValueError, match="no batch"):
+        pruning.recalibrate_batch_norm(net, [])
+
+
+def test_a_pruned_network_whose_signal_died_is_found_and_revived_by_recalibration():
+    from cwl_lib.studies import pruning as study
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 3)).eval()
+    images = torch.randint(0, 255, (12, 3, 8, 8), dtype=torch.uint8)
+    data = study.Data(test=None, images=images, labels=torch.zeros(12, dtype=torch.long), classes=3)
+    assert not study.dead(net, data, 8, "cpu")
+    with torch.no_grad():  # statistics of channels that are gone: every ReLU stays shut
+        net[1].running_mean.fill_(1e3)
+    assert study.dead(net, data, 8, "cpu")
+    pruning.recalibrate_batch_norm(net, [transfer.preprocess(images, 8)])
+    assert not study.dead(net, data, 8, "cpu")

@@ -166,3 +166,44 @@ def test_a_diverging_learning_rate_stops_early_instead_of_crashing():
     assert len(res.losses) <= 5
     acc = transfer.evaluate(model, images, labels)
     assert 0.0 <= acc <= 1.0
+
+
+def test_a_budget_in_steps_is_that_many_optimizer_steps_over_several_epochs():
+    torch.manual_seed(0)
+    model = transfer.prepare(Tiny(), "freeze+cwl", 3)
+    images = torch.randint(0, 255, (7, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    epochs_seen = []
+    res = transfer.train(model, transfer.image_batches(images, labels, 3, seed=0), "freeze+cwl", lr=0.01,
+                         epochs=None, steps=5, progress=lambda e, loss: epochs_seen.append(e))
+    # 7 images in batches of 3 make 2 batches an epoch (the last image joins the second): 5 steps end mid-epoch 3
+    assert res.steps == 5 and epochs_seen == [0, 1, 2] and len(res.losses) == 3
+    with pytest.raises(ValueError, match="budget"):
+        transfer.train(model, lambda e: [], "freeze+cwl", lr=0.01, epochs=None)
+
+
+@pytest.mark.parametrize("optimizer,cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+                                           ("sgd", torch.optim.SGD)])
+def test_each_optimizer_and_its_weight_decay(optimizer, cls):
+    model = transfer.prepare(Tiny(), "freeze+cwl", 3)
+    opt = transfer.make_optimizer(model, 0.01, weight_decay=5e-4, optimizer=optimizer)
+    assert type(opt) is cls and all(g["weight_decay"] == 5e-4 for g in opt.param_groups)
+    with pytest.raises(ValueError, match="optimizer is one of"):
+        transfer.make_optimizer(model, 0.01, optimizer="rmsprop")
+
+
+def test_coupled_weight_decay_shrinks_scales_the_loss_no_longer_moves():
+    """Adam normalises the coupled penalty's gradient: a scale with no gradient of its own falls by about the
+    learning rate per step, which is what spreads the sigmas under weight decay (page 05)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    shifts = {}
+    for name, wd in (("none", 0.0), ("coupled", 5e-4)):
+        model = transfer.prepare(Tiny(), "freeze+cwl", 3)
+        head = transfer.head(model)
+        with torch.no_grad():
+            head.weight.zero_()  # no gradient reaches the scales: only the penalty moves them
+        head.weight.requires_grad_(False)
+        transfer.train(model, lambda e: [(x, y)], "freeze+cwl", lr=0.01, epochs=20, weight_decay=wd)
+        shifts[name] = float(torch.cat([1 - p.detach() for p in sigma_parameters(model)]).mean())
+    assert shifts["none"] == 0.0 and shifts["coupled"] == pytest.approx(20 * 0.01, rel=0.05)

@@ -210,3 +210,38 @@ def test_fused_layers_still_run_their_hooks_and_train_mode_statistics():
     assert seen == [(2, 2, 4, 4)]
     bn = weighted_layers(model)["1"].layer
     assert int(bn.num_batches_tracked) == 1 and not torch.equal(bn.running_mean, torch.zeros(4))
+
+
+def test_frozen_batch_norms_fold_into_their_convolutions_as_the_same_network(arch):
+    """A frozen-BN strategy trains the folded network: same outputs, same sigma gradients, the same CWL names
+    once mapped back, for VGG-16 (nothing to fold), ResNet-50 and MobileNetV2."""
+    name, model = arch
+    torch.manual_seed(3)
+    plain = transfer.prepare(copy.deepcopy(model), "freeze+cwl", 5)
+    torch.manual_seed(3)
+    folded = transfer.prepare(copy.deepcopy(model), "freeze+cwl", 5, fold_bn=True)
+    pairs = transfer.folded_batch_norms(folded)
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert len(pairs) == n_bn and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():  # random scales, so that a CWL placed wrongly would show
+        for net in (plain, folded):
+            gen = torch.Generator().manual_seed(5)
+            for site, w in sorted(transfer.rename_sigmas_of(net).items()):
+                w.weighting.sigma.copy_(torch.rand(w.weighting.sigma.shape, generator=gen) + 0.5)
+    x = _x(n=3)
+    out_plain, out_folded = plain.eval()(x), folded.eval()(x)
+    torch.testing.assert_close(out_folded, out_plain, rtol=1e-4, atol=1e-4)
+    out_plain.square().sum().backward()
+    out_folded.square().sum().backward()
+    grads = lambda net: {n: w.weighting.sigma.grad for n, w in transfer.rename_sigmas_of(net).items()}  # noqa: E731
+    g_plain, g_folded = grads(plain), grads(folded)
+    assert set(g_plain) == set(g_folded) == set(transfer.learned_sigmas(plain)) == set(transfer.learned_sigmas(folded))
+    for site in g_plain:  # float32 rounding of a different summation order: compared as vectors
+        gap = torch.linalg.vector_norm(g_folded[site] - g_plain[site])
+        assert gap <= 1e-3 * torch.linalg.vector_norm(g_plain[site]) + 1e-6, site
+    assert [p.requires_grad for p in folded.parameters()].count(True) == len(g_plain) + 2  # sigmas, head W and b
+
+
+def test_folding_is_refused_for_a_strategy_that_trains_batch_norm():
+    with pytest.raises(ValueError, match="cannot be folded"):
+        transfer.prepare(_randomised("resnet18"), "bn-affine", 5, fold_bn=True)

@@ -246,6 +246,39 @@ def sigma_shift(learned: dict[str, torch.Tensor] | None) -> tuple[float | None, 
     return float(dev.mean()), float(dev.max())
 
 
+# --------------------------------------------------------------------------- sanity anchor
+def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.DataFrame:
+    """The accuracy of a logistic-regression probe (scikit-learn, L2, ``C``) on the frozen features of each
+    few-shot training set the grid's ``freeze`` runs use, on the same test images: what ``freeze`` (a linear
+    classifier on the same features, trained by Adam for a budget of steps) should come close to. One row per
+    (dataset, arch, shots, repeat)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows, seen = [], set()
+    for config in sorted((c for c in configs if c.strategy == "freeze"), key=order):
+        cell = (config.dataset, config.arch, config.shots, config.repeat)
+        if cell in seen:
+            continue
+        seen.add(cell)
+        data, features = data_of(config, context), features_of(config, context)
+        idx = cdata.few_shot_indices(data.split.train.labels, config.shots, config.run_seed)
+        x = features.train_features(idx, data.split.train.images, context.device, config.input_size,
+                                    context.eval_batch_size)
+        probe = LogisticRegression(C=C, max_iter=5000).fit(x.numpy(), data.split.train.labels[idx].numpy())
+        acc = float((probe.predict(features.test.numpy()) == data.test.labels.numpy()).mean())
+        rows.append(dict(zip(("dataset", "arch", "shots", "repeat"), cell), probe=acc))
+    return pd.DataFrame(rows)
+
+
+def probe_gap(frame: pd.DataFrame, probe: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, arch, shots): freeze's best accuracy over learning rates, the linear probe's, and their
+    difference, averaged over repeats."""
+    best = tables.best_over_lr(frame[frame["strategy"] == "freeze"])
+    both = best.merge(probe, on=["dataset", "arch", "shots", "repeat"])
+    out = both.groupby(["dataset", "arch", "shots"])[["accuracy", "probe"]].mean().reset_index()
+    return out.rename(columns={"accuracy": "freeze"}).assign(difference=lambda d: d["freeze"] - d["probe"])
+
+
 # --------------------------------------------------------------------------- tables
 def frame(recs: list[dict]) -> pd.DataFrame:
     """One row per run: configuration fields as columns, then the results."""
@@ -283,5 +316,6 @@ def setting(p: dict) -> pd.DataFrame:
 
 
 __all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
+           "linear_probe", "probe_gap", "loss_quartiles", "sigma_shift",
            "Prepared", "prepare_data", "FeatureCache", "fresh_head", "build_feature_cache",
            "SETTING", "setting"]

@@ -75,7 +75,7 @@ class Config:
     finetune_lr: float = 1e-3
     finetune_bn: str = "frozen"  # "frozen": BN keeps its running statistics while finetuning; "train": batch statistics
     recalibrate_bn: str = "dead"  # re-estimate BN statistics on the training images after pruning, before finetuning:
-    # "never", "always", or "dead": when the pruned network gives one prediction for every training image
+    # "never", "always", or "dead": when the pruned network's outputs no longer depend on its input (see dead)
     curve: str = ""  # "final" or "steps": a kept-fraction curve over CURVE_TAUS (after the transfer, or at each of
     # its SNAPSHOTS) for the sensitivity figure, not one threshold; "": a threshold
     min_channels: int = 1
@@ -401,11 +401,12 @@ def run_one(config: Config, context: Context) -> dict:
 
 
 def dead(model: nn.Module, data: "Data", size: int, device) -> bool:
-    """Whether a pruned network gives one and the same prediction for every training image: its signal died on
-    the way (BatchNorms normalising with statistics of channels that are gone, ReLUs that no longer fire), and
-    finetuning from it cannot start; recalibrating its BatchNorms revives it."""
+    """Whether a pruned network's outputs no longer depend on its input (the same logits, to rounding, for
+    every training image): its signal died on the way (BatchNorms normalising with statistics of channels
+    that are gone, ReLUs that no longer fire), and finetuning from it cannot start; recalibrating its
+    BatchNorms revives it."""
     logits = transfer.predict(model, data.images, device, size=size)
-    return bool(logits.argmax(1).unique().numel() == 1)
+    return bool(logits.std(0).max() <= 1e-5 * (1 + logits.abs().max()))
 
 
 def kept_curve(model: nn.Module, snaps: dict[int, dict[str, torch.Tensor]], min_channels: int,
