@@ -25,7 +25,10 @@ POWER = 0.80  # power at which the minimal detectable effect is stated
 MIN_PAIRED, MIN_RANKED = 2, 5  # fewest units for a paired t interval, for a rank-correlation interval
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = "supported", "not supported", "inconclusive", "not tested here"
-VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED)
+# A claim whose gates (did CWL act, did training converge, ...) fail on this run: no test, and not a refutation.
+NOT_TESTABLE = "not testable by this run"
+# NOT_TESTABLE last: readers that pair VERDICTS with names by position (page 06's counts) keep their pairs.
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED, NOT_TESTABLE)
 
 VERDICT_RULE = (
     "Each claim names one effect and the side of a bound the paper puts it on (for example: CWL minus its "
@@ -166,5 +169,6 @@ def verdict(effect: Effect | None, side: int, bound: float = 0.0, margin: float 
 
 
 __all__ = ["ALPHA", "POWER", "MIN_PAIRED", "MIN_RANKED", "SUPPORTED", "NOT_SUPPORTED", "INCONCLUSIVE", "NOT_TESTED",
+           "NOT_TESTABLE",
            "VERDICTS", "VERDICT_RULE", "Effect", "paired_effect", "normal_effect", "rank_correlation", "exact_effect",
            "verdict"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import papermill as pm
 
-from . import checks, notebook_tags, parameters, profiles
+from . import checks, notebook_tags, parameters, profiles, verdicts
 from .data import MissingDataError
 from .data.check import problems
 from .kernels import BoundKernelManager
@@ -144,6 +144,7 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
         shutil.copy2(src if src.exists() else root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb")
         # also an executed copy made outside `cwl reproduce` (papermill directly, an older checkout)
         notebook_tags.tag_file(stage / "notebooks" / f"{name}.ipynb")
+    verdicts.stage(stage, profile, root / "notebooks")  # the intro's box: the ledger of the staged page 06
     return stage
 
 
