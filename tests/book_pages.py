@@ -34,24 +34,36 @@ REPR = re.compile(r"\bnp\.(?:float|int|uint|complex|bool|str)_?\d*\(|(?<![\w.])t
 PROGRESS_BAR = re.compile(r"\d+%\|[█▏▎▍▌▋▊▉#\s]*\|")
 TRACEBACK = re.compile(r"\bTraceback\b")
 
-# Waits for MathJax (when the page loaded it) and for every image, at most 20 s, then reports.
+# Waits for MathJax (when the page loads it) and for every image, at most 20 s, then reports.
 # Code sources are hidden before the text is read: `torch.tensor(` in a code cell is code, the
 # same words in an output or in prose are a repr that reached the page.
 _FACTS_JS = r"""
 const done = arguments[arguments.length - 1];
-const mj = window.MathJax;
-const typeset = (mj && mj.startup && mj.startup.promise) ? mj.startup.promise : Promise.resolve();
+// MathJax's script may still be loading when the page has (on a busy machine): wait for it, up to 10 s
+const wantsMathJax = !!document.querySelector('script[src*="mathjax"]');
+const started = Date.now();
+const mathjaxReady = new Promise(r => (function poll() {
+  const mj = window.MathJax;
+  if (!wantsMathJax || (mj && mj.startup && mj.startup.promise) || Date.now() - started > 10000) r();
+  else setTimeout(poll, 100);
+})());
+const typeset = mathjaxReady.then(() => {
+  const mj = window.MathJax;
+  return (mj && mj.startup && mj.startup.promise) ? mj.startup.promise : null;
+});
 const images = Array.from(document.images);
 images.forEach(i => { i.loading = "eager"; });
 const loaded = Promise.all(images.map(i => i.complete ? null :
     new Promise(r => { i.addEventListener("load", r); i.addEventListener("error", r); })));
 const timeout = new Promise(r => setTimeout(r, 20000));
-const article = document.querySelector("article.bd-article") || document.body;
 Promise.race([Promise.all([typeset, loaded]).catch(() => null), timeout]).then(() => {
   try { report(); } catch (err) { done({url: location.href, error: String(err)}); }
 });
 function report() {
+  const mj = window.MathJax;
   const math = Array.from(document.querySelectorAll(".math"));
+  // a redirecting page (index.html) may have no body left to measure
+  const article = document.querySelector("article.bd-article") || document.body || document.documentElement;
   // the text column: the article's content box, where paragraphs wrap
   const style = getComputedStyle(article);
   const column = article.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
