@@ -58,6 +58,32 @@ def glue(name: str, value, *, decimals: int | None = None, sig: int | None = Non
     return text
 
 
+def table(frame, caption: str, formats: dict | None = None, *, index: bool = False):
+    """``frame`` as a page shows a table: HTML with a one-line caption, each number printed by :func:`fmt`.
+
+    ``formats`` maps a column to the precision its numbers are printed with (``{"gap": {"sig": 1}}``, ``{"acc":
+    {"decimals": 3}}``), which is what the data supports; a column of non-integer numbers without one is refused,
+    as :func:`fmt` refuses a number without a stated precision. Text, integers and missing values (``n/a``) need
+    none. The index is left out unless ``index`` (a frame whose index is its first column).
+    """
+    import pandas as pd  # only the pages that show tables need pandas
+
+    formats = dict(formats or {})
+    unknown = sorted(set(formats) - set(frame.columns))
+    if unknown:
+        raise KeyError(f"formats for columns the table does not have: {unknown}")
+    shown = {}
+    for col in frame.columns:
+        spec = formats.get(col, {})
+        values = frame[col]
+        if not spec and pd.api.types.is_float_dtype(values) and not values.dropna().apply(float.is_integer).all():
+            raise ValueError(f"column {col!r} holds non-integer numbers: state its precision in formats")
+        if spec or pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            shown[col] = lambda v, spec=spec: fmt(v, **spec) if isinstance(v, numbers.Number) or v is None else v
+    styler = frame.style.format(shown).set_caption(caption).set_table_attributes('class="cwl-table"')
+    return styler if index else styler.hide(axis="index")
+
+
 def _scalar(value):
     """``value`` as ``None``, an ``int`` or a ``float``; anything else is refused."""
     if value is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import papermill as pm
 
-from . import checks, parameters, profiles
+from . import checks, notebook_tags, parameters, profiles, verdicts
 from .data import MissingDataError
 from .data.check import problems
 from .kernels import BoundKernelManager
@@ -112,6 +112,7 @@ def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Pa
             raise
         where = f"its partly executed copy is {failed}" if failed else "no partial copy was written"
         raise NotebookFailed(f"{name} failed; {where}. Finished notebooks are kept under {out_dir}.\n{err}") from err
+    notebook_tags.tag_file(partial)  # the cell papermill injected is hidden like the parameters cell
     partial.replace(target)  # only a finished run replaces the previous executed copy
     log(f"[cwl] {name}: done in {time.perf_counter() - start:.0f} s")
     return target
@@ -141,6 +142,9 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
     for name in profiles.NOTEBOOKS:
         src = executed / f"{name}.ipynb"
         shutil.copy2(src if src.exists() else root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb")
+        # also an executed copy made outside `cwl reproduce` (papermill directly, an older checkout)
+        notebook_tags.tag_file(stage / "notebooks" / f"{name}.ipynb")
+    verdicts.stage(stage, profile, root / "notebooks")  # the intro's box: the ledger of the staged page 06
     return stage
 
 
@@ -250,6 +254,7 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
             tmp = path.with_suffix(".running.ipynb")
             pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False,
                                 kernel_manager_class=BoundKernelManager)
+            notebook_tags.tag_file(tmp)
             tmp.replace(path)
             done.append(path)
     finally:

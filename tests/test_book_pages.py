@@ -6,13 +6,22 @@ page that needs a CDN fails here as it would for a reader without a network.
 import base64
 
 import pytest
-from book_pages import INSTALL_HINT, chromium, facts, pages, problems, start
+from book_pages import INSTALL_HINT, SCREEN, chromium, facts, first_screen, pages, problems, start
 
-from cwl_lib import reproduce
+from cwl_lib import reproduce, verdicts
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 CLEAN = {"url": "page.html", "math": 2, "math_typeset": 2, "mjx": 2, "mathjax_loaded": True, "images": 1,
-         "broken_images": [], "text": "The weights σ of torch.tensor-free prose: 0.12 after 2 epochs."}
+         "broken_images": [], "text": "The weights σ of torch.tensor-free prose: 0.12 after 2 epochs.\nIt looks ok",
+         "wide_tables": [], "pictures": [["../_images/err.png", "Relative error against the number of terms"]]}
+# Faults of pages that the rework of notebooks 03-06 (issue 20, after issue 19) removes: each must still be
+# found, so that an entry leaves this list when its page is fixed, and no other page may have them.
+NOT_YET = {
+    "notebooks/03_classification.html": ("figure without alt text",),
+    "notebooks/04_retrieval.html": ("table wider than its column", "figure without alt text"),
+    "notebooks/05_pruning.html": ("figure without alt text",),
+    "notebooks/06_comparison.html": ("table wider than its column",),
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +49,13 @@ def test_a_clean_page_has_no_problems():
     ({"text": "runs:  35%|███▌      | 25/72 [00:03<00:06,  7.1it/s]"}, "progress-bar dump"),
     ({"text": "Traceback (most recent call last):\n  File"}, "traceback"),
     ({"broken_images": ["../_images/fig.png"]}, "image not loaded: ../_images/fig.png"),
+    ({"text": "n_paper_cells: 176 exact ok"}, "a check line of nbval"),
+    ({"text": "IV | acc: 0.44 ± 0.05 ok"}, "a check line of nbval"),
+    ({"text": "Theorem 1, largest gap: below 1e-12 ok"}, "a check line of nbval"),
+    ({"text": "acc: 0.441 (not checked: no reference for these parameters)"}, "a check line of nbval"),
+    ({"wide_tables": ["#ledger: 1159 px in a 676 px column"]}, "table wider than its column, #ledger"),
+    ({"pictures": [["../_images/f.png", "../_images/f.png"]]}, "figure without alt text: ../_images/f.png"),
+    ({"pictures": [["../_images/f.png", " "]]}, "figure without alt text"),
 ])
 def test_each_rule_names_the_page_and_the_fault(change, says):
     found = problems({**CLEAN, **change})
@@ -56,22 +72,68 @@ def test_the_browser_sees_every_fault_of_a_broken_page(browser, tmp_path):
       <pre>runs:  35%|███▌      | 25/72 [00:03&lt;00:06,  7.10it/s]</pre>
       <pre>Traceback (most recent call last):</pre>
       <div class="cell_input"><pre>x = torch.tensor(0.5)</pre></div>
-      <img src="dot.png"><img src="missing.png"></body></html>""", encoding="utf-8")
+      <pre>n_runs: 12 exact ok</pre>
+      <article class="bd-article" style="width: 600px; padding: 0 20px">
+        <section id="wide"><div style="overflow-x: auto"><table style="width: 900px"><tr><td>x</td></tr></table></div>
+        </section><section id="narrow"><table><tr><td>y</td></tr></table></section>
+        <div class="tag_full-width"><table style="width: 900px"><tr><td>z</td></tr></table></div>
+        <img src="dot.png" alt="A dot"><img src="missing.png"><img src="dot.png" alt="dot.png"></article>
+      </body></html>""", encoding="utf-8")
     found = "\n".join(problems(facts(browser, page.as_uri())))
     for says in ("has 1 formulas but MathJax did not load", "raw TeX", "numpy or torch repr",
-                 "progress-bar dump", "traceback", "image not loaded: missing.png"):
+                 "progress-bar dump", "traceback", "image not loaded: missing.png", "check line of nbval",
+                 "table wider than its column, #wide: 900 px in a 600 px column",
+                 "figure without alt text: missing.png", "figure without alt text: dot.png"):
         assert says in found, found
-    assert "dot.png" not in found and "torch.tensor" not in found  # a loaded image, code in a code cell
+    assert "torch.tensor" not in found  # code in a code cell
+    assert "#narrow" not in found and found.count("wider than") == 1  # a narrow table, a full-width one
+
+
+def _name(url: str) -> str:
+    return "/".join(url.split("#")[0].rsplit("/", 2)[-2:])
 
 
 def test_every_page_of_the_smoke_book_reads_clean_offline(browser, smoke_book):
     seen = [facts(browser, page.as_uri()) for page in pages(smoke_book)]
-    assert {s["url"].rsplit("/", 2)[-2] + "/" + s["url"].rsplit("/", 1)[-1] for s in seen} >= {
-        "notebooks/01_kronecker.html", "book/reproduce.html"}
-    # the rules above only mean something if the pages do have typeset math and figures
+    assert {_name(s["url"]) for s in seen} >= {"notebooks/01_kronecker.html", "book/reproduce.html"}
+    # the rules above only mean something if the pages do have typeset math, figures and tables
     assert sum(s["mjx"] for s in seen) > 0 and sum(s["math"] for s in seen) > 0 and sum(s["images"] for s in seen) > 0
     found = [p for s in seen for p in problems(s)]
-    assert not found, "\n".join(found)
+    waived = [p for p in found if any(kind in p for kind in NOT_YET.get(_name(p.split(": ", 1)[0]), ()))]
+    left = sorted(set(found) - set(waived))
+    assert not left, "\n".join(left)
+    gone = [f"{page}: {kind}" for page, kinds in NOT_YET.items() for kind in kinds
+            if not any(_name(p.split(": ", 1)[0]) == page and kind in p for p in waived)]
+    assert not gone, "fixed, so take them out of NOT_YET: " + "; ".join(gone)
+
+
+def test_the_intro_opens_with_the_verdict_box_of_its_run(browser, smoke_book):
+    intro = facts(browser, (smoke_book / "book" / "intro.html").as_uri())
+    assert intro["viewport"] == list(SCREEN)
+    assert first_screen(intro) == []
+    # the box of the ledger that the book's page 06 wrote (tests/conftest.py runs it), one line per claim
+    ledger = verdicts.read_ledger(smoke_book.parent.parent / "results" / "06_comparison" / verdicts.LEDGER_FILE)
+    assert intro["verdict_box"]["lines"] == len(ledger) > 0
+    assert "What this book's run finds (profile smoke)" in intro["text"]
+    held, total, _ = verdicts.counts(ledger)["identities"]
+    assert f"Identities of Section III: {held} of {total} hold" in intro["text"]
+
+
+def test_each_line_of_the_verdict_box_reaches_its_ledger_row_and_its_notebook(browser, smoke_book):
+    links = facts(browser, (smoke_book / "book" / "intro.html").as_uri())["verdict_box"]["links"]
+    rows = [u for u in links if "#" in u]
+    assert len(rows) >= 2 and len(links) == 2 * len(rows)
+    for url in links:
+        browser.get(url)
+        fragment = url.split("#", 1)[1] if "#" in url else None
+        reached = browser.execute_script(
+            "const f = arguments[0]; const t = f && document.getElementById(f);"
+            "return [!!document.querySelector('article.bd-article'), f ? (t ? t.tagName + ' ' + t.innerText : null) : ''];",
+            fragment)
+        assert reached[0], f"{url} is not a page of the book"
+        if fragment:
+            claim = fragment.split("-", 1)[1]
+            assert reached[1] and reached[1].startswith(f"TR {claim}"), f"{url}: no row of claim {claim} ({reached[1]})"
 
 
 def test_the_built_book_loads_nothing_from_the_network(smoke_book):

@@ -93,3 +93,19 @@ def test_glue_refuses_a_precision_for_text(shown):
     with pytest.raises(TypeError, match="text"):
         display.glue("verdict", "lowers", decimals=1)
     assert not shown
+
+
+def test_a_table_is_html_with_its_caption_and_stated_precisions():
+    import pandas as pd
+
+    frame = pd.DataFrame({"layer": ["conv1", "conv2"], "k": [16, 32], "gap": [5.3e-16, 1.25e-15],
+                          "share": [0.38449, 0.5], "note": [None, "x"]})
+    html = display.table(frame, "Two layers, one line.", {"gap": {"sig": 1}, "share": {"decimals": 2}}).to_html()
+    assert "<caption>Two layers, one line.</caption>" in html and 'class="cwl-table"' in html
+    for text in (">conv1<", ">16<", ">5 × 10⁻¹⁶<", ">1 × 10⁻¹⁵<", ">0.38<", ">0.50<"):
+        assert text in html, text
+    assert "0.38449" not in html and "row_heading" not in html  # rounded; no index column
+    with pytest.raises(ValueError, match="'share'.*state its precision"):
+        display.table(frame, "c", {"gap": {"sig": 1}})
+    with pytest.raises(KeyError, match="missing"):
+        display.table(frame, "c", {"missing": {"sig": 1}})

@@ -98,7 +98,11 @@ def test_book_builds_from_committed_notebooks(smoke_book):
         assert (html / "notebooks" / f"{name}.html").exists(), name
     assert "book/intro.html" in index.read_text()
     assert "Kronecker" in (html / "book" / "intro.html").read_text()
-    assert "Reading and rerunning" in (html / "book" / "intro.html").read_text()
+    intro = (html / "book" / "intro.html").read_text()
+    # the rerun chapter comes after the science, in a part of its own
+    assert "Rerunning this book" in intro
+    assert intro.index("06_comparison.html") < intro.index("reproduce.html") < intro.index("bibliography.html")
+    assert intro.index("01_kronecker.html") < intro.index("06_comparison.html")
 
 
 def test_a_book_warning_fails_the_build(tmp_path):

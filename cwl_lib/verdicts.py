@@ -1,0 +1,184 @@
+"""The verdict box that opens the book: the claims ledger of the run the book was built from, in a screen.
+
+Page 06 (``notebooks/06_comparison``) computes the claims ledger (:func:`cwl_lib.claims.ledger`) and writes
+it to ``ledger.csv`` in its results folder. When the book is staged (:func:`cwl_lib.reproduce.stage_book`),
+:func:`stage` finds that file through the parameters papermill recorded in the staged copy of page 06, so
+the box shows the ledger of exactly the run whose page 06 is in the book, and writes the box as HTML to
+``book/verdicts.html`` of the staged sources, which ``book/intro.md`` includes. Without such a ledger
+(page 06 not executed by ``cwl reproduce``, or its ledger rewritten by a later run) the box says so and
+names the command that makes one.
+
+The box: how many of the identities of Section III hold (n of n); the empirical claims counted by verdict,
+in the order of :data:`cwl_lib.effects.VERDICTS` (whatever verdicts it lists); one line per claim linking to
+its row on page 06 and to the notebook that tested it; and one sentence on what this profile runs in place
+of the paper's setting (:func:`cwl_lib.comparison.stand_ins`).
+"""
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from . import claims, comparison, effects
+
+LEDGER_FILE = "ledger.csv"
+PAGE = "06_comparison"  # the notebook that writes the ledger
+BOX_FILE = "verdicts.html"  # in book/ of the staged sources, next to intro.md
+ROW_ANCHOR = "claim-{id}"  # the id of a claim's row on page 06 (book/_static/claim-anchors.js sets it)
+# What the stand-in sentence names: the quantities of a study's setting that make it another experiment.
+DATASET_ROWS, BACKBONE_ROWS = ("datasets", "dataset"), ("backbones", "backbone")
+# A ledger file written up to this long after its page finished is still that run's (file system clocks).
+_SLACK_S = 5.0
+
+
+def _when(text) -> float | None:
+    try:
+        return datetime.fromisoformat(str(text)).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def find_ledger(page: str | Path, notebooks_dir: str | Path) -> tuple[Path | None, str]:
+    """The ledger the executed page 06 at ``page`` wrote, or None and why there is none.
+
+    The page's results folder is the ``results_dir`` papermill injected (relative to ``notebooks_dir``, where
+    the notebooks run); the file must have been written while that run was going, so a ledger rewritten by a
+    later run of page 06 is never shown beside an older page.
+    """
+    nb = nbformat.read(page, as_version=4)
+    run = nb.metadata.get("papermill", {})
+    folder = (run.get("parameters") or {}).get("results_dir")
+    if not folder:
+        return None, "page 06 of this book was not run by `cwl reproduce`, so it left no ledger file"
+    path = Path(notebooks_dir) / Path(folder).expanduser() / LEDGER_FILE
+    if not path.is_file():
+        return None, f"page 06 of this book wrote no {LEDGER_FILE} in {path.parent}"
+    start, end = _when(run.get("start_time")), _when(run.get("end_time"))
+    written = path.stat().st_mtime
+    if start is None or end is None or not start - _SLACK_S <= written <= end + _SLACK_S:
+        return None, f"{path} was written by another run than the page 06 of this book"
+    return path, ""
+
+
+def read_ledger(path: str | Path) -> pd.DataFrame:
+    """A ledger as :func:`cwl_lib.claims.ledger` returned it: every value text, empty cells empty."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _identities() -> set[str]:
+    return {c.id for c in claims.CLAIMS if dict(c.options).get("match") == claims.IDENTITY}
+
+
+def is_identity(row) -> bool:
+    """A numerical identity of Section III (any input tests it), not an empirical claim."""
+    return row["match"] == claims.IDENTITY or row["id"] in _identities()
+
+
+def counts(ledger: pd.DataFrame) -> dict:
+    """``identities``: (how many hold, how many there are, {verdict: n} of the others); ``empirical``:
+    {verdict: n} for every verdict of :data:`cwl_lib.effects.VERDICTS`, zeros included."""
+    ident = ledger.apply(is_identity, axis=1) if len(ledger) else pd.Series(dtype=bool)
+    ids, emp = ledger[ident], ledger[~ident]
+    unknown = sorted(set(ledger["verdict"]) - set(effects.VERDICTS))
+    if unknown:
+        raise ValueError(f"the ledger has verdicts that cwl_lib.effects.VERDICTS does not list: {unknown}")
+    held = int((ids["verdict"] == effects.SUPPORTED).sum())
+    others = {v: int((ids["verdict"] == v).sum()) for v in effects.VERDICTS if v != effects.SUPPORTED}
+    return {"identities": (held, len(ids), {v: n for v, n in others.items() if n}),
+            "empirical": {v: int((emp["verdict"] == v).sum()) for v in effects.VERDICTS}}
+
+
+def _values(frame: pd.DataFrame, rows: tuple[str, ...], column: str) -> list[str]:
+    picked = frame[frame.index.get_level_values("quantity").isin(rows)]
+    found = [v.strip() for cell in picked[column] for v in str(cell).split(",")]
+    return list(dict.fromkeys(v for v in found if v))
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def stand_in_sentence(profile: str, frame: pd.DataFrame | None = None) -> str:
+    """What this profile runs in place of the paper's experiments, in one sentence (from its parameters)."""
+    frame = comparison.stand_ins(profile) if frame is None else frame
+    studies = frame[~frame.index.get_level_values("notebook").isin(comparison.SECTION3)]
+    if (studies["here"] == "same").all():
+        return (f"The {profile} profile runs the paper's own experiments (its datasets, backbones and grid): its "
+                "numbers stand beside the paper's as the same experiments.")
+    ours = (_values(studies, BACKBONE_ROWS, "this run"), _values(studies, DATASET_ROWS, "this run"))
+    paper = (_values(studies, BACKBONE_ROWS, "paper"), _values(studies, DATASET_ROWS, "paper"))
+    differ = int((studies["here"] != "same").sum())
+    if not all(ours + paper):  # a study without these rows: say how much differs instead
+        what = f"{differ} of the {len(studies)} settings of the paper's experiments differ"
+    else:
+        what = (f"it trains {_join(ours[0])} on {_join(ours[1])}, not the paper's {_join(paper[0])} on "
+                f"{_join(paper[1])} ({differ} of {len(studies)} settings differ)")
+    return f"Stand-in: {what}; its effects are compared with the paper's in direction only."
+
+
+def _slug(verdict: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", verdict.lower()).strip("-")
+
+
+def _verdict_counts(found: dict) -> str:
+    return " · ".join(f'<span class="verdict verdict-{_slug(v)}">{n} {html.escape(v)}</span>' for v, n in found.items())
+
+
+def box(ledger: pd.DataFrame, profile: str, stand_in: str, page: str = "../notebooks") -> str:
+    """The verdict box as HTML; ``page``: the folder of the notebooks' pages, relative to the page showing it."""
+    c = counts(ledger)
+    held, total, others = c["identities"]
+    rest = "".join(f"; {n} {html.escape(v)}" for v, n in others.items())
+    n_emp = sum(c["empirical"].values())
+    lines = []
+    for _, r in ledger.iterrows():
+        row_link = f"{page}/{PAGE}.html#{ROW_ANCHOR.format(id=r['id'])}"
+        source = f"{page}/{r['source']}.html" if r["source"] else ""
+        tested = (f'<a class="verdict-source" href="{html.escape(source)}" title="{html.escape(r["source"])}">'
+                  f'page {html.escape(r["source"].split("_", 1)[0])}</a>') if source else ""
+        kind = "identity" if is_identity(r) else "empirical"
+        lines.append(
+            f'<li class="verdict-line verdict-{kind}" title="{html.escape(r["claim"])} ({html.escape(r["reason"])})">'
+            f'<a class="verdict-row" href="{html.escape(row_link)}">{html.escape(r["id"])}</a> '
+            f'<span class="verdict verdict-{_slug(r["verdict"])}">{html.escape(r["verdict"])}</span> '
+            f'<span class="verdict-claim">{html.escape(r["claim"])}</span> {tested}</li>')
+    return "\n".join([
+        f'<div class="verdict-box" id="verdict-box" data-profile="{html.escape(profile)}">',
+        f'<p class="verdict-title">What this book\'s run finds (profile <code>{html.escape(profile)}</code>)</p>',
+        '<ul class="verdict-counts">',
+        f'<li><strong>Identities of Section III</strong>: {held} of {total} hold{rest}.</li>',
+        f'<li><strong>Empirical claims</strong> ({n_emp}): {_verdict_counts(c["empirical"])}.</li>',
+        '</ul>',
+        f'<p class="verdict-stand-in">{html.escape(stand_in)}</p>',
+        '<ul class="verdict-lines">', *lines, '</ul>',
+        '</div>',
+    ])
+
+
+def absent(profile: str, why: str) -> str:
+    """The box when the book has no ledger of its run: why, and the command that makes one."""
+    return "\n".join([
+        f'<div class="verdict-box verdict-box-absent" id="verdict-box" data-profile="{html.escape(profile)}">',
+        '<p class="verdict-title">No claims ledger in this build</p>',
+        f'<p>{html.escape(why)}. <code>cwl reproduce --profile {html.escape(profile)}</code> runs the notebooks and '
+        'builds the book with the verdicts of that run.</p>',
+        '</div>',
+    ])
+
+
+def stage(stage_dir: str | Path, profile: str, notebooks_dir: str | Path) -> Path:
+    """Write the box of the staged book at ``stage_dir`` (see the module docstring); its path."""
+    stage_dir = Path(stage_dir)
+    path, why = find_ledger(stage_dir / "notebooks" / f"{PAGE}.ipynb", notebooks_dir)
+    text = box(read_ledger(path), profile, stand_in_sentence(profile)) if path else absent(profile, why)
+    out = stage_dir / "book" / BOX_FILE
+    out.write_text(text + "\n", encoding="utf-8")
+    return out
+
+
+__all__ = ["LEDGER_FILE", "BOX_FILE", "ROW_ANCHOR", "find_ledger", "read_ledger", "is_identity", "counts",
+           "stand_in_sentence", "box", "absent", "stage"]
