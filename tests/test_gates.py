@@ -79,3 +79,15 @@ def test_headroom_and_loss_moved():
     assert G.headroom(runs[runs["dataset"] == "d"]).passed
     moved = G.loss_moved(runs[runs["strategy"] == "finetune"])
     assert moved.measured == pytest.approx(0.5 / math.log(12)) and moved.passed
+
+
+def test_an_edge_no_better_than_the_inside_within_noise_still_brackets():
+    rows = []
+    for r, noise in enumerate((0.01, -0.01, 0.02, -0.02)):
+        for lr, acc in ((0.001, 0.50 + noise), (0.003, 0.495 - noise), (0.01, 0.40)):
+            rows.append({"dataset": "d", "arch": "a", "strategy": "freeze", "shots": 1, "repeat": r, "lr": lr,
+                         "accuracy": acc})
+    flat = pd.DataFrame(rows)  # the lowest rate is best on average by 0.005, well inside the noise
+    assert G.bracketed_share(flat, "freeze") == 1.0
+    clear = flat.assign(accuracy=np.where(flat["lr"] == 0.001, flat["accuracy"] + 0.05, flat["accuracy"]))
+    assert G.bracketed_share(clear, "freeze") == 0.0
