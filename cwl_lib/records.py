@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from . import environment
 from .paths import atomic_write, lock, unlock
 
 #: Version 2: one key for every study (study name and config); version 1 records used three key rules.
@@ -78,15 +79,17 @@ def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-_CODE_VERSION: list[str] = []  # computed once per process: git is slow next to a few-shot run
+_CODE_VERSION: list = []  # computed once per process: git is slow next to a few-shot run
 
 
 def provenance(device: torch.device) -> dict:
-    """Where, when and with which code a record was made: the fields every record of the project holds."""
+    """Where, when, with which code and which locked set of packages a record was made: the fields every
+    record of the project holds (``lock_sha256``: the digest of ``requirements.lock``; ``environment``:
+    whether this environment was installed from it, :mod:`cwl_lib.environment`)."""
     if not _CODE_VERSION:
-        _CODE_VERSION.append(code_version())
+        _CODE_VERSION.extend([code_version(), environment.summary()])
     return {"device": device_name(device), "code_version": _CODE_VERSION[0], "torch": torch.__version__,
-            "finished": timestamp()}
+            **_CODE_VERSION[1], "finished": timestamp()}
 
 
 def new_record(study: str, config, device: torch.device, **results) -> dict:
