@@ -24,15 +24,24 @@ own retries are off: the driver retries a failed run once and records a second f
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import ray
 import torch
 
+from .executor import check_ray_address
+from .paths import project_root
 from .studies.context import Context
+
+# Ray's session folder holds Unix sockets, whose paths may not pass 107 bytes; Ray adds up to about 70.
+_SOCKET_ROOM = 107 - 70
 
 
 class Worker:
@@ -71,18 +80,40 @@ def capacity(resources: dict, device: str, gpus_per_run: float) -> int:
     return max(min(cpus, int(resources.get("GPU", 0) / gpus_per_run + 1e-9)), 1)
 
 
+def temp_dir() -> tuple[Path, bool]:
+    """Where a local Ray instance keeps its session (logs, sockets, spilled objects): ``_build/ray`` of the
+    checkout, or, when that path is too long for Ray's sockets, a short temporary folder, which is removed
+    when this process ends (the second value says so)."""
+    inside = project_root() / "_build" / "ray"
+    if len(str(inside)) <= _SOCKET_ROOM:
+        inside.mkdir(parents=True, exist_ok=True)
+        return inside, False
+    return Path(tempfile.mkdtemp(prefix="cwl-ray-")), True
+
+
+def _shutdown_and_remove(folder: Path) -> None:
+    ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def start(workers: int, address: str = "") -> None:
-    """Join the Ray cluster at ``address``, or start a local instance with ``workers`` CPUs and this
-    machine's GPUs; a Ray instance this process already joined is reused as it is."""
+    """Join the Ray cluster at ``address`` (refused in one line when nothing answers there within
+    :data:`cwl_lib.executor.RAY_CONNECT_TIMEOUT` seconds), or start a local instance with ``workers`` CPUs
+    and this machine's GPUs, its session kept under ``_build/ray`` (:func:`temp_dir`); a Ray instance this
+    process already joined is reused as it is."""
     if ray.is_initialized():
         return
     common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
               "configure_logging": True}
     if address:
+        check_ray_address(address)
         ray.init(address=address, **common)
     else:
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        ray.init(num_cpus=workers, num_gpus=gpus, **common)
+        folder, remove = temp_dir()
+        ray.init(num_cpus=workers, num_gpus=gpus, _temp_dir=str(folder), **common)
+        if remove:  # registered after ray.init's own exit hook, so it runs first (last in, first out): shut down, then removed
+            atexit.register(_shutdown_and_remove, folder)
 
 
 class RayBackend:
@@ -138,4 +169,4 @@ class RayBackend:
         self._actors = []
 
 
-__all__ = ["RayBackend", "Worker", "start", "device_for", "capacity"]
+__all__ = ["RayBackend", "Worker", "start", "temp_dir", "device_for", "capacity"]
