@@ -43,6 +43,7 @@ def _cmd_reproduce(args) -> int:
     for option, name in (("workers", "workers"), ("address", "ray_address"), ("gpus_per_run", "gpus_per_run")):
         if getattr(args, option) is not None:  # the notebooks' executor parameters (cwl_lib.executor)
             overrides[name] = getattr(args, option)
+    plan(args.profile, args.only, overrides)  # a bad value is named first, in its parameter's words
     _check_executor(overrides)
     if args.dry_run:
         return _dry_run(args.profile, overrides, args.probes, args.retrieval_probes, args.packing)

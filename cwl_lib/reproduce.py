@@ -139,6 +139,7 @@ def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Pa
     except BaseException as err:
         failed = _keep_failed(partial, target)
         if not isinstance(err, Exception):  # an interrupt stays an interrupt
+            log(f"[cwl] {name}: stopped; " + (f"its partly executed copy is {failed}" if failed else "nothing was kept"))
             raise
         where = f"its partly executed copy is {failed}" if failed else "no partial copy was written"
         raise NotebookFailed(f"{name} failed in {failure_line(err)} ({where}; finished notebooks are kept under "
