@@ -6,6 +6,8 @@ import signal
 import sys
 from pathlib import Path
 
+import torch
+
 from . import profiles, schedule
 from .data import MissingDataError
 from .data.check import check_all, report, unmet
@@ -59,8 +61,6 @@ def _check_executor(overrides: dict) -> None:
     if address:
         check_ray_address(address)  # a ParameterError: one line
     elif "gpus_per_run" in overrides:
-        import torch
-
         if not torch.cuda.is_available():
             raise ValueError(f"--gpus-per-run {overrides['gpus_per_run']}: this machine has no GPU, and no Ray cluster "
                              "was named (--address), so no run would get a share of one; leave it out, or pass "

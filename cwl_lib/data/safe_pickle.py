@@ -21,12 +21,14 @@ few thousand indices).
 """
 from __future__ import annotations
 
+import _codecs
 import _compat_pickle
 import math
 import os
 import pickle
 
 import numpy as np
+from numpy._core import multiarray, numeric
 
 MAX_FILE_BYTES = 16 << 20
 MAX_BUILT_BYTES = 64 << 20
@@ -168,9 +170,6 @@ def _builders(budget: _Budget) -> dict:
 
 
 def _original() -> dict:
-    import _codecs
-
-    from numpy._core import multiarray, numeric
     return {("_codecs", "encode"): _codecs.encode, ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
             ("numpy._core.multiarray", "scalar"): multiarray.scalar, ("numpy._core.numeric", "_frombuffer"): numeric._frombuffer}
 
