@@ -23,8 +23,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import papermill as pm
+import yaml
 
-from . import checks, notices, parameters, profiles
+from . import checks, environment, notices, parameters, profiles
 from .data import MissingDataError
 from .data.check import problems
 from .kernels import BoundKernelManager
@@ -169,6 +170,7 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
     stage.mkdir(parents=True)
     for f in BOOK_FILES:
         shutil.copy2(root / f, stage / f)
+    _stage_config(stage / "_config.yml")
     for d in BOOK_DIRS:  # one absent makes the page that includes it fail the build, by name
         if (root / d).is_dir():
             shutil.copytree(root / d, stage / d)
@@ -178,6 +180,22 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
         src = executed / f"{name}.ipynb"
         shutil.copy2(src if src.exists() else root / "notebooks" / f"{name}.ipynb", stage / "notebooks" / f"{name}.ipynb")
     return stage
+
+
+def _stage_config(path: Path) -> None:
+    """The staged ``_config.yml`` with MyST substitutions a page may use: ``{{ lock_sha256 }}``, the digest of
+    ``requirements.lock``, and ``{{ lock_environment }}``, whether the environment building the book was
+    installed from it (:mod:`cwl_lib.environment`), so a reader can tell two books' package sets apart."""
+    config = yaml.safe_load(path.read_text()) or {}
+    parse = config.setdefault("parse", {})
+    extensions = parse.setdefault("myst_enable_extensions", [])
+    if "substitution" not in extensions:
+        extensions.append("substitution")
+    lock = environment.summary()
+    parse["myst_substitutions"] = {**(parse.get("myst_substitutions") or {}),
+                                   "lock_sha256": lock["lock_sha256"] or "(none: this copy has no requirements.lock)",
+                                   "lock_environment": lock["environment"]}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def build_book(root: Path, profile: str, build_dir: Path, log=print) -> Path:

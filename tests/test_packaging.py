@@ -153,3 +153,8 @@ def test_ci_runs_the_readme_test_command():
 def test_setup_script_installs_chromium_for_the_browser_test():
     text = (ROOT / "scripts" / "setup.sh").read_text()
     assert "chromium-driver" in text and "(chromium)" in text
+
+
+def test_the_book_names_the_lock_it_was_built_with(smoke_book):
+    page = (smoke_book / "book" / "reproduce.html").read_text()
+    assert environment.lock_digest() in page and "{{" not in page
