@@ -69,8 +69,11 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
         raise ParameterError(f"Ray address {address!r}: expected HOST:PORT (the head's GCS, e.g. 10.0.0.1:6379), "
                              "ray://HOST:PORT or auto")
     fix = "start one there (`ray start --head --port PORT`), or pass the address the head printed"
+    tls = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")  # then the first bytes are TLS's, not HTTP/2's
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            if tls:
+                return
             conn.settimeout(timeout)
             conn.sendall(_HTTP2_HELLO)
             reply = conn.recv(9)

@@ -29,7 +29,6 @@ own retries are off: the driver retries a failed run once and records a second f
 """
 from __future__ import annotations
 
-import asyncio
 import atexit
 import dataclasses
 import importlib
@@ -44,6 +43,7 @@ import ray
 import torch
 
 from .data.classification import ImageSet, Split
+from .ray_splits import SplitRegistry
 from .executor import check_ray_address
 from .paths import project_root
 from .studies.context import Context
@@ -62,34 +62,6 @@ class Worker:
 
     def run(self, study_module: str, config) -> dict:
         return importlib.import_module(study_module).run_one(config, self.context)
-
-
-class SplitRegistry:
-    """The grid's datasets in the object store: each decoded once, by this actor, which owns the objects (they
-    outlive any worker, and go when the registry is killed). Keyed by (name, input size, data root)."""
-
-    def __init__(self):
-        self._refs: dict = {}
-        self._building: dict = {}
-
-    async def take(self, key, load) -> list:
-        """A one-item list holding the split's reference (a list, so Ray hands over the reference, not the
-        arrays); the first caller of a key has it decoded (``load(*key)``) while the others wait."""
-        while key in self._building:
-            await self._building[key].wait()
-        if key not in self._refs:
-            self._building[key] = asyncio.Event()
-            try:  # in a thread: the other callers' waits are answered meanwhile
-                self._refs[key] = [await asyncio.to_thread(lambda: ray.put(_to_arrays(load(*key))))]
-            finally:
-                self._building.pop(key).set()
-        return self._refs[key]
-
-
-def _to_arrays(split: Split) -> dict:
-    return {"name": split.name, "classes": list(split.classes),
-            **{f"{part}_{what}": getattr(getattr(split, part), what).numpy()
-               for part in ("train", "test") for what in ("images", "labels")}}
 
 
 def _from_arrays(d: dict) -> Split:
