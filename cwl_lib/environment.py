@@ -55,7 +55,7 @@ def summary() -> dict:
     if stamp is None:
         how = "not installed by scripts/setup.sh"
     elif stamp == "resolved":
-        how = "resolved from pyproject.toml (the lock could not serve this platform)"
+        how = "resolved from pyproject.toml's ranges, not installed from the lock"
     elif stamp == digest:
         how = "installed from this lock"
     else:

