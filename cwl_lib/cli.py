@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 from . import profiles, schedule
 from .data import MissingDataError
 from .data.check import check_all, report, unmet
 from .data.fetch import FetchError, expand, fetch, parse_expected
 from .dryrun import dry_run, project
+from .executor import check_ray_address
 from .models import WeightsUnavailableError
 from .paths import data_root, project_root
 from .records import device_name
-from .reproduce import HTML_DIR, NotebookFailed, needs, plan, publish, refresh, reproduce
+from .reproduce import HTML_DIR, NotebookFailed, PublishError, needs, plan, publish, refresh, reproduce
 from .runtime import pick_device
 
 
@@ -29,7 +31,7 @@ def _existing_folder(value: str | None) -> str | None:
                          f"--data-root {value}`), or pass the folder that holds the datasets")
     if not path.is_dir():
         raise ValueError(f"--data-root {value} is a file, not a folder; pass the folder that holds the datasets")
-    return str(path)
+    return str(path.resolve())  # the notebooks run in notebooks/: a relative path would mean another folder
 
 
 def _interrupt(_signum, _frame):
@@ -43,11 +45,26 @@ def _cmd_reproduce(args) -> int:
     for option, name in (("workers", "workers"), ("address", "ray_address"), ("gpus_per_run", "gpus_per_run")):
         if getattr(args, option) is not None:  # the notebooks' executor parameters (cwl_lib.executor)
             overrides[name] = getattr(args, option)
+    plan(args.profile, args.only, overrides)  # a bad value is named first, in its parameter's words
+    _check_executor(overrides)
     if args.dry_run:
         return _dry_run(args.profile, overrides, args.probes, args.retrieval_probes, args.packing)
     signal.signal(signal.SIGTERM, _interrupt)
     reproduce(args.profile, only=args.only, overrides=overrides, book=not args.no_book)
     return 0
+
+
+def _check_executor(overrides: dict) -> None:
+    """Refuse, before any notebook starts, a Ray address where nothing answers and a GPU share that no GPU
+    of this run could give."""
+    address = str(overrides.get("ray_address") or "")
+    if address:
+        check_ray_address(address)  # a ParameterError: one line
+    elif "gpus_per_run" in overrides:
+        if not torch.cuda.is_available():
+            raise ValueError(f"--gpus-per-run {overrides['gpus_per_run']}: this machine has no GPU, and no Ray cluster "
+                             "was named (--address), so no run would get a share of one; leave it out, or pass "
+                             "--address of a cluster with GPUs")
 
 
 def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retrieval_log: str | None = None,
@@ -123,11 +140,7 @@ def _cmd_refresh(args) -> int:
 
 
 def _cmd_publish(args) -> int:
-    try:
-        publish(args.html or project_root() / HTML_DIR, remote=args.remote, branch=args.branch)
-    except subprocess.CalledProcessError:
-        print("cwl publish: ghp-import failed (its message is above); nothing was published", file=sys.stderr)
-        return 1
+    publish(args.html or project_root() / HTML_DIR, remote=args.remote, branch=args.branch)
     return 0
 
 
@@ -210,7 +223,10 @@ def main(argv=None) -> int:
     except (MissingDataError, WeightsUnavailableError, ValueError) as err:
         print(f"cwl: {err}", file=sys.stderr)
         return 2
-    except NotebookFailed as err:
+    except (NotebookFailed, PublishError) as err:
+        print(f"cwl: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a read-only or full disk, a folder that is a file: the system's own words, one line
         print(f"cwl: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

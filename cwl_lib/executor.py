@@ -21,6 +21,7 @@ so a stopped grid resumes where it stopped and a rerun does no finished run agai
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 import traceback
@@ -31,11 +32,17 @@ from tqdm import tqdm
 from .data import MissingDataError
 from .data.classification import CorruptImageError
 from .models import WeightsUnavailableError
+from .notices import notice
 from .parameters import ParameterError
 from .records import Store, timestamp
 from .studies.context import Context
 
 OPTIONS = ("workers", "ray_address", "gpus_per_run")
+#: Seconds a Ray address has to answer before the grid is refused (Ray itself retries for ever).
+RAY_CONNECT_TIMEOUT = float(os.environ.get("CWL_RAY_CONNECT_TIMEOUT", "30"))
+# An HTTP/2 client preface and an empty SETTINGS frame: a Ray head's GCS (and a Ray client server) speaks
+# gRPC over HTTP/2, and answers them with a SETTINGS frame of its own.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 ATTEMPTS = 2  # a run is tried once more after a failure, then recorded as failed
 ABORT_AFTER = 3  # failed runs, none succeeded yet: the setting is broken, stop
 
@@ -48,6 +55,34 @@ def fatal_errors() -> tuple[type, ...]:
 
 class GridFailed(RuntimeError):
     """Every run tried so far failed twice: the setting, not a run, is broken."""
+
+
+def check_ray_address(address: str, timeout: float | None = None) -> None:
+    """Refuse, in one line (:class:`ParameterError`), a Ray address where no Ray cluster answers within
+    ``timeout`` seconds; ``auto`` and an empty address are Ray's to resolve."""
+    timeout = RAY_CONNECT_TIMEOUT if timeout is None else timeout
+    if not address or address in ("auto", "local"):
+        return
+    where = address.split("://", 1)[1] if "://" in address else address
+    host, colon, port = where.rstrip("/").rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise ParameterError(f"Ray address {address!r}: expected HOST:PORT (the head's GCS, e.g. 10.0.0.1:6379), "
+                             "ray://HOST:PORT or auto")
+    fix = "start one there (`ray start --head --port PORT`), or pass the address the head printed"
+    tls = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")  # then the first bytes are TLS's, not HTTP/2's
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            if tls:
+                return
+            conn.settimeout(timeout)
+            conn.sendall(_HTTP2_HELLO)
+            reply = conn.recv(9)
+    except TimeoutError:
+        raise ParameterError(f"no Ray cluster answers at {address}: nothing replied within {timeout:g} s; {fix}") from None
+    except OSError as err:
+        raise ParameterError(f"no Ray cluster answers at {address} ({err.strerror or err}); {fix}") from None
+    if len(reply) < 4 or reply[3] != 4:  # the frame's type byte: 4 is SETTINGS
+        raise ParameterError(f"{address} answers, but not as a Ray cluster (no gRPC there); {fix}")
 
 
 def options(params: dict) -> dict:
@@ -143,6 +178,8 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
     for config, error in failures:
         print(f"  failed twice, left out of the tables (failed/{study.key(config)}.json; rerun to retry): "
               f"{describe(config)}: {error}", file=out)
+        notice(f"{study.NAME}: {describe(config)} failed twice and is left out of the tables ({error}); its error "
+               f"is in {store.folder / 'failed' / study.key(config)}.json, and a rerun tries it again", warn=False)
     return [r for r in records if r is not None]
 
 
@@ -234,4 +271,4 @@ def _loop(study, todo, store, backend, bar, counts, failures, describe, claims, 
                              f"{store.folder / 'failed' / (study.key(failures[0][0]) + '.json')})") from err
 
 
-__all__ = ["run", "missing", "options", "GridFailed", "Serial", "ATTEMPTS"]
+__all__ = ["run", "missing", "options", "check_ray_address", "GridFailed", "Serial", "ATTEMPTS"]

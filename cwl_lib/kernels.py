@@ -8,15 +8,27 @@ exec, to receive SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``). Lin
 signal when the thread that started the kernel ends: ``cwl`` starts kernels from its main thread
 (papermill runs its event loop there when none is running), so that is when the process ends.
 Elsewhere the kernel keeps ipykernel's own poll.
+
+A kernel's connection file (its ports and key) is written under ``_build/kernels/`` of the checkout,
+named by the ``cwl`` process: jupyter_client removes it when the kernel is shut down, and one left by a
+killed ``cwl`` stays inside the checkout and is removed by the next run (its process is gone). The
+kernel process's own stderr (ipykernel's log, not a cell's output, which reaches the notebook) goes to a
+``.log`` beside it: stopping a kernel in the middle of a cell makes ipykernel print a traceback of its
+closed socket, which the terminal of an interrupted ``cwl`` should not show.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import signal
 import sys
+import uuid
+from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
+
+from .paths import project_root
 
 _PR_SET_PDEATHSIG = 1
 
@@ -46,11 +58,36 @@ def die_with_parent_hook():
     return hook
 
 
+def connection_folder() -> Path:
+    """Where this project's kernels' connection files go; those of ``cwl`` processes now gone are removed."""
+    folder = project_root() / "_build" / "kernels"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*folder.glob("kernel-*-*.json"), *folder.glob("kernel-*-*.log")]:
+        try:
+            os.kill(int(stale.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except (ValueError, PermissionError):
+            pass  # not named by cwl, or another user's process: left alone
+    return folder
+
+
 class BoundKernelManager(AsyncKernelManager):
-    """jupyter_client's kernel manager, launching kernels that die with this process (see the module)."""
+    """jupyter_client's kernel manager, launching kernels that die with this process, their connection
+    files inside the checkout (see the module)."""
+
+    async def _async_pre_start_kernel(self, **kw):
+        if not self.connection_file:
+            self.connection_file = str(connection_folder() / f"kernel-{os.getpid()}-{uuid.uuid4().hex[:12]}.json")
+            # an interrupted cwl skips jupyter_client's clean-up; its kernel dies with it, so the file goes too
+            atexit.register(Path(self.connection_file).unlink, missing_ok=True)
+        return await super()._async_pre_start_kernel(**kw)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         hook = die_with_parent_hook()
         if hook is not None and "preexec_fn" not in kw:
             kw["preexec_fn"] = hook
-        return await super()._async_launch_kernel(kernel_cmd, **kw)
+        if "stderr" in kw or not self.connection_file:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        with open(Path(self.connection_file).with_suffix(".log"), "ab") as log:  # the child keeps its own copy
+            return await super()._async_launch_kernel(kernel_cmd, stdout=log, stderr=log, **kw)

