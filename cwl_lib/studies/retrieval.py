@@ -299,6 +299,22 @@ def table(recs: list[dict]) -> pd.DataFrame:
     return best_lr_table(frame(recs))
 
 
+def training_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """What training did, per (dataset, arch, strategy, lr) of the runs that trained (:func:`frame` rows):
+    repeats, optimizer steps, the mean training loss before any step and after the last epoch, the highest
+    final loss of any repeat, ``ln(classes)`` (the loss of a uniform guess) and the mean mAPs (%)."""
+    f = runs[runs["final_loss"].notna()] if "final_loss" in runs else runs.iloc[0:0]
+    if f.empty:
+        return pd.DataFrame(columns=["dataset", "arch", "strategy", "lr", "repeats", "steps", "first_loss",
+                                     "final_loss", "worst_final_loss", "ln_classes", "easy", "medium", "hard"])
+    g = f.groupby(["dataset", "arch", "strategy", "lr"])
+    out = g.agg(repeats=("repeat", "size"), steps=("steps", "max"), first_loss=("first_loss", "mean"),
+                final_loss=("final_loss", "mean"), worst_final_loss=("final_loss", "max"),
+                classes=("classes", "max"), easy=("easy", "mean"), medium=("medium", "mean"), hard=("hard", "mean"))
+    out.insert(out.columns.get_loc("classes"), "ln_classes", np.log(out.pop("classes").astype(float)))
+    return out.reset_index()
+
+
 def best_lr_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Table III: per (dataset, arch, strategy) the Easy/Medium/Hard/mean mAP (%) at the best learning rate.
 
@@ -409,7 +425,7 @@ def setting(p: dict) -> pd.DataFrame:
 
 __all__ = [
     "NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
-    "best_lr_table", "chosen",
+    "best_lr_table", "chosen", "training_table",
     "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
     "Training", "initial_loss", "data_version",
     "grade_of", "plot_top_ranked", "record_for", "TOP_K",
