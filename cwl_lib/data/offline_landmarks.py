@@ -55,6 +55,7 @@ from ..paths import data_root
 from .ground_truth import write_gnd
 
 VERSION = 5
+BOX_STEP = 16  # query boxes: whole pixels, sides a multiple of this
 
 #: Names of the buildings of a photograph cut into ``columns x rows``.
 GRID_NAMES = {
@@ -294,7 +295,13 @@ def _query(src, rng, cfg: Config, rect) -> tuple[np.ndarray, list[float], np.nda
             break
     else:  # pragma: no cover - the crop is at least the building's size, so the box is never that small
         raise RuntimeError("could not place a query box")
-    bbx = [round(bx1, 1), round(by1, 1), round(bx2, 1), round(by2, 1)]
+    # the box is drawn on a grid of BOX_STEP pixels (whole pixels, sides a multiple of BOX_STEP), so the query
+    # crops come in a few sizes and are described in a few batches rather than one image at a time
+    w = int(min(ow, max(BOX_STEP, BOX_STEP * round((bx2 - bx1) / BOX_STEP))))
+    h = int(min(oh, max(BOX_STEP, BOX_STEP * round((by2 - by1) / BOX_STEP))))
+    x0 = int(np.clip(round((bx1 + bx2 - w) / 2), 0, ow - w))
+    y0 = int(np.clip(round((by1 + by2 - h) / 2), 0, oh - h))
+    bbx = [float(x0), float(y0), float(x0 + w), float(y0 + h)]
     gx, gy = np.meshgrid(np.linspace(bbx[0], bbx[2], 24), np.linspace(bbx[1], bbx[3], 24))
     return img, bbx, tform(np.stack([gx.ravel(), gy.ravel()], axis=1))
 
