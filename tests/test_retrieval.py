@@ -201,11 +201,12 @@ def test_initial_loss_of_a_classifier_that_knows_nothing_is_ln_classes():
         head.weight.zero_()
         head.bias.zero_()
     images = torch.randint(0, 256, (6, 3, 48, 64), dtype=torch.uint8)
-    batches = rt.orientation_batches(images, torch.tensor([0, 1, 2, 3, 4, 0]), 4, seed=0)
-    assert rt.initial_loss(model, batches, "finetune", "cpu") == pytest.approx(np.log(5), rel=1e-6)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    assert rt.initial_loss(model, images, labels, "finetune", "cpu") == pytest.approx(np.log(5), rel=1e-6)
     assert not model.training
     head.bias.data[0] = 3.0  # favours class 0, the label of 2 of the 6 images: the loss rises above ln 5
-    assert rt.initial_loss(model, batches, "finetune", "cpu") > np.log(5)
+    expected = (2 * -np.log(np.exp(3) / (np.exp(3) + 4)) + 4 * np.log(np.exp(3) + 4)) / 6
+    assert rt.initial_loss(model, images, labels, "finetune", "cpu", batch_size=4) == pytest.approx(expected, rel=1e-5)
 
 
 def test_frame_carries_what_a_convergence_gate_reads():

@@ -20,8 +20,8 @@ descriptors once per process, shared by its repeats). The learning rate of the o
 as in the paper's classification tables: the best over the grid (here by the mean of the Easy/Medium/Hard
 mAPs averaged over repeats).
 
-Each trained run records its training loss before any step (``initial_loss``: the first epoch's batches
-through the prepared model, no step taken), its mean loss per epoch (``losses``), its optimizer ``steps``
+Each trained run records its training loss before any step (``initial_loss``: the training crops through
+the prepared model, no step taken), its mean loss per epoch (``losses``), its optimizer ``steps``
 and its number of ``classes`` (landmarks), so :func:`frame` gives what a validity gate needs to say whether
 the transfer moved the loss: ``first_loss`` and ``final_loss`` against ``ln(classes)``, the loss of a
 classifier that knows nothing.
@@ -208,19 +208,21 @@ class Training:
 
 
 @torch.no_grad()
-def initial_loss(model: torch.nn.Module, batches, strategy, device) -> float:
-    """Mean cross-entropy of the first epoch's batches through ``model`` as it is, no step taken (the mode
-    :func:`cwl_lib.transfer.train` trains in): with a fresh classifier, about ``ln(classes)``."""
+def initial_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, strategy, device,
+                 batch_size: int = 64) -> float:
+    """Mean cross-entropy of the training images (uint8, as they are: no turn, no flip) through ``model`` as
+    it is, no step taken, in the mode :func:`cwl_lib.transfer.train` trains in: with a fresh classifier,
+    about ``ln(classes)``."""
     device = torch.device(device)
     model.to(device)
     transfer.set_train_mode(model, strategy)
-    total, count = 0.0, 0
-    for x, y in batches(0):
-        y = y.to(device).long()
-        total += float(F.cross_entropy(transfer.full_precision(model(x.to(device))), y, reduction="sum"))
-        count += len(y)
+    total = 0.0
+    for i in range(0, len(labels), batch_size):
+        x = transfer.preprocess(images[i:i + batch_size], device=device)
+        y = labels[i:i + batch_size].to(device).long()
+        total += float(F.cross_entropy(transfer.full_precision(model(x)), y, reduction="sum"))
     model.eval()
-    return total / max(count, 1)
+    return total / max(len(labels), 1)
 
 
 def train_backbone(backbone: torch.nn.Module, config: Config, data: Prepared, device) -> tuple[torch.nn.Module, Training]:
@@ -229,9 +231,9 @@ def train_backbone(backbone: torch.nn.Module, config: Config, data: Prepared, de
     if strategy.cacheable:
         return backbone, Training(None, [], 0)
     model = transfer.prepare(backbone, strategy, len(data.landmarks))
-    batches = orientation_batches(data.training_images(config.train_size), data.labels, config.batch_size,
-                                  config.run_seed)
-    first = initial_loss(model, batches, strategy, device)
+    images = data.training_images(config.train_size)
+    batches = orientation_batches(images, data.labels, config.batch_size, config.run_seed)
+    first = initial_loss(model, images, data.labels, strategy, device)
     result = transfer.train(model, batches, strategy, config.lr, config.epochs, device,
                             backbone_lr_factor=config.backbone_lr_factor)
     return model, Training(first, result.losses, result.steps)
