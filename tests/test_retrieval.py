@@ -5,7 +5,7 @@ import torch
 import torchvision
 from torch import nn
 
-from cwl_lib import profiles
+from cwl_lib import profiles, transfer
 from cwl_lib import retrieval as R
 from cwl_lib.studies import Context
 from cwl_lib.studies import retrieval as rt
@@ -165,5 +165,65 @@ def test_one_run_end_to_end_on_a_tiny_tree(tmp_path):
     assert set(rec["map"]) == {"easy", "medium", "hard"}
     assert all(0.0 <= v <= 1.0 for v in rec["map"].values())
     assert len(rec["top"]) == len(data.queries) and len(rec["losses"]) == 1
+    assert rec["steps"] == -(-len(data.queries) // run.batch_size) and rec["classes"] == len(data.landmarks) == 4
     assert rec["key"] == rt.key(run) and rec["study"] == "retrieval"
     assert not weighted_layers(template)  # the template was copied, not modified
+    row = rt.frame([rec]).iloc[0]
+    assert row["first_loss"] == rec["initial_loss"] and row["final_loss"] == rec["losses"][-1]
+    assert np.isfinite(row["first_loss"]) and row["steps"] == rec["steps"] and row["classes"] == 4
+
+
+def test_freeze_repeats_share_the_pretrained_descriptors(tmp_path, monkeypatch):
+    from cwl_lib.data.offline_landmarks import build
+
+    build("offline-landmarks-mini", root=tmp_path)
+    torch.manual_seed(0)
+    template = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    context = Context("cpu", data_root=str(tmp_path), load_model=lambda arch, pretrained: template)
+    computed = []
+    describe = rt._descriptors
+    monkeypatch.setattr(rt, "_descriptors", lambda *a: computed.append(a[2].repeat) or describe(*a))
+    recs = [rt.run_one(rt.Config("offline-landmarks-mini", "mobilenet_v3_small", "freeze", None, repeat=r,
+                                 pretrained=False), context) for r in range(3)]
+    assert computed == [0]  # described once, for the first repeat
+    assert recs[0]["map"] == recs[1]["map"] == recs[2]["map"] and recs[0]["top"] == recs[2]["top"]
+    assert recs[0]["losses"] == [] and recs[0]["initial_loss"] is None and recs[0]["steps"] == 0
+    f = rt.frame(recs)
+    assert f[["first_loss", "final_loss"]].isna().all().all() and (f["classes"] == 4).all()
+
+
+def test_initial_loss_of_a_classifier_that_knows_nothing_is_ln_classes():
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small(weights=None)
+    model = transfer.prepare(model, "finetune", 5)
+    head = transfer.head(model)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+    images = torch.randint(0, 256, (6, 3, 48, 64), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    assert rt.initial_loss(model, images, labels, "finetune", "cpu") == pytest.approx(np.log(5), rel=1e-6)
+    assert not model.training
+    head.bias.data[0] = 3.0  # favours class 0, the label of 2 of the 6 images: the loss rises above ln 5
+    expected = (2 * -np.log(np.exp(3) / (np.exp(3) + 4)) + 4 * np.log(np.exp(3) + 4)) / 6
+    assert rt.initial_loss(model, images, labels, "finetune", "cpu", batch_size=4) == pytest.approx(expected, rel=1e-5)
+
+
+def test_frame_carries_what_a_convergence_gate_reads():
+    trained = {**_record("finetune", 1e-3, 60, 50, 40), "losses": [2.9, 1.4, 0.6], "initial_loss": 3.2,
+               "steps": 24, "classes": 20}
+    older = {**_record("finetune+cwl", 1e-3, 60, 50, 40), "losses": [2.7, 0.8], "steps": 16, "classes": 20}
+    frozen = {**_record("freeze", None, 50, 40, 30), "losses": [], "initial_loss": None, "steps": 0, "classes": 20}
+    f = rt.frame([trained, older, frozen]).set_index("strategy")
+    assert f.loc["finetune", ["first_loss", "final_loss", "steps", "classes"]].tolist() == [3.2, 0.6, 24, 20]
+    assert f.loc["finetune+cwl", "first_loss"] == 2.7  # a record without the loss before any step: its first epoch
+    assert np.isnan(f.loc["freeze", "first_loss"]) and np.isnan(f.loc["freeze", "final_loss"])
+
+
+def test_offline_runs_carry_the_build_of_their_benchmark():
+    from cwl_lib.data import offline_landmarks
+
+    runs = rt.configs(profiles.parameters("laptop", "04_retrieval"))
+    assert {r.data_version for r in runs} == {offline_landmarks.version("offline-landmarks")}
+    paper = rt.configs(profiles.parameters("paper", "04_retrieval"))
+    assert {r.data_version for r in paper} == {""}

@@ -98,8 +98,12 @@ def test_offline_benchmark_is_written_in_the_roxford_layout_and_reused(tmp_path)
     for q, g in enumerate(ds.gnd):
         listed = g["easy"] + g["hard"] + g["junk"]
         assert len(set(listed)) == len(listed)  # grades are exclusive
-        # positives are views of the query's own photograph, never distractors
-        assert all(i < n_views and ds.imlist[i].startswith(names[labels[q]] + "_view") for i in listed)
+        own = names[labels[q]]
+        # listed images are views of the query's photograph (its building or a neighbour), never distractors
+        city = offline_landmarks.city_of(cfg, own)
+        assert all(i < n_views and ds.imlist[i].startswith(city + "_") for i in listed)
+        positives = g["easy"] + g["hard"]
+        assert positives and all(ds.imlist[i].startswith(own + "_view") for i in positives)
         x1, y1, x2, y2 = g["bbx"]
         h, w = Image.open(ds.query_path(q)).size[::-1]
         assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
@@ -107,6 +111,82 @@ def test_offline_benchmark_is_written_in_the_roxford_layout_and_reused(tmp_path)
     stamp = (folder / "meta.json").stat().st_mtime_ns
     assert offline_landmarks.build("offline-landmarks-mini", root=tmp_path) == folder
     assert (folder / "meta.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+@pytest.fixture(scope="module")
+def laptop_benchmark(tmp_path_factory):
+    root = tmp_path_factory.mktemp("offline")
+    offline_landmarks.build("offline-landmarks", root=root)
+    return load_revisited("offline-landmarks", root=root)
+
+
+def test_laptop_benchmark_has_the_size_the_profile_needs(laptop_benchmark):
+    ds, cfg = laptop_benchmark, offline_landmarks.VARIANTS["offline-landmarks"]
+    labels, names = ds.query_landmarks()
+    assert ds.n_queries >= 50 and len(names) == len(cfg.landmarks) >= 16
+    assert ds.n_db == len(cfg.landmarks) * cfg.views_per_landmark + cfg.distractors
+    # every query has positives under the Medium protocol, and most have an easy one
+    assert all(g["easy"] or g["hard"] for g in ds.gnd)
+    assert sum(bool(g["easy"]) for g in ds.gnd) >= 0.75 * ds.n_queries
+
+
+def test_laptop_benchmark_buildings_share_their_photograph_with_a_neighbour(laptop_benchmark):
+    """The hard negatives: views of another building of the same photograph, most of them unrelated."""
+    ds, cfg = laptop_benchmark, offline_landmarks.VARIANTS["offline-landmarks"]
+    labels, names = ds.query_landmarks()
+    unrelated, pairs = 0, 0
+    for q, g in enumerate(ds.gnd):
+        own = names[labels[q]]
+        city = offline_landmarks.city_of(cfg, own)
+        neighbours = [n for n in cfg.landmarks if n != own and offline_landmarks.city_of(cfg, n) == city]
+        assert neighbours
+        listed = set(g["easy"] + g["hard"] + g["junk"])
+        neighbour_views = [i for i, n in enumerate(ds.imlist) if any(n.startswith(b + "_view") for b in neighbours)]
+        negatives = sum(i not in listed for i in neighbour_views)
+        assert negatives >= len(neighbour_views) / 2  # a neighbour's views show little of this building
+        unrelated, pairs = unrelated + negatives, pairs + len(neighbour_views)
+    assert unrelated >= 0.95 * pairs
+
+
+def test_pretrained_mac_leaves_headroom_on_the_laptop_benchmark(laptop_benchmark):
+    """The benchmark's reason to exist: the pretrained MobileNetV2's MAC is well below saturation, so a
+    transfer can show a gain (the old one, views of one photograph per landmark, scored 87-92)."""
+    from cwl_lib import models
+    from cwl_lib.retrieval import conv_body, extract, revisited_map, similarities
+
+    ds = laptop_benchmark
+    body = conv_body(models.load_backbone("mobilenet_v2").eval())
+    res = revisited_map(similarities(extract(body, ds.load_images("queries")), extract(body, ds.load_images())),
+                        ds.gnd)
+    assert 0.35 <= res["medium"]["map"] <= 0.65
+    assert res["hard"]["map"] < res["medium"]["map"] < res["easy"]["map"] < 0.9
+
+
+def test_an_occluder_hides_what_it_covers():
+    from skimage.transform import AffineTransform
+
+    points = np.array([[5.0, 5.0], [15.0, 5.0], [25.0, 5.0], [35.0, 5.0]])  # source = view coordinates
+    same = AffineTransform()
+    assert offline_landmarks._visible_fraction(points, same, (10, 30)) == 0.75  # x = 35 is outside the view
+    assert offline_landmarks._visible_fraction(points, same, (10, 30), hidden=(10, 0, 20, 10)) == 0.5
+    img = np.zeros((30, 40, 3), dtype=np.uint8)
+    box = offline_landmarks._occlude(img, np.full((50, 50, 3), 200, dtype=np.uint8), np.random.default_rng(0))
+    x1, y1, x2, y2 = box
+    assert (img[y1:y2, x1:x2] == 200).all() and img.sum() == 200 * 3 * (x2 - x1) * (y2 - y1)
+    assert 0.1 <= (x2 - x1) * (y2 - y1) / (30 * 40) <= 0.4
+
+
+def test_offline_version_follows_the_build(monkeypatch):
+    import dataclasses
+
+    v = offline_landmarks.version("offline-landmarks")
+    assert v == offline_landmarks.version("offline-landmarks") and v.startswith(f"v{offline_landmarks.VERSION}-")
+    assert v != offline_landmarks.version("offline-landmarks-mini")
+    cfg = offline_landmarks.VARIANTS["offline-landmarks"]
+    monkeypatch.setitem(offline_landmarks.VARIANTS, "offline-landmarks", dataclasses.replace(cfg, seed=cfg.seed + 1))
+    assert offline_landmarks.version("offline-landmarks") != v
+    with pytest.raises(ValueError, match="unknown offline benchmark"):
+        offline_landmarks.version("roxford5k")
 
 
 def test_offline_grades_follow_overlap_and_severity():

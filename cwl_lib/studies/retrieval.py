@@ -15,13 +15,21 @@ For each (dataset, arch, strategy, learning rate, repeat) one run:
 3. the revisited protocol (:func:`cwl_lib.retrieval.revisited_map`) scores the cosine ranking.
 
 A strategy that trains only the classifier (``freeze``) trains nothing that MAC uses (its new classifier
-is discarded), so it is the MAC baseline of the pretrained network and is computed once, without
-training. The learning rate of the other strategies is chosen as in the paper's classification tables:
-the best over the grid (here by the mean of the Easy/Medium/Hard mAPs averaged over repeats).
+is discarded), so it is the MAC baseline of the pretrained network and is computed without training (its
+descriptors once per process, shared by its repeats). The learning rate of the other strategies is chosen
+as in the paper's classification tables: the best over the grid (here by the mean of the Easy/Medium/Hard
+mAPs averaged over repeats).
+
+Each trained run records its training loss before any step (``initial_loss``: the training crops through
+the prepared model, no step taken), its mean loss per epoch (``losses``), its optimizer ``steps``
+and its number of ``classes`` (landmarks), so :func:`frame` gives what a validity gate needs to say whether
+the transfer moved the loss: ``first_loss`` and ``final_loss`` against ``ln(classes)``, the loss of a
+classifier that knows nothing.
 """
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import MISSING, dataclass, fields
 from typing import Iterable
@@ -33,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import records, strategies, transfer
-from ..data import landmarks
+from ..data import landmarks, offline_landmarks
 from ..data.revisited import load_revisited
 from ..paper import TABLE_III
 from ..retrieval import SETTINGS, descriptor_model, extract, map_table, revisited_map, similarities
@@ -63,6 +71,7 @@ class Config:
     backbone_lr_factor: float = 0.1
     pretrained: bool = True
     landmark_rule: str = landmarks.RULE  # how query labels are read from the ground truth
+    data_version: str = ""  # a generated benchmark's build (offline_landmarks.version); "" for a published set
 
     @property
     def run_seed(self) -> int:
@@ -95,8 +104,14 @@ def configs(p: dict) -> list[Config]:
                     for r in range(p["repeats"]):
                         out.append(Config(d, a, s.name, None if lr is None else float(lr), repeat=r, seed=p["seed"],
                                           epochs=p["epochs"], batch_size=p["batch_size"],
-                                          train_size=tuple(p["train_size"])))
+                                          train_size=tuple(p["train_size"]), data_version=data_version(d)))
     return out
+
+
+def data_version(dataset: str) -> str:
+    """What a run's record keeps of its data beyond the name: the build of a generated benchmark, so a
+    record made on an older build is not reused; "" for a published dataset (its files do not change)."""
+    return offline_landmarks.version(dataset) if dataset in offline_landmarks.VARIANTS else ""
 
 
 def key(config: Config) -> str:
@@ -183,17 +198,53 @@ def prepare_dataset(name: str, data_root=None, workers: int = 8, progress: bool 
 
 
 # --------------------------------------------------------------------------- one run
-def train_backbone(backbone: torch.nn.Module, config: Config, data: Prepared, device) -> tuple[torch.nn.Module, list]:
-    """Algorithm 1 on the query images; returns the trained model (in eval mode) and its epoch losses."""
+@dataclass
+class Training:
+    """What training did: the loss before any step, the mean loss of each epoch, the optimizer steps."""
+
+    initial_loss: float | None
+    losses: list
+    steps: int
+
+
+@torch.no_grad()
+def initial_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, strategy, device,
+                 batch_size: int = 64) -> float:
+    """Mean cross-entropy of the training images (uint8, as they are: no turn, no flip) through ``model`` as
+    it is, no step taken, in the mode :func:`cwl_lib.transfer.train` trains in: with a fresh classifier,
+    about ``ln(classes)``."""
+    device = torch.device(device)
+    model.to(device)
+    transfer.set_train_mode(model, strategy)
+    total = 0.0
+    for i in range(0, len(labels), batch_size):
+        x = transfer.preprocess(images[i:i + batch_size], device=device)
+        y = labels[i:i + batch_size].to(device).long()
+        total += float(F.cross_entropy(transfer.full_precision(model(x)), y, reduction="sum"))
+    model.eval()
+    return total / max(len(labels), 1)
+
+
+def train_backbone(backbone: torch.nn.Module, config: Config, data: Prepared, device) -> tuple[torch.nn.Module, Training]:
+    """Algorithm 1 on the query images; returns the trained model (in eval mode) and what training did."""
     strategy = strategies.get(config.strategy)
     if strategy.cacheable:
-        return backbone, []
+        return backbone, Training(None, [], 0)
     model = transfer.prepare(backbone, strategy, len(data.landmarks))
-    batches = orientation_batches(data.training_images(config.train_size), data.labels, config.batch_size,
-                                  config.run_seed)
+    images = data.training_images(config.train_size)
+    batches = orientation_batches(images, data.labels, config.batch_size, config.run_seed)
+    first = initial_loss(model, images, data.labels, strategy, device)
     result = transfer.train(model, batches, strategy, config.lr, config.epochs, device,
                             backbone_lr_factor=config.backbone_lr_factor)
-    return model, result.losses
+    return model, Training(first, result.losses, result.steps)
+
+
+def _descriptors(model: torch.nn.Module, data: Prepared, config: Config, context: Context) -> tuple:
+    body = descriptor_model(model)
+    q = extract(body, data.queries, device=context.device, batch_size=context.extract_batch_size)
+    db = extract(body, data.database, device=context.device, batch_size=context.extract_batch_size,
+                 progress=context.progress, desc=f"MAC {config.dataset} {config.strategy}")
+    return q, db
 
 
 def run_one(config: Config, context: Context) -> dict:
@@ -203,12 +254,15 @@ def run_one(config: Config, context: Context) -> dict:
                         lambda: prepare_dataset(config.dataset, context.data_root, progress=context.progress))
     backbone = context.backbone(config.arch, config.pretrained)
     start = time.perf_counter()
-    seed_everything(config.run_seed)  # the new classifier's initialisation
-    model, losses = train_backbone(copy.deepcopy(backbone), config, data, device)
-    body = descriptor_model(model)
-    q = extract(body, data.queries, device=device, batch_size=context.extract_batch_size)
-    db = extract(body, data.database, device=device, batch_size=context.extract_batch_size, progress=context.progress,
-                 desc=f"MAC {config.dataset} {config.strategy}")
+    if strategies.get(config.strategy).cacheable:  # the pretrained network's MAC: the same for every repeat
+        training = Training(None, [], 0)
+        q, db = context.memo("retrieval pretrained MAC", (config.dataset, config.data_version, config.arch,
+                                                          config.pretrained, device.type),
+                             lambda: _descriptors(backbone, data, config, context))
+    else:
+        seed_everything(config.run_seed)  # the new classifier's initialisation
+        model, training = train_backbone(copy.deepcopy(backbone), config, data, device)
+        q, db = _descriptors(model, data, config, context)
     scores = similarities(q, db)
     res = revisited_map(scores, data.gnd)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
@@ -216,19 +270,51 @@ def run_one(config: Config, context: Context) -> dict:
         NAME, config, device,
         map={s: res[s]["map"] for s in SETTINGS},
         **{"mp@k": {s: {str(k): v for k, v in res[s]["mp@k"].items()} for s in SETTINGS}},
-        table=map_table(res), top=top.tolist(), losses=losses, descriptor_dim=int(q.shape[1]),
-        classes=len(data.landmarks), seconds=time.perf_counter() - start, run_seed=config.run_seed)
+        table=map_table(res), top=top.tolist(), losses=training.losses, initial_loss=training.initial_loss,
+        steps=training.steps, descriptor_dim=int(q.shape[1]), classes=len(data.landmarks),
+        seconds=time.perf_counter() - start, run_seed=config.run_seed)
 
 
 # --------------------------------------------------------------------------- tables
 def frame(recs: list[dict]) -> pd.DataFrame:
-    """One row per run: config columns plus the mAPs in percent (and its key)."""
-    return pd.DataFrame([{**r["config"], **r["table"], "key": r["key"]} for r in recs])
+    """One row per run: config columns, the mAPs in percent, what training did, and its key.
+
+    ``first_loss`` is the training loss before any step (a record without it: the first epoch's mean),
+    ``final_loss`` the last epoch's mean, ``steps`` the optimizer steps, ``classes`` the landmarks the
+    classifier told apart (``ln(classes)`` is the loss of a uniform guess); the losses are NaN for a run
+    that trained nothing MAC uses (freeze).
+    """
+    return pd.DataFrame([{**r["config"], **r["table"], **_training_columns(r), "key": r["key"]} for r in recs])
+
+
+def _training_columns(r: dict) -> dict:
+    losses = r.get("losses") or []
+    first = r.get("initial_loss")
+    if first is None:
+        first = losses[0] if losses else math.nan
+    return {"first_loss": float(first), "final_loss": float(losses[-1]) if losses else math.nan,
+            "steps": int(r.get("steps") or 0), "classes": int(r["classes"]) if r.get("classes") else math.nan}
 
 
 def table(recs: list[dict]) -> pd.DataFrame:
     """Table III of the records: :func:`best_lr_table` of their :func:`frame`."""
     return best_lr_table(frame(recs))
+
+
+def training_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """What training did, per (dataset, arch, strategy, lr) of the runs that trained (:func:`frame` rows):
+    repeats, optimizer steps, the mean training loss before any step and after the last epoch, the highest
+    final loss of any repeat, ``ln(classes)`` (the loss of a uniform guess) and the mean mAPs (%)."""
+    f = runs[runs["final_loss"].notna()] if "final_loss" in runs else runs.iloc[0:0]
+    if f.empty:
+        return pd.DataFrame(columns=["dataset", "arch", "strategy", "lr", "repeats", "steps", "first_loss",
+                                     "final_loss", "worst_final_loss", "ln_classes", "easy", "medium", "hard"])
+    g = f.groupby(["dataset", "arch", "strategy", "lr"])
+    out = g.agg(repeats=("repeat", "size"), steps=("steps", "max"), first_loss=("first_loss", "mean"),
+                final_loss=("final_loss", "mean"), worst_final_loss=("final_loss", "max"),
+                classes=("classes", "max"), easy=("easy", "mean"), medium=("medium", "mean"), hard=("hard", "mean"))
+    out.insert(out.columns.get_loc("classes"), "ln_classes", np.log(out.pop("classes").astype(float)))
+    return out.reset_index()
 
 
 def best_lr_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -341,8 +427,9 @@ def setting(p: dict) -> pd.DataFrame:
 
 __all__ = [
     "NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
-    "best_lr_table", "chosen",
+    "best_lr_table", "chosen", "training_table",
     "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
+    "Training", "initial_loss", "data_version",
     "grade_of", "plot_top_ranked", "record_for", "TOP_K",
     "SETTING", "setting",
 ]
