@@ -200,6 +200,14 @@ def load_sigmas(model: nn.Module, learned: dict[str, torch.Tensor]) -> nn.Module
     return model
 
 
+def sigma_shift(learned: dict[str, torch.Tensor] | None) -> tuple[float | None, float | None]:
+    """How far training moved the CWL scales from 1: mean and largest |sigma - 1| over every scale."""
+    if not learned:
+        return None, None
+    dev = (torch.cat([v.detach().flatten().float().cpu() for v in learned.values()]) - 1).abs()
+    return float(dev.mean()), float(dev.max())
+
+
 def weighted_layers(model: nn.Module) -> dict[str, Weighted]:
     """Each Weighted wrapper by the name its layer had before insertion."""
     return {n: m for n, m in model.named_modules() if isinstance(m, Weighted)}

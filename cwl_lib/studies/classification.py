@@ -29,6 +29,7 @@ from .. import records, strategies, tables, transfer
 from ..data import classification as cdata
 from ..models import has_batch_norm
 from ..runtime import seed_everything
+from ..weighting import sigma_shift
 from .context import Context
 from .setting import Row, square
 from .setting import table as setting_rows_table
@@ -238,12 +239,6 @@ def loss_quartiles(losses: list[float]) -> list[float] | None:
     return [float(losses[round(q * last)]) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
 
 
-def sigma_shift(learned: dict[str, torch.Tensor] | None) -> tuple[float | None, float | None]:
-    """How far training moved the CWL scales from 1: mean and largest |sigma - 1| over every scale."""
-    if not learned:
-        return None, None
-    dev = (torch.cat([v.flatten().float() for v in learned.values()]) - 1).abs()
-    return float(dev.mean()), float(dev.max())
 
 
 # --------------------------------------------------------------------------- sanity anchor
@@ -321,6 +316,6 @@ def setting(p: dict) -> pd.DataFrame:
 
 
 __all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
-           "linear_probe", "probe_gap", "loss_quartiles", "sigma_shift",
+           "linear_probe", "probe_gap", "loss_quartiles",
            "Prepared", "prepare_data", "FeatureCache", "fresh_head", "build_feature_cache",
            "SETTING", "setting"]

@@ -46,6 +46,7 @@ from ..data.revisited import load_revisited
 from ..paper import TABLE_III
 from ..retrieval import SETTINGS, descriptor_model, extract, map_table, revisited_map, similarities
 from ..runtime import seed_everything
+from ..weighting import sigma_shift
 from .context import Context
 from .setting import Row
 from .setting import table as setting_rows_table
@@ -230,7 +231,7 @@ def train_backbone(backbone: torch.nn.Module, config: Config, data: Prepared, de
     strategy = strategies.get(config.strategy)
     if strategy.cacheable:
         return backbone, Training(None, [], 0)
-    model = transfer.prepare(backbone, strategy, len(data.landmarks))
+    model = transfer.prepare(backbone, strategy, len(data.landmarks), fold_bn=strategy.frozen_batch_norm)
     images = data.training_images(config.train_size)
     batches = orientation_batches(images, data.labels, config.batch_size, config.run_seed)
     first = initial_loss(model, images, data.labels, strategy, device)
@@ -255,13 +256,14 @@ def run_one(config: Config, context: Context) -> dict:
     backbone = context.backbone(config.arch, config.pretrained)
     start = time.perf_counter()
     if strategies.get(config.strategy).cacheable:  # the pretrained network's MAC: the same for every repeat
-        training = Training(None, [], 0)
+        training, shift = Training(None, [], 0), (None, None)
         q, db = context.memo("retrieval pretrained MAC", (config.dataset, config.data_version, config.arch,
                                                           config.pretrained, device.type),
                              lambda: _descriptors(backbone, data, config, context))
     else:
         seed_everything(config.run_seed)  # the new classifier's initialisation
         model, training = train_backbone(copy.deepcopy(backbone), config, data, device)
+        shift = sigma_shift(transfer.learned_sigmas(model))
         q, db = _descriptors(model, data, config, context)
     scores = similarities(q, db)
     res = revisited_map(scores, data.gnd)
@@ -271,7 +273,8 @@ def run_one(config: Config, context: Context) -> dict:
         map={s: res[s]["map"] for s in SETTINGS},
         **{"mp@k": {s: {str(k): v for k, v in res[s]["mp@k"].items()} for s in SETTINGS}},
         table=map_table(res), top=top.tolist(), losses=training.losses, initial_loss=training.initial_loss,
-        steps=training.steps, descriptor_dim=int(q.shape[1]), classes=len(data.landmarks),
+        steps=training.steps, sigma_shift=shift[0], sigma_shift_max=shift[1], descriptor_dim=int(q.shape[1]),
+        classes=len(data.landmarks),
         seconds=time.perf_counter() - start, run_seed=config.run_seed)
 
 
@@ -292,7 +295,9 @@ def _training_columns(r: dict) -> dict:
     first = r.get("initial_loss")
     if first is None:
         first = losses[0] if losses else math.nan
+    shift = r.get("sigma_shift")
     return {"first_loss": float(first), "final_loss": float(losses[-1]) if losses else math.nan,
+            "sigma_shift": math.nan if shift is None else float(shift),
             "steps": int(r.get("steps") or 0), "classes": int(r["classes"]) if r.get("classes") else math.nan}
 
 
