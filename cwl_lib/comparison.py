@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import claims, executor, measures, paper, profiles, smallcnn, strategies, tables
+from . import claims, display, executor, measures, paper, profiles, smallcnn, strategies, tables
 from . import effects as E
 from .records import Store
 from .studies import BY_NOTEBOOK, Context, classification
@@ -388,6 +388,88 @@ LEDGER_SHOWN = ["id", "section", "claim", "paper evidence", "effect", "paper eff
                 "verdict", "reason", "gates", "match"]
 LEDGER_DETAIL = ["id", "test", "source", "our setting", "paper setting", "paper effect in our CI", "note"]
 
+#: Each claim in a few words, for the narrow ledger page 06 opens with (its whole text is in the details).
+SHORT_CLAIMS = {
+    "C1": "Theorem 1: the nearest Kronecker product is a rank-1 SVD of R(A)",
+    "C2": "The best sum of k Kronecker products errs by the singular-value tail (Eq. 2)",
+    "C3": "A convolution is im2col times the filters, U = R(A) V^T (Eq. 3)",
+    "C4": "SVD filters rebuild the input up to the singular-value tail (Eq. 4)",
+    "C5": "With orthonormal filters, Eq. 5 is the plain convolution",
+    "C6": "Beyond the first layer, filters are nearly orthogonal",
+    "C7": "The first layer is the farthest from orthogonal (Fig. 1)",
+    "C8": "A CWL with every sigma at 1 is the plain convolution (Eq. 6)",
+    "C9": "CWL's gain shrinks as the images per class grow",
+    "C10": "freeze+CWL beats freeze (Table I)",
+    "C11": "CWL helps VGG-16 more than ResNet-50",
+    "C12": "finetune+CWL beats finetune (Table II)",
+    "C13": "Finetuning beats freezing on Kvasir and Chest X-ray",
+    "C14": "Finetuning does not beat freezing on MIT-67",
+    "C15": "CWL improves retrieval over freezing and finetuning (Table III)",
+    "C16": "In retrieval, finetuning beats freezing",
+    "C17": "Pruning half the parameters costs about 1.5 points (Table IV)",
+    "C18": "One epoch of finetuning recovers most of a high compression's loss",
+    "C19": "Lower VGG-16 layers lose more filters (Fig. 3)",
+}
+#: The id of a claim's row in page 06's narrow ledger: what the intro's verdict box links to.
+ROW_ANCHOR = "claim-{id}"
+#: The fields of a claim the details table gives, in order (columns of :func:`cwl_lib.claims.row`).
+LEDGER_DETAILS = ["claim", "paper evidence", "test", "effect", "paper effect", "our effect", "p-value", "reason",
+                  "gates", "match", "our setting", "paper setting", "paper effect in our CI", "note"]
+
+
+def _gate_line(g) -> str:
+    if g.measured is None:
+        return f"{g.name} not measured ({g.missing})"
+    return f"{g.name} {display.fmt(g.measured, decimals=g.decimals)} (needs {g.limits()})"
+
+
+def short_reason(ev: claims.Evaluation) -> str:
+    """Why a claim got its verdict, in a line: the failed gates with their measured values for "not testable by
+    this run", what is missing for "not tested here", else our effect and where its interval lies."""
+    if ev.verdict == E.NOT_TESTABLE:
+        return "failed gate: " + "; ".join(_gate_line(g) for g in ev.gates if not g.passed)
+    if ev.verdict == E.NOT_TESTED:
+        return ev.reason
+    return f"{claims.row(ev)['our effect']}: {ev.reason}"
+
+
+def verdicts_in_words(evaluations) -> str:
+    """The verdicts of some claims as a page says them, claims with the same verdict and reason together:
+    "C9 and C10 are not testable by this run: failed gate: ..." (:func:`short_reason`)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for ev in evaluations:
+        groups.setdefault((ev.verdict, short_reason(ev)), []).append(ev.claim.id)
+    return " ".join(f"{_listed(ids)} {'is' if len(ids) == 1 else 'are'} {verdict}: {why}."
+                    for (verdict, why), ids in groups.items())
+
+
+def ledger_summary(evaluations) -> pd.DataFrame:
+    """The ledger page 06 opens with, one narrow row per claim: ``claim`` (its id), ``what the paper claims``
+    (:data:`SHORT_CLAIMS`), ``verdict``, ``why`` (:func:`short_reason`)."""
+    return pd.DataFrame([{"claim": ev.claim.id, "what the paper claims": SHORT_CLAIMS[ev.claim.id],
+                          "verdict": ev.verdict, "why": short_reason(ev)} for ev in evaluations])
+
+
+def ledger_details(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Every field of every claim of a ledger (:func:`cwl_lib.claims.ledger`), one row per (claim, field),
+    indexed by both: a long table that stays as narrow as its longest word."""
+    rows = [{"id": r["id"], "field": f, "value": r[f]} for r in ledger.to_dict("records") for f in LEDGER_DETAILS
+            if r[f] not in ("", "-")]
+    return pd.DataFrame(rows).set_index(["id", "field"])
+
+
+def tested(evaluations) -> dict[str, list[str]]:
+    """The empirical claims by what this run could do with them: ``judged`` (every gate passed and the effect got a
+    verdict of the rule), ``untestable`` (a gate failed), ``not tested`` (what the test needs is absent)."""
+    out = {"judged": [], "untestable": [], "not tested": []}
+    for ev in evaluations:
+        if ev.claim.type == claims.IDENTITY_TYPE:
+            continue
+        key = ("untestable" if ev.verdict == E.NOT_TESTABLE else "not tested" if ev.verdict == E.NOT_TESTED
+               else "judged")
+        out[key].append(ev.claim.id)
+    return out
+
 #: Notebooks 01 and 02 state no setting of their own in the paper (Section III has no experiment); their
 #: backbone is the ``paper`` profile's choice.
 SECTION3_SETTING = (run_setting.Row("backbone", lambda p: p["arch"], stated=False),)
@@ -553,4 +635,5 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
 __all__ = ["SOURCES", "PAIRS", "Source", "load", "run", "gather", "sources_root", "cells", "records_behind",
            "significance", "view", "settings", "source_table", "instructions", "provenance", "records_table",
            "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence",
-           "stand_ins", "stand_in_sentences", "LEDGER_SHOWN", "LEDGER_DETAIL"]
+           "stand_ins", "stand_in_sentences", "LEDGER_SHOWN", "LEDGER_DETAIL", "SHORT_CLAIMS", "ROW_ANCHOR",
+           "LEDGER_DETAILS", "short_reason", "verdicts_in_words", "ledger_summary", "ledger_details", "tested"]

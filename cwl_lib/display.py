@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 from myst_nb import glue as myst_glue
 
@@ -58,13 +59,15 @@ def glue(name: str, value, *, decimals: int | None = None, sig: int | None = Non
     return text
 
 
-def table(frame, caption: str, formats: dict | None = None, *, index: bool = False):
+def table(frame, caption: str, formats: dict | None = None, *, index: bool = False, row_ids=None):
     """``frame`` as a page shows a table: HTML with a one-line caption, each number printed by :func:`fmt`.
 
     ``formats`` maps a column to the precision its numbers are printed with (``{"gap": {"sig": 1}}``, ``{"acc":
     {"decimals": 3}}``), which is what the data supports; a column of non-integer numbers without one is refused,
     as :func:`fmt` refuses a number without a stated precision. Text, integers and missing values (``n/a``) need
-    none. The index is left out unless ``index`` (a frame whose index is its first column).
+    none. The index is left out unless ``index`` (a frame whose index is its first columns; their names are not
+    shown). ``row_ids``, one per row in order, become the ``id`` of each body row, so a link elsewhere
+    (``page.html#claim-C9``) lands on it.
     """
     import pandas as pd  # only the pages that show tables need pandas
 
@@ -81,7 +84,40 @@ def table(frame, caption: str, formats: dict | None = None, *, index: bool = Fal
         if spec or pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             shown[col] = lambda v, spec=spec: fmt(v, **spec) if isinstance(v, numbers.Number) or v is None else v
     styler = frame.style.format(shown).set_caption(caption).set_table_attributes('class="cwl-table"')
-    return styler if index else styler.hide(axis="index")
+    # an index shown keeps its labels, not its names: they would take a header row of their own, empty but for them
+    styler = styler.hide(axis="index", names=True) if index else styler.hide(axis="index")
+    if row_ids is None:
+        return styler
+    row_ids = [str(i) for i in row_ids]
+    if len(row_ids) != len(frame) or len(set(row_ids)) != len(row_ids):
+        raise ValueError(f"row_ids needs one distinct id per row ({len(frame)}), got {len(row_ids)}")
+    bad = [i for i in row_ids if not _ROW_ID.fullmatch(i)]
+    if bad:
+        raise ValueError(f"row ids must be letters, digits, '-' or '_' (an HTML id a URL fragment can name): {bad[:3]}")
+    return AnchoredTable(styler, row_ids)
+
+
+_ROW_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+class AnchoredTable:
+    """A table whose body rows carry ids: pandas' Styler gives ids to cells only, so the rendered HTML gets
+    them row by row, in order."""
+
+    def __init__(self, styler, row_ids: list[str]):
+        self.styler, self.row_ids = styler, row_ids
+
+    def to_html(self) -> str:
+        head, sep, body = self.styler.to_html().partition("<tbody>")
+        ids = iter(self.row_ids)
+        body = re.sub(r"<tr>", lambda _: f'<tr id="{next(ids)}">', body, count=len(self.row_ids))
+        return head + sep + body
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        return f"<table {self.styler.caption!r}: {len(self.row_ids)} rows>"
 
 
 def _scalar(value):

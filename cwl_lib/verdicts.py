@@ -28,7 +28,7 @@ from . import claims, comparison, effects
 LEDGER_FILE = "ledger.csv"
 PAGE = "06_comparison"  # the notebook that writes the ledger
 BOX_FILE = "verdicts.html"  # in book/ of the staged sources, next to intro.md
-ROW_ANCHOR = "claim-{id}"  # the id of a claim's row on page 06 (book/_static/claim-anchors.js sets it)
+ROW_ANCHOR = comparison.ROW_ANCHOR  # the id of a claim's row in page 06's narrow ledger
 # What the stand-in sentence names: the quantities of a study's setting that make it another experiment.
 DATASET_ROWS, BACKBONE_ROWS = ("datasets", "dataset"), ("backbones", "backbone")
 # A ledger file written up to this long after its page finished is still that run's (file system clocks).

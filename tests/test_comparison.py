@@ -317,3 +317,69 @@ def test_a_run_that_failed_twice_is_counted_and_named_with_where_its_error_is(tm
     assert row["failed twice"] == 1 and row["records of its grid"] == len(src.expected) - 1
     (line,) = comparison.instructions({"03_classification": src}, "paper")
     assert "1 of its runs failed twice" in line and str(store.folder / "failed") in line
+
+
+# --------------------------------------------------------------------------- the ledger as page 06 opens with it
+def test_every_claim_has_a_few_words_for_the_narrow_ledger():
+    assert list(comparison.SHORT_CLAIMS) == [c.id for c in claims.CLAIMS]
+    assert all(0 < len(text) <= 80 for text in comparison.SHORT_CLAIMS.values())
+
+
+def test_the_narrow_ledger_says_why_in_a_line_naming_a_failed_gate_and_its_value():
+    from test_claims import BY_ID, classification, cwl_gain
+
+    frame = classification(cwl_gain(0.05), noise=0.005)
+    judged = claims.evaluate(BY_ID["C10"], claims.Inputs(classification=frame))
+    still = claims.evaluate(BY_ID["C10"], claims.Inputs(classification=classification(cwl_gain(-0.05), sigma_shift=0.01)))
+    absent = claims.evaluate(BY_ID["C11"], claims.Inputs(classification=frame))
+    summary = comparison.ledger_summary([judged, still, absent])
+    assert list(summary.columns) == ["claim", "what the paper claims", "verdict", "why"]
+    assert summary["claim"].tolist() == ["C10", "C10", "C11"]
+    assert summary["verdict"].tolist() == [E.SUPPORTED, E.NOT_TESTABLE, E.NOT_TESTED]
+    why = summary["why"].tolist()
+    assert why[0] == f"{claims.row(judged)['our effect']}: {judged.reason}" and "above" in why[0]
+    # the gate's name and measured value, not the paragraph of reasons the full ledger gives
+    assert why[1] == "failed gate: CWL acted 0.010 (needs >= 0.050)" and len(why[1]) < len(still.reason)
+    assert why[2] == absent.reason
+
+
+def test_the_ledger_details_give_every_filled_field_of_every_claim():
+    from test_claims import _laptop_inputs
+
+    ledger = claims.ledger(_laptop_inputs())
+    details = comparison.ledger_details(ledger)
+    assert details.index.names == ["id", "field"] and list(details.columns) == ["value"]
+    assert list(dict.fromkeys(details.index.get_level_values("id"))) == list(ledger["id"])
+    assert not details["value"].isin(["", "-"]).any()
+    c10 = details.loc["C10", "value"]
+    row = ledger.set_index("id").loc["C10"]
+    assert c10["claim"] == row["claim"] and c10["gates"] == row["gates"] and c10["our effect"] == row["our effect"]
+    assert set(details.index.get_level_values("field")) <= set(comparison.LEDGER_DETAILS)
+
+
+def test_tested_sorts_the_empirical_claims_by_what_the_run_could_do():
+    from test_claims import BY_ID, classification, cwl_gain
+
+    frame = classification(cwl_gain(0.05), noise=0.005)
+    evaluations = [claims.evaluate(BY_ID["C1"], claims.Inputs(measures={"theorem1_gap": 3e-16})),
+                   claims.evaluate(BY_ID["C10"], claims.Inputs(classification=frame)),
+                   claims.evaluate(BY_ID["C12"], claims.Inputs(classification=frame)),
+                   claims.evaluate(BY_ID["C9"], claims.Inputs(classification=classification(cwl_gain(0.0), sigma_shift=0.0)))]
+    assert comparison.tested(evaluations) == {"judged": ["C10"], "untestable": ["C9"], "not tested": ["C12"]}
+
+
+def test_verdicts_in_words_say_a_shared_reason_once():
+    from test_claims import BY_ID, LAPTOP, classification, cwl_gain, table_iv
+
+    still = classification(cwl_gain(-0.05), sigma_shift=0.01)
+    c9, c10 = (claims.evaluate(BY_ID[i], claims.Inputs(classification=still)) for i in ("C9", "C10"))
+    assert comparison.short_reason(c9) == comparison.short_reason(c10)
+    words = comparison.verdicts_in_words([c9, c10])
+    assert words == f"C9 and C10 are {E.NOT_TESTABLE}: failed gate: CWL acted 0.010 (needs >= 0.050)."
+    # a gate with nothing to measure says so, not a limit it was never held to
+    light = table_iv(half=(0.95, 0.79, 0.80, 0.80), high=(0.9, 0.78, 0.80, 0.80))
+    c17 = claims.evaluate(BY_ID["C17"], claims.Inputs(pruning=light, setting=LAPTOP))
+    assert c17.verdict == E.NOT_TESTABLE
+    assert comparison.short_reason(c17) == (
+        "failed gate: operating point not measured (no threshold of this run qualifies); the pruned network after "
+        "FT@3 above chance not measured (no accuracy, class count or test size)")

@@ -1,4 +1,5 @@
 """Glued numbers reach a page formatted: stated precision, never a numpy or torch repr."""
+import re
 from decimal import Decimal
 from fractions import Fraction
 
@@ -109,3 +110,28 @@ def test_a_table_is_html_with_its_caption_and_stated_precisions():
         display.table(frame, "c", {"gap": {"sig": 1}})
     with pytest.raises(KeyError, match="missing"):
         display.table(frame, "c", {"missing": {"sig": 1}})
+
+
+def test_a_table_gives_its_rows_the_ids_a_link_can_name():
+    import pandas as pd
+
+    frame = pd.DataFrame({"claim": ["C1", "C2", "C10"], "verdict": ["supported", "not tested here", "inconclusive"]})
+    html = display.table(frame, "Three claims.", row_ids=[f"claim-{c}" for c in frame["claim"]])._repr_html_()
+    body = html.split("<tbody>", 1)[1]
+    assert list(re.findall(r'<tr id="([^"]+)">', body)) == ["claim-C1", "claim-C2", "claim-C10"]
+    assert 'id="claim-' not in html.split("<tbody>", 1)[0]  # the header row gets none
+    assert body.index('id="claim-C2"') < body.index(">not tested here<") < body.index('id="claim-C10"')
+    with pytest.raises(ValueError, match="one distinct id per row"):
+        display.table(frame, "c", row_ids=["a", "a", "b"])
+    with pytest.raises(ValueError, match="HTML id"):
+        display.table(frame, "c", row_ids=["ok", "not ok", "x"])
+
+
+def test_a_table_shown_with_its_index_has_one_header_row():
+    import pandas as pd
+
+    frame = pd.DataFrame({"paper": ["vgg16", "10"], "this run": ["mobilenet_v2", "2"]},
+                         index=pd.Index(["backbones", "repeats"], name="quantity"))
+    html = display.table(frame, "Setting.", index=True).to_html()
+    head = html.split("<tbody>", 1)[0]
+    assert head.count("<tr>") == 1 and ">quantity<" not in html and ">backbones<" in html
