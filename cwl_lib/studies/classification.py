@@ -22,6 +22,9 @@ import time
 from dataclasses import MISSING, dataclass, field, fields
 
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 import torch
 from torch import nn
 
@@ -247,10 +250,6 @@ def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.
     few-shot training set the grid's ``freeze`` runs use, on the same test images: what ``freeze`` (a linear
     classifier on the same features, trained by Adam for a budget of steps) should come close to. One row per
     (dataset, arch, shots, repeat)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     rows, seen = [], set()
     for config in sorted((c for c in configs if c.strategy == "freeze"), key=order):
         cell = (config.dataset, config.arch, config.shots, config.repeat)
