@@ -46,7 +46,8 @@ paper's, the row is marked *stand-in*, and the two effects are compared in direc
 **The ledger** (:func:`ledger`, columns :data:`LEDGER_COLUMNS`, every value a string): the claim, its
 evidence and test; ``effect`` names what is measured; ``paper effect`` is the paper's value with how many
 of its cells lie on the claimed side and which do not; ``our effect`` is the estimate, its 95% interval and
-n; ``p-value`` is two-sided against the claim's bound (0 for "beats"); ``verdict`` and ``reason`` follow
+n; ``p-value`` is two-sided against the claim's bound (0 for "beats"); ``detectable effect`` the smallest
+distance from the bound a true effect needs for this run to detect it (80% power, two-sided 5%); ``verdict`` and ``reason`` follow
 :data:`cwl_lib.effects.VERDICT_RULE` (an inconclusive reason states the smallest detectable effect);
 ``match`` says whether ours is the same experiment as the paper's, a stand-in, an identity any input tests,
 or a general claim; ``our setting`` and ``paper setting`` name both; ``note`` adds counts (cells ahead, the
@@ -77,7 +78,7 @@ RETRIEVAL_COLUMNS = ("dataset", "arch", "strategy", "lr", "repeat", "easy", "med
 LAYER_COLUMNS = ("layer", "kind", "channels_kept", "tau")
 IDENTITY_TYPE, EMPIRICAL_TYPE = "identity", "empirical"
 LEDGER_COLUMNS = ("id", "section", "type", "claim", "paper evidence", "test", "source", "effect", "paper effect",
-                  "our effect", "p-value", "verdict", "reason", "gates", "match", "our setting", "paper setting",
+                  "our effect", "p-value", "detectable effect", "verdict", "reason", "gates", "match", "our setting", "paper setting",
                   "paper effect in our CI", "note")
 
 
@@ -860,6 +861,12 @@ def _in_ci(ev: Evaluation) -> str:
     return "yes" if ev.ours.low <= ev.paper.value <= ev.ours.high else "no"
 
 
+def _detectable(e, claim: Claim) -> str:
+    """The smallest distance of a true effect from the claim's bound that this run detects with 80% power at the
+    two-sided 5% level (the power it had, whatever its verdict); empty where the effect has no spread."""
+    return "" if e is None or e.mde is None or not math.isfinite(e.mde) else _num(e.mde, claim.decimals)
+
+
 def row(ev: Evaluation) -> dict[str, str]:
     """One ledger row, every value a string."""
     c = ev.claim
@@ -867,6 +874,7 @@ def row(ev: Evaluation) -> dict[str, str]:
         "id": c.id, "section": c.section, "type": c.type, "claim": c.text, "paper evidence": "; ".join(c.paper_evidence),
         "test": c.test, "source": c.source, "effect": c.effect, "paper effect": _paper_text(ev.paper, c),
         "our effect": _effect_text(ev.ours, c), "p-value": _p(ev.ours.p if ev.ours else None),
+        "detectable effect": _detectable(ev.ours, c),
         "verdict": ev.verdict, "reason": ev.reason, "gates": G.summary(ev.gates), "match": ev.match, "our setting": ev.our_setting,
         "paper setting": ev.paper.setting, "paper effect in our CI": _in_ci(ev), "note": ev.note,
     }

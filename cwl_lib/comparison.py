@@ -385,7 +385,7 @@ def verdict_sentence(ledger: pd.DataFrame) -> str:
 
 #: The columns of the ledger the page shows first; the rest (test, settings, note) in a second table.
 LEDGER_SHOWN = ["id", "section", "claim", "paper evidence", "effect", "paper effect", "our effect", "p-value",
-                "verdict", "reason", "gates", "match"]
+                "detectable effect", "verdict", "reason", "gates", "match"]
 LEDGER_DETAIL = ["id", "test", "source", "our setting", "paper setting", "paper effect in our CI", "note"]
 
 #: Each claim in a few words, for the narrow ledger page 06 opens with (its whole text is in the details).
@@ -413,7 +413,8 @@ SHORT_CLAIMS = {
 #: The id of a claim's row in page 06's narrow ledger: what the intro's verdict box links to.
 ROW_ANCHOR = "claim-{id}"
 #: The fields of a claim the details table gives, in order (columns of :func:`cwl_lib.claims.row`).
-LEDGER_DETAILS = ["claim", "paper evidence", "test", "effect", "paper effect", "our effect", "p-value", "reason",
+LEDGER_DETAILS = ["claim", "paper evidence", "test", "effect", "paper effect", "our effect", "p-value",
+                  "detectable effect", "reason",
                   "gates", "match", "our setting", "paper setting", "paper effect in our CI", "note"]
 
 

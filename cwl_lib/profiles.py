@@ -71,14 +71,15 @@ OVERRIDES: dict[str, dict[str, dict]] = {
         "01_kronecker": {"arch": "mobilenet_v2", "random_trials": 300, "max_factor": 10,
                          "ranks": [1, 2, 4, 8, 16, 32, 64]},
         "02_convolution_svd": {"arch": "mobilenet_v2", "input_size": 64, "photo_size": 240, "epochs": 4},
-        # 03: a budget in optimizer steps, 5 repeats, 1 and 10 images per class, and the frozen grid in half
+        # 03: a budget in optimizer steps, 8 repeats (at 5, the paired test of C10 on 5 differences could detect
+        # 0.022, over the 0.02 its issue asks for), 1 and 10 images per class, and the frozen grid in half
         # decades from the paper's lowest freeze rate (its 0.05 left freeze+cwl unable to learn here). Measured on
         # this profile (2 cores, quiet): at 120 steps over 3e-4..1e-2 the 10-shot runs chose 1e-3, where the
         # scales moved 0.02 on average (the CWL-acted gate's median sat at its floor, 0.051); at 160 steps over
         # 1e-3..1e-2 they chose 3e-3 more often, the gate read 0.14, the grid bracketed every cell's best rate,
-        # and the grid took the same 256 s (a third fewer runs, a third more steps each)
+        # and the grid took the same 256 s (a third fewer runs, a third more steps each); 8 repeats take about 410 s
         "03_classification": {**_OFFLINE, "datasets": ["fashion-mnist"], "strategies": ["freeze", "freeze+cwl"],
-                              "shots": [1, 10], "repeats": 5, "lr_freeze": [0.001, 0.003, 0.01],
+                              "shots": [1, 10], "repeats": 8, "lr_freeze": [0.001, 0.003, 0.01],
                               "steps": 160, "batch_size": 10, "input_size": 64, "test_size": 800,
                               "eval_batch_size": 250},
         # the offline stand-in with headroom (pretrained MAC: Medium mAP 55 %; 20 landmarks, 60 queries).

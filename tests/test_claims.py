@@ -464,6 +464,18 @@ def test_ledger_is_one_row_of_text_per_claim():
     assert inconclusive["reason"].str.contains("could detect").all()
 
 
+def test_ledger_states_the_effect_each_tested_claim_could_detect():
+    """The detectable effect is the paired test's power statement, (t_0.975 + t_0.80) x SE on n - 1 degrees of
+    freedom, written for every claim with a spread, supported ones too (a supported claim's power matters as much)."""
+    inputs = _laptop_inputs()
+    led = C.ledger(inputs).set_index("id")
+    c10 = C.evaluate(BY_ID["C10"], inputs).ours
+    se = (c10.high - c10.low) / 2 / stats.t.ppf(0.975, c10.n - 1)
+    expected = (stats.t.ppf(0.975, c10.n - 1) + stats.t.ppf(0.80, c10.n - 1)) * se
+    assert float(led.loc["C10", "detectable effect"]) == pytest.approx(expected, abs=6e-4)
+    assert (led.loc[["C1", "C8"], "detectable effect"] == "").all()  # exact identities have no spread
+
+
 def test_ledger_shows_no_raw_stand_in_difference():
     inputs = _laptop_inputs()
     led = C.ledger(inputs)

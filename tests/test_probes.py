@@ -215,7 +215,10 @@ def test_a_foreign_record_under_a_new_name_is_moved_aside_when_the_store_opens(t
 
 def _interrupt_cwl(root: Path, after: Path) -> subprocess.CompletedProcess:
     """Run `cwl reproduce` on ``root`` in its own session, press Ctrl-C once ``after`` exists, return the result."""
-    code = ("import sys\nfrom pathlib import Path\nfrom cwl_lib import cli, reproduce\n"
+    # A terminal's foreground job has Python's Ctrl-C handler; a job a script started in the background (as CI
+    # may start the tests) inherits SIGINT ignored, and Python then leaves it ignored: give the child the former.
+    code = ("import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "from pathlib import Path\nfrom cwl_lib import cli, reproduce\n"
             f"reproduce.project_root = lambda: Path({str(root)!r})\n"
             "sys.exit(cli.main(['reproduce', '--profile', 'laptop', '--only', '01', '--no-book']))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, start_new_session=True, stdout=subprocess.PIPE,
