@@ -4,8 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CWL    := $(VENV)/bin/cwl
 STAMP  := $(VENV)/.cwl-installed
-# Idle OpenMP threads spin by default; on a shared 2-core machine that made torch up to 50x slower.
-export OMP_WAIT_POLICY ?= PASSIVE
+# Idle OpenMP threads spin by default. Where several torch processes compute at once (pytest beside the notebook
+# kernels it starts, benchmarks) two processes spinning on 2 cores made torch 20-50x slower, so the tests and
+# benchmarks run with passive threads. `make book` runs one notebook kernel at a time while cwl waits, and
+# there spinning is 2.2x faster (a laptop classification run: 7.7 s spinning, 17 s passive, 11.6 s on one thread;
+# benchmarks/README.md): it keeps torch's default. Beside another torch job, run `OMP_WAIT_POLICY=PASSIVE make book`.
+PASSIVE_OMP := unit nbval nbval-portable bench notebooks
+$(PASSIVE_OMP): export OMP_WAIT_POLICY ?= PASSIVE
 
 # a notebook's partial or failed copy is never a notebook to check
 NBVAL  := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider notebooks -q \
