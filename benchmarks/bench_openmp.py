@@ -1,6 +1,7 @@
 """OpenMP wait policy for the laptop profile's small training steps: spinning against passive threads.
 
-Times a frozen-backbone MobileNetV2 step (64 px, batch 10, the laptop classification run's shape) in fresh
+Times a frozen-backbone MobileNetV2 step (64 px, batch 10: the laptop classification run's input; the backward
+pass stops at the classifier, as in freeze, where freeze+cwl's goes through every layer to its scales) in fresh
 processes under each setting, alone and with two such processes at once (what pytest beside a notebook kernel,
 or two jobs on one machine, look like). The Makefile keeps torch's default for `make book` (one kernel at a time)
 and sets OMP_WAIT_POLICY=PASSIVE for the tests and benchmarks; this prints the ratios behind that choice.

@@ -76,8 +76,9 @@ OVERRIDES: dict[str, dict[str, dict]] = {
         # decades from the paper's lowest freeze rate (its 0.05 left freeze+cwl unable to learn here). Measured on
         # this profile (2 cores, quiet): at 120 steps over 3e-4..1e-2 the 10-shot runs chose 1e-3, where the
         # scales moved 0.02 on average (the CWL-acted gate's median sat at its floor, 0.051); at 160 steps over
-        # 1e-3..1e-2 they chose 3e-3 more often, the gate read 0.14, the grid bracketed every cell's best rate,
-        # and the grid took the same 256 s (a third fewer runs, a third more steps each); 8 repeats take about 410 s
+        # 1e-3..1e-2 they chose 3e-3 more often, the gate read 0.14 (0.078 at 8 repeats), the grid bracketed every
+        # cell's best rate, and the grid took the same 256 s (a quarter fewer runs, a third more steps each); at 8
+        # repeats the grid takes about 430 s (benchmarks/README.md)
         "03_classification": {**_OFFLINE, "datasets": ["fashion-mnist"], "strategies": ["freeze", "freeze+cwl"],
                               "shots": [1, 10], "repeats": 8, "lr_freeze": [0.001, 0.003, 0.01],
                               "steps": 160, "batch_size": 10, "input_size": 64, "test_size": 800,

@@ -473,7 +473,10 @@ def test_ledger_states_the_effect_each_tested_claim_could_detect():
     se = (c10.high - c10.low) / 2 / stats.t.ppf(0.975, c10.n - 1)
     expected = (stats.t.ppf(0.975, c10.n - 1) + stats.t.ppf(0.80, c10.n - 1)) * se
     assert float(led.loc["C10", "detectable effect"]) == pytest.approx(expected, abs=6e-4)
-    assert (led.loc[["C1", "C8"], "detectable effect"] == "").all()  # exact identities have no spread
+    assert led.loc["C1", "verdict"] == E.SUPPORTED and led.loc["C1", "detectable effect"] == ""  # exact: no spread
+    assert (led.loc[led["verdict"] == E.NOT_TESTED, "detectable effect"] == "").all()
+    c17 = C.evaluate(BY_ID["C17"], inputs).ours  # a normal-approximation effect states its power too
+    assert c17.mde is not None and float(led.loc["C17", "detectable effect"]) == pytest.approx(c17.mde, abs=6e-4)
 
 
 def test_ledger_shows_no_raw_stand_in_difference():
