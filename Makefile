@@ -5,10 +5,11 @@ PY     := $(VENV)/bin/python
 CWL    := $(VENV)/bin/cwl
 STAMP  := $(VENV)/.cwl-installed
 # Idle OpenMP threads spin by default. Where several torch processes compute at once (pytest beside the notebook
-# kernels it starts, benchmarks), two spinning on 2 cores slowed torch 9-18x (benchmarks/bench_openmp.py), so the
-# tests run with passive threads (the benchmarks too: their figures were measured so). `make book` runs one notebook kernel at a time while cwl waits;
-# there spinning is 2.2x faster (a laptop freeze+cwl run: 7.7 s spinning, 17 s passive, 11.6 s on one thread), so
-# it keeps torch's default. Beside another torch job, run `OMP_WAIT_POLICY=PASSIVE make book`.
+# kernels it starts), two spinning on 2 cores slowed torch 9-18x (benchmarks/bench_openmp.py), so the tests run
+# with passive threads, and the benchmarks too (their figures were measured so). `make book` runs one notebook
+# kernel at a time while cwl waits; there spinning is 2.2x faster (a laptop freeze+cwl run: 7.7 s spinning, 17 s
+# passive, 11.6 s on one thread), so it keeps torch's default. Beside another torch job, run
+# `OMP_WAIT_POLICY=PASSIVE make book`.
 PASSIVE_OMP := unit nbval nbval-portable bench
 $(PASSIVE_OMP): export OMP_WAIT_POLICY ?= PASSIVE
 

@@ -47,8 +47,8 @@ paper's, the row is marked *stand-in*, and the two effects are compared in direc
 evidence and test; ``effect`` names what is measured; ``paper effect`` is the paper's value with how many
 of its cells lie on the claimed side and which do not; ``our effect`` is the estimate, its 95% interval and
 n; ``p-value`` is two-sided against the claim's bound (0 for "beats"); ``detectable effect`` the smallest
-distance from the bound a true effect needs for this run to detect it (80% power, two-sided 5%); ``verdict`` and ``reason`` follow
-:data:`cwl_lib.effects.VERDICT_RULE` (an inconclusive reason states the smallest detectable effect);
+distance from the bound a true effect needs for this run to detect it (80% power, two-sided 5%); ``verdict``
+and ``reason`` follow :data:`cwl_lib.effects.VERDICT_RULE` (an inconclusive reason states the smallest detectable effect);
 ``match`` says whether ours is the same experiment as the paper's, a stand-in, an identity any input tests,
 or a general claim; ``our setting`` and ``paper setting`` name both; ``note`` adds counts (cells ahead, the
 threshold chosen). :attr:`Evaluation.detail` holds the per-cell effects behind ours.
@@ -78,8 +78,8 @@ RETRIEVAL_COLUMNS = ("dataset", "arch", "strategy", "lr", "repeat", "easy", "med
 LAYER_COLUMNS = ("layer", "kind", "channels_kept", "tau")
 IDENTITY_TYPE, EMPIRICAL_TYPE = "identity", "empirical"
 LEDGER_COLUMNS = ("id", "section", "type", "claim", "paper evidence", "test", "source", "effect", "paper effect",
-                  "our effect", "p-value", "detectable effect", "verdict", "reason", "gates", "match", "our setting", "paper setting",
-                  "paper effect in our CI", "note")
+                  "our effect", "p-value", "detectable effect", "verdict", "reason", "gates", "match", "our setting",
+                  "paper setting", "paper effect in our CI", "note")
 
 
 @dataclass(frozen=True)

@@ -383,11 +383,6 @@ def verdict_sentence(ledger: pd.DataFrame) -> str:
     return " ".join(out)
 
 
-#: The columns of the ledger the page shows first; the rest (test, settings, note) in a second table.
-LEDGER_SHOWN = ["id", "section", "claim", "paper evidence", "effect", "paper effect", "our effect", "p-value",
-                "detectable effect", "verdict", "reason", "gates", "match"]
-LEDGER_DETAIL = ["id", "test", "source", "our setting", "paper setting", "paper effect in our CI", "note"]
-
 #: Each claim in a few words, for the narrow ledger page 06 opens with (its whole text is in the details).
 SHORT_CLAIMS = {
     "C1": "Theorem 1: the nearest Kronecker product is a rank-1 SVD of R(A)",
@@ -636,5 +631,5 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
 __all__ = ["SOURCES", "PAIRS", "Source", "load", "run", "gather", "sources_root", "cells", "records_behind",
            "significance", "view", "settings", "source_table", "instructions", "provenance", "records_table",
            "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence",
-           "stand_ins", "stand_in_sentences", "LEDGER_SHOWN", "LEDGER_DETAIL", "SHORT_CLAIMS", "ROW_ANCHOR",
+           "stand_ins", "stand_in_sentences", "SHORT_CLAIMS", "ROW_ANCHOR",
            "LEDGER_DETAILS", "short_reason", "verdicts_in_words", "ledger_summary", "ledger_details", "tested"]
