@@ -68,6 +68,8 @@ class Gate:
     def limits(self) -> str:
         if self.low is not None and self.high is not None:
             return f"{self._value(self.low)} to {self._value(self.high)}"
+        if self.low is None and self.high is None:
+            return "-"
         return f">= {self._value(self.low)}" if self.low is not None else f"<= {self._value(self.high)}"
 
     def text(self) -> str:
@@ -209,7 +211,32 @@ def above_chance(accuracy: float | None, classes: int | None, n: int | None, wha
                 f"the accuracy of {what} ({n} test images, {classes} classes)", need, decimals=3)
 
 
+def finetuning_keeps(change: float, low: float, ft: str) -> Gate:
+    """One epoch count ``ft`` of the finetuning the pruned networks get, applied to the unpruned network, changes
+    its accuracy by ``change``: at least ``low`` (a negative number of accuracy points, as a fraction)."""
+    return Gate(f"{ft} keeps the unpruned network", change, low, None,
+                f"the accuracy change of the unpruned network after the same {ft}",
+                f"a finetuning whose first epochs do not themselves cost accuracy (else {ft} measures the "
+                "finetuning's disruption, not a recovery)", decimals=3)
+
+
+def collapse_beyond(rows: pd.DataFrame, trained: str, floor: float | None, kept: float | None) -> Gate:
+    """The thresholds whose network stays at chance after the finetuning ``trained`` (accuracy under ``floor``),
+    named, keep fewer parameters than the row a claim reads (share ``kept``): a network may collapse past the
+    operating point, but one that keeps more than the row read and still stays at chance is a broken run."""
+    at = rows[pd.to_numeric(rows[trained], errors="coerce") < floor] if floor is not None else rows.iloc[:0]
+    ft = trained.replace("ft", "FT@")
+    taus = ", ".join(f"{t:g}" for t in sorted(at["tau"].astype(float)))
+    name = f"tau {taus} at chance after {ft}" if taus else f"no threshold at chance after {ft}"
+    what = f"the largest share of parameters kept by a threshold at chance after {ft}"
+    need = "pruned networks that collapse only where they keep fewer parameters than the row read"
+    if floor is None or kept is None:
+        return Gate(name, None, None, kept, what, need, missing="no chance bound or no row read")
+    return Gate(name, float(at["params"].max()) if len(at) else 0.0, None, kept, what, need)
+
+
 __all__ = ["Gate", "failed", "summary", "chosen_runs", "cwl_acted", "run_converged", "converged", "bracketed_share",
            "grid_brackets", "headroom", "loss_moved", "operating_point", "chance_bound", "above_chance",
+           "collapse_beyond", "finetuning_keeps",
            "SIGMA_FLOOR", "LOSS_FRACTION", "FLAT_SHARE", "CONVERGED_SHARE", "BRACKETED_SHARE", "MAP_CEILING",
            "MOVED_FRACTION", "CHANCE_LEVEL"]

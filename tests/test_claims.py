@@ -73,11 +73,11 @@ def retrieval(gain, *, repeats=3, archs=("mobilenet_v2",), datasets=("offline-la
     return pd.DataFrame(rows)
 
 
-def table_iv(unpruned=0.8, half=(0.45, 0.40, 0.70, 0.79), high=(0.1, 0.10, 0.60, 0.70)):
-    """Table IV as ``pruning_study.table_iv`` prints it (tau "-" for the unpruned row); rows (params, acc,
-    ft1, ft3) at tau 0.9 and 1.0, and a light threshold keeping 95%."""
+def table_iv(unpruned=0.8, half=(0.45, 0.40, 0.70, 0.79), high=(0.1, 0.10, 0.60, 0.70), unpruned_ft=(None, None)):
+    """Table IV as ``pruning_study.table_iv`` prints it (tau "-" for the unpruned row, with its own ft1, ft3
+    when it was finetuned); rows (params, acc, ft1, ft3) at tau 0.9 and 1.0, and a light threshold keeping 95%."""
     return pd.DataFrame([
-        {"tau": "-", "acc": unpruned, "ft1": None, "ft3": None, "params": 1.0, "features": 1.0},
+        {"tau": "-", "acc": unpruned, "ft1": unpruned_ft[0], "ft3": unpruned_ft[1], "params": 1.0, "features": 1.0},
         {"tau": 0.6, "acc": unpruned - 0.01, "ft1": unpruned, "ft3": unpruned, "params": 0.95, "features": 0.97},
         {"tau": 0.9, "acc": half[1], "ft1": half[2], "ft3": half[3], "params": half[0], "features": 0.6},
         {"tau": 1.0, "acc": high[1], "ft1": high[2], "ft3": high[3], "params": high[0], "features": 0.2},
@@ -387,6 +387,44 @@ def test_pruning_cost_and_recovery():
     untestable = C.evaluate(BY_ID["C17"], C.Inputs(pruning=nothing_half, setting=LAPTOP))
     assert untestable.verdict == E.NOT_TESTABLE and "25% to 75%" in untestable.reason
     assert "operating point: not measured" in C.row(untestable)["gates"]
+
+
+def test_pruning_cost_is_charged_against_the_better_unpruned_network():
+    # finetuning alone lifts the unpruned network from 0.80 to 0.88: pruning to 45% costs 0.09, not 0.01
+    lifted = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(unpruned_ft=(0.85, 0.88)), setting=LAPTOP))
+    assert lifted.ours.estimate == pytest.approx(0.88 - 0.79) and lifted.verdict == E.NOT_SUPPORTED
+    assert "unpruned 0.880 after the same FT@3 (0.800 before)" in lifted.note
+    # a finetuning that lowers it leaves the reference where it was; an old record without it reads as before
+    lowered = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(unpruned_ft=(0.7, 0.75)), setting=LAPTOP))
+    plain = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(), setting=LAPTOP))
+    assert lowered.ours.estimate == plain.ours.estimate == pytest.approx(0.8 - 0.79)
+    assert "(0.750 after the same FT@3)" in lowered.note and "not finetuned in this run" in plain.note
+    # C18's recovered share stays the paper's: read against the network before any finetuning
+    rec = C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(unpruned_ft=(0.85, 0.88)), setting=LAPTOP))
+    assert rec.ours.estimate == pytest.approx((0.6 - 0.1) / (0.8 - 0.1)) and rec.verdict == E.SUPPORTED
+    assert "FT@1 keeps the unpruned network: 0.050 (needs >= -0.050), pass" in C.row(rec)["gates"]
+
+
+def test_recovery_is_not_read_where_one_epoch_of_finetuning_hurts_the_unpruned_network():
+    hurt = C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(unpruned_ft=(0.7, 0.8)), setting=LAPTOP))
+    assert hurt.verdict == E.NOT_TESTABLE and "disruption" in hurt.reason
+    assert "FT@1 keeps the unpruned network: -0.100 (needs >= -0.050), fail" in C.row(hurt)["gates"]
+    assert "FT@1 keeps" not in C.row(C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(), setting=LAPTOP)))["gates"]
+
+
+def test_thresholds_at_chance_are_named_and_must_lie_past_the_row_read():
+    dead_high = table_iv(high=(0.05, 0.10, 0.10, 0.11))
+    for cid in ("C17", "C18"):  # both read tau 0.9 (45%); tau 1.0 (5%) never leaves chance
+        ev = C.evaluate(BY_ID[cid], C.Inputs(pruning=dead_high, setting=LAPTOP))
+        assert "tau 1 at chance after FT@3: 0.05 (needs <= 0.45), pass" in C.row(ev)["gates"]
+    fine = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(), setting=LAPTOP))
+    assert "no threshold at chance after FT@3: 0.00 (needs <= 0.45), pass" in C.row(fine)["gates"]
+    # a threshold keeping more than the row read, yet at chance: a broken run, not a verdict
+    broken = table_iv(half=(0.45, 0.40, 0.70, 0.79))
+    broken.loc[1, ["acc", "ft1", "ft3"]] = 0.1
+    ev = C.evaluate(BY_ID["C17"], C.Inputs(pruning=broken, setting=LAPTOP))
+    assert ev.verdict == E.NOT_TESTABLE and "tau 0.6 at chance after FT@3: 0.95 (needs <= 0.45), fail" in C.row(ev)["gates"]
+    assert "collapse only where they keep fewer parameters" in ev.reason
 
 
 def test_pruning_claims_are_not_testable_where_the_networks_are_at_chance():

@@ -145,7 +145,8 @@ def test_every_threshold_prunes_one_shared_transfer_and_a_rerun_resumes(tmp_path
     def context():
         return Context("cpu", load_split=lambda name, size, root: _toy_split(name, size), load_model=_toy_model)
 
-    recs = executor.run(study, configs, store, context(), progress=False, out=io.StringIO())
+    ctx = context()
+    recs = executor.run(study, configs, store, ctx, progress=False, out=io.StringIO())
     transfers = [s for s in trained if s in ("freeze+cwl", "bn-affine")]
     assert sorted(transfers) == ["bn-affine", "freeze+cwl"]  # one transfer per study, whatever the taus
     assert len(list(store.shared.glob("transfer-*.pt"))) == 2
@@ -158,6 +159,14 @@ def test_every_threshold_prunes_one_shared_transfer_and_a_rerun_resumes(tmp_path
         assert set(r["correct"]) == {"acc", "ft1"} and len(r["correct"]["acc"]) == 30
     table = study.table(paper)
     assert list(table["tau"]) == ["-", 0.9, 1.0] and {"acc", "ft1", "params", "features"} <= set(table.columns)
+    # the unpruned network is finetuned like every threshold, on a copy: the thresholds after it in the same
+    # process still prune the transfer kept in shared/
+    assert set(paper[0]["correct"]) == {"acc", "ft1"} and table["ft1"].iloc[0] == round(paper[0]["unpruned"]["ft1"], 3)
+    own = next(c for c in configs if study.variant_of(c, p) == study.PAPER and c.tau is None).transfer
+    kept, fresh = study.transferred(own, ctx), study.transferred(own, Context("cpu", shared=store.shared,
+                                                                                load_split=ctx.load_split,
+                                                                                load_model=_toy_model))
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in kept.state_dict().items())
     assert store.attachment(paper[1]["key"], "pruned")["plan"]["tau"] == 0.9
     curve = study.curves(recs)  # read at a quarter, half and all of the transfer's steps
     assert sorted(curve["steps"].unique()) == sorted({max(1, round(q * p["steps"])) for q in study.SNAPSHOTS})

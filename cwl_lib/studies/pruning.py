@@ -6,7 +6,9 @@ with an L1 penalty on the sigmas: our addition), prunes it at its threshold tau
 remaining weight trains, :data:`cwl_lib.strategies.FINETUNE_ALL`) and evaluates after each epoch count
 listed in ``finetune_epochs`` (FT@1 and FT@30 in the paper). Its record also holds the kept fractions of
 parameters and feature maps, the per-layer compression (Fig. 3) and the measured inference time of the
-pruned network against the unpruned one. ``tau=None`` is the unpruned row of Table IV.
+pruned network against the unpruned one. ``tau=None`` is the unpruned row of Table IV; it is finetuned
+the same way (not in the paper, whose unpruned row has no FT columns), so that the gain of finetuning alone
+is measured beside what pruning costs.
 
 Every threshold of one transfer prunes the same transferred network: the first run to need it trains it
 and keeps its weights in the store's ``shared/`` folder (named by the transfer's own key), where the
@@ -344,11 +346,15 @@ def run_one(config: Config, context: Context) -> dict:
             snaps = {max(snaps): snaps[max(snaps)]}
         return records.new_record(NAME, config, device, curve=kept_curve(model, snaps, config.min_channels, example),
                                   run_seed=config.seed, seconds=time.perf_counter() - start)
+    batches = transfer.image_batches(data.images, data.labels, config.batch_size, config.seed + 1, size)
     if config.tau is None:
         learned = {k: v.float().cpu() for k, v in read_sigmas(model).items()}
+        unpruned = {"accuracy": accuracy(model, "acc"), "parameters": pruning.count_parameters(model)}
+        # the same finetuning as every pruned row gets, so that the ft columns have a reference that
+        # separates what finetuning alone gives from what pruning costs
+        _finetune(copy.deepcopy(model), unpruned, accuracy, batches, config, device)
         return records.new_record(
-            NAME, config, device,
-            unpruned={"accuracy": accuracy(model, "acc"), "parameters": pruning.count_parameters(model)},
+            NAME, config, device, unpruned=unpruned,
             correct=hits, classes=data.classes, run_seed=config.seed, seconds=time.perf_counter() - start,
             **{records.ATTACHMENTS: {"sigmas": learned} if learned else {}})
     matched = None
@@ -368,7 +374,6 @@ def run_one(config: Config, context: Context) -> dict:
            "latency_ratio": t_pruned / t_model}
     if matched is not None:
         row.update(matched_params=matched, threshold=threshold)
-    batches = transfer.image_batches(data.images, data.labels, config.batch_size, config.seed + 1, size)
     # BatchNorm statistics re-estimated on the training images (the standard step after structured pruning),
     # measured on a copy; finetuning starts from it as ``recalibrate_bn`` says
     recalibrated = copy.deepcopy(pruned)
@@ -380,24 +385,31 @@ def run_one(config: Config, context: Context) -> dict:
             pruned = recalibrated
             row["recalibrated"] = True
     del recalibrated
-    if config.finetune_epochs:
-        wanted = set(config.finetune_epochs)
-
-        def after_epoch(epoch: int, _loss: float) -> None:
-            if epoch + 1 in wanted:
-                row[f"ft{epoch + 1}"] = accuracy(pruned, f"ft{epoch + 1}")
-
-        transfer.set_trainable(pruned, strategies.FINETUNE_ALL)
-        seed_everything(config.seed + 1)
-        transfer.train(pruned, batches, strategies.FINETUNE_ALL, config.finetune_lr, max(config.finetune_epochs),
-                       device, bn_train=config.finetune_bn == "train", progress=after_epoch)
-        for e in config.finetune_epochs:  # a diverged run stops early: report what it reached
-            row.setdefault(f"ft{e}", float("nan"))
+    _finetune(pruned, row, accuracy, batches, config, device)
     layers = comp.layers.assign(tau=config.tau)
     return records.new_record(
         NAME, config, device, row=row, layers=layers.to_dict("list"), correct=hits, classes=data.classes,
         run_seed=config.seed, seconds=time.perf_counter() - start,
         **{records.ATTACHMENTS: {"pruned": {"plan": plan, "state_dict": pruned.state_dict()}}})
+
+
+def _finetune(model: nn.Module, row: dict, accuracy, batches, config: Config, device) -> None:
+    """Finetune ``model`` in place with every weight trainable, writing ``ft<N>`` (the test accuracy after N
+    epochs, each N of ``config.finetune_epochs``) into ``row``."""
+    if not config.finetune_epochs:
+        return
+    wanted = set(config.finetune_epochs)
+
+    def after_epoch(epoch: int, _loss: float) -> None:
+        if epoch + 1 in wanted:
+            row[f"ft{epoch + 1}"] = accuracy(model, f"ft{epoch + 1}")
+
+    transfer.set_trainable(model, strategies.FINETUNE_ALL)
+    seed_everything(config.seed + 1)
+    transfer.train(model, batches, strategies.FINETUNE_ALL, config.finetune_lr, max(config.finetune_epochs),
+                   device, bn_train=config.finetune_bn == "train", progress=after_epoch)
+    for e in config.finetune_epochs:  # a diverged run stops early: report what it reached
+        row.setdefault(f"ft{e}", float("nan"))
 
 
 def dead(model: nn.Module, data: "Data", size: int, device) -> bool:
@@ -438,7 +450,7 @@ def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
         raise ValueError("no pruning run is recorded yet: run the study first")
     epochs = recs[0]["config"]["finetune_epochs"]
     ft_cols = [f"ft{e}" for e in epochs]
-    rows = [{"tau": None, "acc": r["unpruned"]["accuracy"], **{c: None for c in ft_cols}, "params": 1.0,
+    rows = [{"tau": None, "acc": r["unpruned"]["accuracy"], **{c: r["unpruned"].get(c) for c in ft_cols}, "params": 1.0,
              "features": 1.0, "latency_ratio": 1.0} for r in recs if r["config"]["tau"] is None]
     extra = [c for c in ("acc_recalibrated", "recalibrated", "matched_params", "threshold")
              if any(c in r.get("row", {}) for r in recs)]
