@@ -501,6 +501,17 @@ def test_tar_and_zip_names_that_climb_or_start_at_the_root_are_refused_not_rewri
             assert list(dest.iterdir()) == []
 
 
+def test_a_hard_link_to_a_member_not_unpacked_is_refused(tmp_path):
+    """tarfile would copy the skipped member's bytes to each link, past the byte cap."""
+    archive = tmp_path / "h.tar"
+    archive.write_bytes(make_tar({"big/f.bin": bytes(1 << 20)}, gz=False,
+                                 links=[(f"h{i}", "big/f.bin", tarfile.LNKTYPE) for i in range(4)]))
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="hard link 'h0' -> 'big/f.bin' names no file unpacked"):
+        extract(archive, tmp_path / "dest", "tar", skip_prefixes=("big/",))
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
 def test_a_zip_member_longer_than_declared_writes_no_more_than_declared(tmp_path):
     """The cap reserves declared sizes: zipfile must stop there (it does, then fails the CRC)."""
     import struct
