@@ -487,3 +487,40 @@ def test_a_ground_truth_pickle_of_shared_references_is_refused(tmp_path):
     (tmp_path / "loop.pkl").write_bytes(pickle.dumps(looped))
     with pytest.raises(UnsafePickleError, match="more than"):
         load_data_pickle(tmp_path / "loop.pkl")
+
+
+def test_tar_and_zip_names_that_climb_or_start_at_the_root_are_refused_not_rewritten(tmp_path):
+    """tarfile's data filter would unpack '/etc/x' as 'etc/x'; an archive naming it is refused instead."""
+    for i, name in enumerate(["/etc/x", "a/../b", "../x"]):
+        for kind, body in (("tar", make_tar({name: b"x"}, gz=False)), ("zip", make_zip({name: b"x"}))):
+            archive, dest = tmp_path / f"{i}.{kind}", tmp_path / f"dest{i}{kind}"
+            archive.write_bytes(body)
+            dest.mkdir()
+            with pytest.raises(UnsafeArchiveError, match="absolute path|outside its folder"):
+                extract(archive, dest, kind)
+            assert list(dest.iterdir()) == []
+
+
+def test_a_hard_link_to_a_member_not_unpacked_is_refused(tmp_path):
+    """tarfile would copy the skipped member's bytes to each link, past the byte cap."""
+    archive = tmp_path / "h.tar"
+    archive.write_bytes(make_tar({"big/f.bin": bytes(1 << 20)}, gz=False,
+                                 links=[(f"h{i}", "big/f.bin", tarfile.LNKTYPE) for i in range(4)]))
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="hard link 'h0' -> 'big/f.bin' names no file unpacked"):
+        extract(archive, tmp_path / "dest", "tar", skip_prefixes=("big/",))
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_a_zip_member_longer_than_declared_writes_no_more_than_declared(tmp_path):
+    """The cap reserves declared sizes: zipfile must stop there (it does, then fails the CRC)."""
+    import struct
+
+    data = bytearray(make_zip({"a.bin": b"x" * 100_000}))  # stored: the bytes are in the file as they are
+    local, central = 0, data.index(b"PK\x01\x02")
+    data[local + 22:local + 26] = data[central + 24:central + 28] = struct.pack("<I", 10)
+    (tmp_path / "long.zip").write_bytes(bytes(data))
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(BrokenArchiveError, match="CRC"):
+        extract(tmp_path / "long.zip", tmp_path / "dest", "zip")
+    assert (tmp_path / "dest/a.bin").stat().st_size <= 10

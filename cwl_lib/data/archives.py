@@ -1,23 +1,23 @@
 """Unpacking downloaded tar and zip archives so that nothing lands outside the target folder.
 
-Every member is checked before it is written: absolute names, ``..`` components, links that
-resolve outside the folder and device files are refused, and the whole archive is refused with
-them (the caller unpacks into a temporary folder and throws it away). Paths are checked after
-resolving the links already written, because a lexical check alone is fooled by a link to ``.``
-followed by a member under it; and every link is checked again once all are written, because a
-link can be harmless when written and point outside once a later link exists (``x -> y/..``,
-then ``y -> .``).
-
-What an archive may write is capped (:class:`Limits`): a member whose declared size would take
-the total past the cap is refused before a byte of it is written, and the copy stops at the cap
-should the data run longer than declared.
+Tar members go through tarfile's ``data`` filter (Python 3.11.4+), which refuses names and links
+that resolve outside the folder (through the links already written) and device files. Kept here,
+because the filter does not give them: names with ``..`` or a leading ``/`` are refused rather than
+rewritten; what an archive may write is capped (:class:`Limits`), each member refused from its
+header before a byte of it is written; a hard link must name a file already unpacked (else tarfile
+copies the target's bytes past the filter and the cap); and every link is checked again once all
+are written, because a link can be harmless when written and point outside once a later link exists
+(``x -> y/..``, then ``y -> .``). Zip has no such filter, and its members are checked here.
+Any refusal refuses the whole archive (the caller unpacks into a temporary folder and throws it away).
 """
 from __future__ import annotations
 
 import gzip
 import lzma
 import os
+import shutil
 import stat
+import sys
 import tarfile
 import zipfile
 import zlib
@@ -45,25 +45,27 @@ class Limits:
 
 
 class _Budget:
-    """Bytes an archive may still write; refuses a member before writing it when it cannot fit."""
+    """Bytes an archive may still write; refuses a member before writing it when it cannot fit.
+
+    Declared sizes are enough: neither reader gives more than a member's declared size (tar's header
+    fixes where the next member starts; zipfile stops there and checks the CRC).
+    """
 
     def __init__(self, archive: Path, limits: Limits):
         self.archive, self.limits = archive, limits
         self.size = archive.stat().st_size
         self.left = limits.budget(self.size)
 
-    def refuse(self, name: str, size: int) -> UnsafeArchiveError:
-        used = self.limits.budget(self.size) - self.left
-        return UnsafeArchiveError(
-            f"{self.archive.name}: member {name!r} would take what it unpacks to {_gib(used + size)}, past the cap "
-            f"of {_gib(self.limits.budget(self.size))} for this {_gib(self.size)} archive (at most "
-            f"{self.limits.max_ratio:g} times its size and {_gib(self.limits.max_bytes)}): a decompression bomb, "
-            "or not the archive the publisher ships")
-
     def reserve(self, name: str, size: int) -> None:
-        if size > self.left:
-            raise self.refuse(name, size)
-        self.left -= size
+        if size <= self.left:
+            self.left -= size
+            return
+        cap = self.limits.budget(self.size)
+        raise UnsafeArchiveError(
+            f"{self.archive.name}: member {name!r} would take what it unpacks to {_gib(cap - self.left + size)}, "
+            f"past the cap of {_gib(cap)} for this {_gib(self.size)} archive (at most {self.limits.max_ratio:g} "
+            f"times its size and {_gib(self.limits.max_bytes)}): a decompression bomb, or not the archive the "
+            "publisher ships")
 
 
 def _gib(n: int) -> str:
@@ -90,68 +92,39 @@ def _inside(dest_real: str, candidate: str) -> bool:
     return real == dest_real or real.startswith(dest_real + os.sep)
 
 
-def _target(dest: Path, dest_real: str, rel: PurePosixPath, archive: Path, name: str) -> Path:
-    target = dest / rel
-    if not _inside(dest_real, str(target)):
-        raise UnsafeArchiveError(f"{archive.name}: member {name!r} resolves outside {dest}")
-    return target
-
-
 def _skipped(rel: PurePosixPath, skip_prefixes) -> bool:
     text = rel.as_posix() + "/"
     return any(text.startswith(prefix) for prefix in skip_prefixes)
 
 
-def _write(source, target: Path, flatten_dest: Path | None, declared: int, budget: _Budget, name: str) -> None:
-    """Copy one member, no more than its declared size (already reserved in ``budget``)."""
-    if flatten_dest is not None:
-        target = flatten_dest / target.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    left = declared
-    with open(target, "wb") as out:
-        while True:
-            block = source.read(min(1 << 20, left + 1))
-            if not block:
-                return
-            if len(block) > left:  # longer than its header says: a lie a reader should not follow
-                raise budget.refuse(name, declared + len(block))
-            out.write(block)
-            left -= len(block)
-
-
 def _extract_tar(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget: _Budget) -> int:
-    dest_real = os.path.realpath(dest)
+    if not hasattr(tarfile, "data_filter"):  # pyproject allows 3.11.0, which predates the filters
+        raise RuntimeError(f"unpacking {archive.name} needs Python 3.11.4 or later (tarfile's extraction "
+                           f"filters); this is {sys.version.split()[0]}: upgrade Python, then fetch again")
     count = 0
+
+    def admit(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        nonlocal count
+        rel = _member_path(member.name, archive)
+        if rel is None or _skipped(rel, skip_prefixes):
+            return None
+        try:
+            member = tarfile.data_filter(member, path)
+        except tarfile.FilterError as err:
+            raise UnsafeArchiveError(f"{archive.name}: {err}") from None
+        if member.isdir() or (flatten and not member.isfile()):  # a flat image folder has no use for links
+            return None if flatten else member
+        if member.islnk() and not os.path.isfile(os.path.join(path, member.linkname)):
+            raise UnsafeArchiveError(f"{archive.name}: hard link {member.name!r} -> {member.linkname!r} names no "
+                                     "file unpacked before it")
+        budget.reserve(member.name, member.size if member.isfile() else 0)
+        count += 1
+        # mode=None: the umask's permissions, not the publisher's (a 0600 file in a shared data root)
+        return member.replace(name=rel.name if flatten else member.name, mode=None, deep=False)
+
     with tarfile.open(archive, "r:*") as tar:
-        for member in tar:
-            rel = _member_path(member.name, archive)
-            if rel is None or _skipped(rel, skip_prefixes):
-                continue
-            target = _target(dest, dest_real, rel, archive, member.name)
-            if member.isdir():
-                if not flatten:
-                    target.mkdir(parents=True, exist_ok=True)
-            elif member.isfile():
-                budget.reserve(member.name, member.size)
-                handle = tar.extractfile(member)
-                _write(handle, target, dest if flatten else None, member.size, budget, member.name)
-                count += 1
-            elif member.issym() or member.islnk():
-                link = member.linkname
-                resolved = (target.parent / link) if member.issym() else (dest / link)
-                if os.path.isabs(link) or not _inside(dest_real, str(resolved)):
-                    raise UnsafeArchiveError(
-                        f"{archive.name}: link {member.name!r} -> {link!r} points outside its folder")
-                if flatten:  # a flat image folder has no use for links
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if member.issym():
-                    os.symlink(link, target)
-                else:
-                    os.link(resolved, target)
-                count += 1
-            else:
-                raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} is a device or other special file")
+        for member in tar:  # streamed: extractall would first read a multi-gigabyte archive for its index
+            tar.extract(member, dest, filter=admit)
     return count
 
 
@@ -163,17 +136,19 @@ def _extract_zip(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget
             rel = _member_path(info.filename, archive)
             if rel is None or _skipped(rel, skip_prefixes):
                 continue
-            target = _target(dest, dest_real, rel, archive, info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
+            target = dest / (rel.name if flatten else rel)
+            if not _inside(dest_real, str(target)):
+                raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} resolves outside {dest}")
+            if stat.S_ISLNK(info.external_attr >> 16):
                 raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} is a symbolic link")
             if info.is_dir():
                 if not flatten:
                     target.mkdir(parents=True, exist_ok=True)
                 continue
             budget.reserve(info.filename, info.file_size)
-            with zf.open(info) as handle:  # reading to the end checks the member's CRC
-                _write(handle, target, dest if flatten else None, info.file_size, budget, info.filename)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as handle, open(target, "wb") as out:  # reading to the end checks the CRC
+                shutil.copyfileobj(handle, out, 1 << 20)
             count += 1
     return count
 
