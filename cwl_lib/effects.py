@@ -3,9 +3,11 @@
 An :class:`Effect` is what one claim's test measured: an estimate, its 95% confidence interval, a
 two-sided p-value against the claim's bound, how many units it rests on, and the minimal detectable
 effect (MDE): the smallest true distance from the bound that the run would have found with 80%
-power at the two-sided 5% level, given the spread it observed. Four estimators make them:
+power at the two-sided 5% level, given the spread it observed. Five estimators make them:
 
-* :func:`paired_effect`: differences paired over repeats, t-distribution;
+* :func:`paired_effect`: differences paired over repeats, t-distribution (:func:`signed_rank_p` adds the
+  Wilcoxon p-value of the same differences, for the tables);
+* :func:`mcnemar_effect`: paired right/wrong outcomes on one test set, McNemar's exact test;
 * :func:`normal_effect`: an estimate with a known standard error (normal approximation);
 * :func:`rank_correlation`: Spearman's rho with a Fisher-z interval;
 * :func:`exact_effect`: a computation without sampling error (an identity checked numerically).
@@ -103,6 +105,51 @@ def paired_effect(diffs, null: float = 0.0, unit: str = "repeats") -> Effect:
     return Effect(mean, mean - t_crit * se, mean + t_crit * se, p, n, mde, method, unit, null)
 
 
+def signed_rank_p(diffs) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired differences against 0 (``scipy.stats.wilcoxon``, zero
+    differences split between the signs, exact for small samples): NaN with fewer than two, 1 when all are 0."""
+    d = np.asarray(diffs, dtype=float).ravel()
+    if d.size < MIN_PAIRED:
+        return math.nan
+    if not d.any():  # scipy has no ranks to sum; no difference at all is no evidence of one
+        return 1.0
+    return float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
+
+
+def mcnemar_effect(diffs, unit: str = "test images") -> Effect:
+    """Paired right (1) / wrong (0) outcomes of two classifiers on the same units, as differences ``x - y`` in
+    {-1, 0, 1}: the accuracy difference, McNemar's exact p-value and a 95% interval.
+
+    Only the ``k = k_x + k_y`` discordant units (one classifier right, the other wrong) carry information:
+
+    * estimate: ``(k_x - k_y) / n``, the difference of the two accuracies on the ``n`` units;
+    * p-value: two-sided exact binomial test of ``k_x`` out of ``k`` against 1/2 (``scipy.stats.binomtest``);
+    * interval: the Clopper-Pearson interval ``[lo, hi]`` of ``k_x / k`` mapped onto the difference,
+      ``k / n * (2 [lo, hi] - 1)``. It is conditional on ``k``, and excludes 0 exactly when p < 0.05 (at 1/2
+      the binomial is symmetric, so the two-sided p is twice the tail that the interval's bound inverts).
+
+    This is not :func:`paired_effect` on the differences: with three possible values, most of them 0, and
+    often a handful of discordant units, the t interval's normal approximation does not hold, while the
+    exact test needs none. No MDE is stated (its power depends on the discordant rate, not on a spread).
+    No discordant unit gives p = 1 and the zero-width interval at 0, as :func:`paired_effect` does for
+    differences all equal.
+    """
+    d = np.asarray(diffs, dtype=float).ravel()
+    if d.size == 0:
+        raise ValueError("no paired outcomes to compare")
+    if not np.isin(d, (-1, 0, 1)).all():
+        raise ValueError("McNemar's test compares right/wrong outcomes: differences must be -1, 0 or 1")
+    n, k_x, k_y = int(d.size), int((d == 1).sum()), int((d == -1).sum())
+    k, method = k_x + k_y, "McNemar exact"
+    if k == 0:
+        return Effect(0.0, 0.0, 0.0, 1.0, n, None, method, unit)
+    test = stats.binomtest(k_x, k)
+    ci = test.proportion_ci(1 - ALPHA)
+    scale = k / n
+    return Effect((k_x - k_y) / n, scale * (2 * ci.low - 1), scale * (2 * ci.high - 1), float(test.pvalue), n, None,
+                  method, unit)
+
+
 def normal_effect(estimate: float, se: float, n: int, unit: str, method: str, null: float = 0.0) -> Effect:
     """An estimate with standard error ``se``: ``estimate +- z_{1-alpha/2} se``, a z-test against ``null``,
     MDE ``(z_{1-alpha/2} + z_{power}) se``. A zero ``se`` is treated as an exact value."""
@@ -172,6 +219,5 @@ def verdict(effect: Effect | None, side: int, bound: float = 0.0, margin: float 
 
 
 __all__ = ["ALPHA", "POWER", "MIN_PAIRED", "MIN_RANKED", "SUPPORTED", "NOT_SUPPORTED", "INCONCLUSIVE", "NOT_TESTABLE",
-           "NOT_TESTED",
-           "VERDICTS", "VERDICT_RULE", "Effect", "paired_effect", "normal_effect", "rank_correlation", "exact_effect",
-           "verdict"]
+           "NOT_TESTED", "VERDICTS", "VERDICT_RULE", "Effect", "paired_effect", "signed_rank_p", "mcnemar_effect",
+           "normal_effect", "rank_correlation", "exact_effect", "verdict"]

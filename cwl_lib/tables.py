@@ -5,20 +5,20 @@ grid is kept (the paper's "best accuracies (over LR)"), then the mean and the st
 repeats are shown as ``mean (std)``; std is the sample standard deviation (ddof = 1).
 
 Significance: two strategies of one repeat share the same few-shot images, head initialisation and batch
-order, so their best accuracies are *paired*. :func:`paired_tests` gives, per cell, the Wilcoxon
-signed-rank test (two-sided, exact for small samples: no normality assumption on accuracy differences,
-which are bounded and often skewed) and the paired t-test (more power with very few repeats: with 3
-repeats the smallest two-sided Wilcoxon p-value is 0.25, so only the t-test can flag a difference; with
-the paper's 10 repeats both are meaningful). Neither is corrected for the number of cells.
+order, so their best accuracies are *paired*. :func:`paired_tests` gives, per cell, the paired t-test of
+:func:`cwl_lib.effects.paired_effect` (the claims ledger's test; more power with very few repeats: with 3
+repeats the smallest two-sided Wilcoxon p-value is 0.25, so only the t-test can flag a difference) and the
+Wilcoxon signed-rank test of :func:`cwl_lib.effects.signed_rank_p` (two-sided, exact for small samples: no
+normality assumption on accuracy differences, which are bounded and often skewed; with the paper's 10
+repeats both are meaningful). Neither is corrected for the number of cells.
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
+from . import effects as E
 from . import paper
 
 CELL = ["dataset", "arch", "strategy", "shots"]
@@ -60,15 +60,10 @@ def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     rows = []
     for (dataset, arch, shots), g in wide.groupby(level=[0, 1, 2]):
         diff = (g[b] - g[a]).to_numpy()
-        n = len(diff)
-        if n >= 2 and np.any(diff != 0):
-            wil = float(stats.wilcoxon(g[b], g[a], zero_method="zsplit").pvalue)
-            tt = float(stats.ttest_rel(g[b], g[a]).pvalue) if np.std(diff) > 0 else (0.0 if diff.mean() else 1.0)
-        else:
-            wil = tt = float("nan") if n < 2 else 1.0
-        rows.append({"dataset": dataset, "arch": arch, "shots": shots, "pairs": n,
-                     "mean_diff": float(diff.mean()), "wins": int((diff > 0).sum()),
-                     "p_wilcoxon": wil, "p_ttest": tt})
+        e = E.paired_effect(diff)
+        rows.append({"dataset": dataset, "arch": arch, "shots": shots, "pairs": e.n,
+                     "mean_diff": e.estimate, "wins": int((diff > 0).sum()),
+                     "p_wilcoxon": E.signed_rank_p(diff), "p_ttest": math.nan if e.p is None else e.p})
     return pd.DataFrame(rows)
 
 

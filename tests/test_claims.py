@@ -192,6 +192,33 @@ def test_paired_effect_edge_cases():
         E.paired_effect([0.1, float("nan")])
 
 
+def test_signed_rank_p_is_scipys_wilcoxon_of_the_pairs():
+    a = np.array([0.50, 0.52, 0.47, 0.55, 0.49, 0.51])
+    b = a + np.array([0.03, 0.0, 0.02, -0.01, 0.04, 0.02])  # a zero difference: split between the signs
+    assert E.signed_rank_p(b - a) == stats.wilcoxon(b, a, zero_method="zsplit").pvalue
+    assert math.isnan(E.signed_rank_p([0.03])) and E.signed_rank_p([0.0, 0.0, 0.0]) == 1.0
+
+
+def test_mcnemar_effect_is_the_exact_test_on_discordant_pairs():
+    x, y = "1" * 30 + "0" * 10, "1" * 18 + "0" * 22  # x right on 12 images where y is wrong, never the reverse
+    e = E.mcnemar_effect([int(u) - int(v) for u, v in zip(x, y)])
+    ci = stats.binomtest(12, 12).proportion_ci(0.95)
+    assert (e.estimate, e.p, e.n, e.unit) == (0.3, stats.binomtest(12, 12).pvalue, 40, "test images")
+    assert (e.low, e.high) == pytest.approx((12 / 40 * (2 * ci.low - 1), 12 / 40 * (2 * ci.high - 1)))
+    # the interval leaves out 0 exactly when the test rejects, for every split of the discordant pairs
+    for k in range(1, 41):
+        for k_x in range(k + 1):
+            m = E.mcnemar_effect([1] * k_x + [-1] * (k - k_x) + [0] * 5)
+            assert (m.low > 0 or m.high < 0) == (m.p < 0.05), (k, k_x)
+            assert m.estimate == pytest.approx((2 * k_x - k) / (k + 5))
+    same = E.mcnemar_effect([0] * 10)
+    assert (same.estimate, same.low, same.high, same.p) == (0.0, 0.0, 0.0, 1.0) and same.mde is None
+    with pytest.raises(ValueError, match="-1, 0 or 1"):
+        E.mcnemar_effect([0.5, 0.0])
+    with pytest.raises(ValueError, match="no paired"):
+        E.mcnemar_effect([])
+
+
 def test_normal_effect_and_rank_correlation():
     e = E.normal_effect(0.03, 0.01, 400, "test images", "binomial", null=0.02)
     z = stats.norm.ppf(0.975)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from cwl_lib import executor, profiles, records, tables
+from cwl_lib import effects, executor, profiles, records, tables
 from cwl_lib.data.classification import ImageSet, Split
 from cwl_lib.studies import Context
 from cwl_lib.studies import classification as study
@@ -133,6 +133,9 @@ def test_paired_tests_on_known_differences():
     t = tables.paired_tests(pd.DataFrame(rows), "a", "b").iloc[0]
     assert t["wins"] == 10 and t["mean_diff"] == pytest.approx(0.1)
     assert t["p_wilcoxon"] < 0.01 and t["p_ttest"] < 0.01
+    # the table's t-test is the claims ledger's, on the same differences
+    diffs = [0.5 + r / 100 + 0.1 - (0.5 + r / 100) for r in range(10)]
+    assert t["p_ttest"] == effects.paired_effect(diffs).p and t["p_wilcoxon"] == effects.signed_rank_p(diffs)
 
 
 @pytest.mark.slow

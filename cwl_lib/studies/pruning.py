@@ -33,9 +33,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
-from scipy.stats import binomtest
 from torch import nn
 
+from .. import effects as E
 from .. import pruning, records, strategies, transfer
 from ..paper import TABLE_IV
 from ..data import classification as cdata
@@ -527,14 +527,6 @@ def plot_curves(curve_frame: pd.DataFrame, ax=None):
     return ax
 
 
-def mcnemar(a: str, b: str) -> float:
-    """Exact two-sided McNemar p-value of two classifiers' per-image correctness on one test set (``"0101..."``
-    strings): a binomial test on the images exactly one of them gets right."""
-    only_a = sum(x == "1" and y == "0" for x, y in zip(a, b))
-    only_b = sum(x == "0" and y == "1" for x, y in zip(a, b))
-    return 1.0 if only_a + only_b == 0 else float(binomtest(only_a, only_a + only_b).pvalue)
-
-
 MATCHED_RULE = ("at each tau, Network Slimming prunes the BN-affine transfer by |gamma| to the parameter count "
                 "sigma pruning keeps; on the same test images, the accuracy difference (sigma - gamma) is tested "
                 "with McNemar's exact test: 'sigma better' or 'gamma better' when p < 0.05, else 'no difference "
@@ -552,7 +544,8 @@ def matched(sigma_recs: list[dict], gamma_recs: list[dict]) -> pd.DataFrame:
         for stage in r["correct"]:
             if stage not in g["correct"]:
                 continue
-            p = mcnemar(r["correct"][stage], g["correct"][stage])
+            # per-image correctness is recorded as a "0101..." string, one character per test image
+            p = E.mcnemar_effect([int(x) - int(y) for x, y in zip(r["correct"][stage], g["correct"][stage])]).p
             diff = r["row"][stage] - g["row"][stage]
             verdict = ("sigma better" if diff > 0 else "gamma better") if p < 0.05 else "no difference detected"
             rows.append({"tau": r["config"]["tau"], "stage": stage, "params sigma": r["row"]["params"],
@@ -663,7 +656,7 @@ def setting(p: dict) -> pd.DataFrame:
 
 
 __all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "variants", "variant_of", "key", "order",
-           "run_one", "transferred", "study_records", "table", "matched", "mcnemar", "MATCHED_RULE", "layers", "figure_layers", "plot_layer_compression",
+           "run_one", "transferred", "study_records", "table", "matched", "MATCHED_RULE", "layers", "figure_layers", "plot_layer_compression",
            "plot_sigmas", "fraction_below",
            "PAPER", "L1", "SLIMMING", "SIGMA", "BN_GAMMA", "TRANSFER_OF",
            "SETTING", "setting", "layer_roles"]
