@@ -68,9 +68,10 @@ from . import gates as G
 from .display import fmt
 from .studies.pruning import figure_layers
 from .studies.retrieval import best_lr_table
+from .studies.setting import SAME, STAND_IN
 
 SEP = " · "
-SAME, STAND_IN, IDENTITY, GENERAL = "same experiment", "stand-in", "identity: any input tests it", "general claim"
+IDENTITY, GENERAL = "identity: any input tests it", "general claim"
 PAPER_ARCHS = ("vgg16", "resnet50")
 PROTOCOLS = ("easy", "medium", "hard")  # Table III's "mean" is their average, not a further case
 FIG3_TAU = 0.8  # Section V-C: Fig. 3 uses tau = 0.8, VGG-16 and ResNet-50 on Kvasir, 50 images per class

@@ -39,6 +39,7 @@ from .studies import BY_NOTEBOOK, Context, classification
 from .studies import pruning as pruning_study
 from .studies import retrieval as retrieval_study
 from .studies import setting as run_setting
+from .studies.setting import SAME, STAND_IN
 
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
 
@@ -48,7 +49,7 @@ def _with_cwl(base: str) -> tuple[str, str]:
 
 
 PAIRS = {"I": [_with_cwl("freeze")], "II": [_with_cwl("finetune")], "III": [_with_cwl("freeze"), _with_cwl("finetune")]}
-SAME, STAND_IN, NOT_RUN = "same experiment", "stand-in", "not run"
+NOT_RUN = "not run"
 SEP = " · "
 
 
