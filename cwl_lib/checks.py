@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .display import fmt
 from .paths import atomic_write, project_root
 from .profiles import determining
 
@@ -87,13 +88,13 @@ def _number(value) -> float:
 
 
 def _show(value) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    """A checked value as its line prints it. The check compares the stored value at full precision; the line
+    shows it to four decimals, or below 1e-3 (where four decimals keep one digit at most) to four significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return json.dumps(value)
-    if value != value:
-        return "nan"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, float) and value and abs(value) < 1e-3:
+        return fmt(value, sig=4, trim=True, plain=True)
+    return fmt(value, decimals=4, trim=True, na="nan")
 
 
 class Checks:

@@ -62,14 +62,16 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import display, paper, strategies, tables
+from . import paper, strategies, tables
 from . import effects as E
 from . import gates as G
+from .display import fmt
 from .studies.pruning import figure_layers
 from .studies.retrieval import best_lr_table
+from .studies.setting import SAME, STAND_IN
 
 SEP = " · "
-SAME, STAND_IN, IDENTITY, GENERAL = "same experiment", "stand-in", "identity: any input tests it", "general claim"
+IDENTITY, GENERAL = "identity: any input tests it", "general claim"
 PAPER_ARCHS = ("vgg16", "resnet50")
 PROTOCOLS = ("easy", "medium", "hard")  # Table III's "mean" is their average, not a further case
 FIG3_TAU = 0.8  # Section V-C: Fig. 3 uses tau = 0.8, VGG-16 and ResNet-50 on Kvasir, 50 images per class
@@ -109,6 +111,11 @@ class Claim:
     def type(self) -> str:
         """``identity`` for a numerical identity any input tests (Sections III-IV), else ``empirical``."""
         return IDENTITY_TYPE if self.options.get("match") == IDENTITY else EMPIRICAL_TYPE
+
+    @property
+    def precision(self) -> dict:
+        """How its effects print, as :func:`cwl_lib.display.fmt` takes it."""
+        return {"decimals": self.decimals} if self.decimals is not None else {"sig": 2}
 
 
 @dataclass(frozen=True)
@@ -289,22 +296,9 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 # --------------------------------------------------------------------------- formatting
-def _num(value, decimals: int | None, sign: bool = False) -> str:
-    text = display.fmt(value, decimals=decimals) if decimals is not None else display.fmt(value, sig=2)
-    if sign and value is not None and not math.isnan(value) and value > 0 and text.strip("0.") != "":
-        return "+" + text
-    return text
-
-
 def _count(n: int, unit: str) -> str:
     """``1 repeat``, ``3 repeats``: units are named in the plural."""
     return f"{n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
-
-
-def _p(p: float | None) -> str:
-    if p is None or math.isnan(p):
-        return "-"
-    return "< 0.001" if p < 0.001 else display.fmt(p, decimals=3)
 
 
 def _names(values) -> str:
@@ -314,20 +308,20 @@ def _names(values) -> str:
 def _effect_text(e: E.Effect | None, claim: Claim) -> str:
     if e is None:
         return "-"
-    d = claim.decimals
+    d = claim.precision
     if e.method == "exact":
-        return f"{_num(e.estimate, d)} (exact)"
+        return f"{fmt(e.estimate, **d)} (exact)"
     if math.isnan(e.estimate):
         return "-"
     if not e.has_interval:
-        return f"{_num(e.estimate, d, sign=True)}, n = {_count(e.n, e.unit)} (no interval)"
-    return f"{_num(e.estimate, d, sign=True)} [{_num(e.low, d)}, {_num(e.high, d)}], n = {_count(e.n, e.unit)}"
+        return f"{fmt(e.estimate, **d, sign=True)}, n = {_count(e.n, e.unit)} (no interval)"
+    return f"{fmt(e.estimate, **d, sign=True)} [{fmt(e.low, **d)}, {fmt(e.high, **d)}], n = {_count(e.n, e.unit)}"
 
 
 def _paper_text(p: PaperEffect, claim: Claim) -> str:
     if p.value is None:
         return p.note or "no number printed"
-    text = _num(p.value, claim.decimals, sign=True)
+    text = fmt(p.value, **claim.precision, sign=True)
     if p.cells:
         text += f" over {p.cells} {p.unit}, {p.agree} on the claimed side"
         if p.exceptions:
@@ -336,24 +330,25 @@ def _paper_text(p: PaperEffect, claim: Claim) -> str:
 
 
 def _reason(verdict: str, e: E.Effect, claim: Claim) -> str:
-    d, bound = claim.decimals, _num(claim.bound, claim.decimals)
+    d = claim.precision
+    bound = fmt(claim.bound, **d)
     what = "the interval lies" if e.method != "exact" else "the value lies"
     if verdict == E.SUPPORTED:
         return f"{what} {'above' if claim.side > 0 else 'below'} {bound}"
     if verdict == E.NOT_SUPPORTED:
         if max(claim.side * (e.low - claim.bound), claim.side * (e.high - claim.bound)) < 0:
             return f"{what} {'below' if claim.side > 0 else 'above'} {bound}"
-        target = _num(claim.bound + claim.side * claim.margin, d, sign=True)
+        target = fmt(claim.bound + claim.side * claim.margin, **d, sign=True)
         return f"{what} short of the smallest effect of interest {target}"
     if verdict == E.INCONCLUSIVE:
         text = f"the interval contains {bound}"
         if e.mde is not None:
-            text += (f"; this run could detect a true effect {_num(e.mde, d)} away from {bound} "
+            text += (f"; this run could detect a true effect {fmt(e.mde, **d)} away from {bound} "
                      "(80% power, two-sided 5% level)")
         return text
     need = E.MIN_RANKED if e.method.startswith("Spearman") else E.MIN_PAIRED
     return (f"needs at least {need} {e.unit} for an interval (this run: {e.n}); point estimate "
-            f"{_num(e.estimate, d, sign=True)}")
+            f"{fmt(e.estimate, **d, sign=True)}")
 
 
 # --------------------------------------------------------------------------- building evaluations
@@ -445,7 +440,7 @@ def _paper_cells(claim: Claim, a: str, b: str, arch: str | None = None) -> dict:
 
 def _cell_label(cell, value) -> str:
     arch, dataset, shots = cell
-    return f"{arch} {dataset} {shots}-shot {_num(value, 3, sign=True)}"
+    return f"{arch} {dataset} {shots}-shot {fmt(value, decimals=3, sign=True)}"
 
 
 def _grid_text(cells) -> str:
@@ -556,7 +551,7 @@ def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
             return PaperEffect(None, _grid_text(cells), note="fewer than two numbers of images per class")
         by_row = {k: _slope(g["shots"], g["diff"]) for k, g in frame.groupby(["arch", "dataset"])}
         mean = frame.groupby("shots")["diff"].mean()
-        s = _summary(claim, by_row, _grid_text(cells), lambda k, v: f"{k[0]} {k[1]} {_num(v, 3, sign=True)}")
+        s = _summary(claim, by_row, _grid_text(cells), lambda k, v: f"{k[0]} {k[1]} {fmt(v, decimals=3, sign=True)}")
         return PaperEffect(_slope(mean.index, mean.to_numpy()), s.setting, s.cells, s.agree, s.exceptions,
                            "slope of the gain averaged over the rows", unit="(backbone, dataset) rows")
 
@@ -575,7 +570,7 @@ def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
     slopes = [_slope(by_shots.columns, row) for row in by_shots.to_numpy()]
     detail = by_shots.assign(slope=slopes).reset_index()
     return _judged(claim, E.paired_effect(slopes), paper_slope(cells), SAME if same else STAND_IN, our_setting,
-                   "mean gain per shots: " + ", ".join(f"{s}: {_num(v, 3, sign=True)}"
+                   "mean gain per shots: " + ", ".join(f"{s}: {fmt(v, decimals=3, sign=True)}"
                                                         for s, v in by_shots.mean().items()), detail,
                    _pair_gates(claim, inputs))
 
@@ -589,7 +584,7 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
     def paper_effect(keep=None) -> PaperEffect:
         items = {k: v for k, v in both.items() if keep is None or k in keep}
         return _summary(claim, items, f"vgg16 vs resnet50{SEP}{_names(k[0] for k in items)}",
-                        lambda k, v: f"{k[0]} {k[1]}-shot {_num(v, 3, sign=True)}")
+                        lambda k, v: f"{k[0]} {k[1]}-shot {fmt(v, decimals=3, sign=True)}")
 
     started, why = _classification_start(claim, inputs, {})
     if why:
@@ -631,7 +626,8 @@ def _paper_retrieval(claim: Claim, keep=None) -> PaperEffect:
                     continue
                 va = paper.TABLE_III[(arch, a)][(dataset, protocol)]
                 items[(arch, dataset, protocol, b)] = round(vb - va, 10)
-                label[(arch, dataset, protocol, b)] = f"{arch} {dataset} {protocol}: {b} {vb:.2f} vs {a} {va:.2f}"
+                label[(arch, dataset, protocol, b)] = (f"{arch} {dataset} {protocol}: {b} {fmt(vb, decimals=2)} vs {a} "
+                                                       f"{fmt(va, decimals=2)}")
     setting = f"{_names(k[0] for k in items)}{SEP}{_names(k[1] for k in items)}{SEP}Easy, Medium, Hard"
     return _summary(claim, items, setting, lambda k, v: label[k])
 
@@ -707,10 +703,11 @@ def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
     finetuning ``ft`` when the run finetuned it, and which of the two it is, in words."""
     acc, after = float(unpruned["acc"]), float(unpruned.get(ft, float("nan")))
     if not math.isfinite(after):
-        return acc, f"unpruned {_num(acc, 3)} (not finetuned in this run)"
+        return acc, f"unpruned {fmt(acc, decimals=3)} (not finetuned in this run)"
     if after > acc:
-        return after, f"unpruned {_num(after, 3)} after the same {ft.replace('ft', 'FT@')} ({_num(acc, 3)} before)"
-    return acc, f"unpruned {_num(acc, 3)} ({_num(after, 3)} after the same {ft.replace('ft', 'FT@')})"
+        return after, (f"unpruned {fmt(after, decimals=3)} after the same {ft.replace('ft', 'FT@')} "
+                       f"({fmt(acc, decimals=3)} before)")
+    return acc, f"unpruned {fmt(acc, decimals=3)} ({fmt(after, decimals=3)} after the same {ft.replace('ft', 'FT@')})"
 
 
 def _paper_table_iv() -> pd.DataFrame:
@@ -798,11 +795,11 @@ def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
                             f"the pruned network after FT@{lengths[-1]}"), *_collapse(rows, ft, floor, row))
     if row is None:
         return _untestable(claim, gates, paper_effect, our_setting)
-    note = (f"tau {row['tau']:g}, {round(100 * row['params'])}% of the parameters kept: {_num(float(row[ft]), 3)} "
-            f"after FT@{lengths[-1]} against {reference}")
+    note = (f"tau {row['tau']:g}, {round(100 * row['params'])}% of the parameters kept: "
+            f"{fmt(float(row[ft]), decimals=3)} after FT@{lengths[-1]} against {reference}")
     if not n:
         return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
-                                  f"point estimate {_num(loss, 3)}", paper_effect, our_setting)
+                                  f"point estimate {fmt(loss, decimals=3)}", paper_effect, our_setting)
     se = math.sqrt(_binomial_var(unpruned, n) + _binomial_var(float(row[ft]), n))
     effect = E.normal_effect(loss, se, int(n), "test images", "binomial, test set", null=claim.bound)
     return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note, gates=gates)
@@ -835,14 +832,14 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
         return _untestable(claim, gates, paper_effect, our_setting)
     if not n:
         return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
-                                  f"point estimate {_num(frac, 3)}", paper_effect, our_setting)
+                                  f"point estimate {fmt(frac, decimals=3)}", paper_effect, our_setting)
     acc, ft1 = float(row["acc"]), float(row["ft1"])
     var = (_binomial_var(ft1, n) + frac ** 2 * _binomial_var(unpruned, n)
            + (1 - frac) ** 2 * _binomial_var(acc, n)) / (unpruned - acc) ** 2  # delta method
     effect = E.normal_effect(frac, math.sqrt(var), int(n), "test images", "delta method, test set",
                              null=claim.bound)
-    note = (f"tau {row['tau']:g} ({round(100 * row['params'])}% of the parameters kept): {_num(acc, 3)} after "
-            f"pruning, {_num(ft1, 3)} after one epoch, {_num(unpruned, 3)} unpruned")
+    note = (f"tau {row['tau']:g} ({round(100 * row['params'])}% of the parameters kept): {fmt(acc, decimals=3)} after "
+            f"pruning, {fmt(ft1, decimals=3)} after one epoch, {fmt(unpruned, decimals=3)} unpruned")
     if skipped:
         note += (f"; tau {', '.join(f'{t:g}' for t in skipped)} skipped: at chance even after FT@{lengths[-1]}, a "
                  "network no finetuning of this run can train")
@@ -872,8 +869,8 @@ def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
         return _not_tested(claim, "every layer lost the same fraction of its filters: no ordering to test",
                            paper_effect, our_setting)
     same = (arch, s.get("dataset"), s.get("shots"), float(tau)) == ("vgg16", p["dataset"], p["shots"], FIG3_TAU)
-    note = f"{len(sel)} convolutions; filters removed first / last: {_num(sel['removed'].iloc[0], 2)} / " \
-           f"{_num(sel['removed'].iloc[-1], 2)}"
+    note = f"{len(sel)} convolutions; filters removed first / last: {fmt(sel['removed'].iloc[0], decimals=2)} / " \
+           f"{fmt(sel['removed'].iloc[-1], decimals=2)}"
     return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note,
                    sel[["position", "layer", "kind", "removed"]].reset_index(drop=True))
 
@@ -900,7 +897,7 @@ def _in_ci(ev: Evaluation) -> str:
 def _detectable(e, claim: Claim) -> str:
     """The smallest distance of a true effect from the claim's bound that this run detects with 80% power at the
     two-sided 5% level (the power it had, whatever its verdict); empty where the effect has no spread."""
-    return "" if e is None or e.mde is None or not math.isfinite(e.mde) else _num(e.mde, claim.decimals)
+    return "" if e is None or e.mde is None or not math.isfinite(e.mde) else fmt(e.mde, **claim.precision)
 
 
 def row(ev: Evaluation) -> dict[str, str]:
@@ -909,7 +906,8 @@ def row(ev: Evaluation) -> dict[str, str]:
     return {
         "id": c.id, "section": c.section, "type": c.type, "claim": c.text, "paper evidence": "; ".join(c.paper_evidence),
         "test": c.test, "source": c.source, "effect": c.effect, "paper effect": _paper_text(ev.paper, c),
-        "our effect": _effect_text(ev.ours, c), "p-value": _p(ev.ours.p if ev.ours else None),
+        "our effect": _effect_text(ev.ours, c),
+        "p-value": fmt(ev.ours.p if ev.ours else None, decimals=3, below=0.001, na="-"),
         "detectable effect": _detectable(ev.ours, c),
         "verdict": ev.verdict, "reason": ev.reason, "gates": G.summary(ev.gates), "match": ev.match, "our setting": ev.our_setting,
         "paper setting": ev.paper.setting, "paper effect in our CI": _in_ci(ev), "note": ev.note,
@@ -920,7 +918,7 @@ def gates_table(evaluations) -> pd.DataFrame:
     """The gates of some evaluated claims, one row each: what a page prints near its result so a reader sees
     whether the run could test the claim (``claim, gate, measured, needs, passed``)."""
     rows = [{"claim": ev.claim.id, "gate": g.name,
-             "measured": "not recorded" if g.measured is None else display.fmt(g.measured, decimals=g.decimals),
+             "measured": "not recorded" if g.measured is None else fmt(g.measured, decimals=g.decimals),
              "needs": g.limits(), "passed": "yes" if g.passed else "no"}
             for ev in evaluations for g in ev.gates]
     return pd.DataFrame(rows, columns=["claim", "gate", "measured", "needs", "passed"])

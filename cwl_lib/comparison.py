@@ -39,6 +39,7 @@ from .studies import BY_NOTEBOOK, Context, classification
 from .studies import pruning as pruning_study
 from .studies import retrieval as retrieval_study
 from .studies import setting as run_setting
+from .studies.setting import SAME, STAND_IN
 
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
 
@@ -48,7 +49,7 @@ def _with_cwl(base: str) -> tuple[str, str]:
 
 
 PAIRS = {"I": [_with_cwl("freeze")], "II": [_with_cwl("finetune")], "III": [_with_cwl("freeze"), _with_cwl("finetune")]}
-SAME, STAND_IN, NOT_RUN = "same experiment", "stand-in", "not run"
+NOT_RUN = "not run"
 SEP = " · "
 
 
@@ -501,23 +502,17 @@ def stand_in_sentences(frame: pd.DataFrame) -> list[str]:
 
 
 # --------------------------------------------------------------------------- what the page shows
-def _num(v: float, digits: int, sign: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    v = round(v, digits) or 0.0  # float noise around 0 would print as -0.000
-    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
-
-
 def view(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """One paper table as the page shows it, indexed by the paper's row and column."""
     t = frame[frame["table"] == table]
     digits = 1 if table == "III" else 3
     shown = pd.DataFrame({
         "paper row": t["row"], "column": t["column"], "our setting": t["our_setting"],
-        "paper": [tables.fmt(m, s, digits) for m, s in zip(t["paper"], t["paper_std"])],
-        "ours": [tables.fmt(m, s, digits) if st != NOT_RUN else NOT_RUN
+        "paper": [display.fmt(m, decimals=digits, std=s, na="-") for m, s in zip(t["paper"], t["paper_std"])],
+        "ours": [display.fmt(m, decimals=digits, std=s, na="-") if st != NOT_RUN else NOT_RUN
                  for m, s, st in zip(t["ours"], t["ours_std"], t["status"])],
-        "ours - paper": [_num(d, digits, sign=True) if st == SAME else "" for d, st in zip(t["difference"], t["status"])],
+        "ours - paper": [display.fmt(d, decimals=digits, sign=True, na="") if st == SAME else ""
+                         for d, st in zip(t["difference"], t["status"])],
         "repeats": [str(n) if n else "" for n in t["repeats"]], "match": t["status"],
     })
     return shown.set_index(["paper row", "column"])

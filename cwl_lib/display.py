@@ -17,12 +17,20 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 _SCIENTIFIC_BELOW, _SCIENTIFIC_FROM = -4, 6
 
 
-def fmt(value, *, decimals: int | None = None, sig: int | None = None, na: str = NA) -> str:
+def fmt(value, *, decimals: int | None = None, sig: int | None = None, sign: bool = False, std=None,
+        below: float | None = None, trim: bool = False, plain: bool = False, na: str = NA) -> str:
     """``value`` as page text: ``decimals`` places, or ``sig`` significant digits.
 
     Accepts Python and numpy numbers, 0-d (or one-element) arrays and tensors, ``None`` and NaN
     (both print ``na``). An integer needs no precision; any other number must state one, so a page
-    never shows digits nobody chose.
+    never shows digits nobody chose. The options, each for one kind of number a page shows:
+
+    * ``sign``: a difference or an effect, ``+`` before a positive value (not before one that rounds to zero);
+    * ``std``: a cell of Tables I-II, ``mean (std)`` at one precision; a missing std (None, NaN) is left out;
+    * ``below``: a p-value, ``< 0.001`` for one under ``below=0.001``;
+    * ``trim``: a checked value, trailing zeros of the rounded text dropped (``0.48``, ``3``);
+    * ``plain``: a checked value too, a power of ten as Python writes it (``4.71e-16``), as the tolerances and
+      bounds beside it on its line are.
     """
     if decimals is not None and sig is not None:
         raise ValueError("give decimals= or sig=, not both")
@@ -33,15 +41,26 @@ def fmt(value, *, decimals: int | None = None, sig: int | None = None, na: str =
     x = _scalar(value)
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return na
+    if below is not None and x < below:
+        return "< " + fmt(below, decimals=decimals, sig=sig, trim=trim, plain=plain)
     if isinstance(x, float) and math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if isinstance(x, int) and decimals is None and sig is None:
-        return str(x)
-    if decimals is None and sig is None:
+        text = "∞" if x > 0 else "-∞"
+    elif isinstance(x, int) and decimals is None and sig is None:
+        text = str(x)
+    elif decimals is None and sig is None:
         raise ValueError(f"state decimals= or sig= to print the non-integer {x!r}")
-    if decimals is not None:
-        return _unsigned_zero(f"{x:.{decimals}f}")
-    return _significant(float(x), sig)
+    elif decimals is not None:
+        text = _unsigned_zero(f"{x:.{decimals}f}")
+    else:
+        text = _significant(float(x), sig, plain)
+    if trim:
+        text = _trimmed(text)
+    if sign and x > 0 and text.strip("0."):
+        text = "+" + text
+    spread = _scalar(std)
+    if spread is not None and not (isinstance(spread, float) and math.isnan(spread)):
+        text += f" ({fmt(spread, decimals=decimals, sig=sig, trim=trim, plain=plain)})"
+    return text
 
 
 def glue(name: str, value, *, decimals: int | None = None, sig: int | None = None, na: str = NA) -> str:
@@ -144,13 +163,21 @@ def _scalar(value):
         raise TypeError(f"not a number: {value!r}") from None
 
 
-def _significant(x: float, sig: int) -> str:
-    mantissa, exponent = f"{x:.{sig - 1}e}".split("e")
-    exponent = int(exponent)
+def _significant(x: float, sig: int, plain: bool = False) -> str:
+    mantissa, power = f"{x:.{sig - 1}e}".split("e")
+    exponent = int(power)
     if x != 0 and not _SCIENTIFIC_BELOW <= exponent < _SCIENTIFIC_FROM:
-        return f"{mantissa} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+        return f"{mantissa}e{power}" if plain else f"{mantissa} × 10{str(exponent).translate(_SUPERSCRIPT)}"
     rounded = float(f"{mantissa}e{exponent}")
     return _unsigned_zero(f"{rounded:.{max(0, sig - 1 - exponent)}f}")
+
+
+def _trimmed(text: str) -> str:
+    """``0.4800`` as ``0.48``, ``3.0000`` as ``3``, ``4.710 × 10⁻¹⁶`` as ``4.71 × 10⁻¹⁶``."""
+    number = re.match(r"-?\d+\.\d*", text)
+    if number is None:
+        return text
+    return number.group().rstrip("0").rstrip(".") + text[number.end():]
 
 
 def _unsigned_zero(text: str) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import effects as E
 from . import paper
+from .display import fmt
 
 CELL = ["dataset", "arch", "strategy", "shots"]
 
@@ -39,15 +40,6 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     out = best.groupby(CELL)["accuracy"].agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else float("nan"),
                                               repeats="count").reset_index()
     return out
-
-
-def fmt(mean: float, std: float | None, digits: int = 3) -> str:
-    """``0.123 (0.045)``; the std is left out when unknown."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ({std:.{digits}f})"
 
 
 def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
@@ -83,19 +75,22 @@ def comparison_table(frame: pd.DataFrame, strategies: list[str], a: str | None =
             if s.empty:
                 continue
             row = {"arch": arch, "dataset": dataset, "strategy": strategy, "source": "ours"}
-            row.update({k: fmt(s.loc[k, "mean"], s.loc[k, "std"], digits) if k in s.index else "-" for k in shots})
+            row.update({k: fmt(s.loc[k, "mean"], decimals=digits, std=s.loc[k, "std"], na="-") if k in s.index else "-"
+                        for k in shots})
             rows.append(row)
             if with_paper:
                 cells = {k: paper.classification(arch, dataset, strategy, int(k)) for k in shots}
                 if any(v is not None for v in cells.values()):
                     prow = {"arch": arch, "dataset": dataset, "strategy": strategy, "source": "paper"}
-                    prow.update({k: fmt(*v, digits) if v else "-" for k, v in cells.items()})
+                    prow.update({k: fmt(v[0], decimals=digits, std=v[1], na="-") if v else "-"
+                                 for k, v in cells.items()})
                     rows.append(prow)
         if a and b and {a, b} <= set(g["strategy"]):
             tests = paired_tests(frame[(frame["dataset"] == dataset) & (frame["arch"] == arch)], a, b)
             t = tests.set_index("shots")
             prow = {"arch": arch, "dataset": dataset, "strategy": f"p ({b} vs {a})", "source": "t / W"}
-            prow.update({k: (f"{t.loc[k, 'p_ttest']:.2f} / {t.loc[k, 'p_wilcoxon']:.2f}" if k in t.index else "-")
+            prow.update({k: (f"{fmt(t.loc[k, 'p_ttest'], decimals=2, na='-')} / "
+                             f"{fmt(t.loc[k, 'p_wilcoxon'], decimals=2, na='-')}" if k in t.index else "-")
                          for k in shots})
             rows.append(prow)
     out = pd.DataFrame(rows)

@@ -24,6 +24,7 @@ import nbformat
 import pandas as pd
 
 from . import claims, comparison, effects
+from .studies.setting import SAME
 
 LEDGER_FILE = "ledger.csv"
 PAGE = "06_comparison"  # the notebook that writes the ledger
@@ -106,12 +107,12 @@ def stand_in_sentence(profile: str, frame: pd.DataFrame | None = None) -> str:
     """What this profile runs in place of the paper's experiments, in one sentence (from its parameters)."""
     frame = comparison.stand_ins(profile) if frame is None else frame
     studies = frame[~frame.index.get_level_values("notebook").isin(comparison.SECTION3)]
-    if (studies["here"] == "same").all():
+    if (studies["here"] == SAME).all():
         return (f"The {profile} profile runs the paper's own experiments (its datasets, backbones and grid): its "
                 "numbers stand beside the paper's as the same experiments.")
     ours = (_values(studies, BACKBONE_ROWS, "this run"), _values(studies, DATASET_ROWS, "this run"))
     paper = (_values(studies, BACKBONE_ROWS, "paper"), _values(studies, DATASET_ROWS, "paper"))
-    differ = int((studies["here"] != "same").sum())
+    differ = int((studies["here"] != SAME).sum())
     if not all(ours + paper):  # a study without these rows: say how much differs instead
         what = f"{differ} of the {len(studies)} settings of the paper's experiments differ"
     else:

@@ -1,6 +1,7 @@
 """The classification study: cached and image paths agree, records are complete, a rerun resumes."""
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -108,6 +109,12 @@ def test_grid_and_records_and_resume(tmp_path, monkeypatch):
     table = tables.comparison_table(study.frame(store.records()), ["freeze", "freeze+cwl"], "freeze", "freeze+cwl")
     assert ("resnet50", "toy", "freeze", "ours") in table.index
     assert not any(src == "paper" for *_, src in table.index)  # no paper numbers for a toy dataset
+    # mean (std) over repeats, and the paired p-values of each shots as t / W
+    best = tables.summary(study.frame(store.records())).set_index(["arch", "dataset", "strategy", "shots"])
+    cell = next(k for k in best.index if k[2] == "freeze+cwl")
+    assert table.loc[(*cell[:3], "ours"), cell[3]] == "{:.3f} ({:.3f})".format(*best.loc[cell, ["mean", "std"]])
+    p_values = table.loc[(*cell[:2], "p (freeze+cwl vs freeze)", "t / W"), cell[3]]
+    assert re.fullmatch(r"\d\.\d\d / \d\.\d\d|- / -", p_values)
 
 
 def test_strategies_needing_batch_norm_are_skipped_for_vgg_and_lr_grids_are_the_papers():

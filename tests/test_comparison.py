@@ -55,6 +55,9 @@ def test_difference_is_ours_minus_paper_and_ours_is_the_mean_of_the_best_lr_per_
     assert c.paper == paper.TABLE_I[("vgg16", "mit67", "freeze+cwl")][3][0]
     assert c.difference == pytest.approx(c.ours - c.paper)
     assert c.status == comparison.SAME and c.repeats == 3
+    shown = comparison.view(frame, "I").loc[("vgg16 · mit67 · freeze+cwl", "3 shot")]
+    assert shown["ours"] == f"{c.ours:.3f} ({c.ours_std:.3f})" and shown["ours - paper"] == f"{c.difference:+.3f}"
+    assert shown["paper"] == "{:.3f} ({:.3f})".format(*paper.TABLE_I[("vgg16", "mit67", "freeze+cwl")][3])
     # a paper cell whose shots the grid does not run is not run, never filled from other shots
     assert _cell(frame, "I", "vgg16 · mit67 · freeze", "5 shot").status == comparison.NOT_RUN
     assert math.isnan(_cell(frame, "I", "vgg16 · mit67 · freeze", "5 shot").ours)

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
+# One spelling for a quantity here and for a cell or a claim in comparison and claims, which import it, so a study
+# page's setting table and page 06 say the same word.
 SAME, STAND_IN = "same", "stand-in"
 NOT_STATED = "not stated"
 
