@@ -3,6 +3,7 @@ import io
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -162,3 +163,27 @@ def test_two_smoke_executions_on_one_machine_give_identical_records(tmp_path):
         if cfg.strategy == "freeze+cwl":
             a, b = (s.attachment(study.key(cfg), "sigmas") for s in stores)
             assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_probe_is_not_fooled_by_features_that_barely_vary_on_one_image_per_class():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    classes, dims, quiet = 4, 16, 400
+    centres = 3.0 * rng.standard_normal((classes, dims))
+
+    def images(per_class, quiet_noise):
+        y = np.repeat(np.arange(classes), per_class)
+        signal = centres[y] + rng.standard_normal((len(y), dims))
+        return np.hstack([signal, quiet_noise * rng.standard_normal((len(y), quiet))]), y
+
+    x, y = images(1, 1e-4)  # one image per class; the quiet features vary 100 times more on the test images
+    x_test, y_test = images(50, 1e-2)
+    acc = study.probe_accuracy(x, y, x_test, y_test)
+    scaler = StandardScaler().fit(x)
+    standardised = LogisticRegression(max_iter=5000).fit(scaler.transform(x), y)
+    assert acc > 0.8
+    assert acc - float((standardised.predict(scaler.transform(x_test)) == y_test).mean()) > 0.3
+    # one global scale: the probe does not depend on the features' unit
+    assert study.probe_accuracy(1000 * x, y, 1000 * x_test, y_test) == acc

@@ -21,10 +21,9 @@ import copy
 import time
 from dataclasses import MISSING, dataclass, field, fields
 
+import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 import torch
 from torch import nn
 
@@ -246,7 +245,7 @@ def loss_quartiles(losses: list[float]) -> list[float] | None:
 
 # --------------------------------------------------------------------------- sanity anchor
 def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.DataFrame:
-    """The accuracy of a logistic-regression probe (scikit-learn, L2, ``C``, standardised features) on the frozen features of each
+    """The accuracy of a logistic-regression probe (:func:`probe_accuracy`) on the frozen features of each
     few-shot training set the grid's ``freeze`` runs use, on the same test images: what ``freeze`` (a linear
     classifier on the same features, trained by Adam for a budget of steps) should come close to. One row per
     (dataset, arch, shots, repeat)."""
@@ -260,13 +259,21 @@ def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.
         idx = cdata.few_shot_indices(data.split.train.labels, config.shots, config.run_seed)
         x = features.train_features(idx, data.split.train.images, context.device, config.input_size,
                                     context.eval_batch_size)
-        # standardised features: the same probe, and lbfgs converges in a few hundred iterations instead of
-        # thousands on the raw, unevenly scaled ones
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-        probe.fit(x.numpy(), data.split.train.labels[idx].numpy())
-        acc = float((probe.predict(features.test.numpy()) == data.test.labels.numpy()).mean())
+        acc = probe_accuracy(x.numpy(), data.split.train.labels[idx].numpy(), features.test.numpy(),
+                             data.test.labels.numpy(), C)
         rows.append(dict(zip(("dataset", "arch", "shots", "repeat"), cell), probe=acc))
     return pd.DataFrame(rows)
+
+
+def probe_accuracy(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, C: float = 1.0) -> float:
+    """Test accuracy of an L2 logistic regression on features divided by one number, their standard deviation
+    over the training images. Not per-feature standardisation: estimated from one image per class, it blows up
+    features that happen to barely vary on those images (on the laptop grid at one image per class it scored
+    0.335 against 0.425 for this scaling, with freeze at 0.466); the one scale still keeps lbfgs's iterations
+    to a few hundred."""
+    scale = float(x.std()) or 1.0
+    probe = LogisticRegression(C=C, max_iter=5000).fit(x / scale, y)
+    return float((probe.predict(x_test / scale) == y_test).mean())
 
 
 def probe_gap(frame: pd.DataFrame, probe: pd.DataFrame) -> pd.DataFrame:
@@ -315,6 +322,6 @@ def setting(p: dict) -> pd.DataFrame:
 
 
 __all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
-           "linear_probe", "probe_gap", "loss_quartiles",
+           "linear_probe", "probe_accuracy", "probe_gap", "loss_quartiles",
            "Prepared", "prepare_data", "FeatureCache", "fresh_head", "build_feature_cache",
            "SETTING", "setting"]
