@@ -8,7 +8,7 @@ the box shows the ledger of exactly the run whose page 06 is in the book, and wr
 (page 06 not executed by ``cwl reproduce``, or its ledger rewritten by a later run) the box says so and
 names the command that makes one.
 
-The box: how many of the identities of Section III hold (n of n); the empirical claims counted by verdict,
+The box: how many of the identities (Sections III and IV) hold (n of n); the empirical claims counted by verdict,
 in the order of :data:`cwl_lib.effects.VERDICTS` (whatever verdicts it lists); one line per claim linking to
 its row on page 06 and to the notebook that tested it; and one sentence on what this profile runs in place
 of the paper's setting (:func:`cwl_lib.comparison.stand_ins`).
@@ -74,8 +74,16 @@ def _identities() -> set[str]:
     return {c.id for c in claims.CLAIMS if dict(c.options).get("match") == claims.IDENTITY}
 
 
+def identities_label(ledger: pd.DataFrame) -> str:
+    """"Identities of Section III", or of every section the ledger's identities come from (C8 is in IV)."""
+    ident = ledger[ledger.apply(is_identity, axis=1)] if len(ledger) else ledger
+    sections = list(dict.fromkeys(s.split("-")[0] for s in ident["section"])) if len(ident) else ["III"]
+    names = sections[0] if len(sections) == 1 else ", ".join(sections[:-1]) + " and " + sections[-1]
+    return f"Identities of Section{'s' if len(sections) > 1 else ''} {names}"
+
+
 def is_identity(row) -> bool:
-    """A numerical identity of Section III (any input tests it), not an empirical claim."""
+    """A numerical identity (any input tests it), not an empirical claim."""
     return row["match"] == claims.IDENTITY or row["id"] in _identities()
 
 
@@ -151,7 +159,7 @@ def box(ledger: pd.DataFrame, profile: str, stand_in: str, page: str = "../noteb
         f'<div class="verdict-box" id="verdict-box" data-profile="{html.escape(profile)}">',
         f'<p class="verdict-title">What this book\'s run finds (profile <code>{html.escape(profile)}</code>)</p>',
         '<ul class="verdict-counts">',
-        f'<li><strong>Identities of Section III</strong>: {held} of {total} hold{rest}.</li>',
+        f'<li><strong>{html.escape(identities_label(ledger))}</strong>: {held} of {total} hold{rest}.</li>',
         f'<li><strong>Empirical claims</strong> ({n_emp}): {_verdict_counts(c["empirical"])}.</li>',
         '</ul>',
         f'<p class="verdict-stand-in">{html.escape(stand_in)}</p>',
@@ -181,5 +189,6 @@ def stage(stage_dir: str | Path, profile: str, notebooks_dir: str | Path) -> Pat
     return out
 
 
-__all__ = ["LEDGER_FILE", "BOX_FILE", "ROW_ANCHOR", "find_ledger", "read_ledger", "is_identity", "counts",
+__all__ = ["LEDGER_FILE", "BOX_FILE", "ROW_ANCHOR", "find_ledger", "read_ledger", "is_identity", "identities_label",
+           "counts",
            "stand_in_sentence", "box", "absent", "stage"]

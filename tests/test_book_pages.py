@@ -112,7 +112,7 @@ def test_the_intro_opens_with_the_verdict_box_of_its_run(browser, smoke_book):
     assert intro["verdict_box"]["lines"] == len(ledger) > 0
     assert "What this book's run finds (profile smoke)" in intro["text"]
     held, total, _ = verdicts.counts(ledger)["identities"]
-    assert f"Identities of Section III: {held} of {total} hold" in intro["text"]
+    assert f"{verdicts.identities_label(ledger)}: {held} of {total} hold" in intro["text"]
 
 
 def test_each_line_of_the_verdict_box_reaches_its_ledger_row_and_its_notebook(browser, smoke_book):

@@ -32,6 +32,13 @@ def test_identities_and_empirical_claims_are_counted_apart_under_every_verdict()
                                 effects.NOT_TESTABLE: 1, effects.NOT_TESTED: empirical - 3}
 
 
+def test_the_identities_are_named_by_the_sections_they_come_from():
+    ledger = _ledger({})
+    assert verdicts.identities_label(ledger) == "Identities of Sections III and IV"  # C8 is Section IV-A's
+    assert verdicts.identities_label(ledger[ledger["id"] != "C8"]) == "Identities of Section III"
+    assert "Identities of Sections III and IV</strong>" in verdicts.box(ledger, "smoke", "")
+
+
 def test_a_verdict_the_rule_does_not_know_is_refused():
     with pytest.raises(ValueError, match="does not list"):
         verdicts.counts(_ledger({"C10": "probably"}))
