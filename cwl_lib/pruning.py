@@ -453,6 +453,9 @@ def _kind(m: nn.Module) -> str:
 
 @torch.no_grad()
 def _layer_stats(model: nn.Module, input_size) -> dict[str, dict]:
+    # The feature maps are counted here, not by tp.utils.count_ops_and_params: it counts operations (a
+    # convolution's k*k*C_in/groups multiply-adds per output element, plus BN, ReLU, pooling), where the
+    # paper counts the elements a convolution writes, C_out*H_out*W_out.
     wrapped = set(weighted_layers(model))
     layers = {_layer_name(n, wrapped): m for n, m in model.named_modules()
               if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))}
@@ -470,15 +473,15 @@ def _layer_stats(model: nn.Module, input_size) -> dict[str, dict]:
         model.train(was)
     return {
         n: {"kind": _kind(m), "out": m.out_channels if isinstance(m, nn.modules.conv._ConvNd) else m.out_features,
-            "params": sum(p.numel() for p in m.parameters(recurse=False)), "features": out_elems.get(n, 0)}
+            "params": tp.utils.count_params(m), "features": out_elems.get(n, 0)}
         for n, m in layers.items()
     }
 
 
 def count_parameters(model: nn.Module) -> int:
     """Parameters of the network, the CWL scales excluded (they fold into the conv/BN before deployment)."""
-    cwl = {id(w.weighting.sigma) for w in weighted_layers(model).values()}
-    return sum(p.numel() for p in model.parameters() if id(p) not in cwl)
+    # Torch-Pruning's count (that of count_ops_and_params too) takes every parameter, the sigmas with them
+    return tp.utils.count_params(model) - sum(w.weighting.sigma.numel() for w in weighted_layers(model).values())
 
 
 @dataclass
