@@ -24,9 +24,10 @@ VGG-16, ResNet-50 and MobileNetV2): a removed channel is exactly zero in the mas
 
 Score, decide, apply. :func:`prune` reads as three steps: an importance function scores every channel
 of every scored layer (:func:`sigma_importance`, the paper's |sigma|; :func:`bn_gamma_importance`,
-Network Slimming's |gamma|, the baseline a reader asks for); :func:`channel_scores` takes the largest
-member score of each coupled channel (a scatter-max) and :func:`decide` applies tau, ``min_channels``
-and ``round_to``; then Torch-Pruning's groups do the surgery and the plan records it.
+Network Slimming's |gamma|, the baseline a reader asks for); :class:`LargestScore`, a Torch-Pruning
+importance, gives each channel of each group the largest score of its members and :func:`decide`
+applies tau, ``min_channels`` and ``round_to`` (our rule, which Torch-Pruning's pruners, ranking by a
+target sparsity, do not have); then Torch-Pruning's groups do the surgery and the plan records it.
 :func:`prune_to_size` finds the threshold that keeps a given fraction of the parameters, so two scores
 can be compared at matched size.
 
@@ -145,37 +146,38 @@ IMPORTANCES = {"sigma": (sigma_importance, True), "bn-gamma": (bn_gamma_importan
 
 
 # --------------------------------------------------------------------------- decide: which channels go
-@dataclass
-class _Member:
-    site: str
-    local: torch.Tensor  # channel index in the member layer
-    root: torch.Tensor  # the same channels, numbered as in the group's root layer
+class LargestScore(tp.importance.Importance):
+    """A Torch-Pruning importance: a group's channel scores the largest score its scored layers give it
+    (``scores`` as :data:`IMPORTANCES` make them), +inf where none covers it, so that it is never removed.
 
+    Not tp's GroupMagnitudeImportance(group_reduction="max"): it scores weights of the traced layers, while
+    sigma lives in the CWL taken out before tracing; and it puts an uncovered channel at -99999, first to go.
+    """
 
-def _groups(dg, sites: dict[str, nn.Module], names: dict[nn.Module, str]):
-    """(root name, root layer, out-channel count, scored members) for every group holding a scored site."""
-    site_of = {id(m): n for n, m in sites.items()}
-    for group in dg.get_all_groups():
-        members = []
+    def __init__(self, scores: dict[str, tuple[nn.Module, torch.Tensor]], dg: tp.DependencyGraph):
+        self.name_of = {id(m): n for n, (m, _) in scores.items()}
+        self.scores = {n: s.detach().double().cpu() for n, (_, s) in scores.items()}
+        self.dg = dg
+
+    def members(self, group) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(name, its channel indices, the same in the group's root numbering) of each scored layer whose
+        output channels the group removes: the bookkeeping after :func:`decide` needs them too."""
+        out = {}
         for item in group:
-            module = item.dep.target.module
-            if id(module) in site_of and dg.is_out_channel_pruning_fn(item.dep.handler):
-                if any(m.site == site_of[id(module)] for m in members):
-                    continue
-                members.append(_Member(site_of[id(module)], torch.as_tensor([int(i) for i in item.idxs]),
-                                       torch.as_tensor([int(i) for i in item.root_idxs])))
-        if members:
-            root = group[0].dep.target.module
-            yield names[root], root, len(group[0].idxs), members
+            name = self.name_of.get(id(item.dep.target.module))
+            if name is not None and name not in out and self.dg.is_out_channel_pruning_fn(item.dep.handler):
+                out[name] = (name, torch.as_tensor([int(i) for i in item.idxs]),
+                             torch.as_tensor([int(i) for i in item.root_idxs]))
+        return list(out.values())
 
-
-def channel_scores(n: int, members: list[_Member], scores: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The score of each of a group's ``n`` channels: the largest score of its members there (a scatter-max);
-    a channel no member scores is +inf, so it is never removed."""
-    out = torch.full((n,), -math.inf, dtype=torch.float64)
-    for m in members:
-        out.scatter_reduce_(0, m.root, scores[m.site].detach().double().cpu()[m.local], reduce="amax")
-    return out.masked_fill_(out == -math.inf, math.inf)
+    def __call__(self, group) -> torch.Tensor | None:
+        members = self.members(group)
+        if not members:
+            return None
+        out = torch.full((len(group[0].idxs),), -math.inf, dtype=torch.float64)
+        for name, local, root in members:
+            out.scatter_reduce_(0, root, self.scores[name][local], reduce="amax")
+        return out.masked_fill_(out == -math.inf, math.inf)
 
 
 def decide(score: torch.Tensor, tau: float, min_channels: int = 1, round_to: int = 1) -> tuple[list[int], list[int]]:
@@ -232,19 +234,23 @@ def prune(model: nn.Module, tau: float, min_channels: int = 1, *, importance: st
 
     with _traceable(work):
         dg = _graph(work, x)
+        largest = LargestScore(scored, dg)
         decisions = []
-        for root_name, root, n, members in list(_groups(dg, sites, names)):
-            removed, rescued = decide(channel_scores(n, members, scores), tau, min_channels, round_to)
-            decisions.append((root_name, root, n, removed, rescued, members))
+        for group in dg.get_all_groups():
+            score = largest(group)
+            if score is not None:
+                root = group[0].dep.target.module
+                removed, rescued = decide(score, tau, min_channels, round_to)
+                decisions.append((names[root], root, len(score), removed, rescued, largest.members(group)))
         dropped: dict[str, set[int]] = {n: set() for n in sites}  # a layer split over groups gathers all
         for _, _, n, removed, rescued, members in decisions:
             gone, spared = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
             gone[removed], spared[rescued] = True, True
-            for m in members:
-                dropped[m.site] |= set(m.local[gone[m.root]].tolist())
-                if zero_below and m.site in cwl_sites:
-                    under = scores[m.site].cpu()[m.local] < tau
-                    sig[m.site][m.local[~gone[m.root] & ~spared[m.root] & under]] = 0.0
+            for site, local, root in members:
+                dropped[site] |= set(local[gone[root]].tolist())
+                if zero_below and site in cwl_sites:
+                    under = scores[site].cpu()[local] < tau
+                    sig[site][local[~gone[root] & ~spared[root] & under]] = 0.0
         for _, root, _, removed, _, _ in decisions:
             if removed:
                 pruner = dg.get_pruner_of_module(root)
@@ -447,6 +453,9 @@ def _kind(m: nn.Module) -> str:
 
 @torch.no_grad()
 def _layer_stats(model: nn.Module, input_size) -> dict[str, dict]:
+    # The feature maps are counted here, not by tp.utils.count_ops_and_params: it counts operations (a
+    # convolution's k*k*C_in/groups multiply-adds per output element, plus BN, ReLU, pooling), where the
+    # paper counts the elements a convolution writes, C_out*H_out*W_out.
     wrapped = set(weighted_layers(model))
     layers = {_layer_name(n, wrapped): m for n, m in model.named_modules()
               if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))}
@@ -464,15 +473,15 @@ def _layer_stats(model: nn.Module, input_size) -> dict[str, dict]:
         model.train(was)
     return {
         n: {"kind": _kind(m), "out": m.out_channels if isinstance(m, nn.modules.conv._ConvNd) else m.out_features,
-            "params": sum(p.numel() for p in m.parameters(recurse=False)), "features": out_elems.get(n, 0)}
+            "params": tp.utils.count_params(m), "features": out_elems.get(n, 0)}
         for n, m in layers.items()
     }
 
 
 def count_parameters(model: nn.Module) -> int:
     """Parameters of the network, the CWL scales excluded (they fold into the conv/BN before deployment)."""
-    cwl = {id(w.weighting.sigma) for w in weighted_layers(model).values()}
-    return sum(p.numel() for p in model.parameters() if id(p) not in cwl)
+    # Torch-Pruning's count (that of count_ops_and_params too) takes every parameter, the sigmas with them
+    return tp.utils.count_params(model) - sum(w.weighting.sigma.numel() for w in weighted_layers(model).values())
 
 
 @dataclass
@@ -563,7 +572,7 @@ def latencies(models, input_size=(3, 224, 224), batch_size: int = 1, *, repeats:
 
 
 __all__ = [
-    "IMPORTANCES", "sigma_importance", "bn_gamma_importance", "channel_scores", "decide", "prune",
+    "IMPORTANCES", "sigma_importance", "bn_gamma_importance", "LargestScore", "decide", "prune",
     "prune_to_size", "apply_plan", "save_pruned", "load_pruned", "masked", "sigma_l1", "l1_on_sigmas",
     "count_parameters", "Compression", "compression", "latency", "latencies",
 ]

@@ -4,6 +4,7 @@ import io
 
 import pytest
 import torch
+import torch_pruning as tp
 import torchvision
 from scipy.stats import binomtest
 
@@ -26,13 +27,33 @@ def test_decide_removes_under_tau_and_rescues_the_best_scored():
     assert pruning.decide(ties, 1.0, min_channels=1) == ([1, 2], [0])  # ties go by index
 
 
-def test_channel_scores_take_the_largest_member_score_of_each_channel():
-    members = [pruning._Member("a", torch.tensor([0, 1, 2]), torch.tensor([2, 0, 1])),
-               pruning._Member("b", torch.tensor([0, 1]), torch.tensor([0, 3]))]
-    scores = {"a": torch.tensor([0.5, 0.1, 0.7]), "b": torch.tensor([0.2, 0.9])}
-    got = pruning.channel_scores(5, members, scores)
-    expected = [max(0.1, 0.2), 0.7, 0.5, 0.9, float("inf")]  # channel 4: no member, never removed
-    assert got.tolist() == pytest.approx(expected)
+class _Split(torch.nn.Module):
+    """conv's channels 0-1 go through BN a, 2-3 through BN b, and come back swapped: b's channel k is the
+    conv's channel 2 + k, so a member's own numbering differs from the group's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(4, 2, 1)
+        self.a, self.b = torch.nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+
+    def forward(self, x):
+        u, v = torch.chunk(self.conv(x), 2, dim=1)
+        return self.head(torch.cat([self.b(v), self.a(u)], 1))
+
+
+def test_largest_score_takes_the_largest_member_score_of_each_channel_of_a_group():
+    net = _Split()
+    dg = tp.DependencyGraph().build_dependency(net, example_inputs=torch.zeros(1, 3, 4, 4))
+    groups = {g[0].dep.target.module: g for g in dg.get_all_groups()}
+    both = pruning.LargestScore({"a": (net.a, torch.tensor([0.5, 0.1])), "b": (net.b, torch.tensor([0.2, 0.9])),
+                                 "conv": (net.conv, torch.tensor([0.3, 0.0, 0.0, 0.0]))}, dg)
+    assert both(groups[net.conv]).tolist() == pytest.approx([0.5, 0.1, 0.2, 0.9])
+    assert both(groups[net.head]) is None  # no scored layer in the group: nothing to decide
+    only_b = pruning.LargestScore({"b": (net.b, torch.tensor([0.2, 0.9]))}, dg)
+    got = only_b(groups[net.conv]).tolist()
+    assert got[:2] == [float("inf")] * 2 and got[2:] == pytest.approx([0.2, 0.9])  # a's channels: never removed
+    assert [(n, local.tolist(), root.tolist()) for n, local, root in only_b.members(groups[net.conv])] == \
+        [("b", [0, 1], [2, 3])]
 
 
 # --------------------------------------------------------------------------- Network Slimming
