@@ -85,7 +85,7 @@ SPECS: dict[str, Spec] = {
     "results_dir": Spec("str"), "data_root": Spec("str"), "results_root": Spec("str"),
     "arch": Spec("str", choices=_ARCHS), "archs": Spec("strs", choices=_ARCHS),
     "figure_archs": Spec("strs", choices=_ARCHS, empty=True),
-    "pretrained": Spec("bool"), "bn_gamma": Spec("bool"), "run_missing": Spec("bool"),
+    "pretrained": Spec("bool"), "bn_gamma": Spec("bool"),
     "shots": Spec("ints", low=1), "repeats": Spec("int", low=1), "epochs": Spec("int", low=1),
     "batch_size": Spec("int", low=1), "eval_batch_size": Spec("int", low=1), "extract_batch_size": Spec("int", low=1),
     "input_size": Spec("int", low=MIN_INPUT, why="the backbones halve their input five times"),
