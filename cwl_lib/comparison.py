@@ -5,9 +5,8 @@ paper, for the same experiment only), the significance of CWL against its baseli
 ``04_retrieval``, Table IV from ``05_pruning``, each in ``<root>/<notebook>/`` in the layout that notebook
 writes (``cwl reproduce`` puts them under ``results/<profile>/``). Only the runs of the grid that notebook
 runs under the same profile and seed are read; records of other settings in the same store (an earlier
-grid, a ``-p`` override) are counted and left out, so no number mixes settings. A source short of runs is
-filled by :func:`gather` when ``run_missing`` is set (the smoke page does so); otherwise its cells read
-"not run" and :func:`instructions` names the command that fills it.
+grid, a ``-p`` override) are counted and left out, so no number mixes settings. This page only reads: a
+source short of runs leaves its cells "not run", and :func:`instructions` names the command that fills it.
 
 **Matching.** A paper cell and ours are the *same experiment* only when the dataset and backbone (for
 Table IV also the images per class and the finetuning epochs) are the paper's. Otherwise our number is a
@@ -23,19 +22,18 @@ learning rate. Table IV is one study per setting and has no such test.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from . import claims, display, executor, measures, paper, profiles, smallcnn, strategies, tables
+from . import claims, display, measures, paper, profiles, smallcnn, strategies, tables
 from . import effects as E
+from .paths import project_root
 from .records import Store
-from .studies import BY_NOTEBOOK, Context, classification
+from .studies import BY_NOTEBOOK, classification
 from .studies import pruning as pruning_study
 from .studies import retrieval as retrieval_study
 from .studies import setting as run_setting
@@ -78,7 +76,6 @@ class Source:
     expected: list[str]  # record keys of its grid
     records: list[dict]  # the grid's records found
     other: int = 0  # records of other settings in the same store, left out
-    ran_here: bool = False  # filled by this page (run_missing)
     failed: int = 0  # runs of its grid that failed twice (``runs/failed/<key>.json``), left out of the tables
 
     @property
@@ -111,46 +108,25 @@ def load(notebook: str, folder: str | Path, params: dict) -> Source:
     return Source(notebook, Path(folder), params, expected, found, len(every) - len(found), failed=failed)
 
 
-def run(notebook: str, params: dict, folder: str | Path) -> None:
-    """Run ``notebook``'s grid under ``params`` into ``folder``, with the calls it makes."""
-    study = BY_NOTEBOOK.get(notebook)
-    if study is None or notebook not in SOURCES.values():
-        raise ValueError(f"{notebook!r} writes no records this page reads")
-    context = Context(params["device"], data_root=params["data_root"] or None,
-                      eval_batch_size=params.get("eval_batch_size", 256),
-                      extract_batch_size=params.get("extract_batch_size", 16))
-    threads = torch.get_num_threads()
-    if params.get("cpu_threads"):  # as 04 does: tiny smoke work runs faster on one thread
-        torch.set_num_threads(params["cpu_threads"])
-    try:
-        executor.run(study, study.configs(params), store_of(folder), context, progress=False, out=io.StringIO(),
-                     **executor.options(params))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def sources_root(results_root: str, results_dir: str, out_dir: str | Path) -> Path:
+def sources_root(results_root: str, results_dir: str, profile: str) -> Path:
     """Where 03-05 wrote their records: ``results_root`` when given; else the folder holding this page's
-    ``results_dir`` (``results/<profile>/`` under ``cwl reproduce``); else, for an empty ``results_dir``
-    (nbval, ``cwl refresh``), this run's fresh folder, so the committed page never reads old local records."""
+    ``results_dir``, where the notebooks of one run write side by side (``results/<profile>/`` under ``cwl
+    reproduce``; one session folder under nbval and ``cwl refresh``, :func:`cwl_lib.paths.session_results_dir`);
+    else, a page run on its own, ``results/<profile>/``, which the command :func:`instructions` names fills."""
     if results_root:
         return Path(results_root).expanduser()
-    return Path(results_dir).expanduser().parent if results_dir else Path(out_dir)
+    if results_dir:
+        return Path(results_dir).expanduser().parent
+    return project_root() / "results" / profile
 
 
-def gather(profile: str, root: str | Path, out_dir: str | Path | None = None, *, run_missing: bool = False,
-           seed: int = 0, device: str = "auto", data_root: str = "", **options) -> dict[str, Source]:
-    """Notebook -> :class:`Source` for 03-05 under ``profile``; with ``run_missing`` an incomplete source is
-    run into ``out_dir/<notebook>`` (with the executor ``options``) and read from there."""
+def gather(profile: str, root: str | Path, *, seed: int = 0, device: str = "auto",
+           data_root: str = "") -> dict[str, Source]:
+    """Notebook -> :class:`Source` for 03-05 under ``profile``, read from ``root/<notebook>``."""
     out = {}
     for nb in dict.fromkeys(SOURCES.values()):
-        params = profiles.parameters(profile, nb, {"seed": seed, "device": device, "data_root": data_root, **options})
-        src = load(nb, Path(root) / nb, params)
-        if run_missing and src.status != "complete":
-            run(nb, params, Path(out_dir) / nb)
-            src = load(nb, Path(out_dir) / nb, params)
-            src.ran_here = True
-        out[nb] = src
+        params = profiles.parameters(profile, nb, {"seed": seed, "device": device, "data_root": data_root})
+        out[nb] = load(nb, Path(root) / nb, params)
     return out
 
 
@@ -534,15 +510,22 @@ def source_table(sources: dict[str, Source]) -> pd.DataFrame:
     return pd.DataFrame([{
         "notebook": s.notebook, "tables": s.tables, "store": str(s.folder), "records of its grid": s.found,
         "runs in its grid": len(s.expected), "other settings left out": s.other, "status": s.status,
-        "failed twice": s.failed, "run by this page": s.ran_here,
+        "failed twice": s.failed,
     } for s in sources.values()])
+
+
+def fill_command(notebook: str, folder: str | Path, profile: str) -> str:
+    """The command that runs ``notebook``'s grid under ``profile`` into ``folder``."""
+    command = f"cwl reproduce --profile {profile} --only {notebook}"
+    default = sources_root("", "", profile) / notebook  # where `cwl reproduce` writes unless told otherwise
+    return command if Path(folder).resolve() == default.resolve() else f"{command} -p results_dir {folder}"
 
 
 def instructions(sources: dict[str, Source], profile: str) -> list[str]:
     """For each incomplete source, what is missing and the command that fills it."""
     return [
         f"Table{'s' if ',' in s.tables else ''} {s.tables}: {s.folder} holds {s.found} of the {len(s.expected)} "
-        f"records of the {profile} grid of {s.notebook}; run `cwl reproduce --profile {profile} --only {s.notebook}` "
+        f"records of the {profile} grid of {s.notebook}; run `{fill_command(s.notebook, s.folder, profile)}` "
         "(it keeps the runs already recorded), then this page again. Until then those cells read 'not run'."
         + (f" {s.failed} of its runs failed twice: their errors are in {s.folder / 'runs' / 'failed'}, and the "
            "rerun tries them again." if s.failed else "")
@@ -623,8 +606,8 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
     }
 
 
-__all__ = ["SOURCES", "PAIRS", "Source", "load", "run", "gather", "sources_root", "cells", "records_behind",
-           "significance", "view", "settings", "source_table", "instructions", "provenance", "records_table",
-           "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence",
+__all__ = ["SOURCES", "PAIRS", "Source", "load", "gather", "sources_root", "cells", "records_behind",
+           "significance", "view", "settings", "source_table", "fill_command", "instructions", "provenance",
+           "records_table", "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence",
            "stand_ins", "stand_in_sentences", "SHORT_CLAIMS", "ROW_ANCHOR",
            "LEDGER_DETAILS", "short_reason", "verdicts_in_words", "ledger_summary", "ledger_details", "tested"]

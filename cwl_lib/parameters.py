@@ -20,7 +20,7 @@ import torch
 import torchvision
 import yaml
 
-from . import profiles, strategies, transfer
+from . import paths, profiles, strategies, transfer
 from .studies import pruning as pruning_study
 from .data import RESOURCES
 from .data.classification import CLASSIFICATION_DATASETS
@@ -85,7 +85,7 @@ SPECS: dict[str, Spec] = {
     "results_dir": Spec("str"), "data_root": Spec("str"), "results_root": Spec("str"),
     "arch": Spec("str", choices=_ARCHS), "archs": Spec("strs", choices=_ARCHS),
     "figure_archs": Spec("strs", choices=_ARCHS, empty=True),
-    "pretrained": Spec("bool"), "bn_gamma": Spec("bool"), "run_missing": Spec("bool"),
+    "pretrained": Spec("bool"), "bn_gamma": Spec("bool"),
     "shots": Spec("ints", low=1), "repeats": Spec("int", low=1), "epochs": Spec("int", low=1),
     "batch_size": Spec("int", low=1), "eval_batch_size": Spec("int", low=1), "extract_batch_size": Spec("int", low=1),
     "input_size": Spec("int", low=MIN_INPUT, why="the backbones halve their input five times"),
@@ -270,7 +270,8 @@ def resolve(notebook: str, namespace: dict) -> dict:
     A value passed to the notebook (papermill ``-p``, ``cwl reproduce``) wins; then a value edited in the
     notebook's own parameters cell (it differs from the smoke profile the cell holds); every other value
     is the one of the profile that ``profile`` names, so ``papermill ... -p profile laptop`` runs the laptop
-    profile. :func:`describe` says which came from where.
+    profile. :func:`describe` says which came from where. An empty ``results_dir`` becomes the notebook's
+    folder of the session it runs in, if any (:func:`cwl_lib.paths.session_results_dir`).
     """
     passed = injected(namespace)
     cell = profiles.parameters("smoke", notebook)
@@ -287,6 +288,7 @@ def resolve(notebook: str, namespace: dict) -> dict:
         elif name != "profile" and name in namespace and namespace[name] != cell[name]:
             params[name], origin[name] = namespace[name], "notebook cell"
     params = validate(notebook, params)
+    params["results_dir"] = params["results_dir"] or paths.session_results_dir(notebook)
     namespace.update(params)
     namespace["_parameter_sources"] = origin
     return params

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Callable
 
 DATA_ROOT_ENV = "CWL_DATA_ROOT"
+#: Set by a runner of several notebooks (nbval's ``notebooks/conftest.py``, ``cwl refresh``): the folder under
+#: which each notebook run with an empty ``results_dir`` writes, so page 06 finds what 03-05 wrote before it.
+SESSION_ENV = "CWL_SESSION_RESULTS"
 
 
 def project_root() -> Path:
@@ -89,10 +92,11 @@ def file_lock(path: str | os.PathLike):
 def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:
     """A notebook's results store.
 
-    An empty value (the committed notebooks' default, used by nbval) gives a fresh folder under
-    ``_build/scratch/`` of the checkout, so a regression run always recomputes instead of resuming from
-    old records; it is removed when the process (the notebook's kernel) exits, and a kernel that is
-    killed leaves it inside the checkout, never in the system's temporary folder.
+    An empty value (the committed notebooks' default, run outside nbval and ``cwl refresh``, which give
+    each notebook a folder of their session: :func:`session_results_dir`) gives a fresh folder under
+    ``_build/scratch/`` of the checkout, so such a run always recomputes instead of resuming from old
+    records; it is removed when the process (the notebook's kernel) exits, and a kernel that is killed
+    leaves it inside the checkout, never in the system's temporary folder.
     """
     if explicit:
         path = Path(explicit).expanduser()
@@ -103,3 +107,10 @@ def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:
         atexit.register(shutil.rmtree, path, True)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def session_results_dir(notebook: str) -> str:
+    """``$CWL_SESSION_RESULTS/<notebook>`` when a runner set it (:data:`SESSION_ENV`), else "" (a fresh folder
+    of its own, :func:`results_dir`)."""
+    root = os.environ.get(SESSION_ENV)
+    return str(Path(root) / notebook) if root else ""

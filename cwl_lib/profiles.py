@@ -47,7 +47,7 @@ def determining(params: dict, ignore: tuple[str, ...] = ()) -> dict:
     kept = {k: params[k] for k in sorted(params) if k not in WHERE and k not in ignore}
     return json.loads(json.dumps(kept, default=lambda v: v.tolist()))
 
-# Notebooks that read the records of others; only with `run_missing` do they run those grids and need their data.
+# Notebooks that only read the records of others, written earlier in the same run: they need no data of their own.
 READS = {"06_comparison": ("03_classification", "04_retrieval", "05_pruning")}
 
 PAPER: dict[str, dict] = {
@@ -62,7 +62,7 @@ PAPER: dict[str, dict] = {
         "table_layers": None,
     },
     **{nb: {**study.PARAMETERS, **EXECUTOR} for nb, study in BY_NOTEBOOK.items()},
-    "06_comparison": {"results_root": "", "run_missing": False, **EXECUTOR},
+    "06_comparison": {"results_root": ""},
 }
 
 _OFFLINE = {"archs": ["mobilenet_v2"]}
@@ -126,7 +126,6 @@ OVERRIDES: dict[str, dict[str, dict]] = {
                        "taus": [0.9, 1.0], "finetune_epochs": [1, 2], "lr": 0.003, "input_size": 32, "batch_size": 25,
                        "test_size": 200, "figure_tau": 0.9, "figure_archs": ["mobilenet_v2"],
                        "sensitivity": ["adam", "adam-l2"]},
-        "06_comparison": {"run_missing": True},
     },
 }
 
@@ -152,10 +151,7 @@ def notebook_parameters(notebook: str, namespace: dict) -> dict:
 def notebook_requirements(notebook: str, params: dict) -> list[str]:
     """Dataset and weight resources one notebook run needs, derived from its parameters."""
     if notebook in READS:
-        if not params.get("run_missing"):
-            return []
-        profile = params.get("profile", "smoke")
-        return list(dict.fromkeys(r for nb in READS[notebook] for r in notebook_requirements(nb, parameters(profile, nb))))
+        return []
     datasets = list(params.get("datasets") or ([params["dataset"]] if params.get("dataset") else []))
     archs = list(params.get("archs") or ([params["arch"]] if params.get("arch") else []))
     archs += [a for a in params.get("figure_archs") or () if a not in archs]

@@ -25,7 +25,7 @@ from pathlib import Path
 import papermill as pm
 import yaml
 
-from . import checks, environment, notebook_tags, notices, parameters, profiles, verdicts
+from . import checks, environment, notebook_tags, notices, parameters, paths, profiles, verdicts
 from .data import MissingDataError
 from .data.check import problems
 from .kernels import BoundKernelManager
@@ -345,21 +345,35 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
     ``_build/refresh/`` and replaces the committed one only when it finishes; a failed one is kept there as
     ``<name>.failed.ipynb`` (never under ``notebooks/``, where nbval would collect it) and named in the
     one-line error.
+
+    The notebooks run in book order and write their results to ``_build/refresh/results/<name>/``
+    (:data:`cwl_lib.paths.SESSION_ENV`), emptied when that notebook is refreshed and removed when it fails;
+    so page 06 reads the records of the last finished refresh of 03-05, as nbval reads those of the same
+    session (``notebooks/conftest.py``), and is refused while one of them has none.
     """
     root = Path(root) if root else project_root()
     work = root / "_build" / "refresh"
+    results = work / "results"
+    chosen = {_notebook_name(n) for n in (names or profiles.NOTEBOOKS)}
+    order = [name for name in profiles.NOTEBOOKS if name in chosen]
+    _check_sources(order, results)
     work.mkdir(parents=True, exist_ok=True)
     done = []
-    previous = os.environ.get(checks.MODE_ENV)
-    os.environ[checks.MODE_ENV] = "record"  # the kernels inherit it
+    previous = {env: os.environ.get(env) for env in (checks.MODE_ENV, paths.SESSION_ENV)}
+    os.environ[checks.MODE_ENV] = "record"  # the kernels inherit both
+    os.environ[paths.SESSION_ENV] = str(results)
     try:
-        for name in (_notebook_name(n) for n in (names or profiles.NOTEBOOKS)):
+        for name in order:
             path = root / "notebooks" / f"{name}.ipynb"
             log(f"[cwl] refreshing {path}")
             tmp, failed = work / f"{name}.running.ipynb", work / f"{name}.failed.ipynb"
+            shutil.rmtree(results / name, ignore_errors=True)  # recomputed, never resumed from an older refresh
             try:
                 _run_notebook(name, path, tmp, log, progress_bar=False)
-            except Exception as err:
+            except BaseException as err:
+                shutil.rmtree(results / name, ignore_errors=True)  # no page reads half a grid
+                if not isinstance(err, Exception):
+                    raise
                 kept = _keep_failed(tmp, work / f"{name}.ipynb")
                 where = f"its partly executed copy is {kept}" if kept else "no partial copy was written"
                 raise NotebookFailed(f"{name} failed in {failure_line(err)} ({where}; the committed notebook is "
@@ -369,8 +383,19 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
             failed.unlink(missing_ok=True)
             done.append(path)
     finally:
-        if previous is None:
-            os.environ.pop(checks.MODE_ENV, None)
-        else:
-            os.environ[checks.MODE_ENV] = previous
+        for env, value in previous.items():
+            if value is None:
+                os.environ.pop(env, None)
+            else:
+                os.environ[env] = value
     return done
+
+
+def _check_sources(order: list[str], results: Path) -> None:
+    """Refuse, before any kernel starts, a page whose sources neither run before it now nor left records in
+    an earlier refresh (it would record references of an empty page)."""
+    for i, name in enumerate(order):
+        missing = [nb for nb in profiles.READS.get(name, ()) if nb not in order[:i] and not (results / nb).is_dir()]
+        if missing:
+            raise ValueError(f"{name} reads the records that refreshing {', '.join(missing)} leaves in {results}, "
+                             f"and there are none: run `cwl refresh {' '.join([*missing, name])}`")

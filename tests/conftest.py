@@ -20,27 +20,32 @@ def empty_data_root(tmp_path, monkeypatch):
 
 
 def run_page_06(root, base):
-    """Page 06 executed as `cwl reproduce --profile smoke` runs it, into ``base``; its executed copy's folder.
+    """Page 06 executed as `cwl reproduce --profile smoke` runs it, into ``base``, after 03-05 wrote the records it
+    reads into ``base / "results"`` (their executed copies go elsewhere: the book keeps the committed ones); the
+    folder of page 06's executed copy.
 
     ``results_root`` is passed as the folder it defaults to, so the run is the same, but its parameters are
     not those of the committed references: its check cells print "not checked: no reference", as every
     check does under the laptop profile, and the book must leave those lines out.
     """
-    from cwl_lib import reproduce
+    from cwl_lib import profiles, reproduce
 
-    name, results = "06_comparison", base / "results"
-    overrides = {"results_root": str(results)}
+    results, quiet = base / "results", {"log": lambda *_: None}
+    for name, params in reproduce.plan("smoke", list(profiles.READS["06_comparison"])).items():
+        params["results_dir"] = str(results / name)
+        reproduce.execute(name, reproduce.passed(params, {}), root, base / "sources", **quiet)
+    name, overrides = "06_comparison", {"results_root": str(results)}
     params = reproduce.plan("smoke", [name], overrides)[name]
     params["results_dir"] = str(results / name)
     executed = base / "_build" / "executed" / "smoke"
-    reproduce.execute(name, reproduce.passed(params, overrides), root, executed, log=lambda *_: None)
+    reproduce.execute(name, reproduce.passed(params, overrides), root, executed, **quiet)
     return executed
 
 
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory):
-    """The book built once from the committed (smoke-output) notebooks, with page 06 run afresh so that the
-    intro's verdict box shows the ledger of that run: its html folder."""
+    """The book built once from the committed (smoke-output) notebooks, with page 06 run afresh (on records of
+    03-05 run afresh) so that the intro's verdict box shows the ledger of that run: its html folder."""
     from pathlib import Path
 
     from cwl_lib import reproduce

@@ -142,6 +142,7 @@ def test_page_06_opens_with_the_narrow_ledger_whose_rows_carry_their_own_anchors
     assert ids == [verdicts.ROW_ANCHOR.format(id=c.id) for c in claims.CLAIMS]
     assert "The claims ledger of this run" in first and "</th>" in first
     assert len(re.findall(r'<tr id="claim-', page)) == len(claims.CLAIMS)  # one anchor per claim on the page
+    assert "Every source holds its whole grid." in page  # it read what 03-05 wrote before it
 
 
 def test_the_built_book_loads_nothing_from_the_network(smoke_book):

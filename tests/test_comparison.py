@@ -110,13 +110,13 @@ def _empty_others(tmp_path):
 
 def test_missing_stores_give_not_run_cells_and_the_command_that_fills_them(tmp_path):
     root = tmp_path / "results" / "laptop"
-    sources = comparison.gather("laptop", root, run_missing=False)
+    sources = comparison.gather("laptop", root)
     frame = comparison.cells(sources)
     assert set(frame.status) == {comparison.NOT_RUN}
     assert len(frame) == comparison.headline(frame, comparison.significance(sources))["n_paper_cells"]
     text = "\n".join(comparison.instructions(sources, "laptop"))
-    for nb in ("03_classification", "04_retrieval", "05_pruning"):
-        assert f"cwl reproduce --profile laptop --only {nb}" in text
+    for nb in ("03_classification", "04_retrieval", "05_pruning"):  # the run that writes where this page reads
+        assert f"`cwl reproduce --profile laptop --only {nb} -p results_dir {root / nb}`" in text
     assert comparison.significance(sources).empty
     assert comparison.provenance(frame, sources, "laptop").empty
     checks = Checks("06_comparison", {"profile": "laptop"})
@@ -215,18 +215,56 @@ def test_table_iv_reads_the_study_and_names_a_shorter_finetuning(tmp_path, epoch
     assert comparison.records_behind(ft30, sources)[0]["key"] == pruning.key(by_tau[0.8])
 
 
-def test_the_page_reads_the_notebooks_the_profiles_declare():
+def test_the_page_reads_the_notebooks_the_profiles_declare_and_needs_no_data():
     assert set(comparison.SOURCES.values()) == set(profiles.READS["06_comparison"])
-    assert profiles.notebook_requirements("06_comparison", profiles.parameters("laptop", "06_comparison")) == []
-    smoke = profiles.notebook_requirements("06_comparison", profiles.parameters("smoke", "06_comparison"))
-    assert set(smoke) == {"fashion-mnist", "offline-landmarks-mini", "weights:mobilenet_v2"}
+    for profile in profiles.PROFILES:  # it runs no grid, so it loads no dataset or weights
+        assert profiles.notebook_requirements("06_comparison", profiles.parameters(profile, "06_comparison")) == []
 
 
-def test_sources_root_never_reads_old_local_records_for_a_fresh_run(tmp_path):
-    assert comparison.sources_root("/r", "/x/results/laptop/06_comparison", tmp_path) == comparison.Path("/r")
-    reproduce_dir = "/x/results/laptop/06_comparison"  # what `cwl reproduce` passes
-    assert comparison.sources_root("", reproduce_dir, tmp_path) == comparison.Path("/x/results/laptop")
-    assert comparison.sources_root("", "", tmp_path) == tmp_path
+def test_sources_are_the_folders_beside_the_page_or_where_cwl_reproduce_writes():
+    assert comparison.sources_root("/r", "/x/results/laptop/06_comparison", "laptop") == comparison.Path("/r")
+    reproduce_dir = "/x/results/laptop/06_comparison"  # what `cwl reproduce` passes; nbval and refresh alike
+    assert comparison.sources_root("", reproduce_dir, "laptop") == comparison.Path("/x/results/laptop")
+    default = comparison.project_root() / "results" / "smoke"  # a page run on its own
+    assert comparison.sources_root("", "", "smoke") == default
+    assert comparison.fill_command("04_retrieval", default / "04_retrieval", "smoke") == (
+        "cwl reproduce --profile smoke --only 04_retrieval")
+
+
+def _write_complete_smoke_sources(root):
+    params = {nb: profiles.parameters("smoke", nb) for nb in comparison.SOURCES.values()}
+    _write_classification(root, params["03_classification"], _acc)
+    store = records.Store(root / "04_retrieval" / "runs")
+    for run in retrieval.configs(params["04_retrieval"]):
+        store.write(_record(retrieval, run, table={"easy": 60.0, "medium": 50.0, "hard": 40.0, "mean": 50.0}))
+    _pruning_store(root / "05_pruning", params["05_pruning"])
+
+
+def test_complete_sources_are_read_as_written_and_ask_for_no_command(tmp_path):
+    root = tmp_path / "results" / "smoke"
+    _write_complete_smoke_sources(root)
+    sources = comparison.gather("smoke", root)
+    assert {nb: s.status for nb, s in sources.items()} == dict.fromkeys(sources, "complete")
+    assert comparison.instructions(sources, "smoke") == []
+    frame = comparison.cells(sources)
+    assert set(frame.table[frame.status != comparison.NOT_RUN]) == {"I", "II", "III", "IV"}
+    assert _cell(frame, "III", "vgg16 · freeze", "roxford5k · medium").ours == 50.0
+    table = comparison.source_table(sources)
+    assert list(table.columns) == ["notebook", "tables", "store", "records of its grid", "runs in its grid",
+                                   "other settings left out", "status", "failed twice"]
+
+
+def test_a_partial_source_names_the_one_command_that_fills_it(tmp_path):
+    root = tmp_path / "results" / "smoke"
+    _write_complete_smoke_sources(root)
+    gone = next((root / "04_retrieval" / "runs").glob("*.json"))
+    gone.unlink()
+    sources = comparison.gather("smoke", root)
+    assert sources["04_retrieval"].status == "partial"
+    (line,) = comparison.instructions(sources, "smoke")
+    n = len(sources["04_retrieval"].expected)
+    assert line.startswith(f"Table III: {root / '04_retrieval'} holds {n - 1} of the {n} records of the smoke grid")
+    assert f"run `cwl reproduce --profile smoke --only 04_retrieval -p results_dir {root / '04_retrieval'}`" in line
 
 
 def test_no_stand_in_row_has_a_difference(tmp_path):

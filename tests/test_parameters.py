@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from cwl_lib import parameters as P
-from cwl_lib import profiles
+from cwl_lib import paths, profiles
 from cwl_lib.cli import main
 from cwl_lib.paths import project_root
 
@@ -155,3 +155,13 @@ def test_papermill_with_a_bad_parameter_fails_with_one_line_naming_it(tmp_path):
     cells = nbformat.read(out, as_version=4).cells
     errors = [o for c in cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert len(errors) == 1 and len(errors[0].traceback) == 1  # the page shows the one line too
+
+
+def test_an_empty_results_dir_is_the_notebooks_folder_of_the_session_it_runs_in(monkeypatch, tmp_path):
+    monkeypatch.delenv(paths.SESSION_ENV, raising=False)
+    assert P.resolve("04_retrieval", FakeNamespace("04_retrieval"))["results_dir"] == ""  # a fresh folder of its own
+    monkeypatch.setenv(paths.SESSION_ENV, str(tmp_path))  # nbval's conftest, `cwl refresh`
+    ns = FakeNamespace("04_retrieval")
+    assert P.resolve("04_retrieval", ns)["results_dir"] == ns["results_dir"] == str(tmp_path / "04_retrieval")
+    passed = FakeNamespace("04_retrieval", injected={"results_dir": "/r/04"})
+    assert P.resolve("04_retrieval", passed)["results_dir"] == "/r/04"

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cwl_lib import cli, profiles, reproduce
+from cwl_lib import cli, paths, profiles, reproduce
 from cwl_lib.data import MissingDataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,3 +211,40 @@ def test_killing_cwl_stops_its_kernel_at_once(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         if pid_file.is_file() and pid_file.read_text() and _alive(int(pid_file.read_text())):
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_refresh_gives_page_06_the_records_of_the_last_refresh_of_03_to_05(tmp_path, monkeypatch):
+    monkeypatch.delenv(paths.SESSION_ENV, raising=False)
+    root = _tiny_project(tmp_path)
+    results = root / "_build" / "refresh" / "results"
+    quiet = {"root": root, "log": lambda *_: None}
+    with pytest.raises(ValueError, match="run `cwl refresh 03_classification 04_retrieval 05_pruning 06_comparison`"):
+        reproduce.refresh(["06"], **quiet)  # refused before a kernel starts: it would record an empty page
+    nb = nbformat.read(root / "notebooks" / "01_kronecker.ipynb", as_version=4)
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from pathlib import Path\nfrom cwl_lib import parameters\n"
+        "folder = Path(parameters.resolve('03_classification', {'profile': 'smoke'})['results_dir'])\n"
+        "folder.mkdir(parents=True, exist_ok=True)\n(folder / 'seen').write_text('03')")]
+    nbformat.write(nb, root / "notebooks" / "03_classification.ipynb")
+    stale = results / "03_classification" / "stale.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    reproduce.refresh(["03"], **quiet)
+    assert (results / "03_classification" / "seen").read_text() == "03" and not stale.exists()
+    assert paths.SESSION_ENV not in os.environ
+    with pytest.raises(ValueError, match="run `cwl refresh 04_retrieval 05_pruning 06_comparison`"):
+        reproduce.refresh(["06"], **quiet)
+
+
+def test_nbval_refuses_page_06_without_the_notebooks_it_reads_before_it():
+    def collect(*paths_):
+        env = {k: v for k, v in os.environ.items() if k != paths.SESSION_ENV}
+        return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--collect-only", "-q",
+                               "-p", "no:cacheprovider", *paths_], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    alone = collect("notebooks/06_comparison.ipynb")
+    assert alone.returncode == pytest.ExitCode.USAGE_ERROR
+    assert ("06_comparison reads the records that 03_classification, 04_retrieval, 05_pruning write before it"
+            in alone.stderr)
+    assert collect("notebooks/03_classification.ipynb", "notebooks/04_retrieval.ipynb", "notebooks/05_pruning.ipynb",
+                   "notebooks/06_comparison.ipynb").returncode == 0
