@@ -91,8 +91,18 @@ def options(params: dict) -> dict:
 
 
 def missing(study, configs: list, store: Store) -> list:
-    """The configs whose record is not in ``store``, in the study's preferred order, without duplicates."""
-    todo = {study.key(c): c for c in configs if not store.has(study.key(c))}
+    """The configs whose record is not in ``store``, in the study's preferred order, without duplicates. A
+    record the study calls outdated (its optional ``outdated(record)`` gives the reason: written by an older
+    version of the study, without a result this one records under the same key) is moved aside and redone."""
+    outdated = getattr(study, "outdated", lambda record: None)
+    todo = {}
+    for c in configs:
+        record = store.get(study.key(c))
+        why = outdated(record) if record is not None else None
+        if why:
+            store.supersede(study.key(c), why)
+        if record is None or why:
+            todo[study.key(c)] = c
     return sorted(todo.values(), key=study.order)
 
 

@@ -130,6 +130,11 @@ class Store:
             return None
         return record
 
+    def supersede(self, key: str, why: str) -> None:
+        """Move the record of ``key`` to ``superseded/`` (named, with ``why``), so that its run is done again."""
+        if self.path(key).is_file():
+            self._move(self.path(key), "superseded", why)
+
     def write(self, record: dict) -> None:
         """Store a record; its ``attachments`` (name -> tensors) are saved beside it, first."""
         record = dict(record)

@@ -38,6 +38,20 @@ def test_a_run_that_fails_twice_is_recorded_with_its_error_and_the_grid_goes_on(
     assert "3 of 4 runs recorded" in printed and "1 failed" in printed and "run 2 cannot work" in printed
 
 
+def test_a_record_the_study_calls_outdated_is_moved_aside_and_redone(tmp_path, monkeypatch):
+    store = Store(tmp_path / "store")
+    configs = grid(tmp_path / "log", n=3)
+    executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    stale = fake_study.key(configs[1])
+    monkeypatch.setattr(fake_study, "outdated", lambda r: "it lacks a column" if r["key"] == stale else None,
+                        raising=False)
+    with pytest.warns(Warning, match="it lacks a column"):
+        executor.run(fake_study, configs, store, Context("cpu"), progress=False)
+    calls = fake_study.calls(tmp_path / "log")
+    assert calls.count(stale) == 2 and calls.count(fake_study.key(configs[0])) == 1  # only the outdated one redone
+    assert (store.folder / "superseded" / f"{stale}.json").is_file() and store.has(stale)
+
+
 def test_a_run_that_fails_once_is_retried_and_recorded(tmp_path):
     store = Store(tmp_path / "store")
     configs = grid(tmp_path / "log", special={1: {"fail": "once"}})

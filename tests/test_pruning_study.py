@@ -202,6 +202,15 @@ def test_every_threshold_prunes_one_shared_transfer_and_a_rerun_resumes(tmp_path
     assert trained == ["finetune+cwl"]  # only the finetuning of the redone threshold
 
 
+def test_an_unpruned_record_from_before_its_finetuning_is_outdated():
+    config = {"tau": None, "curve": "", "finetune_epochs": [1, 5]}
+    old = {"config": config, "unpruned": {"accuracy": 0.7, "parameters": 10}}
+    assert "finetuned like every threshold" in study.outdated(old)
+    assert study.outdated({**old, "unpruned": {**old["unpruned"], "ft1": 0.7, "ft5": float("nan")}}) is None
+    assert study.outdated({"config": {**config, "tau": 0.8}, "row": {}}) is None  # a threshold's record
+    assert study.outdated({"config": {**config, "finetune_epochs": []}, "unpruned": {}}) is None
+
+
 def test_mcnemar_and_the_matched_verdicts():
     a, b = "1" * 30 + "0" * 10, "1" * 18 + "0" * 22  # a right on 12 images where b is wrong, never the reverse
 

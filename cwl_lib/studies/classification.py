@@ -24,6 +24,7 @@ from dataclasses import MISSING, dataclass, field, fields
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 import torch
 from torch import nn
 
@@ -272,7 +273,10 @@ def probe_accuracy(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.
     0.335 against 0.425 for this scaling, with freeze at 0.466); the one scale still keeps lbfgs's iterations
     to a few hundred."""
     scale = float(x.std()) or 1.0
-    probe = LogisticRegression(C=C, max_iter=5000).fit(x / scale, y)
+    # one BLAS thread: beside torch's OpenMP threads (spinning under `make book`) two BLAS threads took seconds
+    # per fit of a few dozen lbfgs iterations, one takes a twentieth of a second
+    with threadpool_limits(limits=1):
+        probe = LogisticRegression(C=C, max_iter=5000).fit(x / scale, y)
     return float((probe.predict(x_test / scale) == y_test).mean())
 
 

@@ -412,6 +412,16 @@ def _finetune(model: nn.Module, row: dict, accuracy, batches, config: Config, de
         row.setdefault(f"ft{e}", float("nan"))
 
 
+def outdated(record: dict) -> str | None:
+    """Why a stored record lacks what :func:`run_one` now records under the same key (None: it does not):
+    an unpruned row written before the unpruned network was finetuned like the thresholds."""
+    c = record["config"]
+    if c.get("tau") is None and not c.get("curve") and c.get("finetune_epochs"):
+        if any(f"ft{e}" not in record.get("unpruned", {}) for e in c["finetune_epochs"]):
+            return "it was written before the unpruned network was finetuned like every threshold (no ft columns)"
+    return None
+
+
 def dead(model: nn.Module, data: "Data", size: int, device) -> bool:
     """Whether a pruned network's outputs no longer depend on its input (the same logits, to rounding, for
     every training image): its signal died on the way (BatchNorms normalising with statistics of channels
@@ -655,7 +665,7 @@ def setting(p: dict) -> pd.DataFrame:
     return setting_rows_table(list(SETTING), PARAMETERS, p)
 
 
-__all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "variants", "variant_of", "key", "order",
+__all__ = ["NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "variants", "variant_of", "key", "order", "outdated",
            "run_one", "transferred", "study_records", "table", "matched", "MATCHED_RULE", "layers", "figure_layers", "plot_layer_compression",
            "plot_sigmas", "fraction_below",
            "PAPER", "L1", "SLIMMING", "SIGMA", "BN_GAMMA", "TRANSFER_OF",
