@@ -703,7 +703,7 @@ def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
     finetuning ``ft`` when the run finetuned it, and which of the two it is, in words."""
     acc, after = float(unpruned["acc"]), float(unpruned.get(ft, float("nan")))
     if not math.isfinite(after):
-        return acc, f"unpruned {fmt(acc, decimals=3)} (not finetuned in this run)"
+        return acc, f"unpruned {fmt(acc, decimals=3)} (no accuracy after the same {ft.replace('ft', 'FT@')} recorded)"
     if after > acc:
         return after, (f"unpruned {fmt(after, decimals=3)} after the same {ft.replace('ft', 'FT@')} "
                        f"({fmt(acc, decimals=3)} before)")
@@ -826,8 +826,9 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
              G.above_chance(unpruned, classes, n, "the unpruned network"),
              G.above_chance(None if row is None else float(row[last]), classes, n,
                             f"that pruned network after FT@{lengths[-1]}"), *_collapse(rows, last, floor, row))
-    if math.isfinite(float(first.get("ft1", float("nan")))):
-        gates += (G.finetuning_keeps(float(first["ft1"]) - unpruned, -RECOVERY_LOSS, "FT@1"),)
+    u_ft1 = float(first.get("ft1", float("nan")))
+    if math.isfinite(u_ft1) or rows["ft1"].notna().any():  # no unpruned FT@1 beside pruned ones: not measured
+        gates += (G.finetuning_keeps(u_ft1 - unpruned if math.isfinite(u_ft1) else None, -RECOVERY_LOSS, "FT@1"),)
     if row is None:
         return _untestable(claim, gates, paper_effect, our_setting)
     if not n:

@@ -211,20 +211,23 @@ def above_chance(accuracy: float | None, classes: int | None, n: int | None, wha
                 f"the accuracy of {what} ({n} test images, {classes} classes)", need, decimals=3)
 
 
-def finetuning_keeps(change: float, low: float, ft: str) -> Gate:
+def finetuning_keeps(change: float | None, low: float, ft: str) -> Gate:
     """One epoch count ``ft`` of the finetuning the pruned networks get, applied to the unpruned network, changes
-    its accuracy by ``change``: at least ``low`` (a negative number of accuracy points, as a fraction)."""
+    its accuracy by ``change`` (None: not recorded): at least ``low`` (a negative number of accuracy points, as a
+    fraction)."""
     return Gate(f"{ft} keeps the unpruned network", change, low, None,
                 f"the accuracy change of the unpruned network after the same {ft}",
-                f"a finetuning whose first epochs do not themselves cost accuracy (else {ft} measures the "
-                "finetuning's disruption, not a recovery)", decimals=3)
+                f"a finetuning whose first epochs cost the unpruned network at most {display.fmt(-100 * low, decimals=0)} "
+                f"points (else {ft} measures the finetuning's disruption, not a recovery)", decimals=3,
+                missing="the unpruned network's finetuning diverged, or it was not finetuned")
 
 
 def collapse_beyond(rows: pd.DataFrame, trained: str, floor: float | None, kept: float | None) -> Gate:
     """The thresholds whose network stays at chance after the finetuning ``trained`` (accuracy under ``floor``),
     named, keep fewer parameters than the row a claim reads (share ``kept``): a network may collapse past the
     operating point, but one that keeps more than the row read and still stays at chance is a broken run."""
-    at = rows[pd.to_numeric(rows[trained], errors="coerce") < floor] if floor is not None else rows.iloc[:0]
+    # a finetuning that diverged (NaN) trained its network no more than one left at chance
+    at = rows[~(pd.to_numeric(rows[trained], errors="coerce") >= floor)] if floor is not None else rows.iloc[:0]
     ft = trained.replace("ft", "FT@")
     taus = ", ".join(f"{t:g}" for t in sorted(at["tau"].astype(float)))
     name = f"tau {taus} at chance after {ft}" if taus else f"no threshold at chance after {ft}"

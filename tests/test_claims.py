@@ -73,7 +73,7 @@ def retrieval(gain, *, repeats=3, archs=("mobilenet_v2",), datasets=("offline-la
     return pd.DataFrame(rows)
 
 
-def table_iv(unpruned=0.8, half=(0.45, 0.40, 0.70, 0.79), high=(0.1, 0.10, 0.60, 0.70), unpruned_ft=(None, None)):
+def table_iv(unpruned=0.8, half=(0.45, 0.40, 0.70, 0.79), high=(0.1, 0.10, 0.60, 0.70), unpruned_ft=(0.8, 0.8)):
     """Table IV as ``pruning_study.table_iv`` prints it (tau "-" for the unpruned row, with its own ft1, ft3
     when it was finetuned); rows (params, acc, ft1, ft3) at tau 0.9 and 1.0, and a light threshold keeping 95%."""
     return pd.DataFrame([
@@ -423,9 +423,9 @@ def test_pruning_cost_is_charged_against_the_better_unpruned_network():
     assert "unpruned 0.880 after the same FT@3 (0.800 before)" in lifted.note
     # a finetuning that lowers it leaves the reference where it was; an old record without it reads as before
     lowered = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(unpruned_ft=(0.7, 0.75)), setting=LAPTOP))
-    plain = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(), setting=LAPTOP))
+    plain = C.evaluate(BY_ID["C17"], C.Inputs(pruning=table_iv(unpruned_ft=(None, None)), setting=LAPTOP))
     assert lowered.ours.estimate == plain.ours.estimate == pytest.approx(0.8 - 0.79)
-    assert "(0.750 after the same FT@3)" in lowered.note and "not finetuned in this run" in plain.note
+    assert "(0.750 after the same FT@3)" in lowered.note and "(no accuracy after the same FT@3 recorded)" in plain.note
     # C18's recovered share stays the paper's: read against the network before any finetuning
     rec = C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(unpruned_ft=(0.85, 0.88)), setting=LAPTOP))
     assert rec.ours.estimate == pytest.approx((0.6 - 0.1) / (0.8 - 0.1)) and rec.verdict == E.SUPPORTED
@@ -436,7 +436,11 @@ def test_recovery_is_not_read_where_one_epoch_of_finetuning_hurts_the_unpruned_n
     hurt = C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(unpruned_ft=(0.7, 0.8)), setting=LAPTOP))
     assert hurt.verdict == E.NOT_TESTABLE and "disruption" in hurt.reason
     assert "FT@1 keeps the unpruned network: -0.100 (needs >= -0.050), fail" in C.row(hurt)["gates"]
-    assert "FT@1 keeps" not in C.row(C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(), setting=LAPTOP)))["gates"]
+    # no unpruned FT@1 beside the pruned rows' (a diverged finetuning): not measured, so not read
+    diverged = C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(unpruned_ft=(None, None)), setting=LAPTOP))
+    assert diverged.verdict == E.NOT_TESTABLE
+    assert "FT@1 keeps the unpruned network: not measured (the unpruned network's finetuning diverged" in \
+        C.row(diverged)["gates"]
 
 
 def test_thresholds_at_chance_are_named_and_must_lie_past_the_row_read():
@@ -452,6 +456,10 @@ def test_thresholds_at_chance_are_named_and_must_lie_past_the_row_read():
     ev = C.evaluate(BY_ID["C17"], C.Inputs(pruning=broken, setting=LAPTOP))
     assert ev.verdict == E.NOT_TESTABLE and "tau 0.6 at chance after FT@3: 0.95 (needs <= 0.45), fail" in C.row(ev)["gates"]
     assert "collapse only where they keep fewer parameters" in ev.reason
+    diverged = table_iv()
+    diverged.loc[1, "ft3"] = float("nan")  # a finetuning that diverged trained nothing either
+    assert "tau 0.6 at chance after FT@3: 0.95 (needs <= 0.45), fail" in C.row(
+        C.evaluate(BY_ID["C17"], C.Inputs(pruning=diverged, setting=LAPTOP)))["gates"]
 
 
 def test_pruning_claims_are_not_testable_where_the_networks_are_at_chance():
