@@ -512,6 +512,24 @@ def test_a_hard_link_to_a_member_not_unpacked_is_refused(tmp_path):
     assert list((tmp_path / "dest").iterdir()) == []
 
 
+@pytest.mark.parametrize("kind", [tarfile.LNKTYPE, tarfile.SYMTYPE])
+def test_links_are_charged_their_targets_size_where_the_file_system_refuses_links(tmp_path, monkeypatch, kind):
+    """Where os.link / os.symlink fail, tarfile copies the target: 20 links to 1 MiB must not write 21 MiB."""
+    archive = tmp_path / "l.tar"
+    archive.write_bytes(make_tar({"f.bin": bytes(1 << 20)}, gz=False,
+                                 links=[(f"l{i}", "f.bin", kind) for i in range(20)]))
+
+    def refuse(*_a, **_k):
+        raise OSError("links not supported here")
+
+    monkeypatch.setattr(os, "link", refuse)
+    monkeypatch.setattr(os, "symlink", refuse)
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(UnsafeArchiveError, match="past the cap"):
+        extract(archive, tmp_path / "dest", "tar", limits=Limits(max_bytes=10 << 20, max_ratio=100.0))
+    assert sum(p.stat().st_size for p in (tmp_path / "dest").rglob("*") if p.is_file()) <= 10 << 20
+
+
 def test_a_zip_member_longer_than_declared_writes_no_more_than_declared(tmp_path):
     """The cap reserves declared sizes: zipfile must stop there (it does, then fails the CRC)."""
     import struct

@@ -97,6 +97,14 @@ def _skipped(rel: PurePosixPath, skip_prefixes) -> bool:
     return any(text.startswith(prefix) for prefix in skip_prefixes)
 
 
+def _link_bytes(member: tarfile.TarInfo, path: str) -> int:
+    """The bytes a link may write: where the file system refuses links (exFAT, some network mounts, too many
+    links), tarfile copies the target instead, so a link is charged its target's size."""
+    base = path if member.islnk() else os.path.join(path, os.path.dirname(member.name))
+    target = os.path.join(base, member.linkname)
+    return os.path.getsize(target) if os.path.isfile(target) else 0
+
+
 def _extract_tar(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget: _Budget) -> int:
     if not hasattr(tarfile, "data_filter"):  # pyproject allows 3.11.0, which predates the filters
         raise RuntimeError(f"unpacking {archive.name} needs Python 3.11.4 or later (tarfile's extraction "
@@ -117,7 +125,7 @@ def _extract_tar(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget
         if member.islnk() and not os.path.isfile(os.path.join(path, member.linkname)):
             raise UnsafeArchiveError(f"{archive.name}: hard link {member.name!r} -> {member.linkname!r} names no "
                                      "file unpacked before it")
-        budget.reserve(member.name, member.size if member.isfile() else 0)
+        budget.reserve(member.name, member.size if member.isfile() else _link_bytes(member, path))
         count += 1
         # mode=None: the umask's permissions, not the publisher's (a 0600 file in a shared data root)
         return member.replace(name=rel.name if flatten else member.name, mode=None, deep=False)
