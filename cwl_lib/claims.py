@@ -841,6 +841,9 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
                              null=claim.bound)
     note = (f"tau {row['tau']:g} ({round(100 * row['params'])}% of the parameters kept): {fmt(acc, decimals=3)} after "
             f"pruning, {fmt(ft1, decimals=3)} after one epoch, {fmt(unpruned, decimals=3)} unpruned")
+    if math.isfinite(u_ft1):  # the recovered share counts what one epoch gives any network, as the paper's does
+        note += (f" ({fmt(u_ft1, decimals=3)} after the same epoch: finetuning alone moves it by "
+                 f"{fmt(u_ft1 - unpruned, decimals=3, sign=True)})")
     if skipped:
         note += (f"; tau {', '.join(f'{t:g}' for t in skipped)} skipped: at chance even after FT@{lengths[-1]}, a "
                  "network no finetuning of this run can train")

@@ -11,6 +11,8 @@ from cwl_lib import paths, profiles
 
 def pytest_configure(config):
     if paths.SESSION_ENV in os.environ:  # a folder chosen by whoever runs nbval
+        # absolute: the kernels run in notebooks/, where a relative folder would be another one
+        os.environ[paths.SESSION_ENV] = os.path.abspath(os.environ[paths.SESSION_ENV])
         return
     scratch = paths.project_root() / "_build" / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)

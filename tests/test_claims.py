@@ -430,6 +430,7 @@ def test_pruning_cost_is_charged_against_the_better_unpruned_network():
     rec = C.evaluate(BY_ID["C18"], C.Inputs(pruning=table_iv(unpruned_ft=(0.85, 0.88)), setting=LAPTOP))
     assert rec.ours.estimate == pytest.approx((0.6 - 0.1) / (0.8 - 0.1)) and rec.verdict == E.SUPPORTED
     assert "FT@1 keeps the unpruned network: 0.050 (needs >= -0.050), pass" in C.row(rec)["gates"]
+    assert "(0.850 after the same epoch: finetuning alone moves it by +0.050)" in rec.note
 
 
 def test_recovery_is_not_read_where_one_epoch_of_finetuning_hurts_the_unpruned_network():
