@@ -702,12 +702,12 @@ def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
     """The accuracy pruning is charged against: the better of the unpruned network before and after the
     finetuning ``ft`` when the run finetuned it, and which of the two it is, in words."""
     acc, after = float(unpruned["acc"]), float(unpruned.get(ft, float("nan")))
+    same = f"the same {ft.replace('ft', 'FT@')}"
     if not math.isfinite(after):
-        return acc, f"unpruned {fmt(acc, decimals=3)} (no accuracy after the same {ft.replace('ft', 'FT@')} recorded)"
+        return acc, f"unpruned {fmt(acc, decimals=3)} (no accuracy after {same} recorded)"
     if after > acc:
-        return after, (f"unpruned {fmt(after, decimals=3)} after the same {ft.replace('ft', 'FT@')} "
-                       f"({fmt(acc, decimals=3)} before)")
-    return acc, f"unpruned {fmt(acc, decimals=3)} ({fmt(after, decimals=3)} after the same {ft.replace('ft', 'FT@')})"
+        return after, f"unpruned {fmt(after, decimals=3)} after {same} ({fmt(acc, decimals=3)} before)"
+    return acc, f"unpruned {fmt(acc, decimals=3)} ({fmt(after, decimals=3)} after {same})"
 
 
 def _paper_table_iv() -> pd.DataFrame:

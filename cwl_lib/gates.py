@@ -222,12 +222,17 @@ def finetuning_keeps(change: float | None, low: float, ft: str) -> Gate:
                 missing="the unpruned network's finetuning diverged, or it was not finetuned")
 
 
+def untrained(rows: pd.DataFrame, trained: str, floor: float) -> pd.DataFrame:
+    """The rows whose accuracy after the finetuning ``trained`` is under ``floor``; a finetuning that diverged
+    (NaN) trained its network no more than one left at chance."""
+    return rows[~(pd.to_numeric(rows[trained], errors="coerce") >= floor)]
+
+
 def collapse_beyond(rows: pd.DataFrame, trained: str, floor: float | None, kept: float | None) -> Gate:
     """The thresholds whose network stays at chance after the finetuning ``trained`` (accuracy under ``floor``),
     named, keep fewer parameters than the row a claim reads (share ``kept``): a network may collapse past the
     operating point, but one that keeps more than the row read and still stays at chance is a broken run."""
-    # a finetuning that diverged (NaN) trained its network no more than one left at chance
-    at = rows[~(pd.to_numeric(rows[trained], errors="coerce") >= floor)] if floor is not None else rows.iloc[:0]
+    at = untrained(rows, trained, floor) if floor is not None else rows.iloc[:0]
     ft = trained.replace("ft", "FT@")
     taus = ", ".join(f"{t:g}" for t in sorted(at["tau"].astype(float)))
     name = f"tau {taus} at chance after {ft}" if taus else f"no threshold at chance after {ft}"
@@ -240,6 +245,6 @@ def collapse_beyond(rows: pd.DataFrame, trained: str, floor: float | None, kept:
 
 __all__ = ["Gate", "failed", "summary", "chosen_runs", "cwl_acted", "run_converged", "converged", "bracketed_share",
            "grid_brackets", "headroom", "loss_moved", "operating_point", "chance_bound", "above_chance",
-           "collapse_beyond", "finetuning_keeps",
+           "untrained", "collapse_beyond", "finetuning_keeps",
            "SIGMA_FLOOR", "LOSS_FRACTION", "FLAT_SHARE", "CONVERGED_SHARE", "BRACKETED_SHARE", "MAP_CEILING",
            "MOVED_FRACTION", "CHANCE_LEVEL"]

@@ -74,9 +74,13 @@ def _identities() -> set[str]:
     return {c.id for c in claims.CLAIMS if dict(c.options).get("match") == claims.IDENTITY}
 
 
+def _identity_mask(ledger: pd.DataFrame) -> pd.Series:
+    return ledger.apply(is_identity, axis=1) if len(ledger) else pd.Series(dtype=bool)
+
+
 def identities_label(ledger: pd.DataFrame) -> str:
     """"Identities of Section III", or of every section the ledger's identities come from (C8 is in IV)."""
-    ident = ledger[ledger.apply(is_identity, axis=1)] if len(ledger) else ledger
+    ident = ledger[_identity_mask(ledger)]
     sections = list(dict.fromkeys(s.split("-")[0] for s in ident["section"])) if len(ident) else ["III"]
     names = sections[0] if len(sections) == 1 else ", ".join(sections[:-1]) + " and " + sections[-1]
     return f"Identities of Section{'s' if len(sections) > 1 else ''} {names}"
@@ -90,7 +94,7 @@ def is_identity(row) -> bool:
 def counts(ledger: pd.DataFrame) -> dict:
     """``identities``: (how many hold, how many there are, {verdict: n} of the others); ``empirical``:
     {verdict: n} for every verdict of :data:`cwl_lib.effects.VERDICTS`, zeros included."""
-    ident = ledger.apply(is_identity, axis=1) if len(ledger) else pd.Series(dtype=bool)
+    ident = _identity_mask(ledger)
     ids, emp = ledger[ident], ledger[~ident]
     unknown = sorted(set(ledger["verdict"]) - set(effects.VERDICTS))
     if unknown:
