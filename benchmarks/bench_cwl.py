@@ -56,7 +56,7 @@ def bench(arch: str, size: int, batch: int, rounds: int, repeat: int) -> dict[st
     y = torch.randint(0, 10, (batch,))
     names = ("finetune", "freeze+cwl", "finetune+cwl", "freeze+cwl product", "finetune+cwl product")
     models = {s: transfer.prepare(copy.deepcopy(base), s.split()[0], 10) for s in names}
-    opts = {s: transfer.make_optimizer(m, s.split()[0], 1e-4) for s, m in models.items()}
+    opts = {s: transfer.make_optimizer(m, 1e-4, 0.1) for s, m in models.items()}
 
     def step(s):
         def run():

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import claims, display, measures, paper, profiles, smallcnn, strategies, tables
+from . import claims, display, measures, paper, parameters, profiles, smallcnn, strategies, tables
 from . import effects as E
 from .paths import project_root
 from .records import Store
@@ -443,21 +443,15 @@ def tested(evaluations) -> dict[str, list[str]]:
         out[key].append(ev.claim.id)
     return out
 
-#: Notebooks 01 and 02 state no setting of their own in the paper (Section III has no experiment); their
-#: backbone is the ``paper`` profile's choice.
-SECTION3_SETTING = (run_setting.Row("backbone", lambda p: p["arch"], stated=False),)
-
-
 def stand_ins(profile: str, *, seed: int = 0, device: str = "auto", data_root: str = "") -> pd.DataFrame:
     """The setting of each notebook the ledger reads under ``profile`` beside the paper's, as the study pages
     show it near their top (:mod:`cwl_lib.studies.setting`): indexed by (notebook, quantity)."""
     frames = {}
     for nb in (*SECTION3, *dict.fromkeys(SOURCES.values())):
         ours = profiles.parameters(profile, nb, _common(seed, device, data_root))
-        if nb in BY_NOTEBOOK:
-            frames[nb] = BY_NOTEBOOK[nb].setting(ours)
-        else:
-            frames[nb] = run_setting.table(list(SECTION3_SETTING), profiles.parameters("paper", nb), ours)
+        # 01 and 02 have no setting in the paper (Section III has no experiment): their backbone is the paper
+        # profile's choice, a field labelled but not stated
+        frames[nb] = run_setting.table(parameters.model(nb), ours)
     return pd.concat(frames, names=["notebook", "quantity"])
 
 

@@ -33,11 +33,11 @@ from .data import MissingDataError
 from .data.classification import CorruptImageError
 from .models import WeightsUnavailableError
 from .notices import notice
-from .parameters import ParameterError
+from .config import EXECUTOR, ParameterError
 from .records import Store, timestamp
 from .studies.context import Context
 
-OPTIONS = ("workers", "ray_address", "gpus_per_run")
+OPTIONS = tuple(EXECUTOR)
 #: Seconds a Ray address has to answer before the grid is refused (Ray itself retries for ever).
 RAY_CONNECT_TIMEOUT = float(os.environ.get("CWL_RAY_CONNECT_TIMEOUT", "30"))
 # An HTTP/2 client preface and an empty SETTINGS frame: a Ray head's GCS (and a Ray client server) speaks
@@ -86,7 +86,7 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
 
 
 def options(params: dict) -> dict:
-    """The executor's options among a notebook's parameters (:data:`cwl_lib.profiles.EXECUTOR`)."""
+    """The executor's options among a notebook's parameters (:data:`cwl_lib.config.EXECUTOR`)."""
     return {k: params[k] for k in OPTIONS if k in params}
 
 

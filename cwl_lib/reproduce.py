@@ -22,6 +22,7 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 import yaml
 
@@ -109,14 +110,14 @@ def failure_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".rstrip(": ")
 
 
-def _run_notebook(name: str, source: Path, partial: Path, log, **kw) -> None:
+def _run_notebook(name: str, source: Path, partial: Path, log, cwd: Path | None = None, **kw) -> None:
     """papermill into ``partial``, with this run's notices collected and printed when it ends, however it ends."""
     notes = partial.with_name(f"{name}.notices.txt")
     notes.unlink(missing_ok=True)
     previous = os.environ.get(notices.ENV)
     os.environ[notices.ENV] = str(notes)  # the kernel, and the Ray workers it starts, inherit it
     try:
-        pm.execute_notebook(str(source), str(partial), cwd=str(source.parent), kernel_name="python3",
+        pm.execute_notebook(str(source), str(partial), cwd=str(cwd or source.parent), kernel_name="python3",
                             kernel_manager_class=BoundKernelManager, **kw)
     finally:
         if previous is None:
@@ -336,6 +337,19 @@ def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool
     return build_book(root, profile, build_dir, log=log) if book else None
 
 
+def write_parameters_cell(path: Path, name: str) -> bool:
+    """Make the notebook's papermill parameters cell its model's smoke values
+    (:func:`cwl_lib.parameters.parameters_cell`); True when it changed."""
+    nb = nbformat.read(path, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    source = parameters.parameters_cell(name)
+    if cell is None or cell.source == source:
+        return False
+    cell.source = source
+    nbformat.write(nb, path)
+    return True
+
+
 def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
     """Re-execute committed notebooks in place with their own parameters (the smoke profile), recording
     the values their checked cells compare as the new references (``notebooks/references/``).
@@ -369,7 +383,13 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
             tmp, failed = work / f"{name}.running.ipynb", work / f"{name}.failed.ipynb"
             shutil.rmtree(results / name, ignore_errors=True)  # recomputed, never resumed from an older refresh
             try:
-                _run_notebook(name, path, tmp, log, progress_bar=False)
+                source = work / f"{name}.source.ipynb"  # the committed notebook with its generated parameters cell
+                shutil.copyfile(path, source)
+                write_parameters_cell(source, name)
+                try:
+                    _run_notebook(name, source, tmp, log, cwd=path.parent, progress_bar=False)
+                finally:
+                    source.unlink(missing_ok=True)
             except BaseException as err:
                 shutil.rmtree(results / name, ignore_errors=True)  # no page reads half a grid
                 if not isinstance(err, Exception):

@@ -193,7 +193,7 @@ def set_train_mode(model: nn.Module, strategy: str | Strategy, bn_train: bool = 
     return model
 
 
-def param_groups(model: nn.Module, lr: float, backbone_lr_factor: float = 0.1) -> list[dict]:
+def param_groups(model: nn.Module, lr: float, backbone_lr_factor: float) -> list[dict]:
     """Optimizer parameter groups: head and sigmas at ``lr``; pretrained weights (BN affine included) at
     ``lr * backbone_lr_factor``.
 
@@ -317,7 +317,7 @@ def autocast(device: torch.device, enabled: bool | None):
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def make_optimizer(model: nn.Module, lr: float, backbone_lr_factor: float = 0.1,
+def make_optimizer(model: nn.Module, lr: float, backbone_lr_factor: float,
                    weight_decay: float = 0.0, optimizer: str = "adam") -> torch.optim.Optimizer:
     """The optimizer over :func:`param_groups`; on a GPU its fused kernel (one launch per step, not one per
     tensor), capturable in a CUDA graph (:mod:`cwl_lib.graphed`)."""

@@ -18,7 +18,7 @@ GROUPS = {
                 "studies/context", "studies/setting"),
     "reporting": ("claims", "comparison", "tables", "effects", "display", "checks", "verdicts", "gates",
                   "measures", "paper", "notebook_tags"),
-    "machinery": ("__init__", "cli", "profiles", "parameters", "executor", "ray_executor", "ray_splits", "dryrun",
+    "machinery": ("__init__", "cli", "config", "profiles", "parameters", "executor", "ray_executor", "ray_splits", "dryrun",
                   "reproduce", "records", "schedule", "runtime", "environment", "paths", "notices", "digest",
                   "graphed", "kernels", "models"),
     "data": tuple(f"data/{p.stem}" for p in sorted((PACKAGE / "data").glob("*.py"))),

@@ -50,7 +50,7 @@ def tiny_split(name="toy", size=16):
     return Split(name, part(12), part(10))
 
 
-COMMON = dict(steps=4, batch_size=4, input_size=16, test_size=None)
+COMMON = dict(steps=4, batch_size=4, input_size=32, test_size=None)
 
 
 def toy_context(**kw) -> Context:

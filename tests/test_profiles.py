@@ -1,11 +1,13 @@
-"""Profiles are the single place of notebook parameters; the committed notebooks hold smoke."""
+"""Each notebook's typed parameter model is the single place of its parameters and profiles; the committed
+notebooks hold smoke, as the model generates it."""
 import ast
 import json
 from pathlib import Path
 
 import pytest
 
-from cwl_lib import profiles
+from cwl_lib import config, parameters, profiles
+from cwl_lib.reproduce import write_parameters_cell
 
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -26,6 +28,27 @@ def test_notebook_parameters_cell_is_the_smoke_profile(name):
     assert _parameters_cell(name) == profiles.parameters("smoke", name)
 
 
+@pytest.mark.parametrize("name", profiles.NOTEBOOKS)
+def test_the_committed_parameters_cell_is_the_generated_one(name):
+    # `cwl refresh` writes it (cwl_lib.reproduce.write_parameters_cell); a hand edit fails here
+    nb = json.loads((NB_DIR / f"{name}.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    assert "".join(cell["source"]) == parameters.parameters_cell(name)
+
+
+def test_write_parameters_cell_rewrites_a_hand_edited_cell(tmp_path):
+    path = tmp_path / "01_kronecker.ipynb"
+    path.write_text((NB_DIR / "01_kronecker.ipynb").read_text().replace("random_trials = 20", "random_trials = 21"))
+    assert _cell_text(path) != parameters.parameters_cell("01_kronecker")
+    assert write_parameters_cell(path, "01_kronecker") and _cell_text(path) == parameters.parameters_cell("01_kronecker")
+    assert not write_parameters_cell(path, "01_kronecker")
+
+
+def _cell_text(path):
+    nb = json.loads(path.read_text())
+    return "".join(next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))["source"])
+
+
 @pytest.mark.parametrize("profile", profiles.PROFILES)
 @pytest.mark.parametrize("name", profiles.NOTEBOOKS)
 def test_every_profile_sets_only_parameters_the_notebook_declares(profile, name):
@@ -36,7 +59,7 @@ def test_every_profile_sets_only_parameters_the_notebook_declares(profile, name)
 def test_overrides_apply_last_and_do_not_leak():
     a = profiles.parameters("laptop", "01_kronecker", {"seed": 7})
     b = profiles.parameters("laptop", "01_kronecker")
-    assert a["seed"] == 7 and b["seed"] == profiles.COMMON["seed"]
+    assert a["seed"] == 7 and b["seed"] == config.Notebook.model_fields["seed"].default
     assert a["profile"] == "laptop"
 
 

@@ -29,7 +29,7 @@ def test_a_new_strategy_is_one_value_and_prepare_reads_its_fields():
     model = transfer.prepare(torchvision.models.get_model("mobilenet_v2", weights=None), new, 4)
     counts = transfer.trainable_counts(model)
     assert counts[SIGMA] > 0 and counts[BN] > 0 and counts[HEAD] == 1280 * 4 + 4 and counts[BACKBONE] == 0
-    groups = {g["name"]: g["lr"] for g in transfer.param_groups(model, lr=0.01)}
+    groups = {g["name"]: g["lr"] for g in transfer.param_groups(model, lr=0.01, backbone_lr_factor=0.1)}
     assert groups == {HEAD: 0.01, SIGMA: 0.01, BN: pytest.approx(0.001)}
 
 

@@ -186,10 +186,10 @@ def test_a_budget_in_steps_is_that_many_optimizer_steps_over_several_epochs():
                                            ("sgd", torch.optim.SGD)])
 def test_each_optimizer_and_its_weight_decay(optimizer, cls):
     model = transfer.prepare(Tiny(), "freeze+cwl", 3)
-    opt = transfer.make_optimizer(model, 0.01, weight_decay=5e-4, optimizer=optimizer)
+    opt = transfer.make_optimizer(model, 0.01, 0.1, weight_decay=5e-4, optimizer=optimizer)
     assert type(opt) is cls and all(g["weight_decay"] == 5e-4 for g in opt.param_groups)
     with pytest.raises(ValueError, match="optimizer is one of"):
-        transfer.make_optimizer(model, 0.01, optimizer="rmsprop")
+        transfer.make_optimizer(model, 0.01, 0.1, optimizer="rmsprop")
 
 
 def test_coupled_weight_decay_shrinks_scales_the_loss_no_longer_moves():

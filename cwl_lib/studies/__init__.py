@@ -5,8 +5,10 @@ Every study module exposes the same names, through which the notebooks, the comp
 claims ledger, the dry-run and the executor reach it:
 
 ``NAME``, ``NOTEBOOK``          the study's record name and the notebook that runs it;
-``Config``                      a frozen dataclass, one run; its defaults are the paper's setting;
-``PARAMETERS``                  the paper's setting as the notebook's parameters (profiles override it);
+``Shared``                      the fields a run shares with its notebook, each defined once;
+``Config``                      one run (``Shared`` + its grid point), frozen;
+``Parameters``                  the notebook's typed parameters (``Shared`` + its grid); the defaults are
+                                the paper's setting, ``LAPTOP`` and ``SMOKE`` the offline profiles;
 ``configs(params)``             the runs a notebook's parameters make: the one place they are made;
 ``key(config)``, ``order(config)``  the record key (:func:`cwl_lib.records.key`), and a sort key that
                                 puts runs sharing data together;

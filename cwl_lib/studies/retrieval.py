@@ -31,8 +31,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import MISSING, dataclass, fields
-from typing import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, Iterable, Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -48,28 +48,39 @@ from ..retrieval import SETTINGS, descriptor_model, extract, map_table, revisite
 from ..runtime import seed_everything
 from ..weighting import sigma_shift
 from .context import Context
-from .setting import Row
-from .setting import table as setting_rows_table
+from ..config import (MIN_INPUT, Arch, AtLeast, OneOf, Positive, RunConfig, Seeded, Study, param,
+                      required_strategies)
+from ..data import RESOURCES
+from .setting import table as setting_table
 
 NAME = "retrieval"
 NOTEBOOK = "04_retrieval"
 TOP_K = 10  # ranks kept per query in each record, for figures
+RETRIEVAL_DATASETS = tuple(n for n, r in RESOURCES.items() if r.layout_kind == "revisited") + tuple(
+    offline_landmarks.VARIANTS)
+IN_PAPER = tuple(n for n, s in strategies.STRATEGIES.items() if s.in_paper)  # Table III's rows
 
 
-@dataclass(frozen=True)
-class Config:
-    """Everything that determines one run's result; the defaults are the paper's setting."""
+class Shared(Seeded):
+    """What one run shares with notebook 04's parameters: each defined here once; the defaults are the paper's."""
 
+    epochs: int = param(20, "training epochs (the paper does not say; ours)", ge=1, label="epochs", stated=False)
+    batch_size: int = param(8, "query crops per step", ge=1, label="batch size", stated=False)
+    train_size: tuple[AtLeast(MIN_INPUT), AtLeast(MIN_INPUT)] = param(
+        (1024, 768), "width x height of the training images, as the paper writes it",
+        label="training size (width x height)", show="size", why="width and height of the training images")
+
+
+class Config(Shared, RunConfig):
+    """Everything that determines one run's result."""
+
+    POSITIONAL: ClassVar[tuple[str, ...]] = ("dataset", "arch", "strategy", "lr")
     dataset: str
     arch: str
     strategy: str
-    lr: float | None  # None when nothing MAC uses is trained (freeze)
+    lr: Optional[float]  # None when nothing MAC uses is trained (freeze)
     repeat: int = 0
-    seed: int = 0
-    epochs: int = 20  # the paper does not say; ours
-    batch_size: int = 8
-    train_size: tuple[int, int] = (1024, 768)  # width x height, as the paper writes it
-    backbone_lr_factor: float = 0.1
+    backbone_lr_factor: float = 0.1  # the pretrained weights' rate, x the run's (the paper: step 1 decreases it)
     pretrained: bool = True
     landmark_rule: str = landmarks.RULE  # how query labels are read from the ground truth
     data_version: str = ""  # a generated benchmark's build (offline_landmarks.version); "" for a published set
@@ -79,33 +90,66 @@ class Config:
         return 1000 * self.seed + self.repeat
 
 
-_RUN = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
+_st = strategies  # the module, where a field is named strategies
 
-#: The paper's setting, as the parameters of notebook 04 (profiles override it).
-PARAMETERS = {
-    "datasets": ["roxford5k", "rparis6k"], "archs": ["vgg16", "resnet50"],
-    "strategies": [s.name for s in strategies.STRATEGIES.values() if s.in_paper],
-    "train_size": list(_RUN["train_size"]), "epochs": _RUN["epochs"], "batch_size": _RUN["batch_size"],
-    "repeats": 1, "freeze_lrs": list(strategies.FREEZE_LRS), "finetune_lrs": list(strategies.FINETUNE_LRS),
-    "extract_batch_size": 16, "figure_queries": 3, "cpu_threads": 0,
-}
+
+class Parameters(Study, Shared):
+    """Notebook 04's parameters; the defaults are the paper's setting (Table III)."""
+
+    NOTEBOOK: ClassVar[str] = "04_retrieval"
+    datasets: list[OneOf(RETRIEVAL_DATASETS)] = param(["roxford5k", "rparis6k"], min_length=1, label="datasets")
+    archs: list[Arch] = param(["vgg16", "resnet50"], min_length=1, label="backbones")
+    strategies: list[OneOf(IN_PAPER)] = param(list(IN_PAPER), min_length=1, why="Table III's rows")
+    repeats: int = param(1, "runs per cell", ge=1, label="repeats", stated=False)
+    freeze_lrs: list[Positive()] = param(list(_st.FREEZE_LRS), min_length=1,
+                                         label="learning rates, freeze+cwl")
+    finetune_lrs: list[Positive()] = param(list(_st.FINETUNE_LRS), min_length=1,
+                                           label="learning rates, finetuning")
+    extract_batch_size: int = param(16, "images per descriptor batch", ge=1)
+    figure_queries: int = param(3, "queries shown with their top-ranked images", ge=0)
+    cpu_threads: int = param(0, "torch threads on a CPU (0: torch's default)", ge=0)
+
+    # the offline stand-in with headroom (pretrained MAC: Medium mAP 55 %; 20 landmarks, 60 queries).
+    # 32 Adam steps per run (4 epochs of 8 batches of 8 query crops at 80 x 60: a step's cost is mostly
+    # fixed at these sizes, so the budget goes to steps; the final loss is about 0.7 against ln 20 = 3.0),
+    # two rates per trained strategy from the paper's grids, 3 repeats for a paired interval: 18 trained
+    # runs of 4-6 s, about 100 s in all on 2 cores. One thread: a second made these small steps no faster
+    # here (and slower whenever another process was busy)
+    LAPTOP: ClassVar[dict] = {
+        "archs": ["mobilenet_v2"], "datasets": ["offline-landmarks"], "train_size": [80, 60], "epochs": 4,
+        "batch_size": 8, "freeze_lrs": [0.001, 0.005], "finetune_lrs": [0.0005, 0.001], "repeats": 3,
+        "cpu_threads": 1}
+    # smoke trains sigmas at lower rates than laptop (04: 0.005, 05: 0.003): at 0.01 these few-step runs
+    # are chaotic, and another CPU's rounding moved their mAP by 5 points and accuracy by 0.06. 04's rates
+    # keep every positive of the mini benchmark at least 1e-3 in cosine similarity from every negative
+    # (finetune+cwl at 1e-4 left a gap of 7e-5, one rounding away from a rank swap of 19 Easy mAP points)
+    SMOKE: ClassVar[dict] = {
+        "archs": ["mobilenet_v2"], "datasets": ["offline-landmarks-mini"], "train_size": [128, 96], "epochs": 2,
+        "batch_size": 4, "freeze_lrs": [0.005], "finetune_lrs": [0.00005], "figure_queries": 2, "cpu_threads": 1}
+    SETTING: ClassVar[tuple[str, ...]] = ("datasets", "archs", "train_size", "freeze_lrs", "finetune_lrs", "repeats",
+                                          "epochs", "batch_size")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("freeze", _st.with_cwl("freeze").name)
+
+    def check(self) -> None:
+        super().check()
+        required_strategies(self)
 
 
 def configs(p: dict) -> list[Config]:
     """The runs of notebook 04 under its parameters ``p``: the one place they are made."""
     lrs = {"freeze": p["freeze_lrs"], "finetune": p["finetune_lrs"]}
+    shared = {k: p[k] for k in Shared.model_fields}
     out = []
     for d in p["datasets"]:
         for a in p["archs"]:
             for name in p["strategies"]:
                 s = strategies.get(name)
                 if not s.in_paper:
-                    raise ValueError(f"Table III has no {s.name} row; use one of {PARAMETERS['strategies']}")
+                    raise ValueError(f"Table III has no {s.name} row; use one of {', '.join(IN_PAPER)}")
                 for lr in [None] if s.cacheable else lrs[s.lr_grid]:
                     for r in range(p["repeats"]):
-                        out.append(Config(d, a, s.name, None if lr is None else float(lr), repeat=r, seed=p["seed"],
-                                          epochs=p["epochs"], batch_size=p["batch_size"],
-                                          train_size=tuple(p["train_size"]), data_version=data_version(d)))
+                        out.append(Config(d, a, s.name, None if lr is None else float(lr), repeat=r,
+                                          data_version=data_version(d), **shared))
     return out
 
 
@@ -411,30 +455,17 @@ def record_for(recs: list[dict], dataset: str, arch: str, strategy: str, lr, rep
     raise KeyError(f"no run of {strategy} on {dataset}/{arch} at lr={lr} among these records")
 
 
-#: What a run of notebook 04 is, beside the paper's setting (:func:`setting`). The paper gives no number of
-#: epochs or batch size, and prints one number per cell without saying how many runs are behind it.
-SETTING = (
-    Row("datasets", lambda p: p["datasets"]),
-    Row("backbones", lambda p: p["archs"]),
-    Row("training size (width x height)", lambda p: tuple(p["train_size"]), lambda v: f"{v[0]} x {v[1]}"),
-    Row("learning rates, freeze+cwl", lambda p: p["freeze_lrs"]),
-    Row("learning rates, finetuning", lambda p: p["finetune_lrs"]),
-    Row("repeats", lambda p: p["repeats"], stated=False),
-    Row("epochs", lambda p: p["epochs"], stated=False),
-    Row("batch size", lambda p: p["batch_size"], stated=False),
-)
-
-
 def setting(p: dict) -> pd.DataFrame:
-    """The table "paper | this run | same or stand-in" of notebook 04 for its parameters ``p``."""
-    return setting_rows_table(list(SETTING), PARAMETERS, p)
+    """The table "paper | this run | same or stand-in" of notebook 04 for its parameters ``p``. The paper gives no
+    number of epochs or batch size, and prints one number per cell without saying how many runs are behind it."""
+    return setting_table(Parameters, p)
 
 
 __all__ = [
-    "NAME", "NOTEBOOK", "Config", "PARAMETERS", "configs", "key", "order", "run_one", "frame", "table",
+    "NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "key", "order", "run_one", "frame", "table",
     "best_lr_table", "chosen", "training_table",
     "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
     "Training", "initial_loss", "data_version",
     "grade_of", "plot_top_ranked", "record_for", "TOP_K",
-    "SETTING", "setting",
+    "setting",
 ]

@@ -1,15 +1,11 @@
 """What a notebook's run is, beside the paper's setting: the table each study page shows near its top.
 
-Each row is one quantity (dataset, backbone, image size, epochs, ...): the paper's value, this run's,
-and whether ours is the same or a *stand-in*. The paper's column is the ``paper`` profile (the study
-module's ``PARAMETERS``, built from its ``Config`` defaults); where the paper itself does not state a
-value, the cell says so and gives the value the ``paper`` profile chose, so a reader never takes our
-choice for the paper's. Nothing here is typed twice: both columns come from parameters.
+Each row is one labelled field of the notebook's parameter model (dataset, backbone, image size, epochs,
+...): the paper's value (the field's default), this run's, and whether ours is the same or a *stand-in*.
+Where the paper itself does not state a value (``stated=False``), the cell says so and gives the value the
+``paper`` profile chose, so a reader never takes our choice for the paper's.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any, Callable
 
 import pandas as pd
 
@@ -17,16 +13,6 @@ import pandas as pd
 # page's setting table and page 06 say the same word.
 SAME, STAND_IN = "same", "stand-in"
 NOT_STATED = "not stated"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One quantity of a run: its label, the parameter(s) it reads, how it prints, whether the paper states it."""
-
-    label: str
-    read: Callable[[dict], Any]  # parameters -> the value compared and printed
-    show: Callable[[Any], str] = None  # value -> text (default: :func:`text`)
-    stated: bool = True  # False: the paper gives no value; the paper column names the paper profile's choice
 
 
 def text(value) -> str:
@@ -46,14 +32,25 @@ def square(size) -> str:
     return f"{size} x {size}"
 
 
-def table(rows: list[Row], paper: dict, ours: dict) -> pd.DataFrame:
-    """One line per row: ``paper``, ``this run``, and ``same`` or ``stand-in``."""
+#: How a field's ``show`` (:func:`cwl_lib.config.param`) prints its value.
+SHOW = {"square": square, "size": lambda v: f"{v[0]} x {v[1]}"}
+
+
+def table(model, ours: dict) -> pd.DataFrame:
+    """One line per labelled field of ``model`` (in its ``SETTING`` order, then the rest): the paper's value (the
+    field's default), this run's, and ``same`` or ``stand-in``."""
+    paper = model.values("paper")
+    order = getattr(model, "SETTING", ())
+    named = sorted((n for n, f in model.model_fields.items() if (f.json_schema_extra or {}).get("label")),
+                   key=lambda n: order.index(n) if n in order else len(order))
     out = []
-    for r in rows:
-        show = r.show or text
-        p, o = r.read(paper), r.read(ours)
-        paper_text = show(p) if r.stated else f"{NOT_STATED} (paper profile: {show(p)})"
-        out.append({"": r.label, "paper": paper_text, "this run": show(o), "here": SAME if p == o else STAND_IN})
+    for name in named:
+        meta = model.model_fields[name].json_schema_extra
+        show = SHOW.get(meta["show"], text)
+        p, o = paper[name], ours[name]
+        p, o = (tuple(v) if isinstance(v, list) else v for v in (p, o))
+        paper_text = show(p) if meta["stated"] else f"{NOT_STATED} (paper profile: {show(p)})"
+        out.append({"": meta["label"], "paper": paper_text, "this run": show(o), "here": SAME if p == o else STAND_IN})
     return pd.DataFrame(out).set_index("")
 
 
@@ -72,4 +69,4 @@ def sentence(frame: pd.DataFrame, named: int = 2) -> str:
     tail = f"; {others} more of the {len(frame)} settings below {verb}" if others else ""
     return f"This run is a stand-in for the paper's experiment ({'; '.join(spelled)}{tail})."
 
-__all__ = ["Row", "SAME", "STAND_IN", "NOT_STATED", "text", "square", "table", "sentence"]
+__all__ = ["SHOW", "SAME", "STAND_IN", "NOT_STATED", "text", "square", "table", "sentence"]
