@@ -220,20 +220,20 @@ class RunConfig(BaseModel):
         super().__init__(**dict(zip(self.POSITIONAL, args)), **kwargs)
 
 
-def validate(model: type[Notebook], given: dict, base: dict | None = None) -> dict:
+def validate(model: type[Notebook], given: dict) -> dict:
     """``given`` cleaned (text read as what it spells, one value where a list is expected as a one-item list),
-    on top of ``base`` (default: the paper's values); :class:`ParameterError` names the first bad one."""
+    on top of the paper's values; :class:`ParameterError` names the first bad one."""
     nb = model.NOTEBOOK
     unknown = sorted(set(given) - set(model.model_fields))
     if unknown:
         raise ParameterError(f"{nb} has no parameter {', '.join(unknown)}; its parameters are "
                              f"{', '.join(sorted(model.model_fields))}")
     try:
-        clean = model.model_validate({**(base or {}), **given})
+        clean = model.model_validate(given)
     except ValidationError as err:
         name = next(e["loc"][0] for e in err.errors() if e["loc"])
         raise ParameterError(f"parameter {name} of {nb} must be {rule(model.model_fields[name])}; "
-                             f"got {given.get(name, (base or {}).get(name))!r}") from None
+                             f"got {given.get(name)!r}") from None
     clean.check()
     return {k: v for k, v in _jsonable(clean.model_dump()).items() if k in given}
 
