@@ -41,7 +41,7 @@ from torch import nn
 
 from .. import effects as E
 from .. import pruning, records, strategies, transfer
-from ..paper import TABLE_IV
+from ..paper import TABLE_IV, TABLE_IV_SETTING
 from ..data import classification as cdata
 from ..models import has_batch_norm
 from ..paths import atomic_write, file_lock
@@ -166,9 +166,9 @@ class Parameters(Study, Shared):
     """Notebook 05's parameters; the defaults are the paper's setting (Table IV, Fig. 3)."""
 
     NOTEBOOK: ClassVar[str] = "05_pruning"
-    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param("kvasir", label="dataset")
-    arch: Arch = param("vgg16", label="backbone")
-    shots: int = param(50, "images per class", ge=1, label="images per class")
+    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param(TABLE_IV_SETTING["dataset"], label="dataset")
+    arch: Arch = param(TABLE_IV_SETTING["arch"], label="backbone")
+    shots: int = param(TABLE_IV_SETTING["shots"], "images per class", ge=1, label="images per class")
     strategy: OneOf(n for n, s in _st.STRATEGIES.items() if s.cwl) = param(
         "freeze+cwl", "the transfer whose learned sigmas are pruned", why="pruning reads learned sigmas")
     l1: float = param(3e-4, "strength of our L1 variant's penalty on the sigmas (0: no such variant)", ge=0)
