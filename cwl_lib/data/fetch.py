@@ -29,10 +29,10 @@ from ..paths import data_root
 from . import checksums
 from .archives import BrokenArchiveError, UnsafeArchiveError, extract
 from .contents import dataset_problem
-from .registry import SOURCES, resource
-from .sources import RemoteFile, Source, url_of
+from .registry import SOURCES, RemoteFile, Source, resource
 
 DOWNLOADS = "downloads"
+MIRROR_ENV = "CWL_DATA_MIRROR"
 
 
 class FetchError(RuntimeError):
@@ -272,6 +272,13 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
     have = checksums.sha256_file(path)
     _trust_first(source, remote, have, base, log)
     return path, have
+
+
+def url_of(source: Source, remote: RemoteFile, mirror: str | None = None) -> str | None:
+    """The URL a file is downloaded from: the mirror's copy when one is set (``--mirror`` or ``$CWL_DATA_MIRROR``,
+    as ``BASE/<dataset>/<file name>``), else the official host."""
+    base = (mirror or os.environ.get(MIRROR_ENV) or "").rstrip("/")
+    return f"{base}/{source.name}/{remote.filename}" if base else remote.url
 
 
 def local_file(url: str) -> Path | None:

@@ -1,7 +1,7 @@
 """Every dataset and weight file a notebook may need: one entry each, read by everything else.
 
 An entry says what the item is, where it lives, how to get it, and for the paper's datasets where
-each file is downloaded from (:class:`~cwl_lib.data.sources.Source`), how many images of each part
+each file is downloaded from (:class:`Source`), how many images of each part
 the paper's Section V states (:class:`Sizes`) and how far an archive may expand when unpacked
 (:class:`~cwl_lib.data.archives.Limits`). The loaders, ``cwl data check``, ``cwl fetch``, the dry-run
 (:func:`paper_sizes`) and the profiles (:func:`requirements`) all read these entries, so a dataset
@@ -9,10 +9,16 @@ is added here once.
 
 A notebook (and ``cwl reproduce`` before it starts any work) calls :func:`require`, which fails
 with one message listing each missing item and the command or manual step that fixes it.
+
+Every URL is the dataset's official host. ``sha256`` is filled only for a digest its publisher states;
+none of these hosts publishes one, so a digest is pinned in the data root's lock file after the first
+download that installs cleanly, or given by the user (``cwl fetch --expect-sha256``; see
+:mod:`cwl_lib.data.checksums`). A mirror (``cwl fetch --mirror BASE`` or ``$CWL_DATA_MIRROR``) replaces
+every host by ``BASE/<dataset>/<file name>``: for an institutional copy, and for the tests' loopback server.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +26,6 @@ from .. import models
 from ..paths import data_root
 from .archives import Limits
 from .checksums import installed_problem
-from .sources import MENDELEY_CHEST_XRAY, RemoteFile, Source
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = (
@@ -30,10 +35,32 @@ FASHION_MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 GIB = 1 << 30
+MENDELEY_CHEST_XRAY = "https://data.mendeley.com/datasets/rscbjbr9sj/2"
 
 
 class MissingDataError(RuntimeError):
     """Data or weights a run needs are absent; the message says how to get each."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    filename: str
+    url: str | None  # None: no scripted download (a login or click-through wall)
+    unpack: str | None = None  # "tar" or "zip"; None places the file as it is
+    dest: str = "."  # inside the dataset folder: the file's path, or the folder an archive goes into
+    flatten: bool = False  # move every unpacked file straight into ``dest`` (revisitop's jpg/ layout)
+    sha256: str | None = None  # only a digest the publisher states
+
+
+@dataclass(frozen=True)
+class Source:
+    """How a paper dataset's files are downloaded and become its folder."""
+
+    name: str
+    files: tuple[RemoteFile, ...]
+    layout: tuple[str, ...]  # paths that must exist in the dataset folder
+    manual: str = ""  # what a person does by hand, when a file has no scripted download
+    skip_prefixes: tuple[str, ...] = field(default=("__MACOSX/",))  # archive junk never installed
 
 
 @dataclass(frozen=True)
