@@ -7,7 +7,7 @@ the paper's Section V states (:class:`Sizes`) and how far an archive may expand 
 (:func:`paper_sizes`) and the profiles (:func:`requirements`) all read these entries, so a dataset
 is added here once.
 
-A notebook (and ``cwl reproduce`` before it starts any work) calls :func:`require`, which fails
+A notebook (and ``cwl reproduce`` before it starts any work) calls :func:`cwl_lib.data.check.require`, which fails
 with one message listing each missing item and the command or manual step that fixes it.
 
 Every URL is the dataset's official host. ``sha256`` is filled only for a digest its publisher states;
@@ -93,9 +93,6 @@ class Resource:
     # "revisited" (jpg/ + gnd_<name>.pkl); None: nothing inside is checked
     layout_kind: str | None = None
 
-    def status(self, root: Path) -> str:
-        return "present" if self.locate(root) is not None else "missing"
-
 
 def _fashion_mnist(root: Path) -> Path | None:
     for folder in (root / "fashion-mnist", root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST):
@@ -115,13 +112,9 @@ def _importable(module: str, attr: str) -> Callable[[Path], Path | None]:
     return locate
 
 
-def _folder_with(*parts: str) -> Callable[[Path], Path | None]:
-    """Present when every relative path in ``parts`` exists under the dataset folder."""
-
-    def locate(root: Path) -> Path | None:
-        return root if all((root / p).exists() for p in parts) else None
-
-    return locate
+def lacking(folder: Path, layout) -> list[str]:
+    """The paths of ``layout`` absent from ``folder``."""
+    return [p for p in layout if not (Path(folder) / p).exists()]
 
 
 def _weights(name: str) -> Resource:
@@ -142,7 +135,7 @@ def _paper_dataset(source: Source, description: str, manual: str, sizes: Sizes, 
         kind="dataset",
         description=description,
         # a folder built from other bytes than the lock file records counts as absent (checksums.py)
-        locate=lambda root: None if installed_problem(root, name) else _folder_with(*layout)(root / name),
+        locate=lambda root: None if installed_problem(root, name) or lacking(root / name, layout) else root / name,
         fix=lambda root: f"run `cwl fetch {name} --data-root {root}`, or {manual.format(root=root)} so that "
         f"{', '.join(str(root / name / p) for p in layout)} exist",
         source=source, sizes=sizes, limits=limits, layout_kind=layout_kind,
@@ -288,31 +281,17 @@ def paper_sizes(name: str) -> Sizes:
 
 
 def locate(name: str, root: str | Path | None = None) -> Path:
-    """The folder (or file) of a present resource; :class:`MissingDataError` otherwise."""
-    require(name, root=root)
+    """The folder (or file) of a present resource; :class:`MissingDataError` saying how to get it otherwise."""
+    for res, fix in missing([name], root):  # at most one
+        raise MissingDataError(f"this run needs data that is not on this machine:\n  - {res.name} ({res.description}): "
+                               f"{fix}\n(data root: {data_root(root)}; set it with --data-root or $CWL_DATA_ROOT)")
     return resource(name).locate(data_root(root))  # type: ignore[return-value]
 
 
 def missing(names, root: str | Path | None = None) -> list[tuple[Resource, str]]:
     """Each absent resource among ``names`` with the instruction that fixes it."""
     base = data_root(root)
-    out = []
-    for name in dict.fromkeys(names):
-        res = resource(name)
-        if res.locate(base) is None:
-            out.append((res, res.fix(base)))
-    return out
-
-
-def require(*names: str, root: str | Path | None = None) -> None:
-    """Stop before any work when a needed dataset or weight file is absent."""
-    absent = missing(names, root)
-    if absent:
-        lines = [f"  - {res.name} ({res.description}): {fix}" for res, fix in absent]
-        raise MissingDataError(
-            "this run needs data that is not on this machine:\n" + "\n".join(lines)
-            + f"\n(data root: {data_root(root)}; set it with --data-root or $CWL_DATA_ROOT)"
-        )
+    return [(res, res.fix(base)) for res in map(resource, dict.fromkeys(names)) if res.locate(base) is None]
 
 
 def requirements(datasets=(), archs=(), pretrained: bool = True) -> list[str]:
