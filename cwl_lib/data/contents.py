@@ -15,16 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .classification import (
-    FASHION_MNIST_CLASSES,
-    CorruptImageError,
-    chest_xray_files,
-    kvasir_split,
-    mit67_files,
-    read_idx,
-)
+from .classification import FASHION_MNIST_CLASSES, FOLDER_LAYOUTS, CorruptImageError, read_idx
 from .ground_truth import read as read_ground_truth
-from .registry import FASHION_MNIST_FILES, Sizes, paper_sizes, resource
+from .registry import FASHION_MNIST_FILES, paper_sizes, resource
 
 # The MD5s Zalando publishes for its four .gz files (torchvision's downloader checks the same ones).
 # Debian's dataset-fashion-mnist recompresses them, so elsewhere the files are checked by content.
@@ -40,39 +33,26 @@ TORCHVISION_FASHION_MNIST = Path("FashionMNIST") / "raw"
 _ERRORS = (OSError, ValueError, CorruptImageError, EOFError, gzip.BadGzipFile)
 
 
-def _count_line(what: str, have: int, want: int, dataset: str) -> str | None:
-    if have == want:
-        return None
-    return f"{what}: {have:,}, but the paper's {dataset} has {want:,}"
-
-
-def _class_counts(name: str, train: list, test: list, classes: list[str], sizes: Sizes) -> str | None:
-    lines = [
-        _count_line("classes", len(classes), sizes.classes, name) if sizes.classes else None,
-        _count_line("training images", len(train), sizes.train, name),
-        _count_line("test images", len(test), sizes.test, name),
-    ]
-    found = [line for line in lines if line]
-    return "; ".join(found) or None
+def _counts(name: str, *counts: tuple[str, int, int | None], more: tuple[str, ...] = ()) -> str | None:
+    """``(what, found, the paper's)`` counts that differ, and ``more`` findings, as one line; None when none."""
+    found = [f"{what}: {have:,}, but the paper's {name} has {want:,}" for what, have, want in counts
+             if want is not None and have != want]
+    return "; ".join([*found, *more]) or None
 
 
 def classification_problem(name: str, folder: Path, layout_kind: str) -> str | None:
     sizes = paper_sizes(name)
     try:
-        if layout_kind == "mit67":
-            train, test, classes = mit67_files(folder)
-        elif layout_kind == "chest-xray":
-            train, test, classes = chest_xray_files(folder)
-        else:
-            train, test, classes = kvasir_split(folder)
-            per_class = np.bincount([label for _, label in train + test], minlength=len(classes))
-            odd = [f"{c} has {n:,}" for c, n in zip(classes, per_class) if sizes.per_class and n != sizes.per_class]
-            if odd:
-                return (f"images per class: {', '.join(odd[:4])}{' ...' if len(odd) > 4 else ''}, but the paper's "
-                        f"{name} has {sizes.per_class:,} of each class")
+        train, test, classes = FOLDER_LAYOUTS[layout_kind][0](folder)
     except _ERRORS as err:
         return f"cannot list its images ({err})"
-    return _class_counts(name, train, test, classes, sizes)
+    per_class = np.bincount([label for _, label in train + test], minlength=len(classes))
+    odd = [f"{c} has {n:,}" for c, n in zip(classes, per_class) if sizes.per_class and n != sizes.per_class]
+    if odd:
+        return (f"images per class: {', '.join(odd[:4])}{' ...' if len(odd) > 4 else ''}, but the paper's "
+                f"{name} has {sizes.per_class:,} of each class")
+    return _counts(name, ("classes", len(classes), sizes.classes), ("training images", len(train), sizes.train),
+                   ("test images", len(test), sizes.test))
 
 
 def revisited_problem(name: str, folder: Path) -> str | None:
@@ -81,13 +61,10 @@ def revisited_problem(name: str, folder: Path) -> str | None:
         imlist, qimlist, _ = read_ground_truth(folder / f"gnd_{name}.pkl")
     except Exception as err:  # the file is untrusted: any failure to read it is a finding, not a crash
         return f"cannot read gnd_{name}.pkl ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
-    lines = [_count_line("database images", len(imlist), sizes.train, name),
-             _count_line("queries", len(qimlist), sizes.test, name)]
     absent = [n for n in imlist + qimlist if not (folder / "jpg" / f"{n}.jpg").is_file()]
-    if absent:
-        lines.append(f"{len(absent):,} images the ground truth lists are absent from jpg/, e.g. {absent[0]}.jpg")
-    found = [line for line in lines if line]
-    return "; ".join(found) or None
+    return _counts(name, ("database images", len(imlist), sizes.train), ("queries", len(qimlist), sizes.test),
+                   more=[f"{len(absent):,} images the ground truth lists are absent from jpg/, e.g. {absent[0]}.jpg"]
+                   if absent else ())
 
 
 _IDX_VERDICTS: dict[tuple, str | None] = {}
@@ -142,7 +119,7 @@ def dataset_problem(name: str, folder: str | Path, root: Path | None = None) -> 
     folder, kind = Path(folder), resource(name).layout_kind
     if kind == "idx":
         return fashion_mnist_problem(folder, root)
-    if kind in ("mit67", "kvasir", "chest-xray"):
+    if kind in FOLDER_LAYOUTS:
         return classification_problem(name, folder, kind)
     if kind == "revisited":
         return revisited_problem(name, folder)
