@@ -92,7 +92,7 @@ def test_chest_xray_split_is_the_papers_from_either_copy(root, layout):
 
 
 def test_chest_xray_counts_are_checked_against_the_paper(root, paper_sizes):
-    from cwl_lib.data.contents import dataset_problem
+    from cwl_lib.data.check import dataset_problem
 
     make_chest(root)
     assert "training images: 8, but the paper's chest-xray has 5,216" in dataset_problem("chest-xray", root / "chest-xray")

@@ -248,7 +248,8 @@ def chest_xray_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
 
 # by the registry entry's layout_kind: how its images are listed, and whether they are stored grey; a new dataset
 # in one of these layouts needs only its entry
-FOLDER_LAYOUTS = {"mit67": (mit67_files, False), "kvasir": (kvasir_split, False), "chest-xray": (chest_xray_files, True)}
+FOLDER_LAYOUTS = {"mit67": (mit67_files, False), "kvasir": (kvasir_split, False),
+                  "chest-xray": (chest_xray_files, True)}
 
 
 def decode_folder(name: str, folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:

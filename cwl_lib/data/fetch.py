@@ -6,7 +6,7 @@ Each file is checked against its SHA-256: the publisher's, one the user gives (`
 or the one pinned in the lock file. With none of these, the first download is trusted, and ``cwl
 fetch`` says so. Files are unpacked into a temporary sibling of the dataset folder within the
 dataset's :class:`~cwl_lib.data.archives.Limits`; that folder must then have the dataset's layout
-and the image counts the paper states (:mod:`cwl_lib.data.contents`) before it is renamed into
+and the image counts the paper states (:mod:`cwl_lib.data.check`) before it is renamed into
 place, and only then are the digests of a first download pinned in the lock file, so a refused
 download never pins its bytes. A bad file is removed alone; a dataset already in place is never
 touched unless ``--force`` asks to rebuild it, and even then it is replaced only by a complete copy.
@@ -28,10 +28,9 @@ from torchvision.datasets import FashionMNIST
 from ..paths import data_root
 from . import checksums
 from .archives import BrokenArchiveError, UnsafeArchiveError, extract
-from .contents import dataset_problem
+from .check import DOWNLOADS, dataset_problem, layout_problem
 from .registry import SOURCES, RemoteFile, Source, lacking, resource
 
-DOWNLOADS = "downloads"
 MIRROR_ENV = "CWL_DATA_MIRROR"
 
 
@@ -67,12 +66,6 @@ def names() -> list[str]:
 
 def expand(requested) -> list[str]:
     return list(dict.fromkeys(n for name in requested for n in (names() if name == "all" else [name])))
-
-
-def layout_problem(root: Path, source: Source) -> str | None:
-    """What is wrong with an existing dataset folder, or None when it is complete and consistent."""
-    absent = lacking(Path(root) / source.name, source.layout)
-    return f"lacks {', '.join(absent)}" if absent else checksums.installed_problem(root, source.name)
 
 
 def parse_expected(name: str, values) -> dict[str, str]:

@@ -88,7 +88,7 @@ class Resource:
     source: Source | None = None  # where ``cwl fetch`` downloads it from; None: no scripted fetch here
     sizes: Sizes | None = None  # the counts ``cwl data check`` verifies
     limits: Limits | None = None  # how far its archives may expand
-    # how its folder is laid out, which says how data/contents.py checks it: "idx" (Fashion-MNIST's four
+    # how its folder is laid out, which says how data/check.py checks it: "idx" (Fashion-MNIST's four
     # files), "mit67" (split files), "kvasir" (class folders), "chest-xray" (train/test class folders),
     # "revisited" (jpg/ + gnd_<name>.pkl); None: nothing inside is checked
     layout_kind: str | None = None
