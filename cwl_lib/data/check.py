@@ -2,23 +2,149 @@
 
 "wrong" means the bytes or the layout are not what a run expects: a dataset folder missing part of
 its layout, built from other files than the lock file records, or holding other image counts than
-the paper states (:mod:`cwl_lib.data.contents`); a kept download whose digest differs; Fashion-MNIST
-files that are not the IDX arrays they should be; a weight file that fails its known digest. A
-damaged file is reported on its row, never by a traceback. ``cwl reproduce`` runs the same checks
+the paper states; a kept download whose digest differs; Fashion-MNIST files that are not the IDX
+arrays they should be; a weight file that fails its known digest. A damaged file is reported on its
+row, never by a traceback. ``cwl reproduce`` runs the same checks
 on what its notebooks need before any work (:func:`problems`), and so does each notebook's first
 cell (:func:`require`).
+
+What is inside a dataset folder is checked cheaply (``cwl fetch`` runs the same before installing).
+Counts are checked against the paper's Section V (:class:`~cwl_lib.data.registry.Sizes` of each
+entry): MIT-67 5,360 / 1,340 images of 67 classes, Kvasir v2 8 x 1,000, Chest X-ray 5,216 / 624,
+ROxford5k 4,993 images + 70 queries, RParis6k 6,322 + 70. Files are listed and stat'ed, never decoded, except
+Fashion-MNIST's four small IDX files, which are read whole (headers, counts, labels 0-9). Each
+``*_problem`` function returns a one-line problem, or None; none raises on a damaged file.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .. import models
 from ..paths import data_root
 from . import checksums
-from .contents import dataset_problem
-from .fetch import DOWNLOADS, layout_problem
-from .registry import RESOURCES, SOURCES, MissingDataError, Resource, resource
+from .classification import FASHION_MNIST_CLASSES, FOLDER_LAYOUTS, CorruptImageError, read_idx
+from .ground_truth import read as read_ground_truth
+from .registry import (FASHION_MNIST_FILES, RESOURCES, SOURCES, MissingDataError, Resource, Source, lacking,
+                       paper_sizes, resource)
+
+DOWNLOADS = "downloads"  # <data root>/downloads/<dataset>/<file>: the downloaded files, kept or placed by hand
+
+# The MD5s Zalando publishes for its four .gz files (torchvision's downloader checks the same ones).
+# Debian's dataset-fashion-mnist recompresses them, so elsewhere the files are checked by content.
+FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+# the folder torchvision's downloader (``cwl fetch fashion-mnist``) writes, with the publisher's bytes
+TORCHVISION_FASHION_MNIST = Path("FashionMNIST") / "raw"
+
+_ERRORS = (OSError, ValueError, CorruptImageError, EOFError, gzip.BadGzipFile)
+
+
+def _counts(name: str, *counts: tuple[str, int, int | None], more: tuple[str, ...] = ()) -> str | None:
+    """``(what, found, the paper's)`` counts that differ, and ``more`` findings, as one line; None when none."""
+    found = [f"{what}: {have:,}, but the paper's {name} has {want:,}" for what, have, want in counts
+             if want is not None and have != want]
+    return "; ".join([*found, *more]) or None
+
+
+def classification_problem(name: str, folder: Path, layout_kind: str) -> str | None:
+    sizes = paper_sizes(name)
+    try:
+        train, test, classes = FOLDER_LAYOUTS[layout_kind][0](folder)
+    except _ERRORS as err:
+        return f"cannot list its images ({err})"
+    per_class = np.bincount([label for _, label in train + test], minlength=len(classes))
+    odd = [f"{c} has {n:,}" for c, n in zip(classes, per_class) if sizes.per_class and n != sizes.per_class]
+    if odd:
+        return (f"images per class: {', '.join(odd[:4])}{' ...' if len(odd) > 4 else ''}, but the paper's "
+                f"{name} has {sizes.per_class:,} of each class")
+    return _counts(name, ("classes", len(classes), sizes.classes), ("training images", len(train), sizes.train),
+                   ("test images", len(test), sizes.test))
+
+
+def revisited_problem(name: str, folder: Path) -> str | None:
+    sizes = paper_sizes(name)
+    try:
+        imlist, qimlist, _ = read_ground_truth(folder / f"gnd_{name}.pkl")
+    except Exception as err:  # the file is untrusted: any failure to read it is a finding, not a crash
+        return f"cannot read gnd_{name}.pkl ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    absent = [n for n in imlist + qimlist if not (folder / "jpg" / f"{n}.jpg").is_file()]
+    return _counts(name, ("database images", len(imlist), sizes.train), ("queries", len(qimlist), sizes.test),
+                   more=[f"{len(absent):,} images the ground truth lists are absent from jpg/, e.g. {absent[0]}.jpg"]
+                   if absent else ())
+
+
+_IDX_VERDICTS: dict[tuple, str | None] = {}
+
+
+def fashion_mnist_problem(folder: Path, root: Path | None = None) -> str | None:
+    """The four IDX files: headers, 60,000 / 10,000 28x28 images, labels 0-9; the MD5s in torchvision's folder.
+
+    The verdict is remembered for this process while the files stay unchanged (every notebook checks).
+    """
+    folder = Path(folder)
+    try:
+        key = (folder, root, *((f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns)
+                               for f in FASHION_MNIST_FILES))
+    except OSError as err:
+        return f"cannot read the files in {folder} ({err})"
+    if key not in _IDX_VERDICTS:
+        _IDX_VERDICTS[key] = _idx_problem(folder, root)
+    return _IDX_VERDICTS[key]
+
+
+def _idx_problem(folder: Path, root: Path | None) -> str | None:
+    if root is not None and folder == Path(root) / TORCHVISION_FASHION_MNIST:
+        for name, md5 in FASHION_MNIST_MD5.items():
+            try:
+                have = hashlib.md5((folder / name).read_bytes()).hexdigest()
+            except OSError as err:
+                return f"cannot read {folder / name} ({err})"
+            if have != md5:
+                return f"{folder / name} has MD5 {have}, not the {md5} Zalando publishes"
+    sizes = paper_sizes("fashion-mnist")
+    for name in FASHION_MNIST_FILES:
+        kind = "images" if "images" in name else "labels"
+        count = sizes.train if name.startswith("train") else sizes.test
+        want = (count, 28, 28) if kind == "images" else (count,)
+        try:
+            array, why = read_idx(folder / name), ""
+        except CorruptImageError as err:
+            array, why = None, f" ({err})"
+        if array is None or array.shape != want:
+            return f"{folder / name} is not the {count}-item IDX {kind} file it should be{why}"
+        if kind == "labels" and array.max(initial=0) >= len(FASHION_MNIST_CLASSES):
+            return f"{folder / name} holds label {int(array.max())}; Fashion-MNIST's labels are 0-9"
+    return None
+
+
+def dataset_problem(name: str, folder: str | Path, root: Path | None = None) -> str | None:
+    """What is wrong inside a dataset's folder (counts, headers), or None; never raises on bad content.
+
+    What is checked follows the registry entry's ``layout_kind``.
+    """
+    folder, kind = Path(folder), resource(name).layout_kind
+    if kind == "idx":
+        return fashion_mnist_problem(folder, root)
+    if kind in FOLDER_LAYOUTS:
+        return classification_problem(name, folder, kind)
+    if kind == "revisited":
+        return revisited_problem(name, folder)
+    return None
+
+
+def layout_problem(root: Path, source: Source) -> str | None:
+    """What is wrong with an existing dataset folder, or None when it is complete and consistent."""
+    absent = lacking(Path(root) / source.name, source.layout)
+    return f"lacks {', '.join(absent)}" if absent else checksums.installed_problem(root, source.name)
 
 
 @dataclass(frozen=True)

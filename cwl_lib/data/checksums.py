@@ -16,11 +16,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..digest import sha256_file
+from ..digest import sha256_file  # re-exported: fetch and check hash files as checksums.sha256_file
 from ..paths import atomic_write
-
-__all__ = ["LOCK_NAME", "MARKER_NAME", "sha256_file", "lock_path", "recorded", "record", "expected",
-           "write_marker", "installed_problem"]
 
 LOCK_NAME = "cwl-data.lock.json"
 MARKER_NAME = ".cwl-fetched.json"

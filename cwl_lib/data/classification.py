@@ -27,7 +27,7 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -189,12 +189,6 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
-def _from_files(files: list[Path], labels: list[int], classes: list[str], size: int, grey: bool,
-                progress: bool, desc: str) -> ImageSet:
-    return ImageSet(decode_many(files, size, grey, progress=progress, desc=desc),
-                    torch.tensor(labels, dtype=torch.long), classes)
-
-
 def mit67_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
     """The official split: ``(train [(path, label)], test [(path, label)], classes)``; every file checked present."""
     folder = Path(folder)
@@ -218,14 +212,6 @@ def mit67_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
     return part("TrainImages.txt"), part("TestImages.txt"), classes
 
 
-def load_mit67(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
-    """MIT Indoor 67 with its official split files (``<class>/<file>`` per line, relative to Images/)."""
-    train, test, classes = mit67_files(folder)
-    parts = [_from_files([f for f, _ in items], [lab for _, lab in items], classes, size, False, progress,
-                         f"mit67 {name}") for name, items in (("train", train), ("test", test))]
-    return Split("mit67", *parts)
-
-
 def kvasir_split(folder: str | os.PathLike, seed: int = KVASIR_SPLIT_SEED,
                  train_fraction: float = KVASIR_TRAIN_FRACTION) -> tuple[list, list, list[str]]:
     """The fixed per-class split: ``(train [(path, label)], test [(path, label)], classes)``."""
@@ -239,13 +225,6 @@ def kvasir_split(folder: str | os.PathLike, seed: int = KVASIR_SPLIT_SEED,
         train += [(files[i], label) for i in perm[:n_train]]
         test += [(files[i], label) for i in perm[n_train:]]
     return train, test, classes
-
-
-def load_kvasir(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
-    train, test, classes = kvasir_split(folder)
-    parts = [_from_files([f for f, _ in items], [lab for _, lab in items], classes, size, False, progress,
-                         f"kvasir {name}") for name, items in (("train", train), ("test", test))]
-    return Split("kvasir", *parts)
 
 
 def chest_xray_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
@@ -267,15 +246,22 @@ def chest_xray_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
     return part("train"), part("test"), classes
 
 
-def load_chest_xray(folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
-    train, test, classes = chest_xray_files(folder)
-    parts = [_from_files([f for f, _ in items], [lab for _, lab in items], classes, size, True, progress,
-                         f"chest-xray {name}") for name, items in (("train", train), ("test", test))]
-    return Split("chest-xray", *parts)
+# by the registry entry's layout_kind: how its images are listed, and whether they are stored grey; a new dataset
+# in one of these layouts needs only its entry
+FOLDER_LAYOUTS = {"mit67": (mit67_files, False), "kvasir": (kvasir_split, False),
+                  "chest-xray": (chest_xray_files, True)}
 
 
-# by the registry entry's layout_kind: a new dataset in one of these layouts needs only its entry
-_FOLDER_LOADERS = {"mit67": load_mit67, "kvasir": load_kvasir, "chest-xray": load_chest_xray}
+def decode_folder(name: str, folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
+    """A folder dataset decoded in its split (the registry entry's ``layout_kind`` says how it is listed)."""
+    list_files, grey = FOLDER_LAYOUTS[resource(name).layout_kind]
+    train, test, classes = list_files(folder)
+
+    def part(items: list, which: str) -> ImageSet:
+        return ImageSet(decode_many([f for f, _ in items], size, grey, progress=progress, desc=f"{name} {which}"),
+                        torch.tensor([label for _, label in items], dtype=torch.long), classes)
+
+    return Split(name, part(train, "train"), part(test, "test"))
 
 
 # --------------------------------------------------------------------------- cache
@@ -318,8 +304,7 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
     if name == "mnist-5k":
         locate(name, root)
         return load_mnist_5k()
-    kind = resource(name).layout_kind
-    if kind not in ("mit67", "kvasir", "chest-xray"):
+    if resource(name).layout_kind not in FOLDER_LAYOUTS:
         raise ValueError(f"unknown classification dataset {name!r}; known: {', '.join(CLASSIFICATION_DATASETS)}")
     folder = locate(name, root)
     path = cache_path(name, size, root, cache_dir)
@@ -327,7 +312,7 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
         split = _load_cached(path)
         if split is not None:
             return split
-    split = replace(_FOLDER_LOADERS[kind](folder, size=size, progress=progress), name=name)
+    split = decode_folder(name, folder, size, progress)
     if cache:
         _save(split, path)
     return split
@@ -351,10 +336,6 @@ def few_shot_indices(labels: torch.Tensor, shots: int, seed: int) -> torch.Tenso
         g = torch.Generator().manual_seed(int(seed) * 1009 + int(c))
         chosen.append(members[torch.randperm(len(members), generator=g)[:shots]])
     return torch.sort(torch.cat(chosen)).values
-
-
-def few_shot(train: ImageSet, shots: int, seed: int) -> ImageSet:
-    return train.subset(few_shot_indices(train.labels, shots, seed))
 
 
 def stratified_subset_indices(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:

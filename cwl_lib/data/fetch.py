@@ -6,7 +6,7 @@ Each file is checked against its SHA-256: the publisher's, one the user gives (`
 or the one pinned in the lock file. With none of these, the first download is trusted, and ``cwl
 fetch`` says so. Files are unpacked into a temporary sibling of the dataset folder within the
 dataset's :class:`~cwl_lib.data.archives.Limits`; that folder must then have the dataset's layout
-and the image counts the paper states (:mod:`cwl_lib.data.contents`) before it is renamed into
+and the image counts the paper states (:mod:`cwl_lib.data.check`) before it is renamed into
 place, and only then are the digests of a first download pinned in the lock file, so a refused
 download never pins its bytes. A bad file is removed alone; a dataset already in place is never
 touched unless ``--force`` asks to rebuild it, and even then it is replaced only by a complete copy.
@@ -28,11 +28,10 @@ from torchvision.datasets import FashionMNIST
 from ..paths import data_root
 from . import checksums
 from .archives import BrokenArchiveError, UnsafeArchiveError, extract
-from .contents import dataset_problem
-from .registry import SOURCES, resource
-from .sources import RemoteFile, Source, url_of
+from .check import DOWNLOADS, dataset_problem, layout_problem
+from .registry import SOURCES, RemoteFile, Source, lacking, resource
 
-DOWNLOADS = "downloads"
+MIRROR_ENV = "CWL_DATA_MIRROR"
 
 
 class FetchError(RuntimeError):
@@ -66,19 +65,7 @@ def names() -> list[str]:
 
 
 def expand(requested) -> list[str]:
-    out = []
-    for name in requested:
-        out += names() if name == "all" else [name]
-    return list(dict.fromkeys(out))
-
-
-def layout_problem(root: Path, source: Source) -> str | None:
-    """What is wrong with an existing dataset folder, or None when it is complete and consistent."""
-    folder = Path(root) / source.name
-    absent = [p for p in source.layout if not (folder / p).exists()]
-    if absent:
-        return f"lacks {', '.join(absent)}"
-    return checksums.installed_problem(root, source.name)
+    return list(dict.fromkeys(n for name in requested for n in (names() if name == "all" else [name])))
 
 
 def parse_expected(name: str, values) -> dict[str, str]:
@@ -138,9 +125,8 @@ def _exclusive(base: Path, name: str):
 def _clear_leftovers(base: Path, name: str) -> None:
     for stale in base.glob(f".{name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    downloads = base / DOWNLOADS / name
-    known = {f.filename for f in SOURCES[name].files} if name in SOURCES else set()
-    for stale in downloads.glob("tmp*"):  # pooch's unfinished transfers
+    known = {f.filename for f in SOURCES[name].files}
+    for stale in (base / DOWNLOADS / name).glob("tmp*"):  # pooch's unfinished transfers
         if stale.name not in known and stale.is_file():
             stale.unlink()
 
@@ -187,10 +173,8 @@ def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, prog
 
 
 def _installed_problem(source: Source, partial: Path) -> str | None:
-    absent = [p for p in source.layout if not (partial / p).exists()]
-    if absent:
-        return f"it lacks {', '.join(absent)}"
-    return dataset_problem(source.name, partial)
+    absent = lacking(partial, source.layout)
+    return f"it lacks {', '.join(absent)}" if absent else dataset_problem(source.name, partial)
 
 
 def _drop_unverified(source: Source, files, base: Path, expect) -> str:
@@ -209,11 +193,14 @@ def _drop_unverified(source: Source, files, base: Path, expect) -> str:
     return said + "."
 
 
-def _trust_first(source: Source, remote: RemoteFile, digest: str, base: Path, log) -> None:
-    log(f"{source.name}: no digest is published for {remote.filename} and none is pinned or given, so this first "
-        f"copy is trusted as it is: sha256 {digest}. It is pinned in {checksums.lock_path(base)} once the dataset "
-        f"installs; to check it instead, compare it with a digest you trust or rerun with --expect-sha256 "
-        f"{remote.filename}=<sha256>.")
+def _trusted(source: Source, remote: RemoteFile, digest: str, want: str | None, base: Path, log) -> str:
+    """``digest``, checked against ``want`` by the caller; with nothing to check against, say it is trusted as is."""
+    if want is None:
+        log(f"{source.name}: no digest is published for {remote.filename} and none is pinned or given, so this first "
+            f"copy is trusted as it is: sha256 {digest}. It is pinned in {checksums.lock_path(base)} once the dataset "
+            f"installs; to check it instead, compare it with a digest you trust or rerun with --expect-sha256 "
+            f"{remote.filename}=<sha256>.")
+    return digest
 
 
 def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, log,
@@ -225,25 +212,23 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
         want, why = checksums.expected(base, source.name, remote.filename, remote.sha256, given)
     except ValueError as err:
         raise FetchError(f"{source.name}: {err}") from None
+    url = url_of(source, remote, mirror)
     if path.is_file():
         have = checksums.sha256_file(path)
-        if want is None:
-            _trust_first(source, remote, have, base, log)
-            return path, have
-        if have == want:
-            return path, have
+        if want is None or have == want:
+            return path, _trusted(source, remote, have, want, base, log)
         path.unlink()
         message = f"{path} has sha256 {have}, not {want} ({why}); removed that file"
-        if url_of(source, remote, mirror) is None:
+        if url is None:
             raise FetchError(f"{message}. Download it again: {_manual_step(source, remote, path, base)}")
         log(f"{source.name}: {message}, downloading it again")
-    url = url_of(source, remote, mirror)
     if url is None:
         raise ManualDownloadRequired(
             f"{source.name} cannot be downloaded by a script: {_manual_step(source, remote, path, base)}")
     local = local_file(url)
     if local is not None:  # pooch reads no file:// URL: a mirror on this machine's disk is copied
-        return _copy_local(source, remote, local, path, url, want, why, base, log)
+        have = _copy_local(source, remote, local, path, url, want, why, log)
+        return path, _trusted(source, remote, have, want, base, log)
     log(f"{source.name}: downloading {url} -> {path}")
     quiet = pooch.get_logger()
     level = quiet.level
@@ -267,11 +252,14 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
             f"Run `cwl fetch {source.name} --data-root {base}` again to retry.") from err
     finally:
         quiet.setLevel(level)
-    if want:
-        return path, want  # pooch has already checked it
-    have = checksums.sha256_file(path)
-    _trust_first(source, remote, have, base, log)
-    return path, have
+    return path, _trusted(source, remote, want or checksums.sha256_file(path), want, base, log)  # pooch checked want
+
+
+def url_of(source: Source, remote: RemoteFile, mirror: str | None = None) -> str | None:
+    """The URL a file is downloaded from: the mirror's copy when one is set (``--mirror`` or ``$CWL_DATA_MIRROR``,
+    as ``BASE/<dataset>/<file name>``), else the official host."""
+    base = (mirror or os.environ.get(MIRROR_ENV) or "").rstrip("/")
+    return f"{base}/{source.name}/{remote.filename}" if base else remote.url
 
 
 def local_file(url: str) -> Path | None:
@@ -285,7 +273,7 @@ def local_file(url: str) -> Path | None:
 
 
 def _copy_local(source: Source, remote: RemoteFile, local: Path, path: Path, url: str, want: str | None, why: str,
-                base: Path, log) -> tuple[Path, str]:
+                log) -> str:
     """Copy a mirror's file from this machine, checked as a download is: renamed into place only when whole and
     right."""
     if not local.is_file():
@@ -305,9 +293,7 @@ def _copy_local(source: Source, remote: RemoteFile, local: Path, path: Path, url
         raise FetchError(f"{source.name}: copying {local} failed ({err}); nothing was kept") from None
     finally:
         tmp.unlink(missing_ok=True)
-    if not want:
-        _trust_first(source, remote, have, base, log)
-    return path, have
+    return have
 
 
 def _manual_step(source: Source, remote: RemoteFile, path: Path, base: Path) -> str:

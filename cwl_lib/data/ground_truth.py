@@ -77,5 +77,3 @@ def write_gnd(path: str | Path, imlist, qimlist, gnd) -> None:
     tmp.write_bytes(pickle.dumps(plain, protocol=2))
     tmp.replace(path)
 
-
-__all__ = ["UnsafePickleError", "safe_load_pickle", "validate", "read", "write_gnd"]

@@ -113,5 +113,3 @@ def group_queries(qimlist: Sequence[str], gnd: Sequence[dict],
             labels[q] = label
     return labels, [names[g] for g in order]
 
-
-__all__ = ["LINK_JACCARD", "stem", "ground_truth_sets", "jaccard", "clusters", "landmark_names", "group_queries"]

@@ -378,31 +378,32 @@ def _meta(cfg: Config) -> dict:
     return {"version": VERSION, "config": json.loads(json.dumps(asdict(cfg)))}
 
 
-def version(name: str) -> str:
-    """A short digest of what a variant's build depends on (module version and config): records keep it."""
+def _config(name: str) -> Config:
     if name not in VARIANTS:
         raise ValueError(f"unknown offline benchmark {name!r}; choose one of {', '.join(VARIANTS)}")
-    text = json.dumps(_meta(VARIANTS[name]), sort_keys=True)
+    return VARIANTS[name]
+
+
+def _is_current(meta_file: Path, cfg: Config) -> bool:
+    try:
+        return json.loads(meta_file.read_text()) == _meta(cfg)
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def version(name: str) -> str:
+    """A short digest of what a variant's build depends on (module version and config): records keep it."""
+    text = json.dumps(_meta(_config(name)), sort_keys=True)
     return f"v{VERSION}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-
-
-def folder_for(name: str, root: str | Path | None = None) -> Path:
-    return data_root(root) / name
 
 
 def build(name: str = "offline-landmarks", root: str | Path | None = None, force: bool = False) -> Path:
     """The benchmark's folder under the data root, generated first when absent or out of date."""
-    if name not in VARIANTS:
-        raise ValueError(f"unknown offline benchmark {name!r}; choose one of {', '.join(VARIANTS)}")
-    cfg = VARIANTS[name]
-    folder = folder_for(name, root)
+    cfg = _config(name)
+    folder = data_root(root) / name
     meta_file = folder / "meta.json"
-    if not force and meta_file.is_file():
-        try:
-            if json.loads(meta_file.read_text()) == _meta(cfg):
-                return folder
-        except json.JSONDecodeError:
-            pass
+    if not force and _is_current(meta_file, cfg):
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
     try:
@@ -413,7 +414,7 @@ def build(name: str = "offline-landmarks", root: str | Path | None = None, force
         os.replace(tmp, folder)  # a reader never sees a half-written benchmark
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (meta_file.is_file() and json.loads(meta_file.read_text()) == _meta(cfg)):
+        if not _is_current(meta_file, cfg):
             raise
         # another process finished the same build first: use its folder
     except BaseException:
@@ -421,6 +422,3 @@ def build(name: str = "offline-landmarks", root: str | Path | None = None, force
         raise
     return folder
 
-
-__all__ = ["Config", "VARIANTS", "GRID_NAMES", "photo", "query_name", "city_of", "grade", "build", "folder_for",
-           "version"]

@@ -1,18 +1,24 @@
 """Every dataset and weight file a notebook may need: one entry each, read by everything else.
 
 An entry says what the item is, where it lives, how to get it, and for the paper's datasets where
-each file is downloaded from (:class:`~cwl_lib.data.sources.Source`), how many images of each part
+each file is downloaded from (:class:`Source`), how many images of each part
 the paper's Section V states (:class:`Sizes`) and how far an archive may expand when unpacked
 (:class:`~cwl_lib.data.archives.Limits`). The loaders, ``cwl data check``, ``cwl fetch``, the dry-run
 (:func:`paper_sizes`) and the profiles (:func:`requirements`) all read these entries, so a dataset
 is added here once.
 
-A notebook (and ``cwl reproduce`` before it starts any work) calls :func:`require`, which fails
+A notebook (and ``cwl reproduce`` before it starts any work) calls :func:`cwl_lib.data.check.require`, which fails
 with one message listing each missing item and the command or manual step that fixes it.
+
+Every URL is the dataset's official host. ``sha256`` is filled only for a digest its publisher states;
+none of these hosts publishes one, so a digest is pinned in the data root's lock file after the first
+download that installs cleanly, or given by the user (``cwl fetch --expect-sha256``; see
+:mod:`cwl_lib.data.checksums`). A mirror (``cwl fetch --mirror BASE`` or ``$CWL_DATA_MIRROR``) replaces
+every host by ``BASE/<dataset>/<file name>``: for an institutional copy, and for the tests' loopback server.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +26,6 @@ from .. import models
 from ..paths import data_root
 from .archives import Limits
 from .checksums import installed_problem
-from .sources import MENDELEY_CHEST_XRAY, RemoteFile, Source
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = (
@@ -30,10 +35,32 @@ FASHION_MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 GIB = 1 << 30
+MENDELEY_CHEST_XRAY = "https://data.mendeley.com/datasets/rscbjbr9sj/2"
 
 
 class MissingDataError(RuntimeError):
     """Data or weights a run needs are absent; the message says how to get each."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    filename: str
+    url: str | None  # None: no scripted download (a login or click-through wall)
+    unpack: str | None = None  # "tar" or "zip"; None places the file as it is
+    dest: str = "."  # inside the dataset folder: the file's path, or the folder an archive goes into
+    flatten: bool = False  # move every unpacked file straight into ``dest`` (revisitop's jpg/ layout)
+    sha256: str | None = None  # only a digest the publisher states
+
+
+@dataclass(frozen=True)
+class Source:
+    """How a paper dataset's files are downloaded and become its folder."""
+
+    name: str
+    files: tuple[RemoteFile, ...]
+    layout: tuple[str, ...]  # paths that must exist in the dataset folder
+    manual: str = ""  # what a person does by hand, when a file has no scripted download
+    skip_prefixes: tuple[str, ...] = field(default=("__MACOSX/",))  # archive junk never installed
 
 
 @dataclass(frozen=True)
@@ -61,13 +88,10 @@ class Resource:
     source: Source | None = None  # where ``cwl fetch`` downloads it from; None: no scripted fetch here
     sizes: Sizes | None = None  # the counts ``cwl data check`` verifies
     limits: Limits | None = None  # how far its archives may expand
-    # how its folder is laid out, which says how data/contents.py checks it: "idx" (Fashion-MNIST's four
+    # how its folder is laid out, which says how data/check.py checks it: "idx" (Fashion-MNIST's four
     # files), "mit67" (split files), "kvasir" (class folders), "chest-xray" (train/test class folders),
     # "revisited" (jpg/ + gnd_<name>.pkl); None: nothing inside is checked
     layout_kind: str | None = None
-
-    def status(self, root: Path) -> str:
-        return "present" if self.locate(root) is not None else "missing"
 
 
 def _fashion_mnist(root: Path) -> Path | None:
@@ -88,13 +112,9 @@ def _importable(module: str, attr: str) -> Callable[[Path], Path | None]:
     return locate
 
 
-def _folder_with(*parts: str) -> Callable[[Path], Path | None]:
-    """Present when every relative path in ``parts`` exists under the dataset folder."""
-
-    def locate(root: Path) -> Path | None:
-        return root if all((root / p).exists() for p in parts) else None
-
-    return locate
+def lacking(folder: Path, layout) -> list[str]:
+    """The paths of ``layout`` absent from ``folder``."""
+    return [p for p in layout if not (Path(folder) / p).exists()]
 
 
 def _weights(name: str) -> Resource:
@@ -115,7 +135,7 @@ def _paper_dataset(source: Source, description: str, manual: str, sizes: Sizes, 
         kind="dataset",
         description=description,
         # a folder built from other bytes than the lock file records counts as absent (checksums.py)
-        locate=lambda root: None if installed_problem(root, name) else _folder_with(*layout)(root / name),
+        locate=lambda root: None if installed_problem(root, name) or lacking(root / name, layout) else root / name,
         fix=lambda root: f"run `cwl fetch {name} --data-root {root}`, or {manual.format(root=root)} so that "
         f"{', '.join(str(root / name / p) for p in layout)} exist",
         source=source, sizes=sizes, limits=limits, layout_kind=layout_kind,
@@ -261,31 +281,17 @@ def paper_sizes(name: str) -> Sizes:
 
 
 def locate(name: str, root: str | Path | None = None) -> Path:
-    """The folder (or file) of a present resource; :class:`MissingDataError` otherwise."""
-    require(name, root=root)
+    """The folder (or file) of a present resource; :class:`MissingDataError` saying how to get it otherwise."""
+    for res, fix in missing([name], root):  # at most one
+        raise MissingDataError(f"this run needs data that is not on this machine:\n  - {res.name} ({res.description}): "
+                               f"{fix}\n(data root: {data_root(root)}; set it with --data-root or $CWL_DATA_ROOT)")
     return resource(name).locate(data_root(root))  # type: ignore[return-value]
 
 
 def missing(names, root: str | Path | None = None) -> list[tuple[Resource, str]]:
     """Each absent resource among ``names`` with the instruction that fixes it."""
     base = data_root(root)
-    out = []
-    for name in dict.fromkeys(names):
-        res = resource(name)
-        if res.locate(base) is None:
-            out.append((res, res.fix(base)))
-    return out
-
-
-def require(*names: str, root: str | Path | None = None) -> None:
-    """Stop before any work when a needed dataset or weight file is absent."""
-    absent = missing(names, root)
-    if absent:
-        lines = [f"  - {res.name} ({res.description}): {fix}" for res, fix in absent]
-        raise MissingDataError(
-            "this run needs data that is not on this machine:\n" + "\n".join(lines)
-            + f"\n(data root: {data_root(root)}; set it with --data-root or $CWL_DATA_ROOT)"
-        )
+    return [(res, res.fix(base)) for res in map(resource, dict.fromkeys(names)) if res.locate(base) is None]
 
 
 def requirements(datasets=(), archs=(), pretrained: bool = True) -> list[str]:

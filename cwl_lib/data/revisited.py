@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..paths import data_root
 from . import offline_landmarks
-from .ground_truth import UnsafePickleError, safe_load_pickle, write_gnd
+from .ground_truth import UnsafePickleError, safe_load_pickle, write_gnd  # re-exported with the layout they read
 from .ground_truth import read as read_ground_truth
 from .landmarks import group_queries
 
@@ -144,8 +144,3 @@ def load_revisited(name: str, root: str | Path | None = None, folder: str | Path
     imlist, qimlist, gnd = read_ground_truth(gnd_file)
     return RevisitedDataset(name=name, root=folder, imlist=imlist, qimlist=qimlist, gnd=gnd)
 
-
-__all__ = [
-    "UnsafePickleError", "safe_load_pickle", "RevisitedDataset", "read_rgb", "crop_bbx",
-    "load_revisited", "write_gnd",
-]

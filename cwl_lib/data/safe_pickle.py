@@ -75,15 +75,10 @@ def _array_bytes(shape, dtype, what: str) -> int:
     return math.prod(int(d) for d in dims) * dtype.itemsize
 
 
-class _NdarrayType:
+def _ndarray(*args, **kwargs):
     """What ``numpy.ndarray`` names in a file: usable only as ``_reconstruct``'s first argument, never called."""
-
-    def __call__(self, *args, **kwargs):
-        raise UnsafePickleError("refusing to call numpy.ndarray directly: arrays are built by numpy's own "
-                                "_reconstruct, within the size cap")
-
-
-_NDARRAY = _NdarrayType()
+    raise UnsafePickleError("refusing to call numpy.ndarray directly: arrays are built by numpy's own "
+                            "_reconstruct, within the size cap")
 
 
 def _builders(budget: _Budget) -> dict:
@@ -137,44 +132,35 @@ def _builders(budget: _Budget) -> dict:
             raise UnsafePickleError(f"_codecs.encode is called with {type(obj).__name__} and {encoding!r}; "
                                     "a ground-truth file only needs text to latin1")
         charge(len(obj), f"{len(obj):,} bytes")
-        return _ORIGINAL["_codecs", "encode"](obj, encoding, errors)
+        return _codecs.encode(obj, encoding, errors)
 
     def dtype(*args):
         return _simple_dtype(np.dtype(*args), "an array")
 
     def reconstruct(subtype, shape, dtype_code):
-        if subtype is not _NDARRAY:
+        if subtype is not _ndarray:
             raise UnsafePickleError(f"_reconstruct is asked for a {subtype!r}, not numpy.ndarray")
         dt = _simple_dtype(dtype_code, "an array")
         charge(_array_bytes(shape, dt, "an array"), f"an array of shape {shape!r}")
-        return _ORIGINAL["numpy._core.multiarray", "_reconstruct"](np.ndarray, shape, dt)
+        return multiarray._reconstruct(np.ndarray, shape, dt)
 
     def scalar(dtype_, data=None):
         dt = _simple_dtype(dtype_, "a number")
-        return _ORIGINAL["numpy._core.multiarray", "scalar"](dt, data) if data is not None else \
-            _ORIGINAL["numpy._core.multiarray", "scalar"](dt)
+        return multiarray.scalar(dt, data) if data is not None else multiarray.scalar(dt)
 
     def frombuffer(buf, dtype_, shape, order):
         dt = _simple_dtype(dtype_, "an array")
         charge(_array_bytes(shape, dt, "an array"), f"an array of shape {shape!r}")
-        return _ORIGINAL["numpy._core.numeric", "_frombuffer"](buf, dt, shape, order)
+        return numeric._frombuffer(buf, dt, shape, order)
 
     out = {("builtins", kind.__name__): container(kind) for kind in _SLOT}
     out.update({("builtins", "bytes"): build_bytes, ("builtins", "str"): build_str,
                 **{("builtins", k.__name__): scalar_of(k) for k in (int, float, complex, bool)},
-                ("_codecs", "encode"): encode, ("numpy", "dtype"): dtype, ("numpy", "ndarray"): _NDARRAY})
+                ("_codecs", "encode"): encode, ("numpy", "dtype"): dtype, ("numpy", "ndarray"): _ndarray})
     for core in ("numpy.core", "numpy._core"):  # NumPy 1 pickles name numpy.core; NumPy 2 reads them as numpy._core
         out.update({(f"{core}.multiarray", "_reconstruct"): reconstruct, (f"{core}.multiarray", "scalar"): scalar,
                     (f"{core}.numeric", "_frombuffer"): frombuffer})  # _frombuffer: pickle protocol 5
     return out
-
-
-def _original() -> dict:
-    return {("_codecs", "encode"): _codecs.encode, ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy._core.multiarray", "scalar"): multiarray.scalar, ("numpy._core.numeric", "_frombuffer"): numeric._frombuffer}
-
-
-_ORIGINAL = _original()
 
 
 class _DataUnpickler(pickle.Unpickler):
