@@ -67,7 +67,7 @@ from . import effects as E
 from . import gates as G
 from .display import fmt
 from .studies.pruning import figure_layers
-from .studies.retrieval import best_lr_table
+from .studies.retrieval import chosen_runs
 from .studies.setting import SAME, STAND_IN
 
 SEP = " · "
@@ -513,7 +513,7 @@ def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
     wanted = claim.options.get("datasets")
     if wanted:
         frame = frame[frame["dataset"].isin(wanted)]
-    out = [G.cwl_acted(G.chosen_runs(frame, [s]), s) for s in (a, b) if strategies.get(s).cwl]
+    out = [G.cwl_acted(tables.chosen_runs(frame, [s]), s) for s in (a, b) if strategies.get(s).cwl]
     return (*out, G.converged(frame, (a, b)), G.grid_brackets(frame, (a, b)))
 
 
@@ -609,14 +609,6 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
 
 
 # --------------------------------------------------------------------------- Section V-B: retrieval
-def _chosen_retrieval(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs at each strategy's chosen learning rate (that of ``best_lr_table``), one row per repeat."""
-    key = ["dataset", "arch", "strategy", "lr_key"]
-    chosen = best_lr_table(frame)
-    return frame.assign(lr_key=pd.to_numeric(frame["lr"]).fillna(-1.0)).merge(
-        chosen.assign(lr_key=pd.to_numeric(chosen["lr"]).fillna(-1.0))[key], on=key)
-
-
 def _paper_retrieval(claim: Claim, keep=None) -> PaperEffect:
     items, label = {}, {}
     for a, b in claim.options["pairs"]:
@@ -642,7 +634,7 @@ def _retrieval(claim: Claim, inputs: Inputs) -> Evaluation:
     if not usable:
         need = _names({s for p in pairs for s in p} - ran)
         return _not_tested(claim, f"this run has no {need} runs (it ran {_names(ran)})", _paper_retrieval(claim))
-    chosen = _chosen_retrieval(frame)
+    chosen = chosen_runs(frame)
     parts = []
     for a, b in usable:
         wide = chosen[chosen["strategy"].isin([a, b])].pivot_table(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +41,8 @@ from .studies import setting as run_setting
 from .studies.setting import SAME, STAND_IN
 
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
+FRAMES = {"03_classification": classification.frame, "04_retrieval": retrieval_study.frame,
+          "05_pruning": pruning_study.table}
 
 
 def _with_cwl(base: str) -> tuple[str, str]:
@@ -85,6 +88,12 @@ class Source:
     @property
     def status(self) -> str:
         return "complete" if self.found == len(self.expected) else "partial" if self.found else NOT_RUN
+
+    @cached_property
+    def frame(self) -> pd.DataFrame | None:
+        """The study's results, one row per run (Table IV for 05), that its cells, tests and claims all read;
+        None without records."""
+        return FRAMES[self.notebook](self.records) if self.records else None
 
     @property
     def tables(self) -> str:
@@ -157,10 +166,9 @@ def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_set
 
 def classification_cells(src: Source) -> list[dict]:
     """Tables I and II, one cell per (paper row, shots)."""
-    frame = classification.frame(src.records)
-    summ = tables.summary(frame) if len(frame) else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
-    used = (tables.best_over_lr(frame).merge(frame, on=tables.CELL + ["repeat", "lr", "accuracy"])
-            if len(frame) else frame)
+    frame = src.frame
+    summ = tables.summary(frame) if frame is not None else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
+    used = tables.chosen_runs(frame) if frame is not None else pd.DataFrame()
     p, out = src.params, []
     for name, table in (("I", paper.TABLE_I), ("II", paper.TABLE_II)):
         datasets, archs = {d for _, d, _ in table}, {a for a, _, _ in table}
@@ -182,7 +190,8 @@ def classification_cells(src: Source) -> list[dict]:
 
 def retrieval_cells(src: Source) -> list[dict]:
     """Table III, one cell per (paper row, dataset and protocol), mAP in percent."""
-    t3, chosen = ((retrieval_study.table(src.records), retrieval_study.chosen(src.records)) if src.records
+    runs = src.frame
+    t3, chosen = ((retrieval_study.best_lr_table(runs), retrieval_study.chosen_runs(runs)) if runs is not None
                   else (pd.DataFrame(), pd.DataFrame()))
     p, out = src.params, []
     datasets = {d for d, _ in paper.RETRIEVAL_COLUMNS}
@@ -260,8 +269,8 @@ def records_behind(cell, sources: dict[str, Source]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- significance
-def _tests(table: str, frame: pd.DataFrame, a: str, b: str) -> list[dict]:
-    if frame.empty or not {a, b} <= set(frame["strategy"]):
+def _tests(table: str, frame: pd.DataFrame | None, a: str, b: str) -> list[dict]:
+    if frame is None or not {a, b} <= set(frame["strategy"]):
         return []
     t = tables.paired_tests(frame, a, b)  # pairs only repeats both strategies ran
     return [{"table": table, "comparison": f"{b} vs {a}", **row} for row in t.to_dict("records") if row["pairs"] > 0]
@@ -270,12 +279,11 @@ def _tests(table: str, frame: pd.DataFrame, a: str, b: str) -> list[dict]:
 def significance(sources: dict[str, Source]) -> pd.DataFrame:
     """CWL minus its baseline over paired repeats, per our (dataset, arch, shots); p-values need 2 pairs."""
     rows = []
-    cls = classification.frame(sources["03_classification"].records)
     for table in ("I", "II"):
         for a, b in PAIRS[table]:
-            rows += _tests(table, cls, a, b)
-    if sources["04_retrieval"].records:
-        chosen = retrieval_study.chosen(sources["04_retrieval"].records)
+            rows += _tests(table, sources["03_classification"].frame, a, b)
+    if sources["04_retrieval"].frame is not None:
+        chosen = retrieval_study.chosen_runs(sources["04_retrieval"].frame)
         pairs = chosen.assign(accuracy=chosen["mean"], shots=0)  # mean of Easy/Medium/Hard mAP, in points
         for a, b in PAIRS["III"]:
             rows += [{**r, "shots": None} for r in _tests("III", pairs, a, b)]  # Table III has no shots
@@ -310,7 +318,7 @@ def _pruning_inputs(src: Source) -> tuple[pd.DataFrame | None, pd.DataFrame | No
     if not any(r["config"]["tau"] == p["figure_tau"] for r in recs):  # Fig. 3's run outside the study's taus
         fig = pruning_study.Config(**{**study, "finetune_epochs": ()}, tau=p["figure_tau"])
         recs += [r for r in store_of(src.folder).records() if r["key"] == pruning_study.key(fig)]
-    return pruning_study.table(src.records), pruning_study.layers(recs), setting
+    return src.frame, pruning_study.layers(recs), setting
 
 
 def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *, seed: int = 0,
@@ -329,8 +337,7 @@ def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *,
             missing[nb] = why
     section3 = profiles.parameters(profile, "02_convolution_svd")
     return claims.Inputs(
-        classification=classification.frame(cls.records) if cls.records else None,
-        retrieval=retrieval_study.frame(ret.records) if ret.records else None,
+        classification=cls.frame, retrieval=ret.frame,
         pruning=table_iv, pruning_layers=layers, measures=found, missing=missing,
         setting={"profile": profile, "section3": {"arch": section3["arch"], "fig1_dataset": smallcnn.DATASET},
                  "pruning": pruning_setting})

@@ -25,21 +25,24 @@ from .display import fmt
 CELL = ["dataset", "arch", "strategy", "shots"]
 
 
+def chosen_runs(frame: pd.DataFrame, strategies=None) -> pd.DataFrame:
+    """The runs the tables keep (of ``strategies``, default all): per (dataset, arch, strategy, shots, repeat)
+    the one with the best accuracy over learning rates, every column kept."""
+    f = frame if strategies is None else frame[frame["strategy"].isin(list(strategies))]
+    return f if f.empty else f.loc[f.groupby(CELL + ["repeat"])["accuracy"].idxmax()]
+
+
 def best_over_lr(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, arch, strategy, shots, repeat): the best accuracy over learning rates and its lr."""
     if frame.empty:
         raise ValueError("no results to tabulate")
-    keys = CELL + ["repeat"]
-    idx = frame.groupby(keys)["accuracy"].idxmax()
-    return frame.loc[idx, keys + ["accuracy", "lr"]].reset_index(drop=True)
+    return chosen_runs(frame)[CELL + ["repeat", "accuracy", "lr"]].reset_index(drop=True)
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """mean, std (ddof=1) and number of repeats of the best-over-LR accuracy, per cell."""
-    best = best_over_lr(frame)
-    out = best.groupby(CELL)["accuracy"].agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else float("nan"),
-                                              repeats="count").reset_index()
-    return out
+    return best_over_lr(frame).groupby(CELL)["accuracy"].agg(
+        mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else float("nan"), repeats="count").reset_index()
 
 
 def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
