@@ -353,24 +353,19 @@ def _reason(verdict: str, e: E.Effect, claim: Claim) -> str:
 
 # --------------------------------------------------------------------------- building evaluations
 def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=None, gates=()) -> Evaluation:
-    """The verdict on ``effect``; "not testable by this run" when a gate failed (its measured reasons)."""
+    """The verdict of the rule on ``effect``; "not testable by this run" when a gate failed (its measured
+    reasons), also when the failed gates left no effect to measure (``effect`` None)."""
     verdict = E.verdict(effect, claim.side, claim.bound, claim.margin)
     failed = G.failed(gates)
-    if failed and verdict != E.NOT_TESTED:
-        return Evaluation(claim, E.NOT_TESTABLE, "; ".join(g.reason() for g in failed), effect, paper_effect, match,
-                          our_setting, note, detail, tuple(gates))
-    return Evaluation(claim, verdict, _reason(verdict, effect, claim), effect, paper_effect, match, our_setting,
-                      note, detail, tuple(gates))
+    if failed and (effect is None or verdict != E.NOT_TESTED):
+        verdict, reason = E.NOT_TESTABLE, "; ".join(g.reason() for g in failed)
+    else:
+        reason = _reason(verdict, effect, claim)
+    return Evaluation(claim, verdict, reason, effect, paper_effect, match, our_setting, note, detail, tuple(gates))
 
 
 def _not_tested(claim, reason, paper_effect, our_setting="-") -> Evaluation:
     return Evaluation(claim, E.NOT_TESTED, reason, None, paper_effect, "", our_setting)
-
-
-def _untestable(claim, gates, paper_effect, our_setting="-", note="") -> Evaluation:
-    """A claim the run cannot test because a gate failed before any effect could be measured."""
-    reason = "; ".join(g.reason() for g in G.failed(gates))
-    return Evaluation(claim, E.NOT_TESTABLE, reason, None, paper_effect, "", our_setting, note, gates=tuple(gates))
 
 
 def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
@@ -671,23 +666,15 @@ def _retrieval_gates(frame, chosen, pairs, d) -> tuple[G.Gate, ...]:
 
 
 # --------------------------------------------------------------------------- Section V-C: pruning
-def _table_iv(frame: pd.DataFrame) -> tuple[float | None, pd.DataFrame, list[int]]:
-    """The unpruned accuracy, the pruned rows (numeric tau), and the finetuning lengths N of the ``ft<N>`` columns."""
-    unpruned, rows, lengths = _unpruned_row(frame)
-    return (None if unpruned is None else float(unpruned["acc"])), rows, lengths
-
-
 def _unpruned_row(frame: pd.DataFrame) -> tuple[pd.Series | None, pd.DataFrame, list[int]]:
+    """The unpruned row, the pruned rows (numeric tau), and the finetuning lengths N of the ``ft<N>`` columns."""
     _check_columns(frame, ("tau", "acc", "params"), "pruning")
     tau = pd.to_numeric(frame["tau"], errors="coerce")  # None, NaN or "-": the unpruned row
     lengths = sorted(int(c[2:]) for c in frame.columns if c.startswith("ft") and c[2:].isdigit())
     numeric = ["acc", "params", *(f"ft{n}" for n in lengths)]
-    unpruned = frame[tau.isna()].copy()
-    rows = frame[tau.notna()].assign(tau=tau[tau.notna()].astype(float))
-    for c in numeric:
-        rows[c] = pd.to_numeric(rows[c], errors="coerce")
-        unpruned[c] = pd.to_numeric(unpruned[c], errors="coerce")
-    return (unpruned.iloc[0] if len(unpruned) else None), rows, lengths
+    unpruned, rows = (f.assign(**{c: pd.to_numeric(f[c], errors="coerce") for c in numeric})
+                      for f in (frame[tau.isna()], frame[tau.notna()]))
+    return (unpruned.iloc[0] if len(unpruned) else None), rows.assign(tau=tau[tau.notna()].astype(float)), lengths
 
 
 def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
@@ -702,8 +689,10 @@ def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
     return acc, f"unpruned {fmt(acc, decimals=3)} ({fmt(after, decimals=3)} after {same})"
 
 
-def _paper_table_iv() -> pd.DataFrame:
-    return pd.DataFrame(paper.TABLE_IV).rename(columns={"feature_maps": "features"})
+def _paper_table_iv() -> tuple[float, pd.DataFrame]:
+    """The paper's Table IV read as ours is: its unpruned accuracy and its pruned rows."""
+    first, rows, _ = _unpruned_row(pd.DataFrame(paper.TABLE_IV).rename(columns={"feature_maps": "features"}))
+    return float(first["acc"]), rows
 
 
 #: The kept shares of parameters where C17 ("about half") and C18 ("high compression", the paper's rows from
@@ -738,25 +727,42 @@ def _recovery_row(unpruned: float, rows: pd.DataFrame, trained: str | None = Non
     return row, (float(row["ft1"]) - float(row["acc"])) / (unpruned - float(row["acc"])), skipped
 
 
-def _pruning_setting(inputs: Inputs, ft: int | None, paper_ft: int) -> tuple[bool, str, dict]:
-    """Whether our study is Table IV's (backbone, dataset, images per class, FT@``paper_ft``), its text, its setting."""
-    s = dict(inputs.setting.get("pruning", {}))
-    p = paper.TABLE_IV_SETTING
-    ours = (s.get("arch"), s.get("dataset"), s.get("shots"))
-    same = ours == (p["arch"], p["dataset"], p["shots"]) and ft == paper_ft
-    text = f"{s.get('arch', '-')}{SEP}{s.get('dataset', '-')}{SEP}{s.get('shots', '-')} per class"
-    return same, text + (f"{SEP}FT@{ft}" if ft else ""), s
+def iv_setting(s: Mapping, *extra: str) -> str:
+    """A Table IV setting in words: ``backbone · dataset · N per class``, then ``extra``."""
+    return SEP.join([f"{s.get('arch', '-')}", f"{s.get('dataset', '-')}", f"{s.get('shots', '-')} per class", *extra])
 
 
-def _paper_iv_setting(ft: str) -> str:
-    p = paper.TABLE_IV_SETTING
-    return f"{p['arch']}{SEP}{p['dataset']}{SEP}{p['shots']} per class{SEP}{ft.replace('ft', 'FT@')}"
+def _pruning_setting(inputs: Inputs, ft: int | None, paper_ft: int) -> tuple[str, str, dict]:
+    """SAME when our study is Table IV's (backbone, dataset, images per class, FT@``paper_ft``), else STAND_IN;
+    our setting in words; the setting."""
+    s, p = dict(inputs.setting.get("pruning", {})), paper.TABLE_IV_SETTING
+    same = all(s.get(k) == p[k] for k in ("arch", "dataset", "shots")) and ft == paper_ft
+    return SAME if same else STAND_IN, iv_setting(s, *([f"FT@{ft}"] if ft else [])), s
 
 
-def _collapse(rows: pd.DataFrame, ft: str, floor: float | None, row) -> tuple:
-    """The gate naming the thresholds at chance after ``ft``, where there is a row read and a chance bound (the
-    other gates already fail without them)."""
-    return () if row is None or floor is None else (G.collapse_beyond(rows, ft, floor, float(row["params"])),)
+def _chance(s: Mapping) -> tuple:
+    """The test images and classes behind each accuracy, and the chance bound they give (None without them)."""
+    n, classes = s.get("n_test"), s.get("classes")
+    return n, classes, (G.chance_bound(int(classes), int(n)) if classes and n else None)
+
+
+def _pruning_gates(window, where: str, unpruned: float, row, rows: pd.DataFrame, ft: str, which: str,
+                   s: Mapping) -> tuple[G.Gate, ...]:
+    """A claim read at one row of Table IV after the finetuning ``ft``: that row keeps a share of the parameters
+    in ``window``, the unpruned network and that row after ``ft`` are above chance, and (where there is a row
+    and a chance bound; the other gates already fail without them) no threshold keeping more is at chance."""
+    n, classes, floor = _chance(s)
+    return (G.operating_point(None if row is None else float(row["params"]), *window,
+                              f"the share of parameters kept at {where}"),
+            G.above_chance(unpruned, classes, n, "the unpruned network"),
+            G.above_chance(None if row is None else float(row[ft]), classes, n,
+                           f"{which} after {ft.replace('ft', 'FT@')}"),
+            *(() if row is None or floor is None else (G.collapse_beyond(rows, ft, floor, float(row["params"])),)))
+
+
+def _no_test_size(claim: Claim, estimate: float, paper_effect: PaperEffect, our_setting: str) -> Evaluation:
+    return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
+                              f"point estimate {fmt(estimate, decimals=3)}", paper_effect, our_setting)
 
 
 def _binomial_var(acc: float, n: int) -> float:
@@ -764,68 +770,53 @@ def _binomial_var(acc: float, n: int) -> float:
 
 
 def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
-    pu, prows, _ = _table_iv(_paper_table_iv())
-    prow, ploss = _half_params(pu, prows, "ft30")
-    paper_effect = PaperEffect(ploss, _paper_iv_setting("ft30"), note=f"tau {prow['tau']:g}, "
+    prow, ploss = _half_params(*_paper_table_iv(), "ft30")
+    paper_effect = PaperEffect(ploss, iv_setting(paper.TABLE_IV_SETTING, "FT@30"), note=f"tau {prow['tau']:g}, "
                                f"{round(100 * prow['params'])}% of the parameters kept")
     if inputs.pruning is None or inputs.pruning.empty:
         return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
     first, rows, lengths = _unpruned_row(inputs.pruning)
     if first is None or not lengths:
         return _not_tested(claim, "needs the unpruned row and a finetuned column (ft<N>)", paper_effect)
-    same, our_setting, s = _pruning_setting(inputs, lengths[-1], 30)
+    match, our_setting, s = _pruning_setting(inputs, lengths[-1], 30)
     ft = f"ft{lengths[-1]}"
     unpruned, reference = _reference(first, ft)
     row, loss = _half_params(unpruned, rows, ft)
-    n, classes = s.get("n_test"), s.get("classes")
-    where = "the threshold closest to half of the parameters"
-    floor = G.chance_bound(int(classes), int(n)) if classes and n else None
-    gates = (G.operating_point(None if row is None else float(row["params"]), *HALF_WINDOW,
-                               f"the share of parameters kept at {where}"),
-             G.above_chance(float(first["acc"]), classes, n, "the unpruned network"),
-             G.above_chance(None if row is None else float(row[ft]), classes, n,
-                            f"the pruned network after FT@{lengths[-1]}"), *_collapse(rows, ft, floor, row))
+    gates = _pruning_gates(HALF_WINDOW, "the threshold closest to half of the parameters", float(first["acc"]), row,
+                           rows, ft, "the pruned network", s)
     if row is None:
-        return _untestable(claim, gates, paper_effect, our_setting)
+        return _judged(claim, None, paper_effect, "", our_setting, gates=gates)
+    n = s.get("n_test")
+    if not n:
+        return _no_test_size(claim, loss, paper_effect, our_setting)
     note = (f"tau {row['tau']:g}, {round(100 * row['params'])}% of the parameters kept: "
             f"{fmt(float(row[ft]), decimals=3)} after FT@{lengths[-1]} against {reference}")
-    if not n:
-        return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
-                                  f"point estimate {fmt(loss, decimals=3)}", paper_effect, our_setting)
     se = math.sqrt(_binomial_var(unpruned, n) + _binomial_var(float(row[ft]), n))
     effect = E.normal_effect(loss, se, int(n), "test images", "binomial, test set", null=claim.bound)
-    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note, gates=gates)
+    return _judged(claim, effect, paper_effect, match, our_setting, note, gates=gates)
 
 
 def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
-    pu, prows, _ = _table_iv(_paper_table_iv())
-    prow, pfrac, _ = _recovery_row(pu, prows)
-    paper_effect = PaperEffect(pfrac, _paper_iv_setting("ft1"), note=f"tau {prow['tau']:g}")
+    prow, pfrac, _ = _recovery_row(*_paper_table_iv())
+    paper_effect = PaperEffect(pfrac, iv_setting(paper.TABLE_IV_SETTING, "FT@1"), note=f"tau {prow['tau']:g}")
     if inputs.pruning is None or inputs.pruning.empty:
         return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
     first, rows, lengths = _unpruned_row(inputs.pruning)
-    unpruned = None if first is None else float(first["acc"])
-    same, our_setting, s = _pruning_setting(inputs, 1 if 1 in lengths else None, 1)
-    if unpruned is None or 1 not in lengths:
+    match, our_setting, s = _pruning_setting(inputs, 1 if 1 in lengths else None, 1)
+    if first is None or 1 not in lengths:
         return _not_tested(claim, f"needs the unpruned row and FT@1 (this run finetuned for {lengths} epochs)",
                            paper_effect, our_setting)
-    n, classes = s.get("n_test"), s.get("classes")
-    last = f"ft{lengths[-1]}"
-    floor = G.chance_bound(int(classes), int(n)) if classes and n else None
+    unpruned, last, (n, _, floor) = float(first["acc"]), f"ft{lengths[-1]}", _chance(s)
     row, frac, skipped = _recovery_row(unpruned, rows, last, floor)
-    gates = (G.operating_point(None if row is None else float(row["params"]), *HIGH_WINDOW,
-                               "the share of parameters kept at the largest threshold read"),
-             G.above_chance(unpruned, classes, n, "the unpruned network"),
-             G.above_chance(None if row is None else float(row[last]), classes, n,
-                            f"that pruned network after FT@{lengths[-1]}"), *_collapse(rows, last, floor, row))
+    gates = _pruning_gates(HIGH_WINDOW, "the largest threshold read", unpruned, row, rows, last,
+                           "that pruned network", s)
     u_ft1 = float(first.get("ft1", float("nan")))
     if math.isfinite(u_ft1) or rows["ft1"].notna().any():  # no unpruned FT@1 beside pruned ones: not measured
         gates += (G.finetuning_keeps(u_ft1 - unpruned if math.isfinite(u_ft1) else None, -RECOVERY_LOSS, "FT@1"),)
     if row is None:
-        return _untestable(claim, gates, paper_effect, our_setting)
+        return _judged(claim, None, paper_effect, "", our_setting, gates=gates)
     if not n:
-        return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
-                                  f"point estimate {fmt(frac, decimals=3)}", paper_effect, our_setting)
+        return _no_test_size(claim, frac, paper_effect, our_setting)
     acc, ft1 = float(row["acc"]), float(row["ft1"])
     var = (_binomial_var(ft1, n) + frac ** 2 * _binomial_var(unpruned, n)
            + (1 - frac) ** 2 * _binomial_var(acc, n)) / (unpruned - acc) ** 2  # delta method
@@ -839,12 +830,12 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
     if skipped:
         note += (f"; tau {', '.join(f'{t:g}' for t in skipped)} skipped: at chance even after FT@{lengths[-1]}, a "
                  "network no finetuning of this run can train")
-    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note, gates=gates)
+    return _judged(claim, effect, paper_effect, match, our_setting, note, gates=gates)
 
 
 def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
     p = paper.TABLE_IV_SETTING
-    paper_effect = PaperEffect(None, f"vgg16{SEP}{p['dataset']}{SEP}{p['shots']} per class{SEP}tau {FIG3_TAU:g}",
+    paper_effect = PaperEffect(None, iv_setting({**p, "arch": "vgg16"}, f"tau {FIG3_TAU:g}"),
                                note="Fig. 3: bars, no number")
     layers, s = inputs.pruning_layers, dict(inputs.setting.get("pruning", {}))
     if layers is None or layers.empty:
@@ -853,7 +844,7 @@ def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
     arch, tau = s.get("figure_arch") or s.get("arch"), s.get("figure_tau")
     if arch is None or tau is None:
         return _not_tested(claim, "the setting names no figure_arch and figure_tau", paper_effect)
-    our_setting = f"{arch}{SEP}{s.get('dataset', '-')}{SEP}{s.get('shots', '-')} per class{SEP}tau {tau:g}"
+    our_setting = iv_setting({**s, "arch": arch}, f"tau {tau:g}")
     at_tau = np.isclose(layers["tau"].astype(float), float(tau))
     if not at_tau.any():
         return _not_tested(claim, f"no per-layer record at tau {tau:g}", paper_effect, our_setting)
