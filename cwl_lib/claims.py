@@ -477,7 +477,9 @@ def _cell_detail(d: pd.DataFrame, cells: list[str], claim: Claim) -> tuple[pd.Da
 
 
 def _classification_start(claim: Claim, inputs: Inputs, paper_cells: dict):
-    """Our paired differences for the claim's pair, or the reason they cannot be had."""
+    """Our paired differences for the claim's pair (only the paper's cells when we ran any: then the same
+    experiment), whether they are the same experiment, and the paper's cells we ran (all of them for a
+    stand-in); or None and the reason they cannot be had."""
     a, b = claim.options["pair"]
     frame = inputs.classification
     if frame is None or frame.empty:
@@ -497,7 +499,9 @@ def _classification_start(claim: Claim, inputs: Inputs, paper_cells: dict):
                           "the paper profile runs them")
     if d.empty:
         return None, f"no repeat ran both {a} and {b}"
-    return _restrict(d, paper_cells, ["arch", "dataset", "shots"]), None
+    d, same = _restrict(d, paper_cells, ["arch", "dataset", "shots"])
+    ran = set(zip(d["arch"], d["dataset"], d["shots"]))
+    return (d, same, {k: v for k, v in paper_cells.items() if k in ran} if same else paper_cells), None
 
 
 def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
@@ -518,9 +522,7 @@ def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
     started, why = _classification_start(claim, inputs, cells)
     if why:
         return _not_tested(claim, why, _summary(claim, cells, _grid_text(cells), _cell_label))
-    d, same = started
-    if same:
-        cells = {k: v for k, v in cells.items() if k in set(zip(d["arch"], d["dataset"], d["shots"]))}
+    d, same, cells = started
     paper_effect = _summary(claim, cells, _grid_text(cells), _cell_label)
     per_repeat, n_cells = _per_repeat(d, ["arch", "dataset", "shots"])
     our_setting = f"{_grid_text(zip(d['arch'], d['dataset'], d['shots']))}{SEP}{_count(n_cells, 'cells')}"
@@ -552,9 +554,7 @@ def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
 
     if why:
         return _not_tested(claim, why, paper_slope(cells))
-    d, same = started
-    if same:
-        cells = {k: v for k, v in cells.items() if k in set(zip(d["arch"], d["dataset"], d["shots"]))}
+    d, same, cells = started
     our_setting = _grid_text(zip(d["arch"], d["dataset"], d["shots"]))
     if d["shots"].nunique() < 2:
         return _not_tested(claim, "needs at least two numbers of images per class", paper_slope(cells), our_setting)
@@ -584,7 +584,7 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
     started, why = _classification_start(claim, inputs, {})
     if why:
         return _not_tested(claim, why, paper_effect())
-    d, _ = started
+    d, _, _ = started
     archs = set(d["arch"])
     if not set(PAPER_ARCHS) <= archs:
         return _not_tested(claim, f"needs runs of both vgg16 and resnet50 (this run: {_names(archs)}); the paper "

@@ -348,7 +348,8 @@ def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
     return {v: int((ledger["verdict"] == v).sum()) for v in E.VERDICTS}
 
 
-def _listed(parts: list[str]) -> str:
+def listed(parts: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
@@ -363,7 +364,7 @@ def verdict_sentence(ledger: pd.DataFrame) -> str:
         out.append(f"{held} of the {len(identities)} numerical identities hold.")
     if len(empirical):
         counts = {v: n for v, n in verdict_counts(empirical).items() if n}
-        out.append(f"Of the {len(empirical)} empirical claims, {_listed([f'{n} {v}' for v, n in counts.items()])}.")
+        out.append(f"Of the {len(empirical)} empirical claims, {listed([f'{n} {v}' for v, n in counts.items()])}.")
     return " ".join(out)
 
 
@@ -419,7 +420,7 @@ def verdicts_in_words(evaluations) -> str:
     groups: dict[tuple[str, str], list[str]] = {}
     for ev in evaluations:
         groups.setdefault((ev.verdict, short_reason(ev)), []).append(ev.claim.id)
-    return " ".join(f"{_listed(ids)} {'is' if len(ids) == 1 else 'are'} {verdict}: {why}."
+    return " ".join(f"{listed(ids)} {'is' if len(ids) == 1 else 'are'} {verdict}: {why}."
                     for (verdict, why), ids in groups.items())
 
 
@@ -609,6 +610,6 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
 
 __all__ = ["SOURCES", "PAIRS", "Source", "load", "gather", "sources_root", "cells", "records_behind",
            "significance", "view", "settings", "source_table", "fill_command", "instructions", "provenance",
-           "records_table", "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence",
+           "records_table", "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence", "listed",
            "stand_ins", "stand_in_sentences", "SHORT_CLAIMS", "ROW_ANCHOR",
            "LEDGER_DETAILS", "short_reason", "verdicts_in_words", "ledger_summary", "ledger_details", "tested"]
