@@ -38,6 +38,7 @@ from .studies import BY_NOTEBOOK, classification
 from .studies import pruning as pruning_study
 from .studies import retrieval as retrieval_study
 from .studies import setting as run_setting
+from .claims import SEP
 from .studies.setting import SAME, STAND_IN
 
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
@@ -51,7 +52,6 @@ def _with_cwl(base: str) -> tuple[str, str]:
 
 PAIRS = {"I": [_with_cwl("freeze")], "II": [_with_cwl("finetune")], "III": [_with_cwl("freeze"), _with_cwl("finetune")]}
 NOT_RUN = "not run"
-SEP = " · "
 
 
 # --------------------------------------------------------------------------- the runs 03-05 make
@@ -164,51 +164,44 @@ def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_set
             "keys": tuple(sorted(keys)) if ran else (), "source": source}
 
 
+def _table_cells(src: Source, table: str, paper_cells, summ: pd.DataFrame, used: pd.DataFrame) -> list[dict]:
+    """Ours beside each paper cell of Tables I-III: ``paper_cells`` gives (row, column, arch, dataset, what else
+    selects the cell, the column of ``summ`` holding ours, paper value, paper std); the dataset and backbone are
+    ours or stand in (:func:`_stand_in`); ``used`` holds the runs whose values make ours."""
+    datasets, archs = {c[3] for c in paper_cells}, {c[2] for c in paper_cells}
+    out = []
+    for row, column, arch, dataset, extra, value, paper_value, paper_std in paper_cells:
+        our_a, same_a = _stand_in(arch, src.params["archs"], archs)
+        our_d, same_d = _stand_in(dataset, src.params["datasets"], datasets)
+        select = {"dataset": our_d, "arch": our_a, **extra}
+        hit = _where(summ, select)
+        out.append(_cell(
+            table, row, column, paper_value, hit[value].iloc[0] if len(hit) else None, paper_std=paper_std,
+            ours_std=hit["std"].iloc[0] if "std" in hit and len(hit) else None, repeats=int(hit["repeats"].sum()),
+            same=same_d and same_a, paper_setting=SEP.join([arch, dataset]),
+            our_setting=SEP.join([our_a, our_d]) if our_a and our_d else None, select=select,
+            keys=_where(used, select).get("key", []), source=src.notebook))
+    return out
+
+
 def classification_cells(src: Source) -> list[dict]:
     """Tables I and II, one cell per (paper row, shots)."""
     frame = src.frame
     summ = tables.summary(frame) if frame is not None else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
     used = tables.chosen_runs(frame) if frame is not None else pd.DataFrame()
-    p, out = src.params, []
-    for name, table in (("I", paper.TABLE_I), ("II", paper.TABLE_II)):
-        datasets, archs = {d for _, d, _ in table}, {a for a, _, _ in table}
-        for (arch, dataset, strategy), by_shots in table.items():
-            our_d, same_d = _stand_in(dataset, p["datasets"], datasets)
-            our_a, same_a = _stand_in(arch, p["archs"], archs)
-            our_setting = SEP.join([our_a, our_d]) if our_d and our_a else None
-            for shots, (mean, std) in by_shots.items():
-                select = {"dataset": our_d, "arch": our_a, "strategy": strategy, "shots": shots}
-                hit, keys = _where(summ, select), _where(used, select).get("key", [])
-                out.append(_cell(
-                    name, SEP.join([arch, dataset, strategy]), f"{shots} shot", mean,
-                    hit["mean"].iloc[0] if len(hit) else None, paper_std=std,
-                    ours_std=hit["std"].iloc[0] if len(hit) else None, repeats=int(hit["repeats"].sum()),
-                    same=same_d and same_a, paper_setting=SEP.join([arch, dataset]), our_setting=our_setting,
-                    select=select, keys=keys, source=src.notebook))
-    return out
+    return [cell for name, table in (("I", paper.TABLE_I), ("II", paper.TABLE_II)) for cell in _table_cells(
+        src, name, [(SEP.join([a, d, s]), f"{k} shot", a, d, {"strategy": s, "shots": k}, "mean", mean, std)
+                    for (a, d, s), by_shots in table.items() for k, (mean, std) in by_shots.items()], summ, used)]
 
 
 def retrieval_cells(src: Source) -> list[dict]:
     """Table III, one cell per (paper row, dataset and protocol), mAP in percent."""
     runs = src.frame
     t3, chosen = ((retrieval_study.best_lr_table(runs), retrieval_study.chosen_runs(runs)) if runs is not None
-                  else (pd.DataFrame(), pd.DataFrame()))
-    p, out = src.params, []
-    datasets = {d for d, _ in paper.RETRIEVAL_COLUMNS}
-    archs = {a for a, _ in paper.TABLE_III}
-    for (arch, strategy), values in paper.TABLE_III.items():
-        our_a, same_a = _stand_in(arch, p["archs"], archs)
-        for (dataset, protocol), value in values.items():
-            our_d, same_d = _stand_in(dataset, p["datasets"], datasets)
-            select = {"dataset": our_d, "arch": our_a, "strategy": strategy}
-            hit, keys = _where(t3, select), _where(chosen, select).get("key", [])
-            out.append(_cell(
-                "III", SEP.join([arch, strategy]), SEP.join([dataset, protocol]), value,
-                hit[protocol].iloc[0] if len(hit) else None, repeats=int(hit["repeats"].iloc[0]) if len(hit) else 0,
-                same=same_d and same_a, paper_setting=SEP.join([arch, dataset]),
-                our_setting=SEP.join([our_a, our_d]) if our_a and our_d else None,
-                select=select, keys=keys, source=src.notebook))
-    return out
+                  else (pd.DataFrame(columns=["dataset", "arch", "strategy", "repeats"]), pd.DataFrame()))
+    return _table_cells(src, "III", [(SEP.join([a, s]), SEP.join([d, protocol]), a, d, {"strategy": s}, protocol, v, None)
+                                     for (a, s), values in paper.TABLE_III.items() for (d, protocol), v in values.items()],
+                        t3, chosen)
 
 
 PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Param", "feature_maps": "#Feat"}
@@ -216,13 +209,12 @@ PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Par
 
 def pruning_cells(src: Source) -> list[dict]:
     """Table IV, one cell per (tau, column); FT@30 stands beside our longest finetuning when we ran no 30."""
-    study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER])
+    study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER]).model_dump()
     by_tau = {r["config"]["tau"]: r for r in src.records}
     s = paper.TABLE_IV_SETTING
-    same_setting = (study.arch, study.dataset, study.shots) == (s["arch"], s["dataset"], s["shots"])
-    paper_setting = f"{s['arch']}{SEP}{s['dataset']}{SEP}{s['shots']} per class"
-    our_setting = f"{study.arch}{SEP}{study.dataset}{SEP}{study.shots} per class"
-    fe = study.finetune_epochs
+    same_setting = all(study[k] == s[k] for k in ("arch", "dataset", "shots"))
+    paper_setting, our_setting = claims.iv_setting(s), claims.iv_setting(study)
+    fe = study["finetune_epochs"]
     epochs = {"ft1": 1 if 1 in fe else None, "ft30": 30 if 30 in fe else (max(fe) if fe and max(fe) > 1 else None)}
     out = []
     for prow in paper.TABLE_IV:
