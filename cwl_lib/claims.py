@@ -516,6 +516,20 @@ def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
     return (*out, G.converged(frame, (a, b)), G.grid_brackets(frame, (a, b)))
 
 
+def _over_cells(claim: Claim, inputs: Inputs, d: pd.DataFrame, cells: list[str], paper_effect: PaperEffect,
+                same: bool, setting: str, empty: str) -> Evaluation:
+    """A classification claim's effect on the paired differences ``d`` over ``cells``: per repeat their mean
+    over the cells (repeats that ran every cell), a paired t over repeats, the per-cell effects as its detail;
+    ``setting`` is ours before its count of cells, ``empty`` the reason when no repeat ran every cell."""
+    per_repeat, n_cells = _per_repeat(d, cells)
+    our_setting = f"{setting}{SEP}{_count(n_cells, 'cells')}"
+    if per_repeat.empty:
+        return _not_tested(claim, empty, paper_effect, our_setting)
+    detail, note = _cell_detail(d, cells, claim)
+    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
+                   our_setting, note, detail, _pair_gates(claim, inputs))
+
+
 def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
     a, b = claim.options["pair"]
     cells = _paper_cells(claim, a, b)
@@ -524,13 +538,8 @@ def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
         return _not_tested(claim, why, _summary(claim, cells, _grid_text(cells), _cell_label))
     d, same, cells = started
     paper_effect = _summary(claim, cells, _grid_text(cells), _cell_label)
-    per_repeat, n_cells = _per_repeat(d, ["arch", "dataset", "shots"])
-    our_setting = f"{_grid_text(zip(d['arch'], d['dataset'], d['shots']))}{SEP}{_count(n_cells, 'cells')}"
-    if per_repeat.empty:
-        return _not_tested(claim, "no repeat ran every cell", paper_effect, our_setting)
-    detail, note = _cell_detail(d, ["arch", "dataset", "shots"], claim)
-    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
-                   our_setting, note, detail, _pair_gates(claim, inputs))
+    return _over_cells(claim, inputs, d, ["arch", "dataset", "shots"], paper_effect, same,
+                       _grid_text(zip(d["arch"], d["dataset"], d["shots"])), "no repeat ran every cell")
 
 
 def _slope(shots, gains) -> float:
@@ -593,14 +602,10 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
                                                       values="diff").dropna()
     contrast = (wide["vgg16"] - wide["resnet50"]).rename("diff").reset_index()
     contrast, same = _restrict(contrast, both, ["dataset", "shots"])
-    per_repeat, n_cells = _per_repeat(contrast, ["dataset", "shots"])
     keep = set(zip(contrast["dataset"], contrast["shots"])) if same else None
-    our_setting = f"vgg16 vs resnet50{SEP}{_names(contrast['dataset'])}{SEP}{_count(n_cells, 'cells')}"
-    if per_repeat.empty:
-        return _not_tested(claim, "no repeat ran every cell with both backbones", paper_effect(keep), our_setting)
-    detail, note = _cell_detail(contrast, ["dataset", "shots"], claim)
-    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect(keep), SAME if same else STAND_IN,
-                   our_setting, note, detail, _pair_gates(claim, inputs))
+    return _over_cells(claim, inputs, contrast, ["dataset", "shots"], paper_effect(keep), same,
+                       f"vgg16 vs resnet50{SEP}{_names(contrast['dataset'])}",
+                       "no repeat ran every cell with both backbones")
 
 
 # --------------------------------------------------------------------------- Section V-B: retrieval
