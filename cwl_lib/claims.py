@@ -56,7 +56,7 @@ threshold chosen). :attr:`Evaluation.detail` holds the per-cell effects behind o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -479,29 +479,29 @@ def _cell_detail(d: pd.DataFrame, cells: list[str], claim: Claim) -> tuple[pd.Da
 def _classification_start(claim: Claim, inputs: Inputs, paper_cells: dict):
     """Our paired differences for the claim's pair (only the paper's cells when we ran any: then the same
     experiment), whether they are the same experiment, and the paper's cells we ran (all of them for a
-    stand-in); or None and the reason they cannot be had."""
+    stand-in), and "" or the reason the differences cannot be had (then None, False, all the paper's cells)."""
     a, b = claim.options["pair"]
     frame = inputs.classification
     if frame is None or frame.empty:
-        return None, "03_classification recorded no runs"
+        return None, False, paper_cells, "03_classification recorded no runs"
     _check_columns(frame, CLASSIFICATION_COLUMNS, "classification")
     ran = set(frame["strategy"])
     missing = [s for s in (a, b) if s not in ran]
     if missing:
-        return None, f"this run has no {' or '.join(missing)} runs (it ran {_names(ran)})"
+        return None, False, paper_cells, f"this run has no {' or '.join(missing)} runs (it ran {_names(ran)})"
     d = _paired_cells(frame, a, b)
     wanted = claim.options.get("datasets")
     if wanted:
         have = set(d["dataset"])
         d = d[d["dataset"].isin(wanted)]
         if d.empty:
-            return None, (f"needs runs on {' or '.join(wanted)} (this run: {_names(have)}); "
+            return None, False, paper_cells, (f"needs runs on {' or '.join(wanted)} (this run: {_names(have)}); "
                           "the paper profile runs them")
     if d.empty:
-        return None, f"no repeat ran both {a} and {b}"
+        return None, False, paper_cells, f"no repeat ran both {a} and {b}"
     d, same = _restrict(d, paper_cells, ["arch", "dataset", "shots"])
     ran = set(zip(d["arch"], d["dataset"], d["shots"]))
-    return (d, same, {k: v for k, v in paper_cells.items() if k in ran} if same else paper_cells), None
+    return d, same, {k: v for k, v in paper_cells.items() if k in ran} if same else paper_cells, ""
 
 
 def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
@@ -518,9 +518,8 @@ def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
 
 def _over_cells(claim: Claim, inputs: Inputs, d: pd.DataFrame, cells: list[str], paper_effect: PaperEffect,
                 same: bool, setting: str, empty: str) -> Evaluation:
-    """A classification claim's effect on the paired differences ``d`` over ``cells``: per repeat their mean
-    over the cells (repeats that ran every cell), a paired t over repeats, the per-cell effects as its detail;
-    ``setting`` is ours before its count of cells, ``empty`` the reason when no repeat ran every cell."""
+    """Paired differences ``d`` judged by a paired t over repeats of their mean over ``cells`` (repeats that ran
+    every cell; ``empty`` says why when none did); ``setting`` is ours before its count of cells."""
     per_repeat, n_cells = _per_repeat(d, cells)
     our_setting = f"{setting}{SEP}{_count(n_cells, 'cells')}"
     if per_repeat.empty:
@@ -531,13 +530,10 @@ def _over_cells(claim: Claim, inputs: Inputs, d: pd.DataFrame, cells: list[str],
 
 
 def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
-    a, b = claim.options["pair"]
-    cells = _paper_cells(claim, a, b)
-    started, why = _classification_start(claim, inputs, cells)
-    if why:
-        return _not_tested(claim, why, _summary(claim, cells, _grid_text(cells), _cell_label))
-    d, same, cells = started
+    d, same, cells, why = _classification_start(claim, inputs, _paper_cells(claim, *claim.options["pair"]))
     paper_effect = _summary(claim, cells, _grid_text(cells), _cell_label)
+    if why:
+        return _not_tested(claim, why, paper_effect)
     return _over_cells(claim, inputs, d, ["arch", "dataset", "shots"], paper_effect, same,
                        _grid_text(zip(d["arch"], d["dataset"], d["shots"])), "no repeat ran every cell")
 
@@ -546,34 +542,33 @@ def _slope(shots, gains) -> float:
     return float(np.polyfit(np.log2(np.asarray(shots, dtype=float)), np.asarray(gains, dtype=float), 1)[0])
 
 
+def _paper_slope(claim: Claim, cells: dict) -> PaperEffect:
+    """The slope of the paper's gain averaged over its (backbone, dataset) rows; which rows' own slopes agree."""
+    frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=["arch", "dataset", "shots", "diff"])
+    if frame["shots"].nunique() < 2:
+        return PaperEffect(None, _grid_text(cells), note="fewer than two numbers of images per class")
+    by_row = {k: _slope(g["shots"], g["diff"]) for k, g in frame.groupby(["arch", "dataset"])}
+    mean = frame.groupby("shots")["diff"].mean()
+    s = _summary(claim, by_row, _grid_text(cells), lambda k, v: f"{k[0]} {k[1]} {fmt(v, decimals=3, sign=True)}")
+    return replace(s, value=_slope(mean.index, mean.to_numpy()), note="slope of the gain averaged over the rows",
+                   unit="(backbone, dataset) rows")
+
+
 def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
-    a, b = claim.options["pair"]
-    cells = _paper_cells(claim, a, b)
-    started, why = _classification_start(claim, inputs, cells)
-
-    def paper_slope(cells: dict) -> PaperEffect:
-        frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=["arch", "dataset", "shots", "diff"])
-        if frame["shots"].nunique() < 2:
-            return PaperEffect(None, _grid_text(cells), note="fewer than two numbers of images per class")
-        by_row = {k: _slope(g["shots"], g["diff"]) for k, g in frame.groupby(["arch", "dataset"])}
-        mean = frame.groupby("shots")["diff"].mean()
-        s = _summary(claim, by_row, _grid_text(cells), lambda k, v: f"{k[0]} {k[1]} {fmt(v, decimals=3, sign=True)}")
-        return PaperEffect(_slope(mean.index, mean.to_numpy()), s.setting, s.cells, s.agree, s.exceptions,
-                           "slope of the gain averaged over the rows", unit="(backbone, dataset) rows")
-
+    d, same, cells, why = _classification_start(claim, inputs, _paper_cells(claim, *claim.options["pair"]))
+    paper_effect = _paper_slope(claim, cells)
     if why:
-        return _not_tested(claim, why, paper_slope(cells))
-    d, same, cells = started
+        return _not_tested(claim, why, paper_effect)
     our_setting = _grid_text(zip(d["arch"], d["dataset"], d["shots"]))
     if d["shots"].nunique() < 2:
-        return _not_tested(claim, "needs at least two numbers of images per class", paper_slope(cells), our_setting)
+        return _not_tested(claim, "needs at least two numbers of images per class", paper_effect, our_setting)
     wide = d.pivot_table(index="repeat", columns=["shots", "arch", "dataset"], values="diff").dropna()
     if wide.empty:
-        return _not_tested(claim, "no repeat ran every cell", paper_slope(cells), our_setting)
+        return _not_tested(claim, "no repeat ran every cell", paper_effect, our_setting)
     by_shots = wide.T.groupby(level="shots").mean().T  # repeat x shots: gain averaged over (arch, dataset)
     slopes = [_slope(by_shots.columns, row) for row in by_shots.to_numpy()]
     detail = by_shots.assign(slope=slopes).reset_index()
-    return _judged(claim, E.paired_effect(slopes), paper_slope(cells), SAME if same else STAND_IN, our_setting,
+    return _judged(claim, E.paired_effect(slopes), paper_effect, SAME if same else STAND_IN, our_setting,
                    "mean gain per shots: " + ", ".join(f"{s}: {fmt(v, decimals=3, sign=True)}"
                                                         for s, v in by_shots.mean().items()), detail,
                    _pair_gates(claim, inputs))
@@ -590,10 +585,9 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
         return _summary(claim, items, f"vgg16 vs resnet50{SEP}{_names(k[0] for k in items)}",
                         lambda k, v: f"{k[0]} {k[1]}-shot {fmt(v, decimals=3, sign=True)}")
 
-    started, why = _classification_start(claim, inputs, {})
+    d, _, _, why = _classification_start(claim, inputs, {})
     if why:
         return _not_tested(claim, why, paper_effect())
-    d, _, _ = started
     archs = set(d["arch"])
     if not set(PAPER_ARCHS) <= archs:
         return _not_tested(claim, f"needs runs of both vgg16 and resnet50 (this run: {_names(archs)}); the paper "
