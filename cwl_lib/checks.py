@@ -22,8 +22,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from .display import fmt
 from .paths import atomic_write, project_root
 from .profiles import determining
@@ -176,9 +174,4 @@ class Checks:
         atomic_write(self.path, lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n"))
 
 
-def tolerance_table():
-    """The tolerances with their justification, for a page of the book."""
-    return pd.DataFrame([{"tolerance": k, "bound": t.text(), "why": t.why} for k, t in TOLERANCES.items()])
-
-
-__all__ = ["Checks", "Tolerance", "TOLERANCES", "reference_dir", "tolerance_table", "MODE_ENV", "DIR_ENV"]
+__all__ = ["Checks", "Tolerance", "TOLERANCES", "reference_dir", "MODE_ENV", "DIR_ENV"]

@@ -56,7 +56,7 @@ threshold chosen). :attr:`Evaluation.detail` holds the per-cell effects behind o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -67,7 +67,7 @@ from . import effects as E
 from . import gates as G
 from .display import fmt
 from .studies.pruning import figure_layers
-from .studies.retrieval import best_lr_table
+from .studies.retrieval import chosen_runs
 from .studies.setting import SAME, STAND_IN
 
 SEP = " · "
@@ -353,24 +353,19 @@ def _reason(verdict: str, e: E.Effect, claim: Claim) -> str:
 
 # --------------------------------------------------------------------------- building evaluations
 def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=None, gates=()) -> Evaluation:
-    """The verdict on ``effect``; "not testable by this run" when a gate failed (its measured reasons)."""
+    """The verdict of the rule on ``effect``; "not testable by this run" when a gate failed (its measured
+    reasons), also when the failed gates left no effect to measure (``effect`` None)."""
     verdict = E.verdict(effect, claim.side, claim.bound, claim.margin)
     failed = G.failed(gates)
-    if failed and verdict != E.NOT_TESTED:
-        return Evaluation(claim, E.NOT_TESTABLE, "; ".join(g.reason() for g in failed), effect, paper_effect, match,
-                          our_setting, note, detail, tuple(gates))
-    return Evaluation(claim, verdict, _reason(verdict, effect, claim), effect, paper_effect, match, our_setting,
-                      note, detail, tuple(gates))
+    if failed and (effect is None or verdict != E.NOT_TESTED):
+        verdict, reason = E.NOT_TESTABLE, "; ".join(g.reason() for g in failed)
+    else:
+        reason = _reason(verdict, effect, claim)
+    return Evaluation(claim, verdict, reason, effect, paper_effect, match, our_setting, note, detail, tuple(gates))
 
 
 def _not_tested(claim, reason, paper_effect, our_setting="-") -> Evaluation:
     return Evaluation(claim, E.NOT_TESTED, reason, None, paper_effect, "", our_setting)
-
-
-def _untestable(claim, gates, paper_effect, our_setting="-", note="") -> Evaluation:
-    """A claim the run cannot test because a gate failed before any effect could be measured."""
-    reason = "; ".join(g.reason() for g in G.failed(gates))
-    return Evaluation(claim, E.NOT_TESTABLE, reason, None, paper_effect, "", our_setting, note, gates=tuple(gates))
 
 
 def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
@@ -482,27 +477,31 @@ def _cell_detail(d: pd.DataFrame, cells: list[str], claim: Claim) -> tuple[pd.Da
 
 
 def _classification_start(claim: Claim, inputs: Inputs, paper_cells: dict):
-    """Our paired differences for the claim's pair, or the reason they cannot be had."""
+    """Our paired differences for the claim's pair (only the paper's cells when we ran any: then the same
+    experiment), whether they are the same experiment, and the paper's cells we ran (all of them for a
+    stand-in), and "" or the reason the differences cannot be had (then None, False, all the paper's cells)."""
     a, b = claim.options["pair"]
     frame = inputs.classification
     if frame is None or frame.empty:
-        return None, "03_classification recorded no runs"
+        return None, False, paper_cells, "03_classification recorded no runs"
     _check_columns(frame, CLASSIFICATION_COLUMNS, "classification")
     ran = set(frame["strategy"])
     missing = [s for s in (a, b) if s not in ran]
     if missing:
-        return None, f"this run has no {' or '.join(missing)} runs (it ran {_names(ran)})"
+        return None, False, paper_cells, f"this run has no {' or '.join(missing)} runs (it ran {_names(ran)})"
     d = _paired_cells(frame, a, b)
     wanted = claim.options.get("datasets")
     if wanted:
         have = set(d["dataset"])
         d = d[d["dataset"].isin(wanted)]
         if d.empty:
-            return None, (f"needs runs on {' or '.join(wanted)} (this run: {_names(have)}); "
+            return None, False, paper_cells, (f"needs runs on {' or '.join(wanted)} (this run: {_names(have)}); "
                           "the paper profile runs them")
     if d.empty:
-        return None, f"no repeat ran both {a} and {b}"
-    return _restrict(d, paper_cells, ["arch", "dataset", "shots"]), None
+        return None, False, paper_cells, f"no repeat ran both {a} and {b}"
+    d, same = _restrict(d, paper_cells, ["arch", "dataset", "shots"])
+    ran = set(zip(d["arch"], d["dataset"], d["shots"]))
+    return d, same, {k: v for k, v in paper_cells.items() if k in ran} if same else paper_cells, ""
 
 
 def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
@@ -513,63 +512,63 @@ def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
     wanted = claim.options.get("datasets")
     if wanted:
         frame = frame[frame["dataset"].isin(wanted)]
-    out = [G.cwl_acted(G.chosen_runs(frame, [s]), s) for s in (a, b) if strategies.get(s).cwl]
+    out = [G.cwl_acted(tables.chosen_runs(frame, [s]), s) for s in (a, b) if strategies.get(s).cwl]
     return (*out, G.converged(frame, (a, b)), G.grid_brackets(frame, (a, b)))
 
 
-def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
-    a, b = claim.options["pair"]
-    cells = _paper_cells(claim, a, b)
-    started, why = _classification_start(claim, inputs, cells)
-    if why:
-        return _not_tested(claim, why, _summary(claim, cells, _grid_text(cells), _cell_label))
-    d, same = started
-    if same:
-        cells = {k: v for k, v in cells.items() if k in set(zip(d["arch"], d["dataset"], d["shots"]))}
-    paper_effect = _summary(claim, cells, _grid_text(cells), _cell_label)
-    per_repeat, n_cells = _per_repeat(d, ["arch", "dataset", "shots"])
-    our_setting = f"{_grid_text(zip(d['arch'], d['dataset'], d['shots']))}{SEP}{_count(n_cells, 'cells')}"
+def _over_cells(claim: Claim, inputs: Inputs, d: pd.DataFrame, cells: list[str], paper_effect: PaperEffect,
+                same: bool, setting: str, empty: str) -> Evaluation:
+    """Paired differences ``d`` judged by a paired t over repeats of their mean over ``cells`` (repeats that ran
+    every cell; ``empty`` says why when none did); ``setting`` is ours before its count of cells."""
+    per_repeat, n_cells = _per_repeat(d, cells)
+    our_setting = f"{setting}{SEP}{_count(n_cells, 'cells')}"
     if per_repeat.empty:
-        return _not_tested(claim, "no repeat ran every cell", paper_effect, our_setting)
-    detail, note = _cell_detail(d, ["arch", "dataset", "shots"], claim)
+        return _not_tested(claim, empty, paper_effect, our_setting)
+    detail, note = _cell_detail(d, cells, claim)
     return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
                    our_setting, note, detail, _pair_gates(claim, inputs))
+
+
+def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
+    d, same, cells, why = _classification_start(claim, inputs, _paper_cells(claim, *claim.options["pair"]))
+    paper_effect = _summary(claim, cells, _grid_text(cells), _cell_label)
+    if why:
+        return _not_tested(claim, why, paper_effect)
+    return _over_cells(claim, inputs, d, ["arch", "dataset", "shots"], paper_effect, same,
+                       _grid_text(zip(d["arch"], d["dataset"], d["shots"])), "no repeat ran every cell")
 
 
 def _slope(shots, gains) -> float:
     return float(np.polyfit(np.log2(np.asarray(shots, dtype=float)), np.asarray(gains, dtype=float), 1)[0])
 
 
+def _paper_slope(claim: Claim, cells: dict) -> PaperEffect:
+    """The slope of the paper's gain averaged over its (backbone, dataset) rows; which rows' own slopes agree."""
+    frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=["arch", "dataset", "shots", "diff"])
+    if frame["shots"].nunique() < 2:
+        return PaperEffect(None, _grid_text(cells), note="fewer than two numbers of images per class")
+    by_row = {k: _slope(g["shots"], g["diff"]) for k, g in frame.groupby(["arch", "dataset"])}
+    mean = frame.groupby("shots")["diff"].mean()
+    s = _summary(claim, by_row, _grid_text(cells), lambda k, v: f"{k[0]} {k[1]} {fmt(v, decimals=3, sign=True)}")
+    return replace(s, value=_slope(mean.index, mean.to_numpy()), note="slope of the gain averaged over the rows",
+                   unit="(backbone, dataset) rows")
+
+
 def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
-    a, b = claim.options["pair"]
-    cells = _paper_cells(claim, a, b)
-    started, why = _classification_start(claim, inputs, cells)
-
-    def paper_slope(cells: dict) -> PaperEffect:
-        frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=["arch", "dataset", "shots", "diff"])
-        if frame["shots"].nunique() < 2:
-            return PaperEffect(None, _grid_text(cells), note="fewer than two numbers of images per class")
-        by_row = {k: _slope(g["shots"], g["diff"]) for k, g in frame.groupby(["arch", "dataset"])}
-        mean = frame.groupby("shots")["diff"].mean()
-        s = _summary(claim, by_row, _grid_text(cells), lambda k, v: f"{k[0]} {k[1]} {fmt(v, decimals=3, sign=True)}")
-        return PaperEffect(_slope(mean.index, mean.to_numpy()), s.setting, s.cells, s.agree, s.exceptions,
-                           "slope of the gain averaged over the rows", unit="(backbone, dataset) rows")
-
+    d, same, cells, why = _classification_start(claim, inputs, _paper_cells(claim, *claim.options["pair"]))
+    paper_effect = _paper_slope(claim, cells)
     if why:
-        return _not_tested(claim, why, paper_slope(cells))
-    d, same = started
-    if same:
-        cells = {k: v for k, v in cells.items() if k in set(zip(d["arch"], d["dataset"], d["shots"]))}
+        return _not_tested(claim, why, paper_effect)
     our_setting = _grid_text(zip(d["arch"], d["dataset"], d["shots"]))
     if d["shots"].nunique() < 2:
-        return _not_tested(claim, "needs at least two numbers of images per class", paper_slope(cells), our_setting)
+        return _not_tested(claim, "needs at least two numbers of images per class", paper_effect, our_setting)
     wide = d.pivot_table(index="repeat", columns=["shots", "arch", "dataset"], values="diff").dropna()
     if wide.empty:
-        return _not_tested(claim, "no repeat ran every cell", paper_slope(cells), our_setting)
+        return _not_tested(claim, "no repeat ran every cell", paper_effect, our_setting)
     by_shots = wide.T.groupby(level="shots").mean().T  # repeat x shots: gain averaged over (arch, dataset)
     slopes = [_slope(by_shots.columns, row) for row in by_shots.to_numpy()]
     detail = by_shots.assign(slope=slopes).reset_index()
-    return _judged(claim, E.paired_effect(slopes), paper_slope(cells), SAME if same else STAND_IN, our_setting,
+    return _judged(claim, E.paired_effect(slopes), paper_effect, SAME if same else STAND_IN, our_setting,
                    "mean gain per shots: " + ", ".join(f"{s}: {fmt(v, decimals=3, sign=True)}"
                                                         for s, v in by_shots.mean().items()), detail,
                    _pair_gates(claim, inputs))
@@ -586,10 +585,9 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
         return _summary(claim, items, f"vgg16 vs resnet50{SEP}{_names(k[0] for k in items)}",
                         lambda k, v: f"{k[0]} {k[1]}-shot {fmt(v, decimals=3, sign=True)}")
 
-    started, why = _classification_start(claim, inputs, {})
+    d, _, _, why = _classification_start(claim, inputs, {})
     if why:
         return _not_tested(claim, why, paper_effect())
-    d, _ = started
     archs = set(d["arch"])
     if not set(PAPER_ARCHS) <= archs:
         return _not_tested(claim, f"needs runs of both vgg16 and resnet50 (this run: {_names(archs)}); the paper "
@@ -598,25 +596,13 @@ def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
                                                       values="diff").dropna()
     contrast = (wide["vgg16"] - wide["resnet50"]).rename("diff").reset_index()
     contrast, same = _restrict(contrast, both, ["dataset", "shots"])
-    per_repeat, n_cells = _per_repeat(contrast, ["dataset", "shots"])
     keep = set(zip(contrast["dataset"], contrast["shots"])) if same else None
-    our_setting = f"vgg16 vs resnet50{SEP}{_names(contrast['dataset'])}{SEP}{_count(n_cells, 'cells')}"
-    if per_repeat.empty:
-        return _not_tested(claim, "no repeat ran every cell with both backbones", paper_effect(keep), our_setting)
-    detail, note = _cell_detail(contrast, ["dataset", "shots"], claim)
-    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect(keep), SAME if same else STAND_IN,
-                   our_setting, note, detail, _pair_gates(claim, inputs))
+    return _over_cells(claim, inputs, contrast, ["dataset", "shots"], paper_effect(keep), same,
+                       f"vgg16 vs resnet50{SEP}{_names(contrast['dataset'])}",
+                       "no repeat ran every cell with both backbones")
 
 
 # --------------------------------------------------------------------------- Section V-B: retrieval
-def _chosen_retrieval(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs at each strategy's chosen learning rate (that of ``best_lr_table``), one row per repeat."""
-    key = ["dataset", "arch", "strategy", "lr_key"]
-    chosen = best_lr_table(frame)
-    return frame.assign(lr_key=pd.to_numeric(frame["lr"]).fillna(-1.0)).merge(
-        chosen.assign(lr_key=pd.to_numeric(chosen["lr"]).fillna(-1.0))[key], on=key)
-
-
 def _paper_retrieval(claim: Claim, keep=None) -> PaperEffect:
     items, label = {}, {}
     for a, b in claim.options["pairs"]:
@@ -642,7 +628,7 @@ def _retrieval(claim: Claim, inputs: Inputs) -> Evaluation:
     if not usable:
         need = _names({s for p in pairs for s in p} - ran)
         return _not_tested(claim, f"this run has no {need} runs (it ran {_names(ran)})", _paper_retrieval(claim))
-    chosen = _chosen_retrieval(frame)
+    chosen = chosen_runs(frame)
     parts = []
     for a, b in usable:
         wide = chosen[chosen["strategy"].isin([a, b])].pivot_table(
@@ -679,23 +665,15 @@ def _retrieval_gates(frame, chosen, pairs, d) -> tuple[G.Gate, ...]:
 
 
 # --------------------------------------------------------------------------- Section V-C: pruning
-def _table_iv(frame: pd.DataFrame) -> tuple[float | None, pd.DataFrame, list[int]]:
-    """The unpruned accuracy, the pruned rows (numeric tau), and the finetuning lengths N of the ``ft<N>`` columns."""
-    unpruned, rows, lengths = _unpruned_row(frame)
-    return (None if unpruned is None else float(unpruned["acc"])), rows, lengths
-
-
 def _unpruned_row(frame: pd.DataFrame) -> tuple[pd.Series | None, pd.DataFrame, list[int]]:
+    """The unpruned row, the pruned rows (numeric tau), and the finetuning lengths N of the ``ft<N>`` columns."""
     _check_columns(frame, ("tau", "acc", "params"), "pruning")
     tau = pd.to_numeric(frame["tau"], errors="coerce")  # None, NaN or "-": the unpruned row
     lengths = sorted(int(c[2:]) for c in frame.columns if c.startswith("ft") and c[2:].isdigit())
     numeric = ["acc", "params", *(f"ft{n}" for n in lengths)]
-    unpruned = frame[tau.isna()].copy()
-    rows = frame[tau.notna()].assign(tau=tau[tau.notna()].astype(float))
-    for c in numeric:
-        rows[c] = pd.to_numeric(rows[c], errors="coerce")
-        unpruned[c] = pd.to_numeric(unpruned[c], errors="coerce")
-    return (unpruned.iloc[0] if len(unpruned) else None), rows, lengths
+    unpruned, rows = (f.assign(**{c: pd.to_numeric(f[c], errors="coerce") for c in numeric})
+                      for f in (frame[tau.isna()], frame[tau.notna()]))
+    return (unpruned.iloc[0] if len(unpruned) else None), rows.assign(tau=tau[tau.notna()].astype(float)), lengths
 
 
 def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
@@ -710,8 +688,10 @@ def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
     return acc, f"unpruned {fmt(acc, decimals=3)} ({fmt(after, decimals=3)} after {same})"
 
 
-def _paper_table_iv() -> pd.DataFrame:
-    return pd.DataFrame(paper.TABLE_IV).rename(columns={"feature_maps": "features"})
+def _paper_table_iv() -> tuple[float, pd.DataFrame]:
+    """The paper's Table IV read as ours is: its unpruned accuracy and its pruned rows."""
+    first, rows, _ = _unpruned_row(pd.DataFrame(paper.TABLE_IV).rename(columns={"feature_maps": "features"}))
+    return float(first["acc"]), rows
 
 
 #: The kept shares of parameters where C17 ("about half") and C18 ("high compression", the paper's rows from
@@ -746,25 +726,42 @@ def _recovery_row(unpruned: float, rows: pd.DataFrame, trained: str | None = Non
     return row, (float(row["ft1"]) - float(row["acc"])) / (unpruned - float(row["acc"])), skipped
 
 
-def _pruning_setting(inputs: Inputs, ft: int | None, paper_ft: int) -> tuple[bool, str, dict]:
-    """Whether our study is Table IV's (backbone, dataset, images per class, FT@``paper_ft``), its text, its setting."""
-    s = dict(inputs.setting.get("pruning", {}))
-    p = paper.TABLE_IV_SETTING
-    ours = (s.get("arch"), s.get("dataset"), s.get("shots"))
-    same = ours == (p["arch"], p["dataset"], p["shots"]) and ft == paper_ft
-    text = f"{s.get('arch', '-')}{SEP}{s.get('dataset', '-')}{SEP}{s.get('shots', '-')} per class"
-    return same, text + (f"{SEP}FT@{ft}" if ft else ""), s
+def iv_setting(s: Mapping, *extra: str) -> str:
+    """A Table IV setting in words: ``backbone · dataset · N per class``, then ``extra``."""
+    return SEP.join([f"{s.get('arch', '-')}", f"{s.get('dataset', '-')}", f"{s.get('shots', '-')} per class", *extra])
 
 
-def _paper_iv_setting(ft: str) -> str:
-    p = paper.TABLE_IV_SETTING
-    return f"{p['arch']}{SEP}{p['dataset']}{SEP}{p['shots']} per class{SEP}{ft.replace('ft', 'FT@')}"
+def _pruning_setting(inputs: Inputs, ft: int | None, paper_ft: int) -> tuple[str, str, dict]:
+    """SAME when our study is Table IV's (backbone, dataset, images per class, FT@``paper_ft``), else STAND_IN;
+    our setting in words; the setting."""
+    s, p = dict(inputs.setting.get("pruning", {})), paper.TABLE_IV_SETTING
+    same = all(s.get(k) == p[k] for k in ("arch", "dataset", "shots")) and ft == paper_ft
+    return SAME if same else STAND_IN, iv_setting(s, *([f"FT@{ft}"] if ft else [])), s
 
 
-def _collapse(rows: pd.DataFrame, ft: str, floor: float | None, row) -> tuple:
-    """The gate naming the thresholds at chance after ``ft``, where there is a row read and a chance bound (the
-    other gates already fail without them)."""
-    return () if row is None or floor is None else (G.collapse_beyond(rows, ft, floor, float(row["params"])),)
+def _chance(s: Mapping) -> tuple:
+    """The test images and classes behind each accuracy, and the chance bound they give (None without them)."""
+    n, classes = s.get("n_test"), s.get("classes")
+    return n, classes, (G.chance_bound(int(classes), int(n)) if classes and n else None)
+
+
+def _pruning_gates(window, where: str, unpruned: float, row, rows: pd.DataFrame, ft: str, which: str,
+                   s: Mapping) -> tuple[G.Gate, ...]:
+    """A claim read at one row of Table IV after the finetuning ``ft``: that row keeps a share of the parameters
+    in ``window``, the unpruned network and that row after ``ft`` are above chance, and (where there is a row
+    and a chance bound; the other gates already fail without them) no threshold keeping more is at chance."""
+    n, classes, floor = _chance(s)
+    return (G.operating_point(None if row is None else float(row["params"]), *window,
+                              f"the share of parameters kept at {where}"),
+            G.above_chance(unpruned, classes, n, "the unpruned network"),
+            G.above_chance(None if row is None else float(row[ft]), classes, n,
+                           f"{which} after {ft.replace('ft', 'FT@')}"),
+            *(() if row is None or floor is None else (G.collapse_beyond(rows, ft, floor, float(row["params"])),)))
+
+
+def _no_test_size(claim: Claim, estimate: float, paper_effect: PaperEffect, our_setting: str) -> Evaluation:
+    return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
+                              f"point estimate {fmt(estimate, decimals=3)}", paper_effect, our_setting)
 
 
 def _binomial_var(acc: float, n: int) -> float:
@@ -772,68 +769,53 @@ def _binomial_var(acc: float, n: int) -> float:
 
 
 def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
-    pu, prows, _ = _table_iv(_paper_table_iv())
-    prow, ploss = _half_params(pu, prows, "ft30")
-    paper_effect = PaperEffect(ploss, _paper_iv_setting("ft30"), note=f"tau {prow['tau']:g}, "
+    prow, ploss = _half_params(*_paper_table_iv(), "ft30")
+    paper_effect = PaperEffect(ploss, iv_setting(paper.TABLE_IV_SETTING, "FT@30"), note=f"tau {prow['tau']:g}, "
                                f"{round(100 * prow['params'])}% of the parameters kept")
     if inputs.pruning is None or inputs.pruning.empty:
         return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
     first, rows, lengths = _unpruned_row(inputs.pruning)
     if first is None or not lengths:
         return _not_tested(claim, "needs the unpruned row and a finetuned column (ft<N>)", paper_effect)
-    same, our_setting, s = _pruning_setting(inputs, lengths[-1], 30)
+    match, our_setting, s = _pruning_setting(inputs, lengths[-1], 30)
     ft = f"ft{lengths[-1]}"
     unpruned, reference = _reference(first, ft)
     row, loss = _half_params(unpruned, rows, ft)
-    n, classes = s.get("n_test"), s.get("classes")
-    where = "the threshold closest to half of the parameters"
-    floor = G.chance_bound(int(classes), int(n)) if classes and n else None
-    gates = (G.operating_point(None if row is None else float(row["params"]), *HALF_WINDOW,
-                               f"the share of parameters kept at {where}"),
-             G.above_chance(float(first["acc"]), classes, n, "the unpruned network"),
-             G.above_chance(None if row is None else float(row[ft]), classes, n,
-                            f"the pruned network after FT@{lengths[-1]}"), *_collapse(rows, ft, floor, row))
+    gates = _pruning_gates(HALF_WINDOW, "the threshold closest to half of the parameters", float(first["acc"]), row,
+                           rows, ft, "the pruned network", s)
     if row is None:
-        return _untestable(claim, gates, paper_effect, our_setting)
+        return _judged(claim, None, paper_effect, "", our_setting, gates=gates)
+    n = s.get("n_test")
+    if not n:
+        return _no_test_size(claim, loss, paper_effect, our_setting)
     note = (f"tau {row['tau']:g}, {round(100 * row['params'])}% of the parameters kept: "
             f"{fmt(float(row[ft]), decimals=3)} after FT@{lengths[-1]} against {reference}")
-    if not n:
-        return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
-                                  f"point estimate {fmt(loss, decimals=3)}", paper_effect, our_setting)
     se = math.sqrt(_binomial_var(unpruned, n) + _binomial_var(float(row[ft]), n))
     effect = E.normal_effect(loss, se, int(n), "test images", "binomial, test set", null=claim.bound)
-    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note, gates=gates)
+    return _judged(claim, effect, paper_effect, match, our_setting, note, gates=gates)
 
 
 def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
-    pu, prows, _ = _table_iv(_paper_table_iv())
-    prow, pfrac, _ = _recovery_row(pu, prows)
-    paper_effect = PaperEffect(pfrac, _paper_iv_setting("ft1"), note=f"tau {prow['tau']:g}")
+    prow, pfrac, _ = _recovery_row(*_paper_table_iv())
+    paper_effect = PaperEffect(pfrac, iv_setting(paper.TABLE_IV_SETTING, "FT@1"), note=f"tau {prow['tau']:g}")
     if inputs.pruning is None or inputs.pruning.empty:
         return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
     first, rows, lengths = _unpruned_row(inputs.pruning)
-    unpruned = None if first is None else float(first["acc"])
-    same, our_setting, s = _pruning_setting(inputs, 1 if 1 in lengths else None, 1)
-    if unpruned is None or 1 not in lengths:
+    match, our_setting, s = _pruning_setting(inputs, 1 if 1 in lengths else None, 1)
+    if first is None or 1 not in lengths:
         return _not_tested(claim, f"needs the unpruned row and FT@1 (this run finetuned for {lengths} epochs)",
                            paper_effect, our_setting)
-    n, classes = s.get("n_test"), s.get("classes")
-    last = f"ft{lengths[-1]}"
-    floor = G.chance_bound(int(classes), int(n)) if classes and n else None
+    unpruned, last, (n, _, floor) = float(first["acc"]), f"ft{lengths[-1]}", _chance(s)
     row, frac, skipped = _recovery_row(unpruned, rows, last, floor)
-    gates = (G.operating_point(None if row is None else float(row["params"]), *HIGH_WINDOW,
-                               "the share of parameters kept at the largest threshold read"),
-             G.above_chance(unpruned, classes, n, "the unpruned network"),
-             G.above_chance(None if row is None else float(row[last]), classes, n,
-                            f"that pruned network after FT@{lengths[-1]}"), *_collapse(rows, last, floor, row))
+    gates = _pruning_gates(HIGH_WINDOW, "the largest threshold read", unpruned, row, rows, last,
+                           "that pruned network", s)
     u_ft1 = float(first.get("ft1", float("nan")))
     if math.isfinite(u_ft1) or rows["ft1"].notna().any():  # no unpruned FT@1 beside pruned ones: not measured
         gates += (G.finetuning_keeps(u_ft1 - unpruned if math.isfinite(u_ft1) else None, -RECOVERY_LOSS, "FT@1"),)
     if row is None:
-        return _untestable(claim, gates, paper_effect, our_setting)
+        return _judged(claim, None, paper_effect, "", our_setting, gates=gates)
     if not n:
-        return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
-                                  f"point estimate {fmt(frac, decimals=3)}", paper_effect, our_setting)
+        return _no_test_size(claim, frac, paper_effect, our_setting)
     acc, ft1 = float(row["acc"]), float(row["ft1"])
     var = (_binomial_var(ft1, n) + frac ** 2 * _binomial_var(unpruned, n)
            + (1 - frac) ** 2 * _binomial_var(acc, n)) / (unpruned - acc) ** 2  # delta method
@@ -847,12 +829,12 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
     if skipped:
         note += (f"; tau {', '.join(f'{t:g}' for t in skipped)} skipped: at chance even after FT@{lengths[-1]}, a "
                  "network no finetuning of this run can train")
-    return _judged(claim, effect, paper_effect, SAME if same else STAND_IN, our_setting, note, gates=gates)
+    return _judged(claim, effect, paper_effect, match, our_setting, note, gates=gates)
 
 
 def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
     p = paper.TABLE_IV_SETTING
-    paper_effect = PaperEffect(None, f"vgg16{SEP}{p['dataset']}{SEP}{p['shots']} per class{SEP}tau {FIG3_TAU:g}",
+    paper_effect = PaperEffect(None, iv_setting({**p, "arch": "vgg16"}, f"tau {FIG3_TAU:g}"),
                                note="Fig. 3: bars, no number")
     layers, s = inputs.pruning_layers, dict(inputs.setting.get("pruning", {}))
     if layers is None or layers.empty:
@@ -861,7 +843,7 @@ def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
     arch, tau = s.get("figure_arch") or s.get("arch"), s.get("figure_tau")
     if arch is None or tau is None:
         return _not_tested(claim, "the setting names no figure_arch and figure_tau", paper_effect)
-    our_setting = f"{arch}{SEP}{s.get('dataset', '-')}{SEP}{s.get('shots', '-')} per class{SEP}tau {tau:g}"
+    our_setting = iv_setting({**s, "arch": arch}, f"tau {tau:g}")
     at_tau = np.isclose(layers["tau"].astype(float), float(tau))
     if not at_tau.any():
         return _not_tested(claim, f"no per-layer record at tau {tau:g}", paper_effect, our_setting)

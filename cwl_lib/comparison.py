@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -37,9 +38,12 @@ from .studies import BY_NOTEBOOK, classification
 from .studies import pruning as pruning_study
 from .studies import retrieval as retrieval_study
 from .studies import setting as run_setting
+from .claims import SEP
 from .studies.setting import SAME, STAND_IN
 
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
+FRAMES = {"03_classification": classification.frame, "04_retrieval": retrieval_study.frame,
+          "05_pruning": pruning_study.table}
 
 
 def _with_cwl(base: str) -> tuple[str, str]:
@@ -48,7 +52,6 @@ def _with_cwl(base: str) -> tuple[str, str]:
 
 PAIRS = {"I": [_with_cwl("freeze")], "II": [_with_cwl("finetune")], "III": [_with_cwl("freeze"), _with_cwl("finetune")]}
 NOT_RUN = "not run"
-SEP = " · "
 
 
 # --------------------------------------------------------------------------- the runs 03-05 make
@@ -85,6 +88,12 @@ class Source:
     @property
     def status(self) -> str:
         return "complete" if self.found == len(self.expected) else "partial" if self.found else NOT_RUN
+
+    @cached_property
+    def frame(self) -> pd.DataFrame | None:
+        """The study's results, one row per run (Table IV for 05), that its cells, tests and claims all read;
+        None without records."""
+        return FRAMES[self.notebook](self.records) if self.records else None
 
     @property
     def tables(self) -> str:
@@ -155,51 +164,44 @@ def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_set
             "keys": tuple(sorted(keys)) if ran else (), "source": source}
 
 
+def _table_cells(src: Source, table: str, paper_cells, summ: pd.DataFrame, used: pd.DataFrame) -> list[dict]:
+    """Ours beside each paper cell of Tables I-III: ``paper_cells`` gives (row, column, arch, dataset, what else
+    selects the cell, the column of ``summ`` holding ours, paper value, paper std); the dataset and backbone are
+    ours or stand in (:func:`_stand_in`); ``used`` holds the runs whose values make ours."""
+    datasets, archs = {c[3] for c in paper_cells}, {c[2] for c in paper_cells}
+    out = []
+    for row, column, arch, dataset, extra, value, paper_value, paper_std in paper_cells:
+        our_a, same_a = _stand_in(arch, src.params["archs"], archs)
+        our_d, same_d = _stand_in(dataset, src.params["datasets"], datasets)
+        select = {"dataset": our_d, "arch": our_a, **extra}
+        hit = _where(summ, select)
+        out.append(_cell(
+            table, row, column, paper_value, hit[value].iloc[0] if len(hit) else None, paper_std=paper_std,
+            ours_std=hit["std"].iloc[0] if "std" in hit and len(hit) else None, repeats=int(hit["repeats"].sum()),
+            same=same_d and same_a, paper_setting=SEP.join([arch, dataset]),
+            our_setting=SEP.join([our_a, our_d]) if our_a and our_d else None, select=select,
+            keys=_where(used, select).get("key", []), source=src.notebook))
+    return out
+
+
 def classification_cells(src: Source) -> list[dict]:
     """Tables I and II, one cell per (paper row, shots)."""
-    frame = classification.frame(src.records)
-    summ = tables.summary(frame) if len(frame) else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
-    used = (tables.best_over_lr(frame).merge(frame, on=tables.CELL + ["repeat", "lr", "accuracy"])
-            if len(frame) else frame)
-    p, out = src.params, []
-    for name, table in (("I", paper.TABLE_I), ("II", paper.TABLE_II)):
-        datasets, archs = {d for _, d, _ in table}, {a for a, _, _ in table}
-        for (arch, dataset, strategy), by_shots in table.items():
-            our_d, same_d = _stand_in(dataset, p["datasets"], datasets)
-            our_a, same_a = _stand_in(arch, p["archs"], archs)
-            our_setting = SEP.join([our_a, our_d]) if our_d and our_a else None
-            for shots, (mean, std) in by_shots.items():
-                select = {"dataset": our_d, "arch": our_a, "strategy": strategy, "shots": shots}
-                hit, keys = _where(summ, select), _where(used, select).get("key", [])
-                out.append(_cell(
-                    name, SEP.join([arch, dataset, strategy]), f"{shots} shot", mean,
-                    hit["mean"].iloc[0] if len(hit) else None, paper_std=std,
-                    ours_std=hit["std"].iloc[0] if len(hit) else None, repeats=int(hit["repeats"].sum()),
-                    same=same_d and same_a, paper_setting=SEP.join([arch, dataset]), our_setting=our_setting,
-                    select=select, keys=keys, source=src.notebook))
-    return out
+    frame = src.frame
+    summ = tables.summary(frame) if frame is not None else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
+    used = tables.chosen_runs(frame) if frame is not None else pd.DataFrame()
+    return [cell for name, table in (("I", paper.TABLE_I), ("II", paper.TABLE_II)) for cell in _table_cells(
+        src, name, [(SEP.join([a, d, s]), f"{k} shot", a, d, {"strategy": s, "shots": k}, "mean", mean, std)
+                    for (a, d, s), by_shots in table.items() for k, (mean, std) in by_shots.items()], summ, used)]
 
 
 def retrieval_cells(src: Source) -> list[dict]:
     """Table III, one cell per (paper row, dataset and protocol), mAP in percent."""
-    t3, chosen = ((retrieval_study.table(src.records), retrieval_study.chosen(src.records)) if src.records
-                  else (pd.DataFrame(), pd.DataFrame()))
-    p, out = src.params, []
-    datasets = {d for d, _ in paper.RETRIEVAL_COLUMNS}
-    archs = {a for a, _ in paper.TABLE_III}
-    for (arch, strategy), values in paper.TABLE_III.items():
-        our_a, same_a = _stand_in(arch, p["archs"], archs)
-        for (dataset, protocol), value in values.items():
-            our_d, same_d = _stand_in(dataset, p["datasets"], datasets)
-            select = {"dataset": our_d, "arch": our_a, "strategy": strategy}
-            hit, keys = _where(t3, select), _where(chosen, select).get("key", [])
-            out.append(_cell(
-                "III", SEP.join([arch, strategy]), SEP.join([dataset, protocol]), value,
-                hit[protocol].iloc[0] if len(hit) else None, repeats=int(hit["repeats"].iloc[0]) if len(hit) else 0,
-                same=same_d and same_a, paper_setting=SEP.join([arch, dataset]),
-                our_setting=SEP.join([our_a, our_d]) if our_a and our_d else None,
-                select=select, keys=keys, source=src.notebook))
-    return out
+    runs = src.frame
+    t3, chosen = ((retrieval_study.best_lr_table(runs), retrieval_study.chosen_runs(runs)) if runs is not None
+                  else (pd.DataFrame(columns=["dataset", "arch", "strategy", "repeats"]), pd.DataFrame()))
+    return _table_cells(src, "III", [(SEP.join([a, s]), SEP.join([d, protocol]), a, d, {"strategy": s}, protocol, v, None)
+                                     for (a, s), values in paper.TABLE_III.items() for (d, protocol), v in values.items()],
+                        t3, chosen)
 
 
 PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Param", "feature_maps": "#Feat"}
@@ -207,13 +209,12 @@ PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Par
 
 def pruning_cells(src: Source) -> list[dict]:
     """Table IV, one cell per (tau, column); FT@30 stands beside our longest finetuning when we ran no 30."""
-    study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER])
+    study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER]).model_dump()
     by_tau = {r["config"]["tau"]: r for r in src.records}
     s = paper.TABLE_IV_SETTING
-    same_setting = (study.arch, study.dataset, study.shots) == (s["arch"], s["dataset"], s["shots"])
-    paper_setting = f"{s['arch']}{SEP}{s['dataset']}{SEP}{s['shots']} per class"
-    our_setting = f"{study.arch}{SEP}{study.dataset}{SEP}{study.shots} per class"
-    fe = study.finetune_epochs
+    same_setting = all(study[k] == s[k] for k in ("arch", "dataset", "shots"))
+    paper_setting, our_setting = claims.iv_setting(s), claims.iv_setting(study)
+    fe = study["finetune_epochs"]
     epochs = {"ft1": 1 if 1 in fe else None, "ft30": 30 if 30 in fe else (max(fe) if fe and max(fe) > 1 else None)}
     out = []
     for prow in paper.TABLE_IV:
@@ -260,8 +261,8 @@ def records_behind(cell, sources: dict[str, Source]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- significance
-def _tests(table: str, frame: pd.DataFrame, a: str, b: str) -> list[dict]:
-    if frame.empty or not {a, b} <= set(frame["strategy"]):
+def _tests(table: str, frame: pd.DataFrame | None, a: str, b: str) -> list[dict]:
+    if frame is None or not {a, b} <= set(frame["strategy"]):
         return []
     t = tables.paired_tests(frame, a, b)  # pairs only repeats both strategies ran
     return [{"table": table, "comparison": f"{b} vs {a}", **row} for row in t.to_dict("records") if row["pairs"] > 0]
@@ -270,12 +271,11 @@ def _tests(table: str, frame: pd.DataFrame, a: str, b: str) -> list[dict]:
 def significance(sources: dict[str, Source]) -> pd.DataFrame:
     """CWL minus its baseline over paired repeats, per our (dataset, arch, shots); p-values need 2 pairs."""
     rows = []
-    cls = classification.frame(sources["03_classification"].records)
     for table in ("I", "II"):
         for a, b in PAIRS[table]:
-            rows += _tests(table, cls, a, b)
-    if sources["04_retrieval"].records:
-        chosen = retrieval_study.chosen(sources["04_retrieval"].records)
+            rows += _tests(table, sources["03_classification"].frame, a, b)
+    if sources["04_retrieval"].frame is not None:
+        chosen = retrieval_study.chosen_runs(sources["04_retrieval"].frame)
         pairs = chosen.assign(accuracy=chosen["mean"], shots=0)  # mean of Easy/Medium/Hard mAP, in points
         for a, b in PAIRS["III"]:
             rows += [{**r, "shots": None} for r in _tests("III", pairs, a, b)]  # Table III has no shots
@@ -310,7 +310,7 @@ def _pruning_inputs(src: Source) -> tuple[pd.DataFrame | None, pd.DataFrame | No
     if not any(r["config"]["tau"] == p["figure_tau"] for r in recs):  # Fig. 3's run outside the study's taus
         fig = pruning_study.Config(**{**study, "finetune_epochs": ()}, tau=p["figure_tau"])
         recs += [r for r in store_of(src.folder).records() if r["key"] == pruning_study.key(fig)]
-    return pruning_study.table(src.records), pruning_study.layers(recs), setting
+    return src.frame, pruning_study.layers(recs), setting
 
 
 def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *, seed: int = 0,
@@ -329,8 +329,7 @@ def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *,
             missing[nb] = why
     section3 = profiles.parameters(profile, "02_convolution_svd")
     return claims.Inputs(
-        classification=classification.frame(cls.records) if cls.records else None,
-        retrieval=retrieval_study.frame(ret.records) if ret.records else None,
+        classification=cls.frame, retrieval=ret.frame,
         pruning=table_iv, pruning_layers=layers, measures=found, missing=missing,
         setting={"profile": profile, "section3": {"arch": section3["arch"], "fig1_dataset": smallcnn.DATASET},
                  "pruning": pruning_setting})
@@ -341,7 +340,8 @@ def verdict_counts(ledger: pd.DataFrame) -> dict[str, int]:
     return {v: int((ledger["verdict"] == v).sum()) for v in E.VERDICTS}
 
 
-def _listed(parts: list[str]) -> str:
+def listed(parts: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
@@ -356,7 +356,7 @@ def verdict_sentence(ledger: pd.DataFrame) -> str:
         out.append(f"{held} of the {len(identities)} numerical identities hold.")
     if len(empirical):
         counts = {v: n for v, n in verdict_counts(empirical).items() if n}
-        out.append(f"Of the {len(empirical)} empirical claims, {_listed([f'{n} {v}' for v, n in counts.items()])}.")
+        out.append(f"Of the {len(empirical)} empirical claims, {listed([f'{n} {v}' for v, n in counts.items()])}.")
     return " ".join(out)
 
 
@@ -412,7 +412,7 @@ def verdicts_in_words(evaluations) -> str:
     groups: dict[tuple[str, str], list[str]] = {}
     for ev in evaluations:
         groups.setdefault((ev.verdict, short_reason(ev)), []).append(ev.claim.id)
-    return " ".join(f"{_listed(ids)} {'is' if len(ids) == 1 else 'are'} {verdict}: {why}."
+    return " ".join(f"{listed(ids)} {'is' if len(ids) == 1 else 'are'} {verdict}: {why}."
                     for (verdict, why), ids in groups.items())
 
 
@@ -602,6 +602,6 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
 
 __all__ = ["SOURCES", "PAIRS", "Source", "load", "gather", "sources_root", "cells", "records_behind",
            "significance", "view", "settings", "source_table", "fill_command", "instructions", "provenance",
-           "records_table", "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence",
+           "records_table", "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence", "listed",
            "stand_ins", "stand_in_sentences", "SHORT_CLAIMS", "ROW_ANCHOR",
            "LEDGER_DETAILS", "short_reason", "verdicts_in_words", "ledger_summary", "ledger_details", "tested"]

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import display, tables
+from . import display
+from .tables import chosen_runs
 
 SIGMA_FLOOR = 0.05  # a typical scale moved by 5% of its initial value
 LOSS_FRACTION, FLAT_SHARE, CONVERGED_SHARE = 0.1, 0.1, 0.75
@@ -96,14 +97,6 @@ def summary(gates) -> str:
 
 
 # --------------------------------------------------------------------------- classification (03)
-def chosen_runs(frame: pd.DataFrame, strategies) -> pd.DataFrame:
-    """The runs the tables keep: per (dataset, arch, strategy, shots, repeat) the one with the best accuracy."""
-    f = frame[frame["strategy"].isin(list(strategies))]
-    if f.empty:
-        return f
-    return f.loc[f.groupby(tables.CELL + ["repeat"])["accuracy"].idxmax()]
-
-
 def cwl_acted(chosen: pd.DataFrame, strategy: str) -> Gate:
     """``chosen``: the runs a table keeps (at their chosen learning rates), with a ``sigma_shift`` column."""
     what = f"the median over {strategy}'s chosen runs of the mean |sigma - 1|"

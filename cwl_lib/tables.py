@@ -25,21 +25,24 @@ from .display import fmt
 CELL = ["dataset", "arch", "strategy", "shots"]
 
 
+def chosen_runs(frame: pd.DataFrame, strategies=None) -> pd.DataFrame:
+    """The runs the tables keep (of ``strategies``, default all): per (dataset, arch, strategy, shots, repeat)
+    the one with the best accuracy over learning rates, every column kept."""
+    f = frame if strategies is None else frame[frame["strategy"].isin(list(strategies))]
+    return f if f.empty else f.loc[f.groupby(CELL + ["repeat"])["accuracy"].idxmax()]
+
+
 def best_over_lr(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, arch, strategy, shots, repeat): the best accuracy over learning rates and its lr."""
     if frame.empty:
         raise ValueError("no results to tabulate")
-    keys = CELL + ["repeat"]
-    idx = frame.groupby(keys)["accuracy"].idxmax()
-    return frame.loc[idx, keys + ["accuracy", "lr"]].reset_index(drop=True)
+    return chosen_runs(frame)[CELL + ["repeat", "accuracy", "lr"]].reset_index(drop=True)
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """mean, std (ddof=1) and number of repeats of the best-over-LR accuracy, per cell."""
-    best = best_over_lr(frame)
-    out = best.groupby(CELL)["accuracy"].agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else float("nan"),
-                                              repeats="count").reset_index()
-    return out
+    return best_over_lr(frame).groupby(CELL)["accuracy"].agg(
+        mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else float("nan"), repeats="count").reset_index()
 
 
 def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
@@ -70,28 +73,23 @@ def comparison_table(frame: pd.DataFrame, strategies: list[str], a: str | None =
     rows = []
     shots = sorted(summ["shots"].unique())
     for (dataset, arch), g in summ.groupby(["dataset", "arch"], sort=False):
+        def line(strategy, source, text):
+            rows.append({"arch": arch, "dataset": dataset, "strategy": strategy, "source": source,
+                         **{k: text(k) for k in shots}})
+
         for strategy in strategies:
             s = g[g["strategy"] == strategy].set_index("shots")
             if s.empty:
                 continue
-            row = {"arch": arch, "dataset": dataset, "strategy": strategy, "source": "ours"}
-            row.update({k: fmt(s.loc[k, "mean"], decimals=digits, std=s.loc[k, "std"], na="-") if k in s.index else "-"
-                        for k in shots})
-            rows.append(row)
-            if with_paper:
-                cells = {k: paper.classification(arch, dataset, strategy, int(k)) for k in shots}
-                if any(v is not None for v in cells.values()):
-                    prow = {"arch": arch, "dataset": dataset, "strategy": strategy, "source": "paper"}
-                    prow.update({k: fmt(v[0], decimals=digits, std=v[1], na="-") if v else "-"
-                                 for k, v in cells.items()})
-                    rows.append(prow)
+            line(strategy, "ours", lambda k: fmt(s.loc[k, "mean"], decimals=digits, std=s.loc[k, "std"], na="-")
+                 if k in s.index else "-")
+            cells = {k: paper.classification(arch, dataset, strategy, int(k)) for k in shots}
+            if with_paper and any(v is not None for v in cells.values()):
+                line(strategy, "paper", lambda k: fmt(cells[k][0], decimals=digits, std=cells[k][1], na="-")
+                     if cells[k] else "-")
         if a and b and {a, b} <= set(g["strategy"]):
-            tests = paired_tests(frame[(frame["dataset"] == dataset) & (frame["arch"] == arch)], a, b)
-            t = tests.set_index("shots")
-            prow = {"arch": arch, "dataset": dataset, "strategy": f"p ({b} vs {a})", "source": "t / W"}
-            prow.update({k: (f"{fmt(t.loc[k, 'p_ttest'], decimals=2, na='-')} / "
-                             f"{fmt(t.loc[k, 'p_wilcoxon'], decimals=2, na='-')}" if k in t.index else "-")
-                         for k in shots})
-            rows.append(prow)
+            t = paired_tests(frame[(frame["dataset"] == dataset) & (frame["arch"] == arch)], a, b).set_index("shots")
+            line(f"p ({b} vs {a})", "t / W", lambda k: f"{fmt(t.loc[k, 'p_ttest'], decimals=2, na='-')} / "
+                 f"{fmt(t.loc[k, 'p_wilcoxon'], decimals=2, na='-')}" if k in t.index else "-")
     out = pd.DataFrame(rows)
     return out.set_index(["arch", "dataset", "strategy", "source"]) if not out.empty else out

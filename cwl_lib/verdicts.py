@@ -24,6 +24,7 @@ import nbformat
 import pandas as pd
 
 from . import claims, comparison, effects
+from .comparison import listed
 from .studies.setting import SAME
 
 LEDGER_FILE = "ledger.csv"
@@ -70,49 +71,30 @@ def read_ledger(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def _identities() -> set[str]:
-    return {c.id for c in claims.CLAIMS if dict(c.options).get("match") == claims.IDENTITY}
-
-
-def _identity_mask(ledger: pd.DataFrame) -> pd.Series:
-    return ledger.apply(is_identity, axis=1) if len(ledger) else pd.Series(dtype=bool)
-
-
 def identities_label(ledger: pd.DataFrame) -> str:
     """"Identities of Section III", or of every section the ledger's identities come from (C8 is in IV)."""
-    ident = ledger[_identity_mask(ledger)]
+    ident = ledger[ledger["type"] == claims.IDENTITY_TYPE]
     sections = list(dict.fromkeys(s.split("-")[0] for s in ident["section"])) if len(ident) else ["III"]
-    names = sections[0] if len(sections) == 1 else ", ".join(sections[:-1]) + " and " + sections[-1]
-    return f"Identities of Section{'s' if len(sections) > 1 else ''} {names}"
-
-
-def is_identity(row) -> bool:
-    """A numerical identity (any input tests it), not an empirical claim."""
-    return row["match"] == claims.IDENTITY or row["id"] in _identities()
+    return f"Identities of Section{'s' if len(sections) > 1 else ''} {listed(sections)}"
 
 
 def counts(ledger: pd.DataFrame) -> dict:
     """``identities``: (how many hold, how many there are, {verdict: n} of the others); ``empirical``:
     {verdict: n} for every verdict of :data:`cwl_lib.effects.VERDICTS`, zeros included."""
-    ident = _identity_mask(ledger)
-    ids, emp = ledger[ident], ledger[~ident]
     unknown = sorted(set(ledger["verdict"]) - set(effects.VERDICTS))
     if unknown:
         raise ValueError(f"the ledger has verdicts that cwl_lib.effects.VERDICTS does not list: {unknown}")
-    held = int((ids["verdict"] == effects.SUPPORTED).sum())
-    others = {v: int((ids["verdict"] == v).sum()) for v in effects.VERDICTS if v != effects.SUPPORTED}
-    return {"identities": (held, len(ids), {v: n for v, n in others.items() if n}),
-            "empirical": {v: int((emp["verdict"] == v).sum()) for v in effects.VERDICTS}}
+    ident = ledger["type"] == claims.IDENTITY_TYPE
+    ids = comparison.verdict_counts(ledger[ident])
+    held = ids.pop(effects.SUPPORTED)
+    return {"identities": (held, int(ident.sum()), {v: n for v, n in ids.items() if n}),
+            "empirical": comparison.verdict_counts(ledger[~ident])}
 
 
 def _values(frame: pd.DataFrame, rows: tuple[str, ...], column: str) -> list[str]:
     picked = frame[frame.index.get_level_values("quantity").isin(rows)]
     found = [v.strip() for cell in picked[column] for v in str(cell).split(",")]
     return list(dict.fromkeys(v for v in found if v))
-
-
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def stand_in_sentence(profile: str, frame: pd.DataFrame | None = None) -> str:
@@ -128,8 +110,8 @@ def stand_in_sentence(profile: str, frame: pd.DataFrame | None = None) -> str:
     if not all(ours + paper):  # a study without these rows: say how much differs instead
         what = f"{differ} of the {len(studies)} settings of the paper's experiments differ"
     else:
-        what = (f"it trains {_join(ours[0])} on {_join(ours[1])}, not the paper's {_join(paper[0])} on "
-                f"{_join(paper[1])} ({differ} of {len(studies)} settings differ)")
+        what = (f"it trains {listed(ours[0])} on {listed(ours[1])}, not the paper's {listed(paper[0])} on "
+                f"{listed(paper[1])} ({differ} of {len(studies)} settings differ)")
     return f"Stand-in: {what}; its effects are compared with the paper's in direction only."
 
 
@@ -153,9 +135,8 @@ def box(ledger: pd.DataFrame, profile: str, stand_in: str, page: str = "../noteb
         source = f"{page}/{r['source']}.html" if r["source"] else ""
         tested = (f'<a class="verdict-source" href="{html.escape(source)}" title="{html.escape(r["source"])}">'
                   f'page {html.escape(r["source"].split("_", 1)[0])}</a>') if source else ""
-        kind = "identity" if is_identity(r) else "empirical"
         lines.append(
-            f'<li class="verdict-line verdict-{kind}" title="{html.escape(r["claim"])} ({html.escape(r["reason"])})">'
+            f'<li class="verdict-line verdict-{r["type"]}" title="{html.escape(r["claim"])} ({html.escape(r["reason"])})">'
             f'<a class="verdict-row" href="{html.escape(row_link)}">{html.escape(r["id"])}</a> '
             f'<span class="verdict verdict-{_slug(r["verdict"])}">{html.escape(r["verdict"])}</span> '
             f'<span class="verdict-claim">{html.escape(r["claim"])}</span> {tested}</li>')
@@ -193,6 +174,6 @@ def stage(stage_dir: str | Path, profile: str, notebooks_dir: str | Path) -> Pat
     return out
 
 
-__all__ = ["LEDGER_FILE", "BOX_FILE", "ROW_ANCHOR", "find_ledger", "read_ledger", "is_identity", "identities_label",
+__all__ = ["LEDGER_FILE", "BOX_FILE", "ROW_ANCHOR", "find_ledger", "read_ledger", "identities_label",
            "counts",
            "stand_in_sentence", "box", "absent", "stage"]

@@ -387,10 +387,14 @@ def best_lr_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def chosen(recs: list[dict]) -> pd.DataFrame:
     """The runs (rows of :func:`frame`) at each strategy's chosen learning rate: what Table III averages."""
+    return chosen_runs(frame(recs))
+
+
+def chosen_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``runs`` (:func:`frame`) at each strategy's learning rate of :func:`best_lr_table`."""
     key_cols = ["dataset", "arch", "strategy", "lr_key"]
-    f = frame(recs)
-    t = table(recs)
-    return f.assign(lr_key=pd.to_numeric(f["lr"]).fillna(-1.0)).merge(
+    t = best_lr_table(runs)
+    return runs.assign(lr_key=pd.to_numeric(runs["lr"]).fillna(-1.0)).merge(
         t.assign(lr_key=pd.to_numeric(t["lr"]).fillna(-1.0))[key_cols], on=key_cols)
 
 
@@ -463,7 +467,7 @@ def setting(p: dict) -> pd.DataFrame:
 
 __all__ = [
     "NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "key", "order", "run_one", "frame", "table",
-    "best_lr_table", "chosen", "training_table",
+    "best_lr_table", "chosen", "chosen_runs", "training_table",
     "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
     "Training", "initial_loss", "data_version",
     "grade_of", "plot_top_ranked", "record_for", "TOP_K",
