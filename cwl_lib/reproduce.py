@@ -14,7 +14,6 @@ gh-pages branch.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 import papermill as pm
@@ -111,27 +111,13 @@ def failure_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".rstrip(": ")
 
 
-@contextlib.contextmanager
-def _environ(values: dict):
-    """Set environment variables (the kernels a run starts inherit them) while the block runs."""
-    previous = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _run_notebook(name: str, source: Path, partial: Path, log, cwd: Path | None = None, **kw) -> None:
     """papermill into ``partial``, with this run's notices collected and printed when it ends, however it ends."""
     notes = partial.with_name(f"{name}.notices.txt")
     notes.unlink(missing_ok=True)
     try:
-        with _environ({notices.ENV: str(notes)}):  # the kernel, and the Ray workers it starts, inherit it
+        # the kernel, and the Ray workers it starts, inherit it; the environment is restored when it ends
+        with mock.patch.dict(os.environ, {notices.ENV: str(notes)}):
             pm.execute_notebook(str(source), str(partial), cwd=str(cwd or source.parent), kernel_name="python3",
                                 kernel_manager_class=BoundKernelManager, **kw)
     finally:
@@ -383,7 +369,8 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
     _check_sources(order, results)
     work.mkdir(parents=True, exist_ok=True)
     done = []
-    with _environ({checks.MODE_ENV: "record", paths.SESSION_ENV: str(results)}):
+    # the kernels inherit both; the environment is restored as it was when the block ends
+    with mock.patch.dict(os.environ, {checks.MODE_ENV: "record", paths.SESSION_ENV: str(results)}):
         for name in order:
             path = root / "notebooks" / f"{name}.ipynb"
             log(f"[cwl] refreshing {path}")
