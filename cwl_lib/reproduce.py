@@ -14,6 +14,7 @@ gh-pages branch.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -311,10 +312,8 @@ def writable(folder: Path, what: str, fix: str = "choose another folder (-p resu
         raise OSError(err.errno, f"cannot write the {what} to {folder} ({err.strerror}); free space there, make it "
                       f"writable, or {fix}") from None
     finally:
-        try:
+        with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool = True,
