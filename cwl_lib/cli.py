@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
-from . import profiles, schedule
+from . import profiles
 from .data import MissingDataError
 from .data.check import check_all, report, unmet
 from .data.fetch import FetchError, expand, fetch, parse_expected
+from . import dryrun
 from .dryrun import dry_run, project
 from .executor import check_ray_address
 from .models import WeightsUnavailableError
@@ -46,25 +47,18 @@ def _cmd_reproduce(args) -> int:
         if getattr(args, option) is not None:  # the notebooks' executor parameters (cwl_lib.executor)
             overrides[name] = getattr(args, option)
     plan(args.profile, args.only, overrides)  # a bad value is named first, in its parameter's words
-    _check_executor(overrides)
+    # refused before any notebook starts: a Ray address where nothing answers, a GPU share no GPU could give
+    if overrides.get("ray_address"):
+        check_ray_address(str(overrides["ray_address"]))  # a ParameterError: one line
+    elif "gpus_per_run" in overrides and not torch.cuda.is_available():
+        raise ValueError(f"--gpus-per-run {overrides['gpus_per_run']}: this machine has no GPU, and no Ray cluster "
+                         "was named (--address), so no run would get a share of one; leave it out, or pass "
+                         "--address of a cluster with GPUs")
     if args.dry_run:
         return _dry_run(args.profile, overrides, args.probes, args.retrieval_probes, args.packing)
     signal.signal(signal.SIGTERM, _interrupt)
     reproduce(args.profile, only=args.only, overrides=overrides, book=not args.no_book)
     return 0
-
-
-def _check_executor(overrides: dict) -> None:
-    """Refuse, before any notebook starts, a Ray address where nothing answers and a GPU share that no GPU
-    of this run could give."""
-    address = str(overrides.get("ray_address") or "")
-    if address:
-        check_ray_address(address)  # a ParameterError: one line
-    elif "gpus_per_run" in overrides:
-        if not torch.cuda.is_available():
-            raise ValueError(f"--gpus-per-run {overrides['gpus_per_run']}: this machine has no GPU, and no Ray cluster "
-                             "was named (--address), so no run would get a share of one; leave it out, or pass "
-                             "--address of a cluster with GPUs")
 
 
 def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retrieval_log: str | None = None,
@@ -73,7 +67,7 @@ def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retri
     params_of = plan(profile, names, overrides)
     params = params_of["03_classification"]
     if probes_log:
-        probes = schedule.probes_from_log(schedule.read(probes_log))
+        probes = dryrun.probes_from_log(dryrun.read(probes_log))
         where = f"the probes logged in {probes_log}"
         print(f"[dry-run] {profile} profile, {where}")
         table = project(probes, params)
@@ -87,18 +81,18 @@ def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retri
     total = float(table["seconds"].sum())
     print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {where} "
           "(random weights and synthetic images of the real datasets' class counts and test sizes)")
-    jobs = schedule.classification_jobs(probes, params) + schedule.pruning_jobs(probes, params_of["05_pruning"])
+    jobs = dryrun.classification_jobs(probes, params) + dryrun.pruning_jobs(probes, params_of["05_pruning"])
     if retrieval_log:
-        jobs += schedule.retrieval_jobs(schedule.retrieval_probes_from_log(schedule.read(retrieval_log)),
+        jobs += dryrun.retrieval_jobs(dryrun.retrieval_probes_from_log(dryrun.read(retrieval_log)),
                                         params_of["04_retrieval"])
     else:
         print("[dry-run] retrieval (Table III) is left out: pass --retrieval-probes LOG, a log of "
               "benchmarks/gpu_check_retrieval.py on the same kind of device")
-    throughput = schedule.throughput_from_log(schedule.read(packing_log)) if packing_log else {}
+    throughput = dryrun.throughput_from_log(dryrun.read(packing_log)) if packing_log else {}
     per_gpu = sorted({1, *throughput})
     print(f"[dry-run] wall time on K such devices, R runs per device (longest runs first; "
           f"{'packing gains from ' + packing_log if throughput else 'R = 1: packing gains not measured'}):")
-    projected = schedule.projection(jobs, per_gpu=per_gpu, throughput=throughput).round(2)
+    projected = dryrun.projection(jobs, per_gpu=per_gpu, throughput=throughput).round(2)
     if not retrieval_log:
         projected = projected.rename(columns={"whole profile (h)": "Tables I, II, IV (h)"})
     print(projected.to_string(index=False))
@@ -220,15 +214,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MissingDataError, WeightsUnavailableError, ValueError) as err:
+    except (MissingDataError, WeightsUnavailableError, ValueError, NotebookFailed, PublishError, OSError) as err:
+        # OSError: a read-only or full disk, a folder that is a file: the system's own words, one line
         print(f"cwl: {err}", file=sys.stderr)
-        return 2
-    except (NotebookFailed, PublishError) as err:
-        print(f"cwl: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:  # a read-only or full disk, a folder that is a file: the system's own words, one line
-        print(f"cwl: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, (MissingDataError, WeightsUnavailableError, ValueError)) else 1
     except KeyboardInterrupt:
         print("cwl: interrupted; finished notebooks and results are kept, rerun to resume", file=sys.stderr)
         return 130

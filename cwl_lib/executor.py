@@ -37,7 +37,6 @@ from .config import EXECUTOR, ParameterError
 from .records import Store, timestamp
 from .studies.context import Context
 
-OPTIONS = tuple(EXECUTOR)
 #: Seconds a Ray address has to answer before the grid is refused (Ray itself retries for ever).
 RAY_CONNECT_TIMEOUT = float(os.environ.get("CWL_RAY_CONNECT_TIMEOUT", "30"))
 # An HTTP/2 client preface and an empty SETTINGS frame: a Ray head's GCS (and a Ray client server) speaks
@@ -45,12 +44,9 @@ RAY_CONNECT_TIMEOUT = float(os.environ.get("CWL_RAY_CONNECT_TIMEOUT", "30"))
 _HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 ATTEMPTS = 2  # a run is tried once more after a failure, then recorded as failed
 ABORT_AFTER = 3  # failed runs, none succeeded yet: the setting is broken, stop
-
-
-def fatal_errors() -> tuple[type, ...]:
-    """Errors of the setting, not of a run (absent or damaged data or weights, a bad parameter): they stop
-    the grid at once, unchanged, with the message that says what to do."""
-    return (MissingDataError, CorruptImageError, WeightsUnavailableError, ParameterError)
+#: Errors of the setting, not of a run (absent or damaged data or weights, a bad parameter): they stop the
+#: grid at once, unchanged, with the message that says what to do.
+FATAL = (MissingDataError, CorruptImageError, WeightsUnavailableError, ParameterError)
 
 
 class GridFailed(RuntimeError):
@@ -87,7 +83,7 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
 
 def options(params: dict) -> dict:
     """The executor's options among a notebook's parameters (:data:`cwl_lib.config.EXECUTOR`)."""
-    return {k: params[k] for k in OPTIONS if k in params}
+    return {k: params[k] for k in EXECUTOR if k in params}
 
 
 def missing(study, configs: list, store: Store) -> list:
@@ -121,17 +117,15 @@ class Serial:
     slots = 1
 
     def __init__(self, study, context: Context):
-        self.study, self.context, self._queue = study, context, deque()
-
-    def submit(self, config) -> None:
-        self._queue.append(config)
+        self.study, self.context, self.queue = study, context, deque()
+        self.submit = self.queue.append
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self.queue)
 
     def next_result(self):
-        config = self._queue.popleft()
+        config = self.queue.popleft()
         try:
             return config, self.study.run_one(config, self.context), None
         except Exception as err:  # noqa: BLE001 - any run error is recorded; KeyboardInterrupt still stops
@@ -166,7 +160,7 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
     if context.shared is None:
         context.shared = store.shared
     todo = missing(study, configs, store)
-    n_keys = len(dict.fromkeys(map(study.key, configs)))
+    keys = dict.fromkeys(map(study.key, configs))
     start = time.perf_counter()
     backend = backend_for(study, context, workers, ray_address, gpus_per_run, through_ray) if todo else None
     counts = {"run": 0, "failed": 0, "other": 0}
@@ -174,16 +168,15 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
     bar = tqdm(total=len(todo), desc=f"{study.NAME} runs", disable=not progress, file=sys.stderr)
     try:
         if todo:
-            _drive(study, todo, store, backend, bar, counts, failures, describe, recorded=len(todo) < n_keys)
+            _drive(study, todo, store, backend, bar, counts, failures, describe, recorded=len(todo) < len(keys))
     finally:
         bar.close()
         if backend is not None:
             backend.close()
-    records = [store.get(study.key(c)) for c in configs]
-    held = sum(r is not None for r in dict(zip(map(study.key, configs), records)).values())
-    n = len(dict.fromkeys(map(study.key, configs)))
-    print(f"{study.NAME}: {held} of {n} runs recorded, {counts['run']} run now in "
-          f"{time.perf_counter() - start:.0f} s, {n - len(todo)} already recorded, "
+    got = {k: store.get(k) for k in keys}
+    held = sum(r is not None for r in got.values())
+    print(f"{study.NAME}: {held} of {len(keys)} runs recorded, {counts['run']} run now in "
+          f"{time.perf_counter() - start:.0f} s, {len(keys) - len(todo)} already recorded, "
           + (f"{counts['other']} run by another driver, " if counts["other"] else "") + f"{counts['failed']} failed",
           file=out)
     for config, error in failures:
@@ -191,21 +184,12 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
               f"{describe(config)}: {error}", file=out)
         notice(f"{study.NAME}: {describe(config)} failed twice and is left out of the tables ({error}); its error "
                f"is in {store.folder / 'failed' / study.key(config)}.json, and a rerun tries it again", warn=False)
-    return [r for r in records if r is not None]
+    return [got[study.key(c)] for c in configs if got[study.key(c)] is not None]
 
 
 def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures: list, describe,
            recorded: bool) -> None:
-    claims: dict = {}
-    try:
-        _loop(study, todo, store, backend, bar, counts, failures, describe, claims, recorded)
-    finally:  # an error or an interrupt: let go of the keys in flight, so a rerun (even in this kernel) can take them
-        for claim in claims.values():
-            claim.release()
-
-
-def _loop(study, todo, store, backend, bar, counts, failures, describe, claims, recorded) -> None:
-    queue, deferred, attempts = deque(todo), [], {}
+    queue, deferred, attempts, claims = deque(todo), [], {}, {}
     succeeded = recorded  # runs of this grid already recorded: the setting works, a failure is the run's
     began = timestamp()
 
@@ -213,73 +197,67 @@ def _loop(study, todo, store, backend, bar, counts, failures, describe, claims, 
         bar.set_postfix_str(f"done {counts['run']}, failed {counts['failed']}, left {len(todo) - bar.n}"
                             + (f", {len(deferred)} held by another driver" if deferred else ""))
 
-    def settle(key):
-        claims.pop(key).release()
+    def done(key, outcome: str):  # a key settled: recorded here or by another driver, or failed twice
+        if key in claims:
+            claims.pop(key).release()
+        counts[outcome] += 1
         bar.update(1)
         status()
 
-    while queue or backend.pending or deferred:
-        while queue and backend.pending < backend.slots:
-            config = queue.popleft()
-            key = study.key(config)
-            claim = store.claim(key)
-            if claim is None:  # another driver runs it now
-                deferred.append(config)
-                status()
-                continue
-            claims[key] = claim  # before anything else can raise: the finally of _drive releases it
-            if store.has(key):  # another driver finished it since this one looked
-                claims.pop(key).release()
-                counts["other"] += 1
-                bar.update(1)
-                continue
-            backend.submit(config)
-        if not backend.pending:
-            if deferred:  # wait for the other driver, then run what it left undone
-                config = deferred.pop(0)
+    try:
+        while queue or backend.pending or deferred:
+            while queue and backend.pending < backend.slots:
+                config = queue.popleft()
                 key = study.key(config)
-                claim = store.claim(key, wait=True)
-                claim.release()
-                failed = store.failure(key)
-                if store.has(key):
-                    counts["other"] += 1
-                    bar.update(1)
+                claim = store.claim(key)
+                if claim is None:  # another driver runs it now
+                    deferred.append(config)
                     status()
-                elif failed is not None and failed["finished"] >= began:  # it failed twice over there
-                    counts["failed"] += 1
-                    failures.append((config, failed["error"] + " (in another driver)"))
-                    bar.update(1)
-                    status()
+                    continue
+                claims[key] = claim  # before anything else can raise: the finally below releases it
+                if store.has(key):  # another driver finished it since this one looked
+                    done(key, "other")
                 else:
-                    queue.append(config)
-            continue
-        config, record, err = backend.next_result()
-        key = study.key(config)
-        if err is None:
-            store.write(record)
-            counts["run"] += 1
-            succeeded = True
-            settle(key)
-            continue
-        cause = getattr(err, "cause", None)
-        if isinstance(cause, fatal_errors()):  # from a Ray worker: its own message, not Ray's wrapper
-            raise cause from None
-        if isinstance(err, fatal_errors()):
-            raise err
-        attempts[key] = attempts.get(key, 0) + 1
-        line, trace = error_text(err)
-        if attempts[key] < ATTEMPTS:
-            print(f"{study.NAME}: {describe(config)} failed ({line}); trying it once more", file=sys.stderr)
-            backend.submit(config)
-            continue
-        store.fail(key, study.NAME, config, line, trace, attempts[key])
-        counts["failed"] += 1
-        failures.append((config, line))
-        settle(key)
-        if not succeeded and counts["failed"] >= ABORT_AFTER:
-            raise GridFailed(f"{study.NAME}: the first {counts['failed']} runs all failed twice, none succeeded; "
-                             f"the first error: {failures[0][1]}\n(full traceback in "
-                             f"{store.folder / 'failed' / (study.key(failures[0][0]) + '.json')})") from err
-
-
-__all__ = ["run", "missing", "options", "check_ray_address", "GridFailed", "Serial", "ATTEMPTS"]
+                    backend.submit(config)
+            if not backend.pending:
+                if deferred:  # wait for the other driver, then run what it left undone
+                    config = deferred.pop(0)
+                    key = study.key(config)
+                    store.claim(key, wait=True).release()
+                    failed = store.failure(key)
+                    if store.has(key):
+                        done(key, "other")
+                    elif failed is not None and failed["finished"] >= began:  # it failed twice over there
+                        failures.append((config, failed["error"] + " (in another driver)"))
+                        done(key, "failed")
+                    else:
+                        queue.append(config)
+                continue
+            config, record, err = backend.next_result()
+            key = study.key(config)
+            if err is None:
+                store.write(record)
+                succeeded = True
+                done(key, "run")
+                continue
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, FATAL):  # from a Ray worker: its own message, not Ray's wrapper
+                raise cause from None
+            if isinstance(err, FATAL):
+                raise err
+            attempts[key] = attempts.get(key, 0) + 1
+            line, trace = error_text(err)
+            if attempts[key] < ATTEMPTS:
+                print(f"{study.NAME}: {describe(config)} failed ({line}); trying it once more", file=sys.stderr)
+                backend.submit(config)
+                continue
+            store.fail(key, study.NAME, config, line, trace, attempts[key])
+            failures.append((config, line))
+            done(key, "failed")
+            if not succeeded and counts["failed"] >= ABORT_AFTER:
+                raise GridFailed(f"{study.NAME}: the first {counts['failed']} runs all failed twice, none succeeded; "
+                                 f"the first error: {failures[0][1]}\n(full traceback in "
+                                 f"{store.folder / 'failed' / (study.key(failures[0][0]) + '.json')})") from err
+    finally:  # an error or an interrupt: let go of the keys in flight, so a rerun (even in this kernel) can take them
+        for claim in claims.values():
+            claim.release()

@@ -72,6 +72,3 @@ class GraphedStep:
         static_y.copy_(y)
         graph.replay()
         return static_loss.clone()  # the next replay overwrites static_loss
-
-
-__all__ = ["GraphedStep", "enabled"]

@@ -33,20 +33,13 @@ from .paths import project_root
 _PR_SET_PDEATHSIG = 1
 
 
-def _prctl():
-    """libc's ``prctl``, looked up before forking (the child should do as little as possible)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
 def die_with_parent_hook():
     """A ``preexec_fn`` that makes the child receive SIGKILL when this process ends; None where unsupported."""
-    prctl = _prctl()
-    if prctl is None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:  # libc's prctl, looked up before forking (the child should do as little as possible)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
         return None
     parent = os.getpid()
 

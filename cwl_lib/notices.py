@@ -45,6 +45,3 @@ def read(path: str | os.PathLike) -> list[str]:
     except OSError:
         return []
     return [line for line in dict.fromkeys(lines) if line.strip()]
-
-
-__all__ = ["CwlWarning", "ENV", "notice", "read"]

@@ -51,10 +51,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
-def lock(path: str | os.PathLike, *, wait: bool = True) -> int | None:
-    """An exclusive ``flock`` on ``path`` (created if absent): its open descriptor, which holds the lock until
-    it is closed (the kernel closes it when the process ends, even when it is killed); None when ``wait`` is
-    False and another descriptor holds it."""
+class Lock:
+    """An exclusive ``flock`` held through an open descriptor, until :meth:`release` or until the process
+    ends (the kernel closes the descriptor then, even when the process is killed)."""
+
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # unlocking first: a forked child may share the descriptor
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock(path: str | os.PathLike, *, wait: bool = True) -> Lock | None:
+    """Lock ``path`` (created if absent); None when ``wait`` is False and another descriptor holds it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -70,23 +82,17 @@ def lock(path: str | os.PathLike, *, wait: bool = True) -> int | None:
     except BaseException:
         os.close(fd)
         raise
-    return fd
-
-
-def unlock(fd: int) -> None:
-    """Drop a :func:`lock` and close its descriptor (unlocking first: a forked child may share it)."""
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+    return Lock(fd)
 
 
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike):
     """Hold :func:`lock` on ``path`` while the block runs; other processes wait."""
-    fd = lock(path)
+    held = lock(path)
     try:
         yield Path(path)
     finally:
-        unlock(fd)
+        held.release()
 
 
 def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:

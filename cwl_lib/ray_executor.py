@@ -86,11 +86,6 @@ class SharedSplits:
         return _from_arrays(ray.get(held[0]))
 
 
-def _context_fields(context: Context) -> dict:
-    return {f.name: getattr(context, f.name) for f in dataclasses.fields(Context)
-            if f.name not in ("_memo", "device", "requested")}
-
-
 def device_for(requested: str, cluster_gpus: float) -> str:
     """The device type the actors use: ``auto`` becomes cuda where the cluster has a GPU."""
     if requested == "auto":
@@ -162,7 +157,8 @@ class RayBackend:
         # threads per actor: Ray gives each one (OMP_NUM_THREADS=1); CWL_RAY_THREADS sets another count
         threads = threads if threads is not None else int(os.environ.get("CWL_RAY_THREADS", "0"))
         self._registry = ray.remote(num_cpus=0)(SplitRegistry).remote()
-        fields = _context_fields(context)
+        fields = {f.name: getattr(context, f.name) for f in dataclasses.fields(Context)
+                  if f.name not in ("_memo", "device", "requested")}
         fields["load_split"] = SharedSplits(fields["load_split"], self._registry)
         self._spec = ray.put({"device": device, "fields": fields, "threads": threads})
         self._module = study.__name__
@@ -197,12 +193,7 @@ class RayBackend:
         for ref in self._refs:  # the driver stopped early: runs nobody will record
             ray.cancel(ref)
         self._refs.clear()
-        for actor in self._actors:  # frees their CPUs and GPU shares for the next grid
+        # frees the actors' CPUs and GPU shares for the next grid, and the datasets the registry owns
+        for actor in self._actors + ([self._registry] if self._registry is not None else []):
             ray.kill(actor)
-        self._actors = []
-        if getattr(self, "_registry", None) is not None:  # and the datasets it owns in the object store
-            ray.kill(self._registry)
-            self._registry = None
-
-
-__all__ = ["RayBackend", "Worker", "SharedSplits", "SplitRegistry", "start", "temp_dir", "device_for", "capacity"]
+        self._actors, self._registry = [], None

@@ -37,6 +37,3 @@ def _to_arrays(split) -> dict:
     return {"name": split.name, "classes": list(split.classes),
             **{f"{part}_{what}": getattr(getattr(split, part), what).numpy()
                for part in ("train", "test") for what in ("images", "labels")}}
-
-
-__all__ = ["SplitRegistry"]

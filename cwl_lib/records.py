@@ -19,6 +19,7 @@ A :class:`Store` is a folder of records; it knows keys and records, never a stud
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ import torch
 
 from . import environment
 from .notices import notice
-from .paths import atomic_write, lock, unlock
+from .paths import Lock, atomic_write, lock
 
 #: Version 2: one key for every study (study name and config); version 1 records used three key rules.
 RECORD_VERSION = 2
@@ -79,17 +80,18 @@ def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-_CODE_VERSION: list = []  # computed once per process: git is slow next to a few-shot run
+@functools.cache  # once per process: git is slow next to a few-shot run
+def _code_and_environment() -> tuple[str, dict]:
+    return code_version(), environment.summary()
 
 
 def provenance(device: torch.device) -> dict:
     """Where, when, with which code and which locked set of packages a record was made: the fields every
     record of the project holds (``lock_sha256``: the digest of ``requirements.lock``; ``environment``:
     whether this environment was installed from it, :mod:`cwl_lib.environment`)."""
-    if not _CODE_VERSION:
-        _CODE_VERSION.extend([code_version(), environment.summary()])
-    return {"device": device_name(device), "code_version": _CODE_VERSION[0], "torch": torch.__version__,
-            **_CODE_VERSION[1], "finished": timestamp()}
+    code, env = _code_and_environment()
+    return {"device": device_name(device), "code_version": code, "torch": torch.__version__, **env,
+            "finished": timestamp()}
 
 
 def new_record(study: str, config, device: torch.device, **results) -> dict:
@@ -142,22 +144,20 @@ class Store:
         for name, value in attachments.items():
             atomic_write(self.attachment_path(record["key"], name), lambda p, v=value: torch.save(v, p))
         record[ATTACHMENTS] = sorted(attachments)
-        atomic_write(self.path(record["key"]), lambda p: p.write_text(json.dumps(record, indent=1, sort_keys=True)))
+        _write_json(self.path(record["key"]), record)
         (self.folder / "failed" / f"{record['key']}.json").unlink(missing_ok=True)
 
     # ----------------------------------------------------------------------- claims and failures
-    def claim(self, key: str, *, wait: bool = False) -> "Claim | None":
+    def claim(self, key: str, *, wait: bool = False) -> Lock | None:
         """Hold ``key`` for this process (an exclusive ``flock`` on ``claims/<key>.lock``), or None when
-        another process holds it; ``wait`` blocks until it is free. Release with :meth:`Claim.release`."""
-        fd = lock(self.folder / "claims" / f"{key}.lock", wait=wait)
-        return None if fd is None else Claim(fd)
+        another process holds it; ``wait`` blocks until it is free. Release with :meth:`Lock.release`."""
+        return lock(self.folder / "claims" / f"{key}.lock", wait=wait)
 
     def fail(self, key: str, study: str, config, error: str, trace: str, attempts: int) -> Path:
         """Record that the run of ``key`` failed ``attempts`` times (``failed/<key>.json``); not a record."""
         body = {"key": key, "study": study, "config": config_dict(config), "error": error, "traceback": trace,
                 "attempts": attempts, "finished": timestamp()}
-        return atomic_write(self.folder / "failed" / f"{key}.json",
-                            lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True)))
+        return _write_json(self.folder / "failed" / f"{key}.json", body)
 
     def failure(self, key: str) -> dict | None:
         """The failure recorded for ``key`` (``failed/<key>.json``), if any."""
@@ -179,14 +179,8 @@ class Store:
     def records(self) -> list[dict]:
         """Every valid record, by file name; damaged and foreign files are moved aside and named."""
         self._sweep()
-        if not self.folder.is_dir():
-            return []
-        out = []
-        for path in sorted(self.folder.glob("*.json")):
-            record = self._read(path)
-            if record is not None:
-                out.append(record)
-        return out
+        found = (self._read(path) for path in sorted(self.folder.glob("*.json")))
+        return [record for record in found if record is not None]
 
     # ----------------------------------------------------------------------- damaged and old files
     def _read(self, path: Path) -> dict | None:
@@ -248,17 +242,5 @@ def _foreign(record: dict, path: Path) -> str | None:
     return None
 
 
-class Claim:
-    """A key held by :meth:`Store.claim`; released by :meth:`release` or when the process ends."""
-
-    def __init__(self, fd: int):
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            unlock(self._fd)
-            self._fd = None
-
-
-__all__ = ["RECORD_VERSION", "ATTACHMENTS", "Store", "Claim", "key", "config_dict", "new_record", "provenance",
-           "code_version", "device_name", "timestamp"]
+def _write_json(path: Path, body: dict) -> Path:
+    return atomic_write(path, lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True)))

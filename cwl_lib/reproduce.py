@@ -14,6 +14,7 @@ gh-pages branch.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 import papermill as pm
@@ -114,16 +116,12 @@ def _run_notebook(name: str, source: Path, partial: Path, log, cwd: Path | None 
     """papermill into ``partial``, with this run's notices collected and printed when it ends, however it ends."""
     notes = partial.with_name(f"{name}.notices.txt")
     notes.unlink(missing_ok=True)
-    previous = os.environ.get(notices.ENV)
-    os.environ[notices.ENV] = str(notes)  # the kernel, and the Ray workers it starts, inherit it
     try:
-        pm.execute_notebook(str(source), str(partial), cwd=str(cwd or source.parent), kernel_name="python3",
-                            kernel_manager_class=BoundKernelManager, **kw)
+        # the kernel, and the Ray workers it starts, inherit it; the environment is restored when it ends
+        with mock.patch.dict(os.environ, {notices.ENV: str(notes)}):
+            pm.execute_notebook(str(source), str(partial), cwd=str(cwd or source.parent), kernel_name="python3",
+                                kernel_manager_class=BoundKernelManager, **kw)
     finally:
-        if previous is None:
-            os.environ.pop(notices.ENV, None)
-        else:
-            os.environ[notices.ENV] = previous
         for line in notices.read(notes):
             log(f"[cwl] {name}: {line}")
         notes.unlink(missing_ok=True)
@@ -154,12 +152,10 @@ def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Pa
 
 
 def _keep_failed(partial: Path, target: Path) -> Path | None:
-    if not partial.exists():
-        return None
     failed = target.with_suffix(".failed.ipynb")
     try:
         partial.replace(failed)
-    except OSError:
+    except OSError:  # FileNotFoundError too: no partial copy was written
         return None
     return failed
 
@@ -205,10 +201,9 @@ def _stage_config(path: Path) -> None:
 
 def build_book(root: Path, profile: str, build_dir: Path, log=print) -> Path:
     stage = stage_book(root, profile, build_dir)
-    jb = Path(sys.executable).parent / "jupyter-book"
     # Warnings are errors (a page with a broken reference or an unknown role is not published);
     # --keep-going lists them all, --all rebuilds every page so none hides behind an unchanged one.
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage), "--path-output", str(build_dir.parent),
+    cmd = [_tool("jupyter-book"), "build", str(stage), "--path-output", str(build_dir.parent),
            "-W", "--keep-going", "--all"]
     log("[cwl] building the book: " + " ".join(cmd))
     if subprocess.run(cmd).returncode:
@@ -258,6 +253,12 @@ class PublishError(RuntimeError):
     """The book was not published; the message says why in one line, and nothing was left behind."""
 
 
+def _tool(name: str) -> str:
+    """A command of this environment (beside its Python), else the one on PATH."""
+    exe = Path(sys.executable).parent / name
+    return str(exe) if exe.exists() else name
+
+
 def _git(repo: Path | None, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
 
@@ -287,16 +288,12 @@ def publish(html_dir: Path, remote: str = "origin", branch: str = "gh-pages", re
         raise ValueError(f"this repository has no git remote named {remote!r}: add it (git remote add {remote} URL), "
                          f"or pass the URL (make publish PAGES_REMOTE=URL)")
     before = _git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}").stdout.strip()
-    exe = Path(sys.executable).parent / "ghp-import"
-    cmd = [str(exe) if exe.exists() else "ghp-import", "-n", "-p", "-f", "-r", remote, "-b", branch,
+    cmd = [_tool("ghp-import"), "-n", "-p", "-f", "-r", remote, "-b", branch,
            "-m", "Publish the book", str(html_dir.resolve())]
     log("[cwl] publishing: " + " ".join(cmd))
     done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     if done.returncode:
-        if before:
-            _git(repo, "update-ref", f"refs/heads/{branch}", before)
-        else:
-            _git(repo, "update-ref", "-d", f"refs/heads/{branch}")
+        _git(repo, "update-ref", *([f"refs/heads/{branch}", before] if before else ["-d", f"refs/heads/{branch}"]))
         said = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         why = next((line for line in said if line.lower().startswith(("fatal:", "error:"))), said[-1] if said else "")
         raise PublishError(f"the push to {branch} of {remote} failed ({why}); nothing was published, and the local "
@@ -315,10 +312,8 @@ def writable(folder: Path, what: str, fix: str = "choose another folder (-p resu
         raise OSError(err.errno, f"cannot write the {what} to {folder} ({err.strerror}); free space there, make it "
                       f"writable, or {fix}") from None
     finally:
-        try:
+        with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool = True,
@@ -373,10 +368,8 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
     _check_sources(order, results)
     work.mkdir(parents=True, exist_ok=True)
     done = []
-    previous = {env: os.environ.get(env) for env in (checks.MODE_ENV, paths.SESSION_ENV)}
-    os.environ[checks.MODE_ENV] = "record"  # the kernels inherit both
-    os.environ[paths.SESSION_ENV] = str(results)
-    try:
+    # the kernels inherit both; the environment is restored as it was when the block ends
+    with mock.patch.dict(os.environ, {checks.MODE_ENV: "record", paths.SESSION_ENV: str(results)}):
         for name in order:
             path = root / "notebooks" / f"{name}.ipynb"
             log(f"[cwl] refreshing {path}")
@@ -402,12 +395,6 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
             shutil.move(tmp, path)
             failed.unlink(missing_ok=True)
             done.append(path)
-    finally:
-        for env, value in previous.items():
-            if value is None:
-                os.environ.pop(env, None)
-            else:
-                os.environ[env] = value
     return done
 
 

@@ -19,7 +19,7 @@ GROUPS = {
     "reporting": ("claims", "comparison", "tables", "effects", "display", "checks", "verdicts", "gates",
                   "measures", "paper", "notebook_tags"),
     "machinery": ("__init__", "cli", "config", "profiles", "parameters", "executor", "ray_executor", "ray_splits", "dryrun",
-                  "reproduce", "records", "schedule", "runtime", "environment", "paths", "notices", "digest",
+                  "reproduce", "records", "runtime", "environment", "paths", "notices", "digest",
                   "graphed", "kernels", "models"),
     "data": tuple(f"data/{p.stem}" for p in sorted((PACKAGE / "data").glob("*.py"))),
 }

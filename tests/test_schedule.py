@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from cwl_lib import cli, reproduce, schedule
-from cwl_lib.schedule import Job
+from cwl_lib import cli, reproduce
+from cwl_lib import dryrun as schedule  # the schedule simulation lives in cwl_lib.dryrun
+from cwl_lib.dryrun import Job
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 H100_PROBES = RESULTS / "h100-2026-11-27b" / "dryrun_h100_graphs_b.log"
