@@ -643,6 +643,8 @@ def _retrieval(claim: Claim, inputs: Inputs) -> Evaluation:
     d, same = _restrict(d, paper_pairs, ["arch", "dataset"])
     paper_effect = _paper_retrieval(claim, set(zip(d["arch"], d["dataset"])) if same else None)
     per_repeat, n_cells = _per_repeat(d, ["arch", "dataset", "baseline"])
+    if per_repeat.empty:  # a pairing across cases that no single repeat ran would compare other samples
+        return _not_tested(claim, "no repeat ran every (dataset, backbone, baseline) case", paper_effect)
     our_setting = (f"{_names(d['arch'])}{SEP}{_names(d['dataset'])}{SEP}against {_names(d['baseline'])}{SEP}"
                    f"{_count(n_cells, 'cases')}")
     cases = d.groupby(["arch", "dataset", "baseline"])[list(PROTOCOLS)].mean().stack()

@@ -136,7 +136,7 @@ def project(probes: list[Probe], params: dict) -> pd.DataFrame:
     by_pair = {(p.arch, p.strategy): p for p in probes}
     cost: dict[tuple, list] = {}
     for cfg in classification.configs(params):
-        own, shared = run_cost(by_pair[(cfg.arch, cfg.strategy)], cfg)
+        own, shared = run_cost(_probe(by_pair, cfg.arch, cfg.strategy), cfg)
         # cached-feature runs share one pass over the test set
         row = cost.setdefault((cfg.dataset, cfg.arch, cfg.strategy), [0, shared])
         row[0] += 1

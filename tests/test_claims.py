@@ -389,6 +389,13 @@ def test_retrieval_uses_each_strategys_chosen_learning_rate():
     assert single.verdict == E.NOT_TESTED and "at least 2 repeats" in single.reason and "+5.00" in single.reason
 
 
+def test_retrieval_where_no_repeat_ran_every_case_is_not_tested_here():
+    frame = retrieval(lambda s: 1.0 * s.endswith("+cwl"), repeats=2, datasets=("offline-landmarks", "mini"))
+    frame = frame[(frame["dataset"] == "mini") == (frame["repeat"] == 1)]  # each dataset kept one repeat of its own
+    ev = C.evaluate(BY_ID["C15"], C.Inputs(retrieval=frame))
+    assert ev.verdict == E.NOT_TESTED and "no repeat ran every" in ev.reason
+
+
 def test_retrieval_on_the_papers_datasets_is_the_same_experiment():
     frame = retrieval(lambda s: 1.0 if s.endswith("+cwl") else 0.0, archs=("vgg16",), datasets=("roxford5k",))
     ev = C.evaluate(BY_ID["C15"], C.Inputs(retrieval=frame))

@@ -1,6 +1,7 @@
 """The paper-profile projection: its arithmetic, and a real probe through the classification study's run_one."""
 import math
 
+import pytest
 import torch
 import torchvision
 
@@ -32,6 +33,14 @@ def test_projection_sums_every_run_of_the_grid():
     # the projection covers exactly the runs the notebook's grid makes: no bn-affine for VGG-16
     assert table.runs.sum() == len(classification.configs(params))
     assert not ((table.arch == "vgg16") & (table.strategy == "bn-affine")).any()
+
+
+def test_a_probe_log_without_a_pair_of_the_grid_is_one_line_naming_it():
+    params = profiles.parameters("paper", "03_classification")
+    probes = [p for p in _probes(params) if (p.arch, p.strategy) != ("resnet50", "bn-affine")]
+    with pytest.raises(ValueError, match="no probe for resnet50 bn-affine: probe it") as err:
+        dryrun.project(probes, params)
+    assert "\n" not in str(err.value)
 
 
 def test_steps_per_epoch_follow_the_batches_training_makes():
