@@ -512,7 +512,8 @@ def fill_command(notebook: str, folder: str | Path, profile: str) -> str:
     """The command that runs ``notebook``'s grid under ``profile`` into ``folder``."""
     command = f"cwl reproduce --profile {profile} --only {notebook}"
     default = sources_root("", "", profile) / notebook  # where `cwl reproduce` writes unless told otherwise
-    return command if Path(folder).resolve() == default.resolve() else f"{command} -p results_dir {folder}"
+    # `cwl reproduce -p results_dir DIR` writes each notebook into DIR/<notebook>
+    return command if Path(folder).resolve() == default.resolve() else f"{command} -p results_dir {Path(folder).parent}"
 
 
 def instructions(sources: dict[str, Source], profile: str) -> list[str]:

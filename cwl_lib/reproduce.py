@@ -322,9 +322,11 @@ def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool
     build_dir = (root / HTML_DIR).parent
     runs = plan(profile, only, overrides)
     check_data(runs)
+    # `-p results_dir DIR` names the folder the notebooks write side by side in, as results/<profile>/ by default:
+    # page 06 finds the records of 03-05 beside its own (comparison.sources_root)
+    base = Path(overrides["results_dir"]) if (overrides or {}).get("results_dir") else root / "results" / profile
     for name, params in runs.items():  # every folder a run writes, checked before any notebook starts
-        if not params.get("results_dir"):
-            params["results_dir"] = str(root / "results" / profile / name)
+        params["results_dir"] = str(base.expanduser().absolute() / name)
         writable(Path(params["results_dir"]), "results")
     writable(build_dir / "executed" / profile, "executed notebooks", "run from a writable clone")
     for name, params in runs.items():

@@ -91,6 +91,14 @@ def test_runner_injects_profile_parameters_and_keeps_the_executed_copy(tmp_path)
     assert "injected-parameters" not in (root / "notebooks" / "01_kronecker.ipynb").read_text()
 
 
+def test_a_results_dir_given_to_reproduce_holds_each_notebooks_folder(tmp_path):
+    # so page 06 finds the records of 03-05 beside its own, as under results/<profile>/
+    root = _tiny_project(tmp_path)
+    reproduce.reproduce("laptop", only=["01"], overrides={"results_dir": str(tmp_path / "r")}, book=False, root=root,
+                        log=lambda *_: None)
+    assert json.loads((tmp_path / "r" / "01_kronecker" / "seen.json").read_text())["profile"] == "laptop"
+
+
 def test_book_builds_from_committed_notebooks(smoke_book):
     html = smoke_book
     index = html / "index.html"
