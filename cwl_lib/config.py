@@ -130,12 +130,13 @@ def rule(field) -> str:
 
 
 def _scalar_ok(t, value) -> bool:
-    """Booleans are not numbers here, and numbers not booleans (pydantic's lax mode would convert them)."""
+    """Booleans are not numbers here, numbers not booleans, and text left after :func:`_parse` neither (pydantic's
+    lax mode would convert them: ``"inf"`` to a float)."""
     t, _ = _parts(t)
     if t is bool:
         return isinstance(value, bool)
     if t in (int, float):
-        return not isinstance(value, bool) and (not isinstance(value, float) or math.isfinite(value))
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     return True
 
 
@@ -183,12 +184,14 @@ class Notebook(Seeded):
         over = {"laptop": cls.LAPTOP, "smoke": cls.SMOKE}.get(profile, {})
         return _jsonable(cls.model_validate({**over, "profile": profile}).model_dump())
 
-    def check(self) -> None:
-        """What a field's type cannot say; raises :class:`ParameterError`."""
-        _check_device(self.NOTEBOOK, self.device, getattr(self, "ray_address", ""))
+    def check(self, given) -> None:
+        """What a field's type cannot say, for the parameters named in ``given`` (a partial set is checked on its
+        own, not against the paper's values of the others); raises :class:`ParameterError`."""
+        if "device" in given:
+            _check_device(self.NOTEBOOK, self.device, getattr(self, "ray_address", ""))
         for name in self.FOLDERS:
             value = getattr(self, name)
-            if value and not Path(value).expanduser().is_dir():
+            if name in given and value and not Path(value).expanduser().is_dir():
                 raise ParameterError(f"parameter {name} of {self.NOTEBOOK} must be an existing folder (or empty for "
                                      f"the default); {value!r} "
                                      f"{'is a file' if Path(value).expanduser().exists() else 'does not exist'}")
@@ -231,10 +234,12 @@ def validate(model: type[Notebook], given: dict) -> dict:
     try:
         clean = model.model_validate(given)
     except ValidationError as err:
-        name = next(e["loc"][0] for e in err.errors() if e["loc"])
+        name = next((e["loc"][0] for e in err.errors() if e["loc"]), None)
+        if name is None:  # a rule over several fields (a model validator) words its own message
+            raise ParameterError(f"parameters of {nb}: {err.errors()[0]['msg']}") from None
         raise ParameterError(f"parameter {name} of {nb} must be {rule(model.model_fields[name])}; "
                              f"got {given.get(name)!r}") from None
-    clean.check()
+    clean.check(set(given))
     return {k: v for k, v in _jsonable(clean.model_dump()).items() if k in given}
 
 
@@ -266,19 +271,20 @@ def _check_device(notebook: str, device: str, ray_address: str) -> None:
 TEST_IMAGES = {**{n: r.sizes.test for n, r in RESOURCES.items() if r.sizes is not None}, "mnist-5k": 1000}
 
 
-def fits_test_split(p: Notebook, datasets) -> None:
+def fits_test_split(p: Notebook, datasets, given) -> None:
     """A test subset no larger than the smallest test split it is drawn from (a larger one would silently be
-    the whole split, under another key)."""
-    for name in datasets if p.test_size is not None else ():
+    the whole split, under another key); checked where both were given."""
+    both = "test_size" in given and ({"dataset", "datasets"} & set(given))
+    for name in datasets if both and p.test_size is not None else ():
         available = TEST_IMAGES.get(name)
         if available is not None and p.test_size > available:
             raise ParameterError(f"parameter test_size of {p.NOTEBOOK} must be at most {available:,}, the test "
                                  f"images of {name}, or None for all of them; got {p.test_size:,}")
 
 
-def required_strategies(p: Notebook) -> None:
-    """The strategies a notebook's tables compare (its ``REQUIRED``) are in its grid."""
-    if any(s not in p.strategies for s in p.REQUIRED):
+def required_strategies(p: Notebook, given) -> None:
+    """The strategies a notebook's tables compare (its ``REQUIRED``) are in its grid, where it was given."""
+    if "strategies" in given and any(s not in p.strategies for s in p.REQUIRED):
         raise ParameterError(f"parameter strategies of {p.NOTEBOOK} must include {' and '.join(p.REQUIRED)} "
                              f"(its tables compare them); got {p.strategies}")
 
@@ -288,7 +294,8 @@ def cell(model: type[Notebook]) -> str:
     notebook takes first, a study's executor options last)."""
     values = model.values("smoke")
     first = ("profile", *Notebook.model_fields)
-    order = dict.fromkeys([*first, *(n for n in values if n not in EXECUTOR), *EXECUTOR])
+    own = [n for n in values if n in model.__annotations__]  # the grid the notebook names, then what runs share
+    order = dict.fromkeys([*first, *own, *(n for n in values if n not in EXECUTOR), *EXECUTOR])
     return "\n".join(f"{k} = {values[k]!r}" for k in order if k in values)
 
 

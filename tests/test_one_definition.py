@@ -51,4 +51,5 @@ def test_backbone_lr_factor_is_defined_once_per_study():
                 defined.setdefault(path.relative_to(ROOT).as_posix(), []).append(line.strip())
     assert {k: len(v) for k, v in defined.items()} == {"cwl_lib/studies/classification.py": 1,
                                                        "cwl_lib/studies/retrieval.py": 1,
+                                                       "cwl_lib/studies/pruning.py": 1,
                                                        "cwl_lib/transfer.py": 1}, defined

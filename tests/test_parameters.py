@@ -28,6 +28,8 @@ BAD = [
     ("03_classification", "shots", "[]", "non-empty list"),
     ("03_classification", "lr_freeze", "[0]", "numbers > 0"),
     ("03_classification", "lr_finetune", "-0.1", "numbers > 0"),
+    ("03_classification", "backbone_lr_factor", "inf", "a number > 0"),
+    ("03_classification", "lr_freeze", "[inf]", "numbers > 0"),
     ("03_classification", "input_size", "3", "integer >= 32"),
     ("03_classification", "strategies", "[freeze]", "must include freeze and freeze+cwl"),
     ("03_classification", "strategies", "[freeze, freeze+cwl, nosuch]", "values from freeze"),
@@ -56,6 +58,18 @@ def test_a_bad_value_is_one_line_naming_the_parameter_and_its_rule(notebook, nam
 @pytest.mark.parametrize("value", ["1e-3", "[1e-3]", 0.001, [0.001], "0.001"])
 def test_a_learning_rate_is_read_as_a_number_however_it_is_typed(value):
     assert P.clean("03_classification", "lr_freeze", value) == [0.001]
+
+
+def test_a_partial_set_is_checked_on_its_own_not_against_the_papers_other_values():
+    # the paper's datasets include chest-xray (624 test images): a test_size given alone is not held to them
+    assert P.validate("03_classification", {"test_size": 1000}) == {"test_size": 1000}
+    with pytest.raises(P.ParameterError, match="at most 624, the test images of chest-xray"):
+        P.validate("03_classification", {"test_size": 1000, "datasets": ["chest-xray"]})
+
+
+def test_every_parameter_has_help_text():
+    for notebook, model in P.MODELS.items():
+        assert not [n for n, f in model.model_fields.items() if not f.description], notebook
 
 
 def test_an_unknown_name_lists_the_notebooks_parameters():

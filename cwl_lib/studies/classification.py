@@ -87,17 +87,19 @@ class Parameters(Study, Shared):
     """Notebook 03's parameters; the defaults are the paper's setting (Tables I and II)."""
 
     NOTEBOOK: ClassVar[str] = "03_classification"
-    datasets: list[OneOf(cdata.CLASSIFICATION_DATASETS)] = param(["mit67", "kvasir", "chest-xray"], min_length=1,
+    datasets: list[OneOf(cdata.CLASSIFICATION_DATASETS)] = param(["mit67", "kvasir", "chest-xray"], "datasets of Tables I and II", min_length=1,
                                                                   label="datasets")
-    archs: list[Arch] = param(["vgg16", "resnet50"], min_length=1, label="backbones")
-    strategies: list[OneOf(_st.NAMES)] = param(list(_st.NAMES), min_length=1)
+    archs: list[Arch] = param(["vgg16", "resnet50"], "ImageNet backbones", min_length=1, label="backbones")
+    strategies: list[OneOf(_st.NAMES)] = param(list(_st.NAMES), "transfer strategies run", min_length=1)
     shots: list[AtLeast(1)] = param([1, 3, 5, 10], "images per class", min_length=1, label="images per class")
     repeats: int = param(10, "runs per cell, each on another few-shot sample", ge=1, label="repeats")
-    lr_freeze: list[Positive()] = param(list(_st.FREEZE_LRS), min_length=1,
+    lr_freeze: list[Positive()] = param(list(_st.FREEZE_LRS), "learning rates of the frozen-backbone strategies",
+                                        min_length=1,
                                         label="learning rates, frozen strategies")
-    lr_finetune: list[Positive()] = param(list(_st.FINETUNE_LRS), min_length=1,
+    lr_finetune: list[Positive()] = param(list(_st.FINETUNE_LRS), "learning rates of the finetuning strategies",
+                                          min_length=1,
                                           label="learning rates, finetuning strategies")
-    eval_batch_size: int = param(256, ge=1)
+    eval_batch_size: int = param(256, "test images per forward pass", ge=1)
 
     # 03: a budget in optimizer steps, 8 repeats (at 5, the paired test of C10 on 5 differences could detect
     # 0.022, over the 0.02 its issue asks for), 1 and 10 images per class, and the frozen grid in half
@@ -121,10 +123,10 @@ class Parameters(Study, Shared):
     #: the strategies its tables compare: the grid must run them
     REQUIRED: ClassVar[tuple[str, ...]] = ("freeze", _st.with_cwl("freeze").name)
 
-    def check(self) -> None:
-        super().check()
-        required_strategies(self)
-        fits_test_split(self, self.datasets)
+    def check(self, given) -> None:
+        super().check(given)
+        required_strategies(self, given)
+        fits_test_split(self, self.datasets, given)
 
 
 def configs(p: dict) -> list[Config]:

@@ -87,6 +87,8 @@ class Shared(Seeded):
     test_size: Optional[Annotated[int, at.Ge(1)]] = param(None, "a stratified test subset (None: the whole test "
                                                           "split)", label="test images", stated=False)
     latency_batch: int = param(16, "images per timed forward pass", ge=1)
+    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's, in the transfer (BN "
+                                      "affine for Network Slimming) and in the finetuning after pruning", gt=0)
 
 
 class Config(Shared, RunConfig):
@@ -133,7 +135,7 @@ class Config(Shared, RunConfig):
     def transfer(self) -> dict:
         """What determines the transferred network (every threshold of a study shares it)."""
         keep = ("dataset", "arch", "shots", "strategy", "lr", "steps", "optimizer", "weight_decay", "l1", "input_size",
-                "batch_size", "test_size", "seed", "pretrained")
+                "batch_size", "test_size", "seed", "pretrained", "backbone_lr_factor")
         return {k: getattr(self, k) for k in keep}
 
     @property
@@ -166,17 +168,19 @@ class Parameters(Study, Shared):
     """Notebook 05's parameters; the defaults are the paper's setting (Table IV, Fig. 3)."""
 
     NOTEBOOK: ClassVar[str] = "05_pruning"
-    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param(TABLE_IV_SETTING["dataset"], label="dataset")
-    arch: Arch = param(TABLE_IV_SETTING["arch"], label="backbone")
+    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param(TABLE_IV_SETTING["dataset"], "the dataset transferred to and pruned",
+                                                                  label="dataset")
+    arch: Arch = param(TABLE_IV_SETTING["arch"], "the backbone pruned", label="backbone")
     shots: int = param(TABLE_IV_SETTING["shots"], "images per class", ge=1, label="images per class")
     strategy: OneOf(n for n, s in _st.STRATEGIES.items() if s.cwl) = param(
         "freeze+cwl", "the transfer whose learned sigmas are pruned", why="pruning reads learned sigmas")
     l1: float = param(3e-4, "strength of our L1 variant's penalty on the sigmas (0: no such variant)", ge=0)
-    taus: list[Positive()] = param([0.2, 0.4, 0.8, 1.0, 1.2], min_length=1, label="thresholds tau")
+    taus: list[Positive()] = param([0.2, 0.4, 0.8, 1.0, 1.2], "Table IV's thresholds on |sigma|", min_length=1,
+                                   label="thresholds tau")
     finetune_epochs: list[AtLeast(1)] = param([1, 30], "finetuning lengths after pruning",
                                               label="finetuning epochs after pruning")
     figure_tau: float = param(0.8, "Fig. 3's threshold", gt=0, label="Fig. 3: tau")
-    figure_archs: list[Arch] = param(["vgg16", "resnet50"], label="Fig. 3: backbones")
+    figure_archs: list[Arch] = param(["vgg16", "resnet50"], "Fig. 3's backbones", label="Fig. 3: backbones")
     bn_gamma: bool = param(True, "prune by BN gamma too (Network Slimming), on a backbone with BatchNorm")
     sensitivity: list[OneOf(CHOICES)] = param(list(CHOICES), "transfer choices of the sensitivity figure")
 
@@ -200,9 +204,9 @@ class Parameters(Study, Shared):
                                           "figure_archs", "steps", "lr", "optimizer", "weight_decay", "finetune_lr",
                                           "recalibrate_bn", "input_size", "test_size")
 
-    def check(self) -> None:
-        super().check()
-        fits_test_split(self, [self.dataset])
+    def check(self, given) -> None:
+        super().check(given)
+        fits_test_split(self, [self.dataset], given)
 
 
 def choice_of(optimizer: str, weight_decay: float) -> str | None:
@@ -362,7 +366,8 @@ def _train_transfer(model: nn.Module, backbone: nn.Module, strategy, f: dict, da
     steps_per_epoch = sum(1 for _ in transfer.seeded_batches(len(data.labels), f["batch_size"], 0)(0))
     with pruning.l1_on_sigmas(trained, f["l1"]) if f["l1"] else contextlib.nullcontext():
         transfer.train(trained, batches, strategy, f["lr"], None, context.device, steps=f["steps"],
-                       optimizer=f["optimizer"], weight_decay=f["weight_decay"], progress=per_epoch)
+                       optimizer=f["optimizer"], weight_decay=f["weight_decay"],
+                       backbone_lr_factor=f["backbone_lr_factor"], progress=per_epoch)
     if trained is not model:
         load_sigmas(model, transfer.learned_sigmas(trained))
         transfer.head(model).load_state_dict(transfer.head(trained).state_dict())
@@ -453,7 +458,8 @@ def _finetune(model: nn.Module, row: dict, accuracy, batches, config: Config, de
     transfer.set_trainable(model, strategies.FINETUNE_ALL)
     seed_everything(config.seed + 1)
     transfer.train(model, batches, strategies.FINETUNE_ALL, config.finetune_lr, max(config.finetune_epochs),
-                   device, bn_train=config.finetune_bn == "train", progress=after_epoch)
+                   device, backbone_lr_factor=config.backbone_lr_factor, bn_train=config.finetune_bn == "train",
+                   progress=after_epoch)
     for e in config.finetune_epochs:  # a diverged run stops early: report what it reached
         row.setdefault(f"ft{e}", float("nan"))
 

@@ -69,6 +69,8 @@ class Shared(Seeded):
     train_size: tuple[AtLeast(MIN_INPUT), AtLeast(MIN_INPUT)] = param(
         (1024, 768), "width x height of the training images, as the paper writes it",
         label="training size (width x height)", show="size", why="width and height of the training images")
+    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's (the paper: step 1 "
+                                      "decreases it)", gt=0)
 
 
 class Config(Shared, RunConfig):
@@ -80,7 +82,6 @@ class Config(Shared, RunConfig):
     strategy: str
     lr: Optional[float]  # None when nothing MAC uses is trained (freeze)
     repeat: int = 0
-    backbone_lr_factor: float = 0.1  # the pretrained weights' rate, x the run's (the paper: step 1 decreases it)
     pretrained: bool = True
     landmark_rule: str = landmarks.RULE  # how query labels are read from the ground truth
     data_version: str = ""  # a generated benchmark's build (offline_landmarks.version); "" for a published set
@@ -97,13 +98,16 @@ class Parameters(Study, Shared):
     """Notebook 04's parameters; the defaults are the paper's setting (Table III)."""
 
     NOTEBOOK: ClassVar[str] = "04_retrieval"
-    datasets: list[OneOf(RETRIEVAL_DATASETS)] = param(["roxford5k", "rparis6k"], min_length=1, label="datasets")
-    archs: list[Arch] = param(["vgg16", "resnet50"], min_length=1, label="backbones")
-    strategies: list[OneOf(IN_PAPER)] = param(list(IN_PAPER), min_length=1, why="Table III's rows")
+    datasets: list[OneOf(RETRIEVAL_DATASETS)] = param(["roxford5k", "rparis6k"], "datasets of Table III", min_length=1,
+                                                       label="datasets")
+    archs: list[Arch] = param(["vgg16", "resnet50"], "ImageNet backbones", min_length=1, label="backbones")
+    strategies: list[OneOf(IN_PAPER)] = param(list(IN_PAPER), "Table III's rows run", min_length=1,
+                                              why="Table III's rows")
     repeats: int = param(1, "runs per cell", ge=1, label="repeats", stated=False)
-    freeze_lrs: list[Positive()] = param(list(_st.FREEZE_LRS), min_length=1,
+    freeze_lrs: list[Positive()] = param(list(_st.FREEZE_LRS), "learning rates of freeze+cwl", min_length=1,
                                          label="learning rates, freeze+cwl")
-    finetune_lrs: list[Positive()] = param(list(_st.FINETUNE_LRS), min_length=1,
+    finetune_lrs: list[Positive()] = param(list(_st.FINETUNE_LRS), "learning rates of the finetuning strategies",
+                                           min_length=1,
                                            label="learning rates, finetuning")
     extract_batch_size: int = param(16, "images per descriptor batch", ge=1)
     figure_queries: int = param(3, "queries shown with their top-ranked images", ge=0)
@@ -130,9 +134,9 @@ class Parameters(Study, Shared):
                                           "epochs", "batch_size")
     REQUIRED: ClassVar[tuple[str, ...]] = ("freeze", _st.with_cwl("freeze").name)
 
-    def check(self) -> None:
-        super().check()
-        required_strategies(self)
+    def check(self, given) -> None:
+        super().check(given)
+        required_strategies(self, given)
 
 
 def configs(p: dict) -> list[Config]:
