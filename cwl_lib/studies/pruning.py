@@ -61,6 +61,7 @@ TRANSFER_OF = {SIGMA: "freeze+cwl", BN_GAMMA: "bn-affine"}
 
 
 RECALIBRATE = ("never", "always", "dead")
+FINETUNE_EPOCHS = (1, 30)  # Table IV's FT@1 and FT@30
 
 
 class Shared(Seeded):
@@ -100,9 +101,9 @@ class Config(Shared, RunConfig):
     shots: int
     tau: Optional[float]  # None: the unpruned network
     importance: str = SIGMA
-    strategy: str = "freeze+cwl"
+    strategy: str = TRANSFER_OF[SIGMA]
     l1: float = 0.0  # strength of the L1 penalty on the sigmas during transfer (0: the paper's method)
-    finetune_epochs: tuple[int, ...] = (1, 30)
+    finetune_epochs: tuple[int, ...] = FINETUNE_EPOCHS
     finetune_bn: str = "frozen"  # "frozen": BN keeps its running statistics while finetuning; "train": batch statistics
     curve: str = ""  # "final" or "steps": a kept-fraction curve over CURVE_TAUS (after the transfer, or at each of
     # its SNAPSHOTS) for the sensitivity figure, not one threshold; "": a threshold
@@ -173,11 +174,11 @@ class Parameters(Study, Shared):
     arch: Arch = param(TABLE_IV_SETTING["arch"], "the backbone pruned", label="backbone")
     shots: int = param(TABLE_IV_SETTING["shots"], "images per class", ge=1, label="images per class")
     strategy: OneOf(n for n, s in _st.STRATEGIES.items() if s.cwl) = param(
-        "freeze+cwl", "the transfer whose learned sigmas are pruned", why="pruning reads learned sigmas")
+        TRANSFER_OF[SIGMA], "the transfer whose learned sigmas are pruned", why="pruning reads learned sigmas")
     l1: float = param(3e-4, "strength of our L1 variant's penalty on the sigmas (0: no such variant)", ge=0)
     taus: list[Positive()] = param([0.2, 0.4, 0.8, 1.0, 1.2], "Table IV's thresholds on |sigma|", min_length=1,
                                    label="thresholds tau")
-    finetune_epochs: list[AtLeast(1)] = param([1, 30], "finetuning lengths after pruning",
+    finetune_epochs: list[AtLeast(1)] = param(list(FINETUNE_EPOCHS), "finetuning lengths after pruning",
                                               label="finetuning epochs after pruning")
     figure_tau: float = param(0.8, "Fig. 3's threshold", gt=0, label="Fig. 3: tau")
     figure_archs: list[Arch] = param(["vgg16", "resnet50"], "Fig. 3's backbones", label="Fig. 3: backbones")
