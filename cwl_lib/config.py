@@ -14,7 +14,7 @@ import json
 import math
 import types
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 import annotated_types as at
 import torch
@@ -60,9 +60,15 @@ def OneOf(values) -> Any:  # noqa: N802 - a type
     return Literal[tuple(values)]
 
 
+class Why(str):
+    """A type's reason, said after its rule in an error (a field's own ``why`` wins)."""
+
+
 #: A backbone: any torchvision classification model, or one of ours.
 Arch = OneOf(sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(BACKBONES)))
-InputSize = Annotated[int, at.Ge(MIN_INPUT)]
+InputSize = Annotated[int, at.Ge(MIN_INPUT), Why("the backbones halve their input five times")]
+#: A stratified test subset (None: the whole test split).
+TestSize = Optional[Annotated[int, at.Ge(1)]]
 
 
 # --------------------------------------------------------------------------- reading and describing a value
@@ -125,7 +131,7 @@ def rule(field) -> str:
         empty = not any(isinstance(m, at.MinLen) and m.min_length > 0 for m in meta)
         text = (f"a list of {lengths.pop()} " if lengths else f"a {'' if empty else 'non-empty '}list of ") + \
             _words(item, [], True)
-    why = (field.json_schema_extra or {}).get("why")
+    why = (field.json_schema_extra or {}).get("why") or next((m for m in meta if isinstance(m, Why)), "")
     return text + (" or None" if "optional" in meta else "") + (f" ({why})" if why else "")
 
 
@@ -301,9 +307,14 @@ def cell(model: type[Notebook]) -> str:
 
 def _jsonable(values: dict) -> dict:
     """Lists where a model holds tuples: parameters as papermill and JSON give them."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    return {k: plain(v) for k, v in values.items()}
 
 
-__all__ = ["PROFILES", "MIN_INPUT", "ParameterError", "param", "Positive", "AtLeast", "OneOf", "Arch", "InputSize", "rule", "Notebook",
-           "Study", "RunConfig", "EXECUTOR", "WHERE", "validate", "cell", "TEST_IMAGES", "fits_test_split",
-           "required_strategies"]
+def plain(value):
+    """A tuple as the list papermill and JSON give: the cell's (16, 32) is its [16, 32]."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+__all__ = ["PROFILES", "MIN_INPUT", "ParameterError", "param", "Positive", "AtLeast", "OneOf", "Why", "Arch",
+           "InputSize", "TestSize", "rule", "Notebook", "Study", "RunConfig", "EXECUTOR", "WHERE", "validate", "cell",
+           "plain", "TEST_IMAGES", "fits_test_split", "required_strategies"]

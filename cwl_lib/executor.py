@@ -184,7 +184,7 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
               f"{describe(config)}: {error}", file=out)
         notice(f"{study.NAME}: {describe(config)} failed twice and is left out of the tables ({error}); its error "
                f"is in {store.folder / 'failed' / study.key(config)}.json, and a rerun tries it again", warn=False)
-    return [got[study.key(c)] for c in configs if got[study.key(c)] is not None]
+    return [r for r in map(got.get, map(study.key, configs)) if r is not None]
 
 
 def _drive(study, todo: list, store: Store, backend, bar, counts: dict, failures: list, describe,

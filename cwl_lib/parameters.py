@@ -16,7 +16,7 @@ from typing import ClassVar, Optional
 import skimage.data
 
 from . import paths
-from .config import (MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError, cell, param,
+from .config import (MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError, cell, param, plain,
                      validate as validate_model)
 from .studies import BY_NOTEBOOK
 
@@ -52,8 +52,7 @@ class ConvolutionSVD(Notebook):
     REQUIRES: ClassVar[tuple[str, ...]] = ("mnist-5k",)
     arch: Arch = param("vgg16", "the backbone whose convolutions are checked", label="backbone", stated=False)
     equiv_layers: Layers = param(None, "convolutions checked against F.conv2d (None: all)")
-    input_size: InputSize = param(224, "side of the photograph fed to the backbone",
-                                  why="the backbones halve their input five times")
+    input_size: InputSize = param(224, "side of the photograph fed to the backbone")
     photo: OneOf(PHOTOS) = param("coffee", "the photograph of the filter figure")
     photo_size: int = param(400, "its side in pixels", ge=8)
     patch: int = param(4, "side of the patches", ge=1)
@@ -133,17 +132,13 @@ def resolve(notebook: str, namespace: dict) -> dict:
     for name in smoke:
         if name in passed:
             params[name], origin[name] = namespace[name], "passed"
-        elif name != "profile" and name in namespace and _plain(namespace[name]) != smoke[name]:
+        elif name != "profile" and name in namespace and plain(namespace[name]) != smoke[name]:
             params[name], origin[name] = namespace[name], "notebook cell"
     params = validate(notebook, params)
     params["results_dir"] = params["results_dir"] or paths.session_results_dir(notebook)
     namespace.update(params)
     namespace["_parameter_sources"] = origin
     return params
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value  # the cell's (16, 32) is its [16, 32]
 
 
 def describe(namespace: dict) -> str:

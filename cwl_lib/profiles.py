@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from .config import EXECUTOR, PROFILES, WHERE
+from .config import PROFILES, WHERE  # noqa: F401 - PROFILES re-exported: cwl's --profile choices
 from .data import require, requirements
 from .parameters import MODELS, model
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..paths import data_root
 from . import offline_landmarks
-from .ground_truth import UnsafePickleError, safe_load_pickle, write_gnd  # re-exported with the layout they read
+from .ground_truth import UnsafePickleError, write_gnd  # noqa: F401 - re-exported with the layout they read
 from .ground_truth import read as read_ground_truth
 from .landmarks import group_queries
 

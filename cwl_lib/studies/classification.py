@@ -20,9 +20,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, ClassVar, Optional
-
-import annotated_types as at
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,8 +35,8 @@ from ..models import has_batch_norm
 from ..runtime import seed_everything
 from ..weighting import sigma_shift
 from .context import Context
-from ..config import (Arch, AtLeast, InputSize, OneOf, Positive, RunConfig, Seeded, Study, fits_test_split, param,
-                      required_strategies)
+from ..config import (Arch, AtLeast, InputSize, OneOf, Positive, RunConfig, Seeded, Study, TestSize, fits_test_split,
+                      param, required_strategies)
 from .setting import table as setting_table
 
 NAME = "classification"
@@ -54,8 +52,8 @@ class Shared(Seeded):
     weight_decay: float = param(5e-4, "Adam's coupled L2 on every trained parameter (the paper states none; 05 "
                                 "measures it)", ge=0, label="Adam weight decay (coupled L2)", stated=False)
     input_size: InputSize = param(224, "side of the square input images", label="image size", show="square",
-                                  stated=False, why="the backbones halve their input five times")
-    test_size: Optional[Annotated[int, at.Ge(1)]] = param(None, "a stratified test subset (None: the whole test "
+                                  stated=False)
+    test_size: TestSize = param(None, "a stratified test subset (None: the whole test "
                                                           "split)", label="test images")
     backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the grid's (the paper: step 1 "
                                       "decreases it)", gt=0, label="pretrained weights' rate, x the grid's",

@@ -28,9 +28,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Optional
-
-import annotated_types as at
+from typing import ClassVar, Optional
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -49,8 +47,8 @@ from ..runtime import seed_everything
 from ..weighting import load_sigmas
 from ..weighting import sigmas as read_sigmas
 from .context import Context
-from ..config import (Arch, AtLeast, InputSize, OneOf, Positive, RunConfig, Seeded, Study, fits_test_split,
-                      param)
+from ..config import (Arch, AtLeast, InputSize, OneOf, Positive, RunConfig, Seeded, Study, TestSize,
+                      fits_test_split, param)
 from .setting import table as setting_table
 
 NAME = "pruning"
@@ -83,9 +81,9 @@ class Shared(Seeded):
         label="BatchNorm recalibration after pruning", stated=False)
     min_channels: int = param(1, "channels a pruned layer keeps at least", ge=1)
     input_size: InputSize = param(224, "side of the square input images", label="image size", show="square",
-                                  stated=False, why="the backbones halve their input five times")
+                                  stated=False)
     batch_size: int = param(32, "images per optimizer step", ge=1)
-    test_size: Optional[Annotated[int, at.Ge(1)]] = param(None, "a stratified test subset (None: the whole test "
+    test_size: TestSize = param(None, "a stratified test subset (None: the whole test "
                                                           "split)", label="test images", stated=False)
     latency_batch: int = param(16, "images per timed forward pass", ge=1)
     backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's, in the transfer (BN "
