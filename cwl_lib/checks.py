@@ -1,19 +1,10 @@
 """Regression checks of the notebooks that hold on any machine.
 
-A checked cell (``# NBVAL_CHECK_OUTPUT``, compared by nbval) prints one line per quantity, made by a
-:class:`Checks` object: the quantity's name, its reference value, the tolerance and ``ok``, or ``FAIL``
-with the value found. ``exact`` compares structure and counts, ``near`` a number from training or a
-floating-point reduction within a named tolerance, ``below`` and ``true`` an identity or property that
-holds on every machine (no reference). The measured value itself is printed only when it fails, so the line is the same
-on every machine where the check holds, and nbval fails exactly when a check does.
-
-Reference values live in ``notebooks/references/<notebook>.json``, one file per notebook, written by
-``cwl refresh`` (which runs the notebooks with ``CWL_CHECKS=record``); a change of reference is a
-readable diff of that file. A reference applies only to the parameters (and device type) it was
-recorded with: under any other parameters (the ``laptop`` profile, a ``-p`` override, a GPU) the cell
-prints the measured values, marked as not checked.
-
-Every tolerance is a named entry of :data:`TOLERANCES`, with the one line that justifies it.
+A checked cell (``# NBVAL_CHECK_OUTPUT``, compared by nbval) prints one line per quantity: its name, its reference
+value, the tolerance and ``ok``, or ``FAIL`` with the value found; the measured value is printed only on failure,
+so the line is the same on every machine where the check holds. References live in
+``notebooks/references/<notebook>.json``, written by ``cwl refresh`` (``CWL_CHECKS=record``), and apply only to the
+parameters and device type they were recorded with; under others the cell prints the values, marked not checked.
 """
 from __future__ import annotations
 
@@ -40,13 +31,8 @@ class Tolerance:
         return abs(value - reference) <= self.absolute + self.relative * abs(reference)
 
     def text(self) -> str:
-        if self.absolute == 0 and self.relative == 0:
-            return "exact"
-        if self.relative == 0:
-            return f"± {self.absolute:g}"
-        if self.absolute == 0:
-            return f"± {self.relative:g} rel."
-        return f"± {self.absolute:g} + {self.relative:g} rel."
+        parts = [f"{v:g}{unit}" for v, unit in ((self.absolute, ""), (self.relative, " rel.")) if v]
+        return "± " + " + ".join(parts) if parts else "exact"
 
 
 # Spreads quoted below were measured on the smoke notebooks under five CPU numeric configurations of one
@@ -68,14 +54,8 @@ def reference_dir() -> Path:
 
 
 def _plain(value):
-    """JSON-safe copy of a parameter value (tuples as lists, numpy scalars as Python numbers)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    return value
+    """JSON-safe copy of a value (tuples as lists, numpy scalars and tensors as Python numbers)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item()))
 
 
 def _number(value) -> float:
@@ -86,26 +66,22 @@ def _number(value) -> float:
 
 
 def _show(value) -> str:
-    """A checked value as its line prints it. The check compares the stored value at full precision; the line
-    shows it to four decimals, or below 1e-3 (where four decimals keep one digit at most) to four significant digits."""
+    """A checked value as its line prints it: four decimals, trailing zeros dropped, or below 1e-3 (where four
+    decimals keep one digit at most) four significant digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return json.dumps(value)
     if isinstance(value, float) and value and abs(value) < 1e-3:
-        return fmt(value, sig=4, trim=True, plain=True)
-    return fmt(value, decimals=4, trim=True, na="nan")
+        return f"{value:.4g}"
+    text = fmt(value, decimals=4, na="nan")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class Checks:
-    """The checks of one notebook run: ``checks.near(name, value, "trained")``, ``checks.exact(...)``.
-
-    ``parameters`` are the notebook's parameters (where its results and data live is left out), and
-    ``device`` the type of device it ran on; a reference applies only to the same two.
-    """
+    """The checks of one notebook run on ``parameters`` (where results and data live left out) and ``device``."""
 
     def __init__(self, notebook: str, parameters: dict, device: str = "cpu"):
         self.notebook = notebook
-        self.key = {"parameters": determining(parameters),
-                    "device": str(device)}
+        self.key = {"parameters": determining(parameters), "device": str(device)}
         self.path = reference_dir() / f"{notebook}.json"
         self.recording = os.environ.get(MODE_ENV) == "record"
         self.values: dict[str, float] = {}
@@ -118,16 +94,16 @@ class Checks:
         """Whether values are compared with references (not recording, and recorded for these parameters)."""
         return not self.recording and self.reference is not None
 
-    def _compare(self, name: str, value, shown: str, tol: Tolerance, same) -> bool:
+    def _compare(self, name: str, value, tol: Tolerance, same) -> bool:
         if name in self.values:
             raise ValueError(f"{self.notebook}: the quantity {name!r} is checked twice")
         self.values[name] = value
         if self.recording:  # the line a check against this very value prints, as the committed output
             self._write()
-            print(f"{name}: {shown} {tol.text()} ok")
+            print(f"{name}: {_show(value)} {tol.text()} ok")
             return True
         if self.reference is None:
-            print(f"{name}: {shown} (not checked: no reference for these parameters)")
+            print(f"{name}: {_show(value)} (not checked: no reference for these parameters)")
             return True
         if name not in self.reference:
             return self._fail(name, f"no reference value (run `cwl refresh {self.notebook}`)")
@@ -135,7 +111,7 @@ class Checks:
         if same(value, ref):
             print(f"{name}: {_show(ref)} {tol.text()} ok")
             return True
-        return self._fail(name, f"{shown} is not within {tol.text()} of {_show(ref)} ({tol.why})")
+        return self._fail(name, f"{_show(value)} is not within {tol.text()} of {_show(ref)} ({tol.why})")
 
     def _fail(self, name: str, why: str) -> bool:
         self.failures.append(name)
@@ -145,14 +121,12 @@ class Checks:
     def near(self, name: str, value, tolerance: str) -> bool:
         """A number from training or a floating-point reduction, within the named tolerance."""
         tol = TOLERANCES[tolerance]
-        value = _number(value)
-        return self._compare(name, value, _show(value), tol,
-                             lambda v, ref: tol.holds(v, float(ref)) or (v != v and ref != ref))
+        same = lambda v, ref: tol.holds(v, float(ref)) or (v != v and ref != ref)  # noqa: E731
+        return self._compare(name, _number(value), tol, same)
 
     def exact(self, name: str, value) -> bool:
         """Structure and counts (a number, a string, a list of them): equal to the reference."""
-        value = _plain(value)
-        return self._compare(name, value, _show(value), TOLERANCES["exact"], lambda v, ref: v == ref)
+        return self._compare(name, _plain(value), TOLERANCES["exact"], lambda v, ref: v == ref)
 
     def below(self, name: str, value, bound: float) -> bool:
         """An error that must stay under a bound on every machine (an identity's, say): no reference."""
@@ -172,6 +146,3 @@ class Checks:
     def _write(self) -> None:
         body = {**self.key, "values": self.values}
         atomic_write(self.path, lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n"))
-
-
-__all__ = ["Checks", "Tolerance", "TOLERANCES", "reference_dir", "MODE_ENV", "DIR_ENV"]

@@ -1,17 +1,12 @@
-"""The scalars of Sections III-IV that notebooks 01 and 02 measure, kept for the claims ledger of page 06.
+"""The scalars of Sections III-IV that notebooks 01 and 02 measure, kept for page 06's claims ledger.
 
-Each of those notebooks writes ``<results_dir>/measures.json`` (:func:`write`, an atomic write): the
-notebook, its parameters and a flat mapping of named measures (numbers, or lists of numbers); the names
-are those :class:`cwl_lib.claims.Inputs` reads (see its module docstring). Page 06 reads them back from
-``<root>/<notebook>/measures.json`` (:func:`read`), the layout ``cwl reproduce`` gives each notebook's
-results (``results/<profile>/<notebook>/``). A file recorded under other parameters than the ones page
-06 expects (another profile, seed or ``-p`` override) is not read, so no verdict mixes settings; what is
-missing comes back as a reason instead of measures.
+Each writes ``<results_dir>/measures.json`` (:func:`write`): its parameters and named measures, the names
+:class:`cwl_lib.claims.Inputs` reads. Page 06 reads ``<root>/<notebook>/measures.json`` back (:func:`read`) only
+when it was recorded under the parameters the page expects, so no verdict mixes settings.
 """
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,16 +19,9 @@ NOTEBOOKS = ("01_kronecker", "02_convolution_svd")
 
 
 def _plain(value):
-    """JSON-safe copy: numpy and torch scalars as Python numbers, tuples and arrays as lists, NaN as None."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays and scalars, tensors
-        return _plain(value.tolist())
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    """JSON-safe copy: numpy and torch values as Python numbers and lists, NaN as None."""
+    return json.loads(json.dumps(value, default=lambda v: v.tolist()),
+                      parse_constant=lambda c: None if c == "NaN" else float(c))
 
 
 def _compared(params: Mapping[str, Any]) -> dict:
@@ -65,6 +53,3 @@ def read(root: str | Path, notebook: str, params: Mapping[str, Any]) -> tuple[di
     if differ:
         return {}, f"{notebook}/{FILE} was recorded under other parameters ({', '.join(differ)} differ)"
     return measures, ""
-
-
-__all__ = ["FILE", "NOTEBOOKS", "write", "read"]

@@ -1,21 +1,8 @@
 """Jupyter Book tags that keep a notebook's machinery out of the reader's way, never out of reach.
 
-A page of the book is for the paper's reader; some cells of a notebook are there for whoever reruns or
-tests it. Those cells stay in the notebook (a reader who opens the ``.ipynb`` or the page's source still
-sees them); the book shows them behind a toggle or not at all:
-
-* the ``parameters`` cell, the cell papermill injects after it (tag ``injected-parameters``), and the
-  cell that resolves the parameters and checks the data (``parameters.resolve`` / ``require_notebook``):
-  ``hide-cell``, a toggle that opens input and output;
-* the nbval check cells (first line ``# NBVAL_CHECK_OUTPUT``): ``remove-cell``. nbval compares them
-  (it ignores these tags); in the book their lines would only say "ok" under the references' own
-  parameters, or "not checked: no reference" under any other profile.
-
-:func:`apply` tags a notebook in memory, :func:`missing` says what a notebook lacks (the unit tests
-assert nothing is missing from a committed notebook), :func:`tag_file` rewrites a file only when a tag
-was added. ``cwl refresh`` and the book's staging (:func:`cwl_lib.reproduce.stage_book`, which also
-reaches the injected cell of every executed copy) apply them; ``python -m cwl_lib.notebook_tags
-notebooks/*.ipynb`` applies them without executing anything, e.g. after editing a notebook by hand.
+The parameters cell, papermill's injected cell and the set-up cell get ``hide-cell`` (a toggle); the nbval check
+cells (first line ``# NBVAL_CHECK_OUTPUT``) get ``remove-cell``: nbval ignores the tags, and in the book their lines
+would only say "ok" or "not checked". ``python -m cwl_lib.notebook_tags notebooks/*.ipynb`` tags files in place.
 """
 from __future__ import annotations
 
@@ -51,12 +38,7 @@ def wanted(cell) -> str | None:
 
 def missing(nb) -> list[tuple[int, str]]:
     """``(cell index, tag)`` for every machinery cell of ``nb`` that lacks its tag."""
-    out = []
-    for i, cell in enumerate(nb["cells"]):
-        tag = wanted(cell)
-        if tag and tag not in _tags(cell):
-            out.append((i, tag))
-    return out
+    return [(i, tag) for i, cell in enumerate(nb["cells"]) if (tag := wanted(cell)) and tag not in _tags(cell)]
 
 
 def apply(nb) -> int:
@@ -93,6 +75,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-__all__ = ["HIDE", "REMOVE", "CHECK_MARK", "wanted", "missing", "apply", "tag_file"]

@@ -1,22 +1,10 @@
-"""The paper's published numbers (Tables I-IV of ``../shared/paper.txt``), transcribed once.
+"""The paper's published numbers (Tables I-IV of ``../shared/paper.txt``), transcribed once and checked against
+the text by ``tests/test_paper_tables.py``.
 
-Used only to print "paper" beside "ours"; ``tests/test_paper_tables.py`` checks cells against the text.
-
-* :data:`TABLE_I` / :data:`TABLE_II`: ``{(arch, dataset, strategy): {shots: (mean, std)}}``, accuracy in
-  [0, 1], mean (std) over 10 repeats of the best accuracy over learning rates. Table II repeats the
-  ``freeze`` rows of Table I for VGG-16; they are kept as printed (the Chest X-ray 5-shot std reads
-  0.003 in Table II but 0.030 in Table I, one of the two is a typo in the paper).
-* :data:`TABLE_III`: ``{(arch, strategy): {(dataset, protocol): mAP}}``, mAP in percent; datasets
-  ``roxford5k``/``rparis6k``, protocols ``easy``, ``medium``, ``hard``, ``mean``. The paper's
-  "Original / Freeze" row is the strategy ``freeze``.
-* :data:`TABLE_IV_TEXT`: what Section V-C's text says of the same run (45% of parameters where
-  Table IV prints 48%).
-* :data:`TABLE_IV`: pruning of VGG-16 on Kvasir (50 images per class), one dict per threshold tau
-  (``None`` for the unpruned model): accuracy before finetuning, after 1 and 30 epochs of finetuning
-  (``None`` where the paper prints "-"), and the kept fraction of parameters and feature maps.
-
-Keys use the library's names: archs ``vgg16``/``resnet50``, datasets ``mit67``/``kvasir``/``chest-xray``,
-strategies of :data:`cwl_lib.transfer.STRATEGIES`.
+Tables I-II: ``{(arch, dataset, strategy): {shots: (mean, std)}}``, accuracy in [0, 1] over 10 repeats. Table II
+repeats Table I's VGG-16 ``freeze`` rows as printed (Chest X-ray 5-shot std: 0.003 there, 0.030 in Table I; one is
+a typo). Table III: ``{(arch, strategy): {(dataset, protocol): mAP}}`` in percent (``freeze`` is "Original /
+Freeze"). Table IV: VGG-16 on Kvasir, one dict per tau (``None``: unpruned; ``None`` values: the paper's "-").
 """
 from __future__ import annotations
 
@@ -84,25 +72,18 @@ TABLE_IV: list[dict] = [
     {"tau": 1.2, "acc": 0.121, "ft1": 0.533, "ft30": 0.658, "params": 0.01, "feature_maps": 0.16},
 ]
 
-# Section V-C's text on the same experiment: "the number of parameters, respectively feature maps can be
-# reduced to 45%, respectively 74%, at the cost of 1.5% accuracy". Its Table IV row closest to that (tau =
-# 0.8) prints 48% of parameters, not 45%: pages that use the row say so, and use the table's number.
+# Section V-C's text says 45% of parameters, 74% of feature maps, 1.5% accuracy; Table IV's row (tau = 0.8) prints
+# 48% of parameters: pages that use the row say so, and use the table's number.
 TABLE_IV_TEXT = {"params": 0.45, "feature_maps": 0.74, "accuracy_cost": 0.015}
 
 
 def classification(arch: str, dataset: str, strategy: str, shots: int) -> tuple[float, float] | None:
     """The paper's (mean, std) for one classification cell, from Table I or II; None when not reported."""
-    for table in (TABLE_I, TABLE_II):
-        row = table.get((arch, dataset, strategy))
-        if row is not None and shots in row:
-            return row[shots]
-    return None
+    rows = (table.get((arch, dataset, strategy), {}) for table in (TABLE_I, TABLE_II))
+    return next((row[shots] for row in rows if shots in row), None)
 
 
-def table_frame(table: dict) -> "pandas.DataFrame":  # noqa: F821
+def table_frame(table: dict) -> pd.DataFrame:
     """Table I or II as a long DataFrame: arch, dataset, strategy, shots, mean, std."""
-    rows = [
-        {"arch": a, "dataset": d, "strategy": s, "shots": k, "mean": m, "std": sd}
-        for (a, d, s), cells in table.items() for k, (m, sd) in cells.items()
-    ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"arch": a, "dataset": d, "strategy": s, "shots": k, "mean": m, "std": sd}
+                         for (a, d, s), cells in table.items() for k, (m, sd) in cells.items()])

@@ -1,16 +1,10 @@
 """Tables I and II as the paper reports them, ours beside the paper's, with a paired test per cell.
 
-A cell is (dataset, arch, strategy, shots): for each repeat the best test accuracy over the learning-rate
-grid is kept (the paper's "best accuracies (over LR)"), then the mean and the standard deviation over
-repeats are shown as ``mean (std)``; std is the sample standard deviation (ddof = 1).
-
-Significance: two strategies of one repeat share the same few-shot images, head initialisation and batch
-order, so their best accuracies are *paired*. :func:`paired_tests` gives, per cell, the paired t-test of
-:func:`cwl_lib.effects.paired_effect` (the claims ledger's test; more power with very few repeats: with 3
-repeats the smallest two-sided Wilcoxon p-value is 0.25, so only the t-test can flag a difference) and the
-Wilcoxon signed-rank test of :func:`cwl_lib.effects.signed_rank_p` (two-sided, exact for small samples: no
-normality assumption on accuracy differences, which are bounded and often skewed; with the paper's 10
-repeats both are meaningful). Neither is corrected for the number of cells.
+A cell is (dataset, arch, strategy, shots): per repeat the best test accuracy over the learning rates, shown as
+``mean (std)`` over repeats (ddof = 1). Two strategies of one repeat share images, head initialisation and batch
+order, so they are paired: :func:`paired_tests` gives the paired t-test (with 3 repeats the smallest two-sided
+Wilcoxon p is 0.25, so only it can flag a difference) and the Wilcoxon signed-rank test (no normality assumption),
+neither corrected for the number of cells.
 """
 from __future__ import annotations
 
@@ -64,11 +58,8 @@ def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
 
 def comparison_table(frame: pd.DataFrame, strategies: list[str], a: str | None = None, b: str | None = None,
                      with_paper: bool = True, digits: int = 3) -> pd.DataFrame:
-    """The paper's layout: rows (arch, dataset, strategy, source), columns shots, cells ``mean (std)``.
-
-    ``source`` is ``ours`` or ``paper`` (the paper's row where Tables I/II have this cell). With ``a``
-    and ``b`` a row ``p (b vs a)`` gives the paired t-test / Wilcoxon p-values per shots.
-    """
+    """The paper's layout: rows (arch, dataset, strategy, source: ``ours`` or ``paper``), columns shots, cells
+    ``mean (std)``; with ``a`` and ``b`` a row ``p (b vs a)`` of paired t-test / Wilcoxon p-values."""
     summ = summary(frame[frame["strategy"].isin(strategies)])
     rows = []
     shots = sorted(summ["shots"].unique())

@@ -82,6 +82,13 @@ def test_bounds_and_properties_hold_without_references(refs, capsys):
     assert "identity gap 2: FAIL, 1e-09 is not below 1e-12" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("value, text", [(0.48, "0.48"), (55.12345, "55.1234"), (3.0, "3"), (20, "20"),
+                                         (-0.00001, "-1e-05"), (0.0005, "0.0005"), (4.710453250713085e-16, "4.71e-16"),
+                                         (5e-05, "5e-05"), (float("nan"), "nan"), ([1, 2], "[1, 2]")])
+def test_a_checked_value_prints_four_decimals_trimmed_or_four_digits_below_a_thousandth(value, text):
+    assert C._show(value) == text
+
+
 def test_every_tolerance_states_why_and_catches_a_deliberate_error():
     for name, tol in C.TOLERANCES.items():
         assert tol.why and len(tol.why) < 120, name
