@@ -1,24 +1,12 @@
-"""The paper beside ours: every cell of Tables I-IV with the paper's value, ours, the difference (ours minus
-paper, for the same experiment only), the significance of CWL against its baseline, and the records behind each of our numbers.
+"""The paper beside ours: every cell of Tables I-IV with the paper's value, ours, the difference (ours minus paper,
+for the same experiment only), CWL against its baseline, the records behind each of our numbers, and the ledger.
 
-**Sources.** Tables I-II are read from the records of ``03_classification``, Table III from
-``04_retrieval``, Table IV from ``05_pruning``, each in ``<root>/<notebook>/`` in the layout that notebook
-writes (``cwl reproduce`` puts them under ``results/<profile>/``). Only the runs of the grid that notebook
-runs under the same profile and seed are read; records of other settings in the same store (an earlier
-grid, a ``-p`` override) are counted and left out, so no number mixes settings. This page only reads: a
-source short of runs leaves its cells "not run", and :func:`instructions` names the command that fills it.
-
-**Matching.** A paper cell and ours are the *same experiment* only when the dataset and backbone (for
-Table IV also the images per class and the finetuning epochs) are the paper's. Otherwise our number is a
-*stand-in*: the paper's dataset or backbone is replaced by one of ours that the paper does not use, named
-in ``our_setting``. Only the same experiment has a ``difference`` (ours minus paper); a stand-in's is left
-empty, since it would compare two experiments: stand-ins are compared with the paper through effects (CWL
-minus its baseline, ...) in the claims ledger (:func:`claims_inputs`, :mod:`cwl_lib.claims`). Strategies, image counts and
-thresholds are never substituted: a paper cell whose strategy, shots or tau we did not run is "not run".
-
-**Significance.** CWL against its baseline (freeze+cwl vs freeze, finetune+cwl vs finetune), paired over
-repeats by :func:`cwl_lib.tables.paired_tests`; for Table III the repeats at each strategy's chosen
-learning rate. Table IV is one study per setting and has no such test.
+Tables I-II are read from the records of ``03_classification``, III from ``04_retrieval``, IV from ``05_pruning``
+(``<root>/<notebook>/``), only the runs of the grid that notebook runs under the same profile and seed: records of
+other settings are counted and left out, so no number mixes settings. A paper cell and ours are the *same
+experiment* only when dataset and backbone (for Table IV also images per class and finetuning epochs) are the
+paper's; otherwise ours is a *stand-in*, compared with the paper through effects in the claims ledger only.
+Strategies, image counts and thresholds are never substituted: one we did not run is "not run".
 """
 from __future__ import annotations
 
@@ -44,31 +32,25 @@ from .studies.setting import SAME, STAND_IN
 SOURCES = {"I": "03_classification", "II": "03_classification", "III": "04_retrieval", "IV": "05_pruning"}
 FRAMES = {"03_classification": classification.frame, "04_retrieval": retrieval_study.frame,
           "05_pruning": pruning_study.table}
-
-
-def _with_cwl(base: str) -> tuple[str, str]:
-    return base, strategies.with_cwl(base).name
-
-
-PAIRS = {"I": [_with_cwl("freeze")], "II": [_with_cwl("finetune")], "III": [_with_cwl("freeze"), _with_cwl("finetune")]}
+# CWL against its baseline, per table
+PAIRS = {t: [(b, strategies.with_cwl(b).name) for b in bases]
+         for t, bases in (("I", ["freeze"]), ("II", ["finetune"]), ("III", ["freeze", "finetune"]))}
 NOT_RUN = "not run"
+SECTION3 = ("01_kronecker", "02_convolution_svd")  # the notebooks whose measures the ledger reads (Sections III-IV)
 
 
-# --------------------------------------------------------------------------- the runs 03-05 make
 def compared_configs(notebook: str, params: dict) -> list:
-    """The runs of ``notebook`` under ``params`` whose records this page compares with the paper: every run
-    of 03 and 04; of 05 the paper's method on its backbone (not our L1 variant, not Network Slimming, not
-    Fig. 3's other backbones)."""
+    """The runs of ``notebook`` this page compares with the paper: all of 03 and 04; of 05 the paper's method at
+    its finetuning (not our L1 variant, Network Slimming or Fig. 3's other backbones)."""
     study = BY_NOTEBOOK[notebook]
     configs = study.configs(params)
     if study is pruning_study:
-        paper = pruning_study.variants(params)[pruning_study.PAPER]
+        method = pruning_study.variants(params)[pruning_study.PAPER]
         configs = [c for c in configs if pruning_study.variant_of(c, params) == pruning_study.PAPER
-                   and c.finetune_epochs == paper["finetune_epochs"]]
+                   and c.finetune_epochs == method["finetune_epochs"]]
     return configs
 
 
-# --------------------------------------------------------------------------- reading the stores
 @dataclass
 class Source:
     """One notebook's records as this page reads them."""
@@ -78,8 +60,8 @@ class Source:
     params: dict  # that notebook's parameters under this page's profile
     expected: list[str]  # record keys of its grid
     records: list[dict]  # the grid's records found
-    other: int = 0  # records of other settings in the same store, left out
-    failed: int = 0  # runs of its grid that failed twice (``runs/failed/<key>.json``), left out of the tables
+    other: int  # records of other settings in the same store, left out
+    failed: int  # runs of its grid that failed twice (``runs/failed/<key>.json``), left out of the tables
 
     @property
     def found(self) -> int:
@@ -91,8 +73,7 @@ class Source:
 
     @cached_property
     def frame(self) -> pd.DataFrame | None:
-        """The study's results, one row per run (Table IV for 05), that its cells, tests and claims all read;
-        None without records."""
+        """The study's results (Table IV for 05) that cells, tests and claims all read; None without records."""
         return FRAMES[self.notebook](self.records) if self.records else None
 
     @property
@@ -101,27 +82,22 @@ class Source:
 
 
 def store_of(folder: str | Path) -> Store:
-    """A notebook's record store, inside its results folder."""
     return Store(Path(folder) / "runs")
 
 
 def load(notebook: str, folder: str | Path, params: dict) -> Source:
     """The records of ``notebook``'s compared runs under ``params`` found in ``folder`` (nothing is created)."""
-    study = BY_NOTEBOOK[notebook]
-    expected = list(dict.fromkeys(study.key(c) for c in compared_configs(notebook, params)))
-    store = store_of(folder)
+    expected = list(dict.fromkeys(BY_NOTEBOOK[notebook].key(c) for c in compared_configs(notebook, params)))
+    wanted, store = set(expected), store_of(folder)
     every = store.records()
-    wanted = set(expected)
     found = [r for r in every if r["key"] in wanted]
     failed = sum(f["key"] in wanted for f in store.failures())
-    return Source(notebook, Path(folder), params, expected, found, len(every) - len(found), failed=failed)
+    return Source(notebook, Path(folder), params, expected, found, len(every) - len(found), failed)
 
 
 def sources_root(results_root: str, results_dir: str, profile: str) -> Path:
-    """Where 03-05 wrote their records: ``results_root`` when given; else the folder holding this page's
-    ``results_dir``, where the notebooks of one run write side by side (``results/<profile>/`` under ``cwl
-    reproduce``; one session folder under nbval and ``cwl refresh``, :func:`cwl_lib.paths.session_results_dir`);
-    else, a page run on its own, ``results/<profile>/``, which the command :func:`instructions` names fills."""
+    """Where 03-05 wrote their records: ``results_root``; else the folder holding this page's ``results_dir``
+    (notebooks of one run write side by side); else ``results/<profile>/``, where ``cwl reproduce`` writes."""
     if results_root:
         return Path(results_root).expanduser()
     if results_dir:
@@ -129,14 +105,15 @@ def sources_root(results_root: str, results_dir: str, profile: str) -> Path:
     return project_root() / "results" / profile
 
 
+def _common(seed: int, device: str, data_root: str) -> dict:
+    return {"seed": seed, "device": device, "data_root": data_root}
+
+
 def gather(profile: str, root: str | Path, *, seed: int = 0, device: str = "auto",
            data_root: str = "") -> dict[str, Source]:
     """Notebook -> :class:`Source` for 03-05 under ``profile``, read from ``root/<notebook>``."""
-    out = {}
-    for nb in dict.fromkeys(SOURCES.values()):
-        params = profiles.parameters(profile, nb, {"seed": seed, "device": device, "data_root": data_root})
-        out[nb] = load(nb, Path(root) / nb, params)
-    return out
+    return {nb: load(nb, Path(root) / nb, profiles.parameters(profile, nb, _common(seed, device, data_root)))
+            for nb in dict.fromkeys(SOURCES.values())}
 
 
 # --------------------------------------------------------------------------- the cells
@@ -166,8 +143,8 @@ def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_set
 
 def _table_cells(src: Source, table: str, paper_cells, summ: pd.DataFrame, used: pd.DataFrame) -> list[dict]:
     """Ours beside each paper cell of Tables I-III: ``paper_cells`` gives (row, column, arch, dataset, what else
-    selects the cell, the column of ``summ`` holding ours, paper value, paper std); the dataset and backbone are
-    ours or stand in (:func:`_stand_in`); ``used`` holds the runs whose values make ours."""
+    selects the cell, the column of ``summ`` holding ours, paper value, paper std); ``used`` holds the runs whose
+    values make ours."""
     datasets, archs = {c[3] for c in paper_cells}, {c[2] for c in paper_cells}
     out = []
     for row, column, arch, dataset, extra, value, paper_value, paper_std in paper_cells:
@@ -175,20 +152,20 @@ def _table_cells(src: Source, table: str, paper_cells, summ: pd.DataFrame, used:
         our_d, same_d = _stand_in(dataset, src.params["datasets"], datasets)
         select = {"dataset": our_d, "arch": our_a, **extra}
         hit = _where(summ, select)
+        found = len(hit) > 0
         out.append(_cell(
-            table, row, column, paper_value, hit[value].iloc[0] if len(hit) else None, paper_std=paper_std,
-            ours_std=hit["std"].iloc[0] if "std" in hit and len(hit) else None, repeats=int(hit["repeats"].sum()),
-            same=same_d and same_a, paper_setting=SEP.join([arch, dataset]),
-            our_setting=SEP.join([our_a, our_d]) if our_a and our_d else None, select=select,
-            keys=_where(used, select).get("key", []), source=src.notebook))
+            table, row, column, paper_value, hit[value].iloc[0] if found else None, paper_std=paper_std,
+            ours_std=hit["std"].iloc[0] if found and "std" in hit else None,
+            repeats=int(hit["repeats"].sum()) if found else 0, same=same_d and same_a,
+            paper_setting=SEP.join([arch, dataset]), our_setting=SEP.join([our_a, our_d]) if our_a and our_d else None,
+            select=select, keys=_where(used, select).get("key", []), source=src.notebook))
     return out
 
 
 def classification_cells(src: Source) -> list[dict]:
     """Tables I and II, one cell per (paper row, shots)."""
-    frame = src.frame
-    summ = tables.summary(frame) if frame is not None else pd.DataFrame(columns=tables.CELL + ["mean", "std", "repeats"])
-    used = tables.chosen_runs(frame) if frame is not None else pd.DataFrame()
+    f = src.frame
+    summ, used = (tables.summary(f), tables.chosen_runs(f)) if f is not None else (pd.DataFrame(), pd.DataFrame())
     return [cell for name, table in (("I", paper.TABLE_I), ("II", paper.TABLE_II)) for cell in _table_cells(
         src, name, [(SEP.join([a, d, s]), f"{k} shot", a, d, {"strategy": s, "shots": k}, "mean", mean, std)
                     for (a, d, s), by_shots in table.items() for k, (mean, std) in by_shots.items()], summ, used)]
@@ -196,9 +173,9 @@ def classification_cells(src: Source) -> list[dict]:
 
 def retrieval_cells(src: Source) -> list[dict]:
     """Table III, one cell per (paper row, dataset and protocol), mAP in percent."""
-    runs = src.frame
-    t3, chosen = ((retrieval_study.best_lr_table(runs), retrieval_study.chosen_runs(runs)) if runs is not None
-                  else (pd.DataFrame(columns=["dataset", "arch", "strategy", "repeats"]), pd.DataFrame()))
+    f = src.frame
+    t3, chosen = ((retrieval_study.best_lr_table(f), retrieval_study.chosen_runs(f)) if f is not None
+                  else (pd.DataFrame(), pd.DataFrame()))
     return _table_cells(src, "III", [(SEP.join([a, s]), SEP.join([d, protocol]), a, d, {"strategy": s}, protocol, v, None)
                                      for (a, s), values in paper.TABLE_III.items() for (d, protocol), v in values.items()],
                         t3, chosen)
@@ -208,52 +185,43 @@ PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Par
 
 
 def pruning_cells(src: Source) -> list[dict]:
-    """Table IV, one cell per (tau, column); FT@30 stands beside our longest finetuning when we ran no 30."""
+    """Table IV, one cell per (tau, column) from the study's Table IV; FT@30 stands beside our longest finetuning
+    when we ran no 30."""
     study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER]).model_dump()
-    by_tau = {r["config"]["tau"]: r for r in src.records}
-    s = paper.TABLE_IV_SETTING
-    same_setting = all(study[k] == s[k] for k in ("arch", "dataset", "shots"))
-    paper_setting, our_setting = claims.iv_setting(s), claims.iv_setting(study)
+    rows = {None if r["tau"] == "-" else r["tau"]: r for r in src.frame.to_dict("records")} if src.records else {}
+    keys = {r["config"]["tau"]: r["key"] for r in src.records}
+    iv = paper.TABLE_IV_SETTING
+    same_setting = all(study[k] == iv[k] for k in ("arch", "dataset", "shots"))
     fe = study["finetune_epochs"]
     epochs = {"ft1": 1 if 1 in fe else None, "ft30": 30 if 30 in fe else (max(fe) if fe and max(fe) > 1 else None)}
     out = []
     for prow in paper.TABLE_IV:
-        tau, rec = prow["tau"], by_tau.get(prow["tau"])
+        tau, row = prow["tau"], rows.get(prow["tau"])
         for col, label in PRUNING_COLUMNS.items():
             if prow[col] is None:  # the paper prints "-"
                 continue
-            ps_, os_, same = paper_setting, our_setting, same_setting
+            ps_, os_ = claims.iv_setting(iv), claims.iv_setting(study)
+            same, ours = same_setting, {"feature_maps": "features"}.get(col, col)
             if col in epochs:  # FT@n: n epochs of finetuning, ours may be another n
                 e = epochs[col]
-                ps_, os_ = f"{paper_setting}{SEP}{label}", f"{our_setting}{SEP}FT@{e}" if e else None
-                same = same and e == int(col[2:])
-            if rec is None:
-                ours = None
-            elif tau is None:
-                ours = rec["unpruned"]["accuracy"] if col == "acc" else 1.0  # the unpruned network keeps everything
-            elif col in epochs:
-                ours = rec["row"].get(f"ft{epochs[col]}") if epochs[col] else None
-            else:
-                ours = rec["row"].get({"feature_maps": "features"}.get(col, col))
+                ps_, os_ = claims.iv_setting(iv, label), claims.iv_setting(study, f"FT@{e}") if e else None
+                same, ours = same and e == int(col[2:]), f"ft{e}" if e else None
             out.append(_cell(
-                "IV", "unpruned" if tau is None else f"tau = {tau:g}", label, prow[col], ours, repeats=1, same=same,
-                paper_setting=ps_, our_setting=os_, select={"tau": tau}, keys=[rec["key"]] if rec else [],
-                source=src.notebook))
+                "IV", "unpruned" if tau is None else f"tau = {tau:g}", label, prow[col],
+                row.get(ours) if row and ours else None, repeats=1, same=same, paper_setting=ps_, our_setting=os_,
+                select={"tau": tau}, keys=[keys[tau]] if row else [], source=src.notebook))
     return out
 
 
 def cells(sources: dict[str, Source]) -> pd.DataFrame:
     """Every cell of Tables I-IV: paper, ours, difference (NaN unless the same experiment), repeats, status,
-    settings, and the keys of the
-    records whose values make our number (``select`` names every record of that cell, see :func:`records_behind`)."""
-    rows = (classification_cells(sources["03_classification"]) + retrieval_cells(sources["04_retrieval"])
-            + pruning_cells(sources["05_pruning"]))
-    return pd.DataFrame(rows)
+    settings, and the keys of the records that make our number (``select`` names all of the cell's)."""
+    return pd.DataFrame(classification_cells(sources["03_classification"]) + retrieval_cells(sources["04_retrieval"])
+                        + pruning_cells(sources["05_pruning"]))
 
 
 def records_behind(cell, sources: dict[str, Source]) -> list[dict]:
-    """Every record of our cell (all learning rates and repeats of its setting); those whose values make the
-    number are the ones in ``cell["keys"]``, the others took part in the choice of learning rate."""
+    """Every record of our cell (all learning rates and repeats of its setting); ``cell["keys"]`` make the number."""
     if cell["select"] is None:
         return []
     return [r for r in sources[cell["source"]].records
@@ -269,14 +237,15 @@ def _tests(table: str, frame: pd.DataFrame | None, a: str, b: str) -> list[dict]
 
 
 def significance(sources: dict[str, Source]) -> pd.DataFrame:
-    """CWL minus its baseline over paired repeats, per our (dataset, arch, shots); p-values need 2 pairs."""
+    """CWL minus its baseline over paired repeats, per our (dataset, arch, shots); Table III at each strategy's
+    chosen learning rate, on the mean of Easy/Medium/Hard mAP; p-values need 2 pairs."""
     rows = []
     for table in ("I", "II"):
         for a, b in PAIRS[table]:
             rows += _tests(table, sources["03_classification"].frame, a, b)
     if sources["04_retrieval"].frame is not None:
         chosen = retrieval_study.chosen_runs(sources["04_retrieval"].frame)
-        pairs = chosen.assign(accuracy=chosen["mean"], shots=0)  # mean of Easy/Medium/Hard mAP, in points
+        pairs = chosen.assign(accuracy=chosen["mean"], shots=0)
         for a, b in PAIRS["III"]:
             rows += [{**r, "shots": None} for r in _tests("III", pairs, a, b)]  # Table III has no shots
     columns = ["table", "comparison", "dataset", "arch", "shots", "pairs", "mean_diff", "wins", "p_ttest", "p_wilcoxon"]
@@ -286,13 +255,6 @@ def significance(sources: dict[str, Source]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- the claims ledger
-SECTION3 = ("01_kronecker", "02_convolution_svd")  # the notebooks whose measures the ledger reads (Sections III-IV)
-
-
-def _common(seed: int, device: str, data_root: str) -> dict:
-    return {"seed": seed, "device": device, "data_root": data_root}
-
-
 def _pruning_inputs(src: Source) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
     """Table IV of the paper's method, its per-layer frame at Fig. 3's threshold, and the study's setting."""
     p = src.params
@@ -315,11 +277,8 @@ def _pruning_inputs(src: Source) -> tuple[pd.DataFrame | None, pd.DataFrame | No
 
 def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *, seed: int = 0,
                   device: str = "auto", data_root: str = "") -> claims.Inputs:
-    """What the claims ledger reads (:class:`cwl_lib.claims.Inputs`): the records of 03-05 in ``sources``
-    (as :func:`gather` returns them), the measures 01 and 02 wrote under ``root/<notebook>/`` (each only when
-    recorded under this profile's parameters; otherwise the reason goes to ``missing``), and the setting, all
-    taken from the profile's parameters."""
-    cls, ret = sources["03_classification"], sources["04_retrieval"]
+    """What the claims ledger reads: the records of 03-05 in ``sources``, the measures 01 and 02 wrote under
+    ``root/<notebook>/`` (only under this profile's parameters; else the reason goes to ``missing``), the setting."""
     table_iv, layers, pruning_setting = _pruning_inputs(sources["05_pruning"])
     found, missing = {}, {}
     for nb in SECTION3:
@@ -329,7 +288,7 @@ def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *,
             missing[nb] = why
     section3 = profiles.parameters(profile, "02_convolution_svd")
     return claims.Inputs(
-        classification=cls.frame, retrieval=ret.frame,
+        classification=sources["03_classification"].frame, retrieval=sources["04_retrieval"].frame,
         pruning=table_iv, pruning_layers=layers, measures=found, missing=missing,
         setting={"profile": profile, "section3": {"arch": section3["arch"], "fig1_dataset": smallcnn.DATASET},
                  "pruning": pruning_setting})
@@ -346,8 +305,7 @@ def listed(parts: list[str]) -> str:
 
 
 def verdict_sentence(ledger: pd.DataFrame) -> str:
-    """The ledger in two sentences: the identities that hold, then how many empirical claims got each verdict
-    (verdicts no claim got are left out); an identity is a computation, so it is never counted as evidence."""
+    """The identities that hold, then how many empirical claims got each verdict (an identity is no evidence)."""
     identities = ledger[ledger["type"] == claims.IDENTITY_TYPE]
     empirical = ledger[ledger["type"] != claims.IDENTITY_TYPE]
     out = []
@@ -397,8 +355,7 @@ def _gate_line(g) -> str:
 
 
 def short_reason(ev: claims.Evaluation) -> str:
-    """Why a claim got its verdict, in a line: the failed gates with their measured values for "not testable by
-    this run", what is missing for "not tested here", else our effect and where its interval lies."""
+    """Why a claim got its verdict, in a line: the failed gates and their values, what is missing, or our effect."""
     if ev.verdict == E.NOT_TESTABLE:
         return "failed gate: " + "; ".join(_gate_line(g) for g in ev.gates if not g.passed)
     if ev.verdict == E.NOT_TESTED:
@@ -407,8 +364,7 @@ def short_reason(ev: claims.Evaluation) -> str:
 
 
 def verdicts_in_words(evaluations) -> str:
-    """The verdicts of some claims as a page says them, claims with the same verdict and reason together:
-    "C9 and C10 are not testable by this run: failed gate: ..." (:func:`short_reason`)."""
+    """The verdicts of some claims, claims with the same verdict and reason together ("C9 and C10 are ...")."""
     groups: dict[tuple[str, str], list[str]] = {}
     for ev in evaluations:
         groups.setdefault((ev.verdict, short_reason(ev)), []).append(ev.claim.id)
@@ -417,51 +373,43 @@ def verdicts_in_words(evaluations) -> str:
 
 
 def ledger_summary(evaluations) -> pd.DataFrame:
-    """The ledger page 06 opens with, one narrow row per claim: ``claim`` (its id), ``what the paper claims``
-    (:data:`SHORT_CLAIMS`), ``verdict``, ``why`` (:func:`short_reason`)."""
+    """The narrow ledger page 06 opens with: claim id, its few words, verdict, and why."""
     return pd.DataFrame([{"claim": ev.claim.id, "what the paper claims": SHORT_CLAIMS[ev.claim.id],
                           "verdict": ev.verdict, "why": short_reason(ev)} for ev in evaluations])
 
 
 def ledger_details(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Every field of every claim of a ledger (:func:`cwl_lib.claims.ledger`), one row per (claim, field),
-    indexed by both: a long table that stays as narrow as its longest word."""
+    """Every filled field of every claim, one row per (claim, field): long, and as narrow as its longest word."""
     rows = [{"id": r["id"], "field": f, "value": r[f]} for r in ledger.to_dict("records") for f in LEDGER_DETAILS
             if r[f] not in ("", "-")]
     return pd.DataFrame(rows).set_index(["id", "field"])
 
 
 def tested(evaluations) -> dict[str, list[str]]:
-    """The empirical claims by what this run could do with them: ``judged`` (every gate passed and the effect got a
-    verdict of the rule), ``untestable`` (a gate failed), ``not tested`` (what the test needs is absent)."""
+    """The empirical claims by what this run could do with them: judged, untestable (a gate failed), not tested."""
     out = {"judged": [], "untestable": [], "not tested": []}
+    kind = {E.NOT_TESTABLE: "untestable", E.NOT_TESTED: "not tested"}
     for ev in evaluations:
-        if ev.claim.type == claims.IDENTITY_TYPE:
-            continue
-        key = ("untestable" if ev.verdict == E.NOT_TESTABLE else "not tested" if ev.verdict == E.NOT_TESTED
-               else "judged")
-        out[key].append(ev.claim.id)
+        if ev.claim.type != claims.IDENTITY_TYPE:
+            out[kind.get(ev.verdict, "judged")].append(ev.claim.id)
     return out
 
+
 def stand_ins(profile: str, *, seed: int = 0, device: str = "auto", data_root: str = "") -> pd.DataFrame:
-    """The setting of each notebook the ledger reads under ``profile`` beside the paper's, as the study pages
-    show it near their top (:mod:`cwl_lib.studies.setting`): indexed by (notebook, quantity)."""
-    frames = {}
-    for nb in (*SECTION3, *dict.fromkeys(SOURCES.values())):
-        ours = profiles.parameters(profile, nb, _common(seed, device, data_root))
-        # 01 and 02 have no setting in the paper (Section III has no experiment): their backbone is the paper
-        # profile's choice, a field labelled but not stated
-        frames[nb] = run_setting.table(parameters.model(nb), ours)
+    """The setting of each notebook the ledger reads under ``profile`` beside the paper's, indexed by (notebook,
+    quantity)."""
+    common = _common(seed, device, data_root)
+    frames = {nb: run_setting.table(parameters.model(nb), profiles.parameters(profile, nb, common))
+              for nb in (*SECTION3, *dict.fromkeys(SOURCES.values()))}
     return pd.concat(frames, names=["notebook", "quantity"])
 
 
 def stand_in_sentences(frame: pd.DataFrame) -> list[str]:
-    """One sentence per notebook of :func:`stand_ins`: its setting is the paper's, or what stands in. The paper
-    names no setting for Section III (01, 02): their sentence names the backbone and the ``paper`` profile's."""
+    """One sentence per notebook of :func:`stand_ins`: its setting is the paper's, or what stands in."""
     out = []
     for nb in dict.fromkeys(frame.index.get_level_values(0)):
         part = frame.loc[nb]
-        if nb in SECTION3:
+        if nb in SECTION3:  # the paper names no setting for Section III: the backbone and the paper profile's
             ours = part.loc["backbone", "this run"]
             chosen = profiles.parameters("paper", nb)["arch"]
             out.append(f"{nb}: the paper runs no experiment for Section III's identities, which any input tests; "
@@ -533,10 +481,8 @@ PROVENANCE_COLUMNS = ["tables", "our cell", "records used", "records of the cell
 
 
 def provenance(frame: pd.DataFrame, sources: dict[str, Source], profile: str) -> pd.DataFrame:
-    """One row per number of ours: the records behind it and where, when and with what they were made.
-
-    A stand-in number sits beside several paper cells; it is listed once, with every table it appears in.
-    """
+    """One row per number of ours (a stand-in beside several paper cells once, with every table it is in): the
+    records behind it and where, when and with what they were made."""
     rows: dict[tuple, dict] = {}
     for c in frame[frame["status"] != NOT_RUN].to_dict("records"):
         ident = (c["source"], json.dumps(c["select"], sort_keys=True))
@@ -562,17 +508,17 @@ def provenance(frame: pd.DataFrame, sources: dict[str, Source], profile: str) ->
 
 
 def records_table(cell, sources: dict[str, Source]) -> pd.DataFrame:
-    """The records behind one cell as a table: key, whether its value makes the number, and its provenance."""
-    rows = [{"key": r["key"], "used": r["key"] in cell["keys"], "lr": r["config"].get("lr"),
-             "repeat": r["config"].get("repeat"), "run_seed": r.get("run_seed"),
-             "code_version": r.get("code_version") or r.get("code"), "device": r.get("device"),
-             "torch": r.get("torch"), "finished": r.get("finished")} for r in records_behind(cell, sources)]
-    return pd.DataFrame(rows)
+    """The records behind one cell: key, whether its value makes the number, and its provenance."""
+    return pd.DataFrame([{"key": r["key"], "used": r["key"] in cell["keys"], "lr": r["config"].get("lr"),
+                          "repeat": r["config"].get("repeat"), "run_seed": r.get("run_seed"),
+                          "code_version": r.get("code_version") or r.get("code"), "device": r.get("device"),
+                          "torch": r.get("torch"), "finished": r.get("finished")}
+                         for r in records_behind(cell, sources)])
 
 
 def check(frame: pd.DataFrame, sig: pd.DataFrame, checks) -> None:
-    """The lines nbval compares (a :class:`cwl_lib.checks.Checks`): counts exactly, each distinct number of
-    ours and each paired mean difference within the tolerance of its kind."""
+    """The lines nbval compares: counts exactly, each distinct number of ours and each paired mean difference
+    within the tolerance of its kind."""
     counts = headline(frame, sig)
     for name in ("n_paper_cells", "n_ours", "n_same", "n_stand_in", "n_not_run", "n_compared"):
         checks.exact(name, counts[name])
@@ -599,10 +545,3 @@ def headline(frame: pd.DataFrame, sig: pd.DataFrame) -> dict:
         "n_sig_worse": int(((tested["p_ttest"] < 0.05) & (tested["mean_diff"] < 0)).sum()),
         "max_pairs": int(sig["pairs"].max()) if len(sig) else 0,
     }
-
-
-__all__ = ["SOURCES", "PAIRS", "Source", "load", "gather", "sources_root", "cells", "records_behind",
-           "significance", "view", "settings", "source_table", "fill_command", "instructions", "provenance",
-           "records_table", "check", "headline", "compared_configs", "store_of", "claims_inputs", "verdict_counts", "verdict_sentence", "listed",
-           "stand_ins", "stand_in_sentences", "SHORT_CLAIMS", "ROW_ANCHOR",
-           "LEDGER_DETAILS", "short_reason", "verdicts_in_words", "ledger_summary", "ledger_details", "tested"]

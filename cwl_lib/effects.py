@@ -1,18 +1,9 @@
 """Effects with their uncertainty, and the one rule that turns an effect into a verdict.
 
-An :class:`Effect` is what one claim's test measured: an estimate, its 95% confidence interval, a
-two-sided p-value against the claim's bound, how many units it rests on, and the minimal detectable
-effect (MDE): the smallest true distance from the bound that the run would have found with 80%
-power at the two-sided 5% level, given the spread it observed. Five estimators make them:
-
-* :func:`paired_effect`: differences paired over repeats, t-distribution (:func:`signed_rank_p` adds the
-  Wilcoxon p-value of the same differences, for the tables);
-* :func:`mcnemar_effect`: paired right/wrong outcomes on one test set, McNemar's exact test;
-* :func:`normal_effect`: an estimate with a known standard error (normal approximation);
-* :func:`rank_correlation`: Spearman's rho with a Fisher-z interval;
-* :func:`exact_effect`: a computation without sampling error (an identity checked numerically).
-
-:func:`verdict` is the rule, :data:`VERDICT_RULE` the same rule in words for the page.
+An :class:`Effect` is what one claim's test measured: an estimate, its 95% interval, a two-sided p-value against
+the claim's bound, its number of units, and the minimal detectable effect (MDE: the smallest true distance from the
+bound found with 80% power at the two-sided 5% level, given the observed spread). :func:`verdict` is the rule,
+:data:`VERDICT_RULE` the same rule in words for the page.
 """
 from __future__ import annotations
 
@@ -56,7 +47,6 @@ VERDICT_RULE = (
 @dataclass(frozen=True)
 class Effect:
     """One measured effect: estimate, 95% interval [low, high], p-value against ``null``, n units, MDE."""
-
     estimate: float
     low: float
     high: float
@@ -73,19 +63,11 @@ class Effect:
 
 
 def paired_effect(diffs, null: float = 0.0, unit: str = "repeats") -> Effect:
-    """Mean of paired differences, its t interval, the paired t-test p-value and the MDE.
+    """Mean of paired differences, its t interval, the paired t-test p-value against ``null`` and the MDE
+    ``(t_{1-alpha/2} + t_{power}) * se`` (t quantiles in the usual sample-size formula: exact power 0.77 at n = 3).
 
-    With ``n`` differences of sample standard deviation ``sd`` (ddof = 1):
-
-    * interval: ``mean +- t_{1-alpha/2, n-1} * sd / sqrt(n)``;
-    * p-value: two-sided one-sample t-test of the differences against ``null`` (``scipy.stats.ttest_1samp``,
-      the paired t-test when ``null`` is 0);
-    * MDE: ``(t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n)``, the usual normal-theory sample-size
-      formula with t quantiles (its exact power from the noncentral t is 0.77 at n = 3, 0.80 at n = 10).
-
-    One difference has no spread: the interval is NaN and p and MDE are None (the verdict is then "not
-    tested here"). Differences all equal (zero spread, n >= 2) give the zero-width interval at that value,
-    p = 1 when it equals ``null`` and 0 otherwise, and MDE 0: the data leave no doubt about the effect.
+    One difference has no spread: no interval, p or MDE ("not tested here"). Differences all equal give the
+    zero-width interval at that value, p = 1 if it is ``null`` else 0, and MDE 0.
     """
     d = np.asarray(diffs, dtype=float).ravel()
     if d.size == 0:
@@ -106,8 +88,8 @@ def paired_effect(diffs, null: float = 0.0, unit: str = "repeats") -> Effect:
 
 
 def signed_rank_p(diffs) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of paired differences against 0 (``scipy.stats.wilcoxon``, zero
-    differences split between the signs, exact for small samples): NaN with fewer than two, 1 when all are 0."""
+    """Two-sided Wilcoxon signed-rank p-value against 0 (zeros split between the signs): NaN with fewer than two
+    differences, 1 when all are 0."""
     d = np.asarray(diffs, dtype=float).ravel()
     if d.size < MIN_PAIRED:
         return math.nan
@@ -117,23 +99,11 @@ def signed_rank_p(diffs) -> float:
 
 
 def mcnemar_effect(diffs, unit: str = "test images") -> Effect:
-    """Paired right (1) / wrong (0) outcomes of two classifiers on the same units, as differences ``x - y`` in
-    {-1, 0, 1}: the accuracy difference, McNemar's exact p-value and a 95% interval.
-
-    Only the ``k = k_x + k_y`` discordant units (one classifier right, the other wrong) carry information:
-
-    * estimate: ``(k_x - k_y) / n``, the difference of the two accuracies on the ``n`` units;
-    * p-value: two-sided exact binomial test of ``k_x`` out of ``k`` against 1/2 (``scipy.stats.binomtest``);
-    * interval: the Clopper-Pearson interval ``[lo, hi]`` of ``k_x / k`` mapped onto the difference,
-      ``k / n * (2 [lo, hi] - 1)``. It is conditional on ``k``, and excludes 0 exactly when p < 0.05 (at 1/2
-      the binomial is symmetric, so the two-sided p is twice the tail that the interval's bound inverts).
-
-    This is not :func:`paired_effect` on the differences: with three possible values, most of them 0, and
-    often a handful of discordant units, the t interval's normal approximation does not hold, while the
-    exact test needs none. No MDE is stated (its power depends on the discordant rate, not on a spread).
-    No discordant unit gives p = 1 and the zero-width interval at 0, as :func:`paired_effect` does for
-    differences all equal.
-    """
+    """Paired right/wrong outcomes of two classifiers as differences in {-1, 0, 1}: the accuracy difference
+    ``(k_x - k_y) / n``, McNemar's exact p-value (binomial test of ``k_x`` of the ``k`` discordant units against
+    1/2) and the Clopper-Pearson interval of ``k_x / k`` mapped onto the difference (``k / n * (2 [lo, hi] - 1)``,
+    which excludes 0 exactly when p < 0.05). Not :func:`paired_effect`: with mostly zeros and few discordant units
+    the t interval's normal approximation fails. No MDE (power depends on the discordant rate)."""
     d = np.asarray(diffs, dtype=float).ravel()
     if d.size == 0:
         raise ValueError("no paired outcomes to compare")
@@ -151,8 +121,7 @@ def mcnemar_effect(diffs, unit: str = "test images") -> Effect:
 
 
 def normal_effect(estimate: float, se: float, n: int, unit: str, method: str, null: float = 0.0) -> Effect:
-    """An estimate with standard error ``se``: ``estimate +- z_{1-alpha/2} se``, a z-test against ``null``,
-    MDE ``(z_{1-alpha/2} + z_{power}) se``. A zero ``se`` is treated as an exact value."""
+    """An estimate with standard error ``se`` (normal interval, z-test against ``null``); ``se`` 0 is exact."""
     estimate, se = float(estimate), float(se)
     if not (math.isfinite(se) and se >= 0):
         raise ValueError(f"a standard error must be finite and >= 0, got {se}")
@@ -165,15 +134,9 @@ def normal_effect(estimate: float, se: float, n: int, unit: str, method: str, nu
 
 
 def rank_correlation(x, y, unit: str = "layers") -> Effect:
-    """Spearman's rho of ``y`` against ``x``, its p-value (``scipy.stats.spearmanr``) and a Fisher-z interval.
-
-    Interval: ``tanh(atanh(rho) +- z_{1-alpha/2} * sqrt(1.06 / (n - 3)))`` (the variance of Fieller, Hartley
-    and Pearson, 1957, for Spearman's rho); MDE: ``tanh((z_{1-alpha/2} + z_{power}) * sqrt(1.06 / (n - 3)))``,
-    the smallest |rho| detectable. Needs n >= 5, where even a perfect ordering is significant on its own
-    (exact two-sided p = 2 / n! <= 0.017), so an interval that collapses to +-1 at |rho| = 1 claims no more
-    than the data do; with fewer, or when ``y`` (or ``x``) is constant so that no ordering exists, the
-    estimate is returned without interval (NaN when rho is undefined).
-    """
+    """Spearman's rho of ``y`` against ``x`` with a Fisher-z interval (variance 1.06 / (n - 3), Fieller, Hartley
+    and Pearson 1957); the MDE is the smallest detectable |rho|. Needs n >= 5, where even a perfect ordering is
+    significant on its own (p = 2 / n!), else (or for constant data) the estimate comes without interval."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = int(x.size)
     method = "Spearman, Fisher z"
@@ -197,13 +160,8 @@ def exact_effect(value: float, unit: str = "computation") -> Effect:
 
 
 def verdict(effect: Effect | None, side: int, bound: float = 0.0, margin: float = 0.0) -> str:
-    """The verdict of :data:`VERDICT_RULE` for a claim "effect is on ``side`` (+1 above, -1 below) of ``bound``".
-
-    ``margin`` (>= 0) is the smallest effect of interest, measured from ``bound`` towards the claimed side.
-    With the interval mapped onto the claimed side, ``[L, H] = sorted(side * ([low, high] - bound))``:
-    supported when ``L > 0``; else not supported when ``H < margin`` (``H < 0`` for a margin of 0); else
-    inconclusive. No effect, or one without an interval (one repeat), is "not tested here".
-    """
+    """The verdict of :data:`VERDICT_RULE` for "effect is on ``side`` (+1 above, -1 below) of ``bound``", with
+    ``margin`` the smallest effect of interest; no effect, or one without an interval, is "not tested here"."""
     if side not in (1, -1):
         raise ValueError(f"side is +1 (above the bound) or -1 (below it), got {side!r}")
     if margin < 0:
@@ -217,7 +175,3 @@ def verdict(effect: Effect | None, side: int, bound: float = 0.0, margin: float 
         return NOT_SUPPORTED
     return INCONCLUSIVE
 
-
-__all__ = ["ALPHA", "POWER", "MIN_PAIRED", "MIN_RANKED", "SUPPORTED", "NOT_SUPPORTED", "INCONCLUSIVE", "NOT_TESTABLE",
-           "NOT_TESTED", "VERDICTS", "VERDICT_RULE", "Effect", "paired_effect", "signed_rank_p", "mcnemar_effect",
-           "normal_effect", "rank_correlation", "exact_effect", "verdict"]
