@@ -1,10 +1,9 @@
 """Regression checks of the notebooks that hold on any machine.
 
-A checked cell (``# NBVAL_CHECK_OUTPUT``, compared by nbval) prints one line per quantity: its name, its reference
-value, the tolerance and ``ok``, or ``FAIL`` with the value found; the measured value is printed only on failure,
-so the line is the same on every machine where the check holds. References live in
-``notebooks/references/<notebook>.json``, written by ``cwl refresh`` (``CWL_CHECKS=record``), and apply only to the
-parameters and device type they were recorded with; under others the cell prints the values, marked not checked.
+A checked cell (``# NBVAL_CHECK_OUTPUT``) prints one line per quantity: name, reference value, tolerance and ``ok``,
+or ``FAIL`` with the value found, so the line is the same on every machine where the check holds. References
+(``notebooks/references/<notebook>.json``, written by ``cwl refresh``) apply only to the parameters and device type
+they were recorded with; under others the cell prints the values, marked not checked.
 """
 from __future__ import annotations
 
@@ -48,11 +47,6 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
-def reference_dir() -> Path:
-    env = os.environ.get(DIR_ENV)
-    return Path(env) if env else project_root() / "notebooks" / "references"
-
-
 def _plain(value):
     """JSON-safe copy of a value (tuples as lists, numpy scalars and tensors as Python numbers)."""
     return json.loads(json.dumps(value, default=lambda v: v.item()))
@@ -82,17 +76,12 @@ class Checks:
     def __init__(self, notebook: str, parameters: dict, device: str = "cpu"):
         self.notebook = notebook
         self.key = {"parameters": determining(parameters), "device": str(device)}
-        self.path = reference_dir() / f"{notebook}.json"
+        self.path = Path(os.environ.get(DIR_ENV) or project_root() / "notebooks" / "references") / f"{notebook}.json"
         self.recording = os.environ.get(MODE_ENV) == "record"
         self.values: dict[str, float] = {}
         self.failures: list[str] = []
         stored = json.loads(self.path.read_text()) if self.path.is_file() else None
         self.reference = stored["values"] if stored and {k: stored.get(k) for k in self.key} == self.key else None
-
-    @property
-    def active(self) -> bool:
-        """Whether values are compared with references (not recording, and recorded for these parameters)."""
-        return not self.recording and self.reference is not None
 
     def _compare(self, name: str, value, tol: Tolerance, same) -> bool:
         if name in self.values:
@@ -108,10 +97,8 @@ class Checks:
         if name not in self.reference:
             return self._fail(name, f"no reference value (run `cwl refresh {self.notebook}`)")
         ref = self.reference[name]
-        if same(value, ref):
-            print(f"{name}: {_show(ref)} {tol.text()} ok")
-            return True
-        return self._fail(name, f"{_show(value)} is not within {tol.text()} of {_show(ref)} ({tol.why})")
+        return self._holds(name, same(value, ref), f"{_show(ref)} {tol.text()} ok",
+                           f"{_show(value)} is not within {tol.text()} of {_show(ref)} ({tol.why})")
 
     def _fail(self, name: str, why: str) -> bool:
         self.failures.append(name)
@@ -131,17 +118,17 @@ class Checks:
     def below(self, name: str, value, bound: float) -> bool:
         """An error that must stay under a bound on every machine (an identity's, say): no reference."""
         value = _number(value)
-        if value < bound:
-            print(f"{name}: below {bound:g} ok")
-            return True
-        return self._fail(name, f"{_show(value)} is not below {bound:g}")
+        return self._holds(name, value < bound, f"below {bound:g} ok", f"{_show(value)} is not below {bound:g}")
 
     def true(self, name: str, condition) -> bool:
         """A property that must hold on every machine: no reference."""
-        if bool(condition):
-            print(f"{name}: ok")
+        return self._holds(name, bool(condition), "ok", "does not hold")
+
+    def _holds(self, name: str, held: bool, ok: str, why: str) -> bool:
+        if held:
+            print(f"{name}: {ok}")
             return True
-        return self._fail(name, "does not hold")
+        return self._fail(name, why)
 
     def _write(self) -> None:
         body = {**self.key, "values": self.values}

@@ -1,12 +1,8 @@
-"""The paper beside ours: every cell of Tables I-IV with the paper's value, ours, the difference (ours minus paper,
-for the same experiment only), CWL against its baseline, the records behind each of our numbers, and the ledger.
-
-Tables I-II are read from the records of ``03_classification``, III from ``04_retrieval``, IV from ``05_pruning``
-(``<root>/<notebook>/``), only the runs of the grid that notebook runs under the same profile and seed: records of
-other settings are counted and left out, so no number mixes settings. A paper cell and ours are the *same
-experiment* only when dataset and backbone (for Table IV also images per class and finetuning epochs) are the
-paper's; otherwise ours is a *stand-in*, compared with the paper through effects in the claims ledger only.
-Strategies, image counts and thresholds are never substituted: one we did not run is "not run".
+"""Page 06: every cell of Tables I-IV, the paper's value beside ours (from the records of 03-05 under the same
+profile and seed; other settings are counted and left out), CWL against its baseline, the records behind each of
+our numbers, and the claims ledger. Ours is the *same experiment* only on the paper's dataset and backbone (Table
+IV: also images per class and finetuning epochs); else a *stand-in*, with no difference (the ledger compares it
+through effects). Strategies, image counts and thresholds are never substituted: one we did not run is "not run".
 """
 from __future__ import annotations
 
@@ -63,22 +59,15 @@ class Source:
     other: int  # records of other settings in the same store, left out
     failed: int  # runs of its grid that failed twice (``runs/failed/<key>.json``), left out of the tables
 
-    @property
-    def found(self) -> int:
-        return len({r["key"] for r in self.records})
-
-    @property
-    def status(self) -> str:
-        return "complete" if self.found == len(self.expected) else "partial" if self.found else NOT_RUN
+    def __post_init__(self):
+        self.found = len({r["key"] for r in self.records})
+        self.status = "complete" if self.found == len(self.expected) else "partial" if self.found else NOT_RUN
+        self.tables = ", ".join(t for t, nb in SOURCES.items() if nb == self.notebook)
 
     @cached_property
     def frame(self) -> pd.DataFrame | None:
         """The study's results (Table IV for 05) that cells, tests and claims all read; None without records."""
         return FRAMES[self.notebook](self.records) if self.records else None
-
-    @property
-    def tables(self) -> str:
-        return ", ".join(t for t, nb in SOURCES.items() if nb == self.notebook)
 
 
 def store_of(folder: str | Path) -> Store:
@@ -118,7 +107,6 @@ def gather(profile: str, root: str | Path, *, seed: int = 0, device: str = "auto
 
 # --------------------------------------------------------------------------- the cells
 def _where(frame: pd.DataFrame, select: dict) -> pd.DataFrame:
-    """The rows of ``frame`` whose columns equal ``select``."""
     return frame[(frame[list(select)] == pd.Series(select)).all(axis=1)] if len(frame) else frame
 
 
@@ -142,9 +130,8 @@ def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_set
 
 
 def _table_cells(src: Source, table: str, paper_cells, summ: pd.DataFrame, used: pd.DataFrame) -> list[dict]:
-    """Ours beside each paper cell of Tables I-III: ``paper_cells`` gives (row, column, arch, dataset, what else
-    selects the cell, the column of ``summ`` holding ours, paper value, paper std); ``used`` holds the runs whose
-    values make ours."""
+    """Ours beside each paper cell (row, column, arch, dataset, other selection, column of ``summ``, paper mean, std);
+    ``used`` holds the runs whose values make ours."""
     datasets, archs = {c[3] for c in paper_cells}, {c[2] for c in paper_cells}
     out = []
     for row, column, arch, dataset, extra, value, paper_value, paper_std in paper_cells:
@@ -214,8 +201,7 @@ def pruning_cells(src: Source) -> list[dict]:
 
 
 def cells(sources: dict[str, Source]) -> pd.DataFrame:
-    """Every cell of Tables I-IV: paper, ours, difference (NaN unless the same experiment), repeats, status,
-    settings, and the keys of the records that make our number (``select`` names all of the cell's)."""
+    """Every cell of Tables I-IV: paper, ours, difference, status, settings, and the records' keys behind ours."""
     return pd.DataFrame(classification_cells(sources["03_classification"]) + retrieval_cells(sources["04_retrieval"])
                         + pruning_cells(sources["05_pruning"]))
 
@@ -239,10 +225,8 @@ def _tests(table: str, frame: pd.DataFrame | None, a: str, b: str) -> list[dict]
 def significance(sources: dict[str, Source]) -> pd.DataFrame:
     """CWL minus its baseline over paired repeats, per our (dataset, arch, shots); Table III at each strategy's
     chosen learning rate, on the mean of Easy/Medium/Hard mAP; p-values need 2 pairs."""
-    rows = []
-    for table in ("I", "II"):
-        for a, b in PAIRS[table]:
-            rows += _tests(table, sources["03_classification"].frame, a, b)
+    cls = sources["03_classification"].frame
+    rows = [row for table in ("I", "II") for a, b in PAIRS[table] for row in _tests(table, cls, a, b)]
     if sources["04_retrieval"].frame is not None:
         chosen = retrieval_study.chosen_runs(sources["04_retrieval"].frame)
         pairs = chosen.assign(accuracy=chosen["mean"], shots=0)
@@ -277,8 +261,8 @@ def _pruning_inputs(src: Source) -> tuple[pd.DataFrame | None, pd.DataFrame | No
 
 def claims_inputs(sources: dict[str, Source], root: str | Path, profile: str, *, seed: int = 0,
                   device: str = "auto", data_root: str = "") -> claims.Inputs:
-    """What the claims ledger reads: the records of 03-05 in ``sources``, the measures 01 and 02 wrote under
-    ``root/<notebook>/`` (only under this profile's parameters; else the reason goes to ``missing``), the setting."""
+    """What the claims ledger reads: the results of 03-05, the measures of 01 and 02 under this profile's parameters
+    (else the reason, in ``missing``), and the setting."""
     table_iv, layers, pruning_setting = _pruning_inputs(sources["05_pruning"])
     found, missing = {}, {}
     for nb in SECTION3:
@@ -344,8 +328,8 @@ SHORT_CLAIMS = {
 ROW_ANCHOR = "claim-{id}"
 #: The fields of a claim the details table gives, in order (columns of :func:`cwl_lib.claims.row`).
 LEDGER_DETAILS = ["claim", "paper evidence", "test", "effect", "paper effect", "our effect", "p-value",
-                  "detectable effect", "reason",
-                  "gates", "match", "our setting", "paper setting", "paper effect in our CI", "note"]
+                  "detectable effect", "reason", "gates", "match", "our setting", "paper setting",
+                  "paper effect in our CI", "note"]
 
 
 def _gate_line(g) -> str:
@@ -396,8 +380,7 @@ def tested(evaluations) -> dict[str, list[str]]:
 
 
 def stand_ins(profile: str, *, seed: int = 0, device: str = "auto", data_root: str = "") -> pd.DataFrame:
-    """The setting of each notebook the ledger reads under ``profile`` beside the paper's, indexed by (notebook,
-    quantity)."""
+    """Each notebook's setting under ``profile`` beside the paper's, indexed by (notebook, quantity)."""
     common = _common(seed, device, data_root)
     frames = {nb: run_setting.table(parameters.model(nb), profiles.parameters(profile, nb, common))
               for nb in (*SECTION3, *dict.fromkeys(SOURCES.values()))}
@@ -449,11 +432,10 @@ def settings(frame: pd.DataFrame) -> pd.DataFrame:
 
 def source_table(sources: dict[str, Source]) -> pd.DataFrame:
     """Each notebook read: its store, how many of its grid's runs are there, what was left out."""
-    return pd.DataFrame([{
-        "notebook": s.notebook, "tables": s.tables, "store": str(s.folder), "records of its grid": s.found,
-        "runs in its grid": len(s.expected), "other settings left out": s.other, "status": s.status,
-        "failed twice": s.failed,
-    } for s in sources.values()])
+    return pd.DataFrame([{"notebook": s.notebook, "tables": s.tables, "store": str(s.folder),
+                          "records of its grid": s.found, "runs in its grid": len(s.expected),
+                          "other settings left out": s.other, "status": s.status, "failed twice": s.failed}
+                         for s in sources.values()])
 
 
 def fill_command(notebook: str, folder: str | Path, profile: str) -> str:
@@ -481,8 +463,8 @@ PROVENANCE_COLUMNS = ["tables", "our cell", "records used", "records of the cell
 
 
 def provenance(frame: pd.DataFrame, sources: dict[str, Source], profile: str) -> pd.DataFrame:
-    """One row per number of ours (a stand-in beside several paper cells once, with every table it is in): the
-    records behind it and where, when and with what they were made."""
+    """One row per number of ours (listed once, with every table it is in): the records behind it and where, when
+    and with what they were made."""
     rows: dict[tuple, dict] = {}
     for c in frame[frame["status"] != NOT_RUN].to_dict("records"):
         ident = (c["source"], json.dumps(c["select"], sort_keys=True))
@@ -517,8 +499,7 @@ def records_table(cell, sources: dict[str, Source]) -> pd.DataFrame:
 
 
 def check(frame: pd.DataFrame, sig: pd.DataFrame, checks) -> None:
-    """The lines nbval compares: counts exactly, each distinct number of ours and each paired mean difference
-    within the tolerance of its kind."""
+    """The lines nbval compares: counts exactly, our numbers and mean differences within their tolerance."""
     counts = headline(frame, sig)
     for name in ("n_paper_cells", "n_ours", "n_same", "n_stand_in", "n_not_run", "n_compared"):
         checks.exact(name, counts[name])

@@ -57,7 +57,7 @@ def paired_tests(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
 
 
 def comparison_table(frame: pd.DataFrame, strategies: list[str], a: str | None = None, b: str | None = None,
-                     with_paper: bool = True, digits: int = 3) -> pd.DataFrame:
+                     with_paper: bool = True) -> pd.DataFrame:
     """The paper's layout: rows (arch, dataset, strategy, source: ``ours`` or ``paper``), columns shots, cells
     ``mean (std)``; with ``a`` and ``b`` a row ``p (b vs a)`` of paired t-test / Wilcoxon p-values."""
     summ = summary(frame[frame["strategy"].isin(strategies)])
@@ -72,11 +72,11 @@ def comparison_table(frame: pd.DataFrame, strategies: list[str], a: str | None =
             s = g[g["strategy"] == strategy].set_index("shots")
             if s.empty:
                 continue
-            line(strategy, "ours", lambda k: fmt(s.loc[k, "mean"], decimals=digits, std=s.loc[k, "std"], na="-")
+            line(strategy, "ours", lambda k: fmt(s.loc[k, "mean"], decimals=3, std=s.loc[k, "std"], na="-")
                  if k in s.index else "-")
             cells = {k: paper.classification(arch, dataset, strategy, int(k)) for k in shots}
             if with_paper and any(v is not None for v in cells.values()):
-                line(strategy, "paper", lambda k: fmt(cells[k][0], decimals=digits, std=cells[k][1], na="-")
+                line(strategy, "paper", lambda k: fmt(cells[k][0], decimals=3, std=cells[k][1], na="-")
                      if cells[k] else "-")
         if a and b and {a, b} <= set(g["strategy"]):
             t = paired_tests(frame[(frame["dataset"] == dataset) & (frame["arch"] == arch)], a, b).set_index("shots")

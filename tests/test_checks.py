@@ -37,7 +37,7 @@ def test_recorded_values_are_checked_within_their_tolerance(refs, monkeypatch, c
     recorded_lines = capsys.readouterr().out
 
     same = C.Checks("nb", {**PARAMS, "results_dir": "elsewhere"})  # where results go is not a parameter of the check
-    assert same.active
+    assert same.reference is not None
     tol = C.TOLERANCES["trained"].absolute
     assert same.exact("runs", 20)
     assert same.near("accuracy freeze 1 shot", 0.48 + 0.9 * tol, "trained")
@@ -58,7 +58,7 @@ def test_a_reference_applies_only_to_its_parameters_and_device(refs, monkeypatch
     record(refs, monkeypatch, {"accuracy": (0.5, "trained")})
     capsys.readouterr()
     for other in (C.Checks("nb", {**PARAMS, "shots": [1, 3]}), C.Checks("nb", PARAMS, device="cuda")):
-        assert not other.active
+        assert other.reference is None
         assert other.near("accuracy", 0.9, "trained")
     assert capsys.readouterr().out.count("0.9 (not checked: no reference for these parameters)") == 2
 
