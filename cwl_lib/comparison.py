@@ -163,8 +163,8 @@ def retrieval_cells(src: Source) -> list[dict]:
     f = src.frame
     t3, chosen = ((retrieval_study.best_lr_table(f), retrieval_study.chosen_runs(f)) if f is not None
                   else (pd.DataFrame(), pd.DataFrame()))
-    return _table_cells(src, "III", [(SEP.join([a, s]), SEP.join([d, protocol]), a, d, {"strategy": s}, protocol, v, None)
-                                     for (a, s), values in paper.TABLE_III.items() for (d, protocol), v in values.items()],
+    return _table_cells(src, "III", [(SEP.join([a, s]), SEP.join([d, p]), a, d, {"strategy": s}, p, v, None)
+                                     for (a, s), values in paper.TABLE_III.items() for (d, p), v in values.items()],
                         t3, chosen)
 
 
@@ -460,6 +460,11 @@ def instructions(sources: dict[str, Source], profile: str) -> list[str]:
 
 PROVENANCE_COLUMNS = ["tables", "our cell", "records used", "records of the cell", "keys used", "profile", "seed",
                       "run_seed", "code_version", "device", "torch", "store"]
+# the fields of a number's records that provenance lists: what, where, when and with what they were made
+_MADE = {"keys used": lambda r: r["key"], "seed": lambda r: r["config"].get("seed"),
+         "run_seed": lambda r: r.get("run_seed", "-"), "device": lambda r: r.get("device", "-"),
+         "torch": lambda r: r.get("torch", "-"),
+         "code_version": lambda r: r.get("code_version") or r.get("code") or "-"}
 
 
 def provenance(frame: pd.DataFrame, sources: dict[str, Source], profile: str) -> pd.DataFrame:
@@ -473,19 +478,10 @@ def provenance(frame: pd.DataFrame, sources: dict[str, Source], profile: str) ->
             continue
         every = records_behind(c, sources)
         used = [r for r in every if r["key"] in c["keys"]]
-
-        def values(field, recs=used):
-            return ", ".join(sorted({str(field(r)) for r in recs}))
-
-        rows[ident] = {
-            "tables": c["table"], "our cell": SEP.join(f"{k}={v}" for k, v in c["select"].items()),
-            "records used": len(used), "records of the cell": len(every), "keys used": values(lambda r: r["key"]),
-            "profile": profile, "seed": values(lambda r: r["config"].get("seed")),
-            "run_seed": values(lambda r: r.get("run_seed", "-")),
-            "code_version": values(lambda r: r.get("code_version") or r.get("code") or "-"),
-            "device": values(lambda r: r.get("device", "-")), "torch": values(lambda r: r.get("torch", "-")),
-            "store": str(sources[c["source"]].folder),
-        }
+        rows[ident] = {"tables": c["table"], "our cell": SEP.join(f"{k}={v}" for k, v in c["select"].items()),
+                       "records used": len(used), "records of the cell": len(every), "profile": profile,
+                       "store": str(sources[c["source"]].folder),
+                       **{name: ", ".join(sorted({str(get(r)) for r in used})) for name, get in _MADE.items()}}
     return pd.DataFrame(list(rows.values()), columns=PROVENANCE_COLUMNS)
 
 

@@ -26,14 +26,11 @@ def wanted(cell) -> str | None:
     """The tag this cell needs for the book, or None when it is part of what the reader reads."""
     if cell.get("cell_type") != "code":
         return None
-    source = cell.get("source", "")
-    source = "".join(source) if isinstance(source, list) else source
+    source = "".join(cell.get("source", ""))  # a list of lines or one string
     if source.lstrip().startswith(CHECK_MARK):
         return REMOVE
-    tags = _tags(cell)
-    if PARAMETERS in tags or INJECTED in tags or any(call in source for call in SETUP_CALLS):
-        return HIDE
-    return None
+    setup = {PARAMETERS, INJECTED} & set(_tags(cell)) or any(call in source for call in SETUP_CALLS)
+    return HIDE if setup else None
 
 
 def missing(nb) -> list[tuple[int, str]]:
