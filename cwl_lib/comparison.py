@@ -112,9 +112,7 @@ def _where(frame: pd.DataFrame, select: dict) -> pd.DataFrame:
 
 def _stand_in(wanted: str, ours: list[str], paper_values: set[str]) -> tuple[str | None, bool]:
     """Ours beside the paper's ``wanted``: itself when we ran it, else our first the paper does not use."""
-    if wanted in ours:
-        return wanted, True
-    return next((o for o in ours if o not in paper_values), None), False
+    return (wanted, True) if wanted in ours else (next((o for o in ours if o not in paper_values), None), False)
 
 
 def _cell(table, row, column, paper_value, ours, *, same, paper_setting, our_setting, select, keys, source,

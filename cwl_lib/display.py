@@ -17,13 +17,9 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def fmt(value, *, decimals: int | None = None, sig: int | None = None, sign: bool = False, std=None,
         below: float | None = None, na: str = NA) -> str:
-    """``value`` (a number, 0-d array or tensor) as page text: ``decimals`` places, or ``sig`` significant digits.
-
-    An integer needs no precision; any other number must state one, so a page never shows digits nobody chose.
-    None and NaN print ``na``. ``sign``: ``+`` before a positive value that does not round to zero (a difference);
-    ``std``: ``mean (std)`` at one precision, a missing std left out; ``below``: ``< 0.001`` for a p-value under
-    ``below=0.001``.
-    """
+    """``value`` (a number, 0-d array or tensor; None and NaN print ``na``) with ``decimals`` places or ``sig``
+    significant digits: only an integer needs neither, so a page never shows digits nobody chose. ``sign``: ``+``
+    before a positive value not rounding to zero; ``std``: ``mean (std)``; ``below``: ``< 0.001`` for a p-value."""
     if decimals is not None and sig is not None:
         raise ValueError("give decimals= or sig=, not both")
     if (decimals is not None and decimals < 0) or (sig is not None and sig < 1):
