@@ -18,9 +18,7 @@ from . import claims, display, measures, paper, parameters, profiles, smallcnn, 
 from . import effects as E
 from .paths import project_root
 from .records import Store
-from .studies import BY_NOTEBOOK, classification
-from .studies import pruning as pruning_study
-from .studies import retrieval as retrieval_study
+from .studies import BY_NOTEBOOK, classification, pruning as pruning_study, retrieval as retrieval_study
 from .studies import setting as run_setting
 from .claims import SEP
 from .studies.setting import SAME, STAND_IN
@@ -387,17 +385,14 @@ def stand_ins(profile: str, *, seed: int = 0, device: str = "auto", data_root: s
 
 def stand_in_sentences(frame: pd.DataFrame) -> list[str]:
     """One sentence per notebook of :func:`stand_ins`: its setting is the paper's, or what stands in."""
-    out = []
-    for nb in dict.fromkeys(frame.index.get_level_values(0)):
-        part = frame.loc[nb]
-        if nb in SECTION3:  # the paper names no setting for Section III: the backbone and the paper profile's
-            ours = part.loc["backbone", "this run"]
-            chosen = profiles.parameters("paper", nb)["arch"]
-            out.append(f"{nb}: the paper runs no experiment for Section III's identities, which any input tests; "
-                       f"this run uses {ours} (the paper profile: {chosen}).")
-        else:
-            out.append(f"{nb}: {run_setting.sentence(part)}")
-    return out
+    def sentence(nb, part):
+        if nb not in SECTION3:
+            return f"{nb}: {run_setting.sentence(part)}"
+        chosen = profiles.parameters("paper", nb)["arch"]  # the paper names no setting for Section III
+        return (f"{nb}: the paper runs no experiment for Section III's identities, which any input tests; "
+                f"this run uses {part.loc['backbone', 'this run']} (the paper profile: {chosen}).")
+
+    return [sentence(nb, frame.loc[nb]) for nb in dict.fromkeys(frame.index.get_level_values(0))]
 
 
 # --------------------------------------------------------------------------- what the page shows

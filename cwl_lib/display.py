@@ -60,12 +60,9 @@ def glue(name: str, value, *, decimals: int | None = None, sig: int | None = Non
 
 
 def table(frame, caption: str, formats: dict | None = None, *, index: bool = False, row_ids=None):
-    """``frame`` as HTML with a one-line caption, each number printed by :func:`fmt`.
-
-    ``formats`` maps a column to its precision (``{"gap": {"sig": 1}}``); a column of non-integer numbers without
-    one is refused. The index is shown only with ``index`` (its names never are). ``row_ids``, one per row, become
-    the ``id`` of each body row, so a link (``page.html#claim-C9``) lands on it.
-    """
+    """``frame`` as HTML with a caption, numbers by :func:`fmt` at the precision ``formats`` gives per column
+    (``{"gap": {"sig": 1}}``, required for non-integers); ``index`` shows the index (not its names); ``row_ids``
+    become the body rows' ids, so a link (``page.html#claim-C9``) lands on a row."""
     import pandas as pd  # only the pages that show tables need pandas
 
     formats = dict(formats or {})

@@ -63,12 +63,8 @@ class Effect:
 
 
 def paired_effect(diffs, null: float = 0.0, unit: str = "repeats") -> Effect:
-    """Mean of paired differences, its t interval, the paired t-test p-value against ``null`` and the MDE
-    ``(t_{1-alpha/2} + t_{power}) * se`` (t quantiles in the usual sample-size formula: exact power 0.77 at n = 3).
-
-    One difference has no spread: no interval, p or MDE ("not tested here"). Differences all equal give the
-    zero-width interval at that value, p = 1 if it is ``null`` else 0, and MDE 0.
-    """
+    """Mean of paired differences, its t interval, paired t-test p against ``null``, MDE ``(t_{1-alpha/2} +
+    t_{power}) se`` (exact power 0.77 at n = 3). One difference: no interval; all equal: zero width, MDE 0."""
     d = np.asarray(diffs, dtype=float).ravel()
     if d.size == 0:
         raise ValueError("no paired differences to summarise")
