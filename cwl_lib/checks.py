@@ -88,22 +88,16 @@ class Checks:
             raise ValueError(f"{self.notebook}: the quantity {name!r} is checked twice")
         self.values[name] = value
         if self.recording:  # the line a check against this very value prints, as the committed output
-            self._write()
-            print(f"{name}: {_show(value)} {tol.text()} ok")
-            return True
+            body = {**self.key, "values": self.values}
+            atomic_write(self.path, lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n"))
+            return self._holds(name, True, f"{_show(value)} {tol.text()} ok")
         if self.reference is None:
-            print(f"{name}: {_show(value)} (not checked: no reference for these parameters)")
-            return True
+            return self._holds(name, True, f"{_show(value)} (not checked: no reference for these parameters)")
         if name not in self.reference:
-            return self._fail(name, f"no reference value (run `cwl refresh {self.notebook}`)")
+            return self._holds(name, False, why=f"no reference value (run `cwl refresh {self.notebook}`)")
         ref = self.reference[name]
         return self._holds(name, same(value, ref), f"{_show(ref)} {tol.text()} ok",
                            f"{_show(value)} is not within {tol.text()} of {_show(ref)} ({tol.why})")
-
-    def _fail(self, name: str, why: str) -> bool:
-        self.failures.append(name)
-        print(f"{name}: FAIL, {why}")
-        return False
 
     def near(self, name: str, value, tolerance: str) -> bool:
         """A number from training or a floating-point reduction, within the named tolerance."""
@@ -124,12 +118,9 @@ class Checks:
         """A property that must hold on every machine: no reference."""
         return self._holds(name, bool(condition), "ok", "does not hold")
 
-    def _holds(self, name: str, held: bool, ok: str, why: str) -> bool:
-        if held:
-            print(f"{name}: {ok}")
-            return True
-        return self._fail(name, why)
-
-    def _write(self) -> None:
-        body = {**self.key, "values": self.values}
-        atomic_write(self.path, lambda p: p.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n"))
+    def _holds(self, name: str, held: bool, ok: str = "", why: str = "") -> bool:
+        """Print the check's line, ``ok`` or ``FAIL, why``, and count a failure."""
+        print(f"{name}: {ok}" if held else f"{name}: FAIL, {why}")
+        if not held:
+            self.failures.append(name)
+        return held
