@@ -49,12 +49,9 @@ def fmt(value, *, decimals: int | None = None, sig: int | None = None, sign: boo
 
 def glue(name: str, value, *, decimals: int | None = None, sig: int | None = None, na: str = NA) -> str:
     """Glue ``value`` for ``{glue:text}`name``` as :func:`fmt` prints it (words as they are); return that text."""
-    if isinstance(value, str):
-        if decimals is not None or sig is not None:
-            raise TypeError(f"{name!r} is text ({value!r}); decimals= and sig= apply to numbers")
-        text = value
-    else:
-        text = fmt(value, decimals=decimals, sig=sig, na=na)
+    if isinstance(value, str) and (decimals is not None or sig is not None):
+        raise TypeError(f"{name!r} is text ({value!r}); decimals= and sig= apply to numbers")
+    text = value if isinstance(value, str) else fmt(value, decimals=decimals, sig=sig, na=na)
     myst_glue(name, text, display=False)
     return text
 
@@ -113,10 +110,8 @@ def _scalar(value):
         return None
     if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"not a number: {value!r}; glue words (a truth value too) as text")
-    if isinstance(value, numbers.Integral):  # numpy integers too
-        return int(value)
-    if isinstance(value, numbers.Real):  # numpy floats too
-        return float(value)
+    if isinstance(value, numbers.Real):  # numpy numbers too
+        return int(value) if isinstance(value, numbers.Integral) else float(value)
     if hasattr(value, "item") and hasattr(value, "shape"):  # arrays, tensors (any device), numpy bools
         if math.prod(value.shape) != 1:
             raise TypeError(f"one number expected, got an array of shape {tuple(value.shape)}")

@@ -40,9 +40,8 @@ def read(root: str | Path, notebook: str, params: Mapping[str, Any]) -> tuple[di
     or ``{}`` and the reason they cannot be used (no file, unreadable, recorded under other parameters)."""
     path = Path(root) / notebook / FILE
     if not path.is_file():
-        profile = params.get("profile", "smoke")
         return {}, (f"{notebook}/{FILE} is not in the results folder this page reads (`cwl reproduce --profile "
-                    f"{profile} --only {notebook}` writes it)")
+                    f"{params.get('profile', 'smoke')} --only {notebook}` writes it)")
     try:
         body = json.loads(path.read_text())
         measures, recorded = dict(body["measures"]), dict(body["parameters"])
