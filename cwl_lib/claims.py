@@ -1,13 +1,7 @@
-"""The claims ledger: every claim of the paper an experiment can test, and its verdict on one run.
-
-:data:`CLAIMS` lists them in paper order; :func:`evaluate` tests one on a run's records (:class:`Inputs`, any
-field may be missing: the claims needing it read "not tested here"), :func:`ledger` tests them all, one row of
-text per claim. The verdict rule is :func:`cwl_lib.effects.verdict` (:data:`cwl_lib.effects.VERDICT_RULE`).
-
-Each claim is tested through an *effect* (CWL minus its baseline, a slope, an accuracy loss, a rank
-correlation), never raw accuracies across experiments. Beside ours stands the paper's own effect from its tables
-(:mod:`cwl_lib.paper`), on the cells we ran when ours is the same experiment, on all of its cells otherwise (a
-*stand-in*: compared in direction only, so "paper effect in our CI" is filled only for the same experiment).
+"""The claims ledger: every claim of the paper an experiment can test (:data:`CLAIMS`, paper order), judged on one
+run's records by :func:`evaluate` through an *effect* (CWL minus its baseline, a slope, a rank correlation), never raw
+accuracies across experiments. Beside ours stands the paper's effect from its tables, on the cells we ran when ours is
+the same experiment; a *stand-in* is compared in direction only. The verdict rule is :func:`cwl_lib.effects.verdict`.
 """
 from __future__ import annotations
 
@@ -98,17 +92,8 @@ class Evaluation:
 
 @dataclass(frozen=True, eq=False)
 class Inputs:
-    """What a run recorded that the claims read.
-
-    ``classification``: one row per run of 03 (:data:`CLASSIFICATION_COLUMNS`, accuracy in [0, 1]);
-    ``retrieval``: one row per run of 04 (:data:`RETRIEVAL_COLUMNS`, mAP in points, as
-    :func:`cwl_lib.studies.retrieval.frame` gives them); ``pruning``: Table IV of 05 (``tau``, None or "-" for
-    the unpruned row, ``acc``, ``ft<N>`` per finetuning length, ``params``), ``pruning_layers``: its per-layer
-    frame (:data:`LAYER_COLUMNS`), as :mod:`cwl_lib.studies.pruning` gives them; ``measures``: the scalars 01 and
-    02 write to ``measures.json``; ``missing``: notebook -> why its measures are absent; ``setting``: ``profile``,
-    ``section3`` (``arch``, ``fig1_dataset``), ``pruning`` (``dataset, arch, shots, n_test, classes,
-    figure_arch, figure_tau``).
-    """
+    """What a run recorded, as the studies give it (any field missing: the claims needing it are not tested):
+    runs of 03 and 04, Table IV of 05 and its per-layer frame, the measures of 01-02 and the run's setting."""
 
     classification: pd.DataFrame | None = None
     retrieval: pd.DataFrame | None = None
@@ -318,8 +303,7 @@ class _Untested(Exception):
 
 
 def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=None, gates=()) -> Evaluation:
-    """The verdict of the rule on ``effect``; "not testable by this run" when a gate failed (its measured
-    reasons), also when the failed gates left no effect to measure (``effect`` None)."""
+    """The rule's verdict on ``effect``, or "not testable by this run" (the reasons) when a gate failed."""
     verdict = E.verdict(effect, claim.side, claim.bound, claim.margin)
     failed = G.failed(gates)
     if failed and (effect is None or verdict != E.NOT_TESTED):
@@ -411,9 +395,8 @@ def _paper_grid(claim: Claim, cells: dict) -> PaperEffect:
 
 
 def _paired(claim: Claim, inputs: Inputs, cells: dict, paper_of) -> tuple[pd.DataFrame, bool, dict]:
-    """One row per (arch, dataset, shots, repeat) both strategies of the pair ran: ``diff`` = b - a, each best
-    over learning rates; only the paper's ``cells`` when we ran any (then the same experiment); the paper's
-    cells we ran (all of them for a stand-in). Not tested (``paper_of(claim, cells)`` beside) without them."""
+    """The pair's differences b - a per (cell, repeat), best over rates; only the paper's ``cells`` if we ran any
+    (then the same experiment, and the paper's cells we ran come back)."""
     (a, b), frame, wanted = claim.options["pair"], inputs.classification, claim.options.get("datasets")
 
     def untested(why: str) -> _Untested:
@@ -449,8 +432,7 @@ def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
 
 def _over_cells(claim: Claim, inputs: Inputs, d: pd.DataFrame, cells: list[str], paper_effect: PaperEffect,
                 same: bool, setting: str, empty: str) -> Evaluation:
-    """Paired differences ``d`` judged by a paired t over repeats of their mean over ``cells`` (repeats that ran
-    every cell; ``empty`` says why when none did); ``setting`` is ours before its count of cells."""
+    """A paired t over the repeats that ran every cell of the mean of ``d``'s differences over ``cells``."""
     wide = d.pivot_table(index="repeat", columns=cells, values="diff").dropna()
     our_setting = f"{setting}{SEP}{_count(wide.shape[1], 'cells')}"
     if wide.empty:
@@ -619,8 +601,8 @@ def _half_params(unpruned: float, rows: pd.DataFrame, ft: str):
 
 
 def _recovery_row(unpruned: float, rows: pd.DataFrame, trained: str | None = None, floor: float | None = None):
-    """The largest tau whose pruning costs at least 5 points (and, given ``trained`` and ``floor``, whose network
-    after that finetuning is above ``floor``), the fraction FT@1 recovers there, and the taus skipped for it."""
+    """The largest tau costing at least 5 points (and above ``floor`` after ``trained``), the share FT@1 recovers
+    there, and the taus skipped."""
     hit = rows[(unpruned - rows["acc"] >= RECOVERY_LOSS) & rows["ft1"].notna()] if "ft1" in rows else rows.iloc[:0]
     skipped = []
     if trained is not None and floor is not None:
@@ -640,9 +622,8 @@ def iv_setting(s: Mapping, *extra: str) -> str:
 
 def _table_iv(claim: Claim, inputs: Inputs, paper_effect: PaperEffect, ft: Callable[[list], int | None],
               paper_ft: int) -> tuple:
-    """Our Table IV (the unpruned row, the pruned rows, the finetuning lengths); SAME when it is the paper's
-    (backbone, dataset, images per class, FT@``paper_ft`` = ``ft(lengths)``), else STAND_IN; our setting in words;
-    the setting; the test images, classes and the chance bound they give (None without them)."""
+    """Our Table IV (unpruned row, pruned rows, finetuning lengths), SAME or STAND_IN, our setting, and the test
+    images, classes and chance bound (None without them)."""
     if inputs.pruning is None or inputs.pruning.empty:
         raise _Untested("05_pruning recorded no Table IV rows", paper_effect)
     first, rows, lengths = _unpruned_row(inputs.pruning)
@@ -655,9 +636,8 @@ def _table_iv(claim: Claim, inputs: Inputs, paper_effect: PaperEffect, ft: Calla
 
 def _pruning_gates(window, where: str, unpruned: float, row, rows: pd.DataFrame, ft: str, which: str,
                    chance: tuple) -> tuple[G.Gate, ...]:
-    """A claim read at one row of Table IV after the finetuning ``ft``: that row keeps a share of the parameters
-    in ``window``, the unpruned network and that row after ``ft`` are above chance, and (where there is a row
-    and a chance bound; the other gates already fail without them) no threshold keeping more is at chance."""
+    """The row read keeps a share in ``window``; it and the unpruned network are above chance; none keeping more
+    is at chance."""
     n, classes, floor = chance
     return (G.operating_point(None if row is None else float(row["params"]), *window,
                               f"the share of parameters kept at {where}"),
@@ -773,11 +753,9 @@ def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
 
 
 # --------------------------------------------------------------------------- the ledger
-EVALUATORS: dict[str, Callable[[Claim, Inputs], Evaluation]] = {
-    "measure": _measure, "classification": _classification, "shots_slope": _shots_slope,
-    "arch_contrast": _arch_contrast, "retrieval": _retrieval, "pruning_cost": _pruning_cost,
-    "pruning_recovery": _pruning_recovery, "layer_depth": _layer_depth,
-}
+EVALUATORS: dict[str, Callable[[Claim, Inputs], Evaluation]] = {f.__name__[1:]: f for f in (
+    _measure, _classification, _shots_slope, _arch_contrast, _retrieval, _pruning_cost, _pruning_recovery,
+    _layer_depth)}
 
 
 def evaluate(claim: Claim, inputs: Inputs) -> Evaluation:
@@ -796,18 +774,17 @@ def _in_ci(ev: Evaluation) -> str:
 
 
 def row(ev: Evaluation) -> dict[str, str]:
-    """One ledger row, every value a string; ``detectable effect``: the smallest distance from the bound a true
-    effect needs for this run to detect it (80% power, two-sided 5%), empty without a spread."""
+    """One ledger row, every value a string; ``detectable effect``: at 80% power, two-sided 5%."""
     c, e = ev.claim, ev.ours
+    mde = "" if e is None or e.mde is None or not math.isfinite(e.mde) else fmt(e.mde, **c.precision)
     return {
         "id": c.id, "section": c.section, "type": c.type, "claim": c.text,
         "paper evidence": "; ".join(c.paper_evidence), "test": c.test, "source": c.source, "effect": c.effect,
         "paper effect": _paper_text(ev.paper, c), "our effect": _effect_text(e, c),
         "p-value": fmt(e.p if e else None, decimals=3, below=0.001, na="-"),
-        "detectable effect": "" if e is None or e.mde is None or not math.isfinite(e.mde) else fmt(e.mde, **c.precision),
-        "verdict": ev.verdict, "reason": ev.reason, "gates": G.summary(ev.gates), "match": ev.match,
-        "our setting": ev.our_setting, "paper setting": ev.paper.setting, "paper effect in our CI": _in_ci(ev),
-        "note": ev.note,
+        "detectable effect": mde, "verdict": ev.verdict, "reason": ev.reason, "gates": G.summary(ev.gates),
+        "match": ev.match, "our setting": ev.our_setting, "paper setting": ev.paper.setting,
+        "paper effect in our CI": _in_ci(ev), "note": ev.note,
     }
 
 
