@@ -47,11 +47,10 @@ class Gate:
         return fmt(v, decimals=self.decimals)
 
     def limits(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"{self._value(self.low)} to {self._value(self.high)}"
-        if self.low is None and self.high is None:
-            return "-"
-        return f">= {self._value(self.low)}" if self.low is not None else f"<= {self._value(self.high)}"
+        low, high = (None if v is None else self._value(v) for v in (self.low, self.high))
+        if low is not None and high is not None:
+            return f"{low} to {high}"
+        return f">= {low}" if low is not None else f"<= {high}" if high is not None else "-"
 
     def text(self) -> str:
         """The ledger's gates column: name, measured value, limits, pass or fail."""
