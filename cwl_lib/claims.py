@@ -258,7 +258,7 @@ def _effect_text(e: E.Effect | None, claim: Claim) -> str:
         return f"{fmt(e.estimate, **d)} (exact)"
     if e is None or math.isnan(e.estimate):
         return "-"
-    text = f"{fmt(e.estimate, **d, sign=True)}"
+    text = fmt(e.estimate, **d, sign=True)
     if not e.has_interval:
         return f"{text}, n = {_count(e.n, e.unit)} (no interval)"
     return f"{text} [{fmt(e.low, **d)}, {fmt(e.high, **d)}], n = {_count(e.n, e.unit)}"
@@ -319,15 +319,14 @@ def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
         raise ValueError(f"the {what} frame lacks the columns {missing}; it needs {list(columns)}")
 
 
-def _summary(claim: Claim, items: dict, setting: str, label: Callable[[Any, float], str],
-             note: str = "") -> PaperEffect:
+def _summary(claim: Claim, items: dict, setting: str, label: Callable[[Any, float], str]) -> PaperEffect:
     """The paper's effect over ``items`` (cell -> difference): their mean, and which lie on the claimed side."""
     if not items:
-        return PaperEffect(None, setting, note=note or "no cell of the paper's tables")
+        return PaperEffect(None, setting, note="no cell of the paper's tables")
     values = np.array(list(items.values()), dtype=float)
     agree = [claim.side * (v - claim.bound) > 0 for v in values]
     exceptions = tuple(label(k, v) for (k, v), ok in zip(items.items(), agree) if not ok)
-    return PaperEffect(float(values.mean()), setting, len(values), int(sum(agree)), exceptions, note)
+    return PaperEffect(float(values.mean()), setting, len(values), int(sum(agree)), exceptions)
 
 
 def _restrict(d: pd.DataFrame, paper_cells, keys) -> tuple[pd.DataFrame, bool]:
