@@ -1,57 +1,7 @@
-"""The claims ledger: every claim of the paper an experiment can test, and its verdict on one run.
-
-:data:`CLAIMS` lists them once, in paper order (ids C1, C2, ...). :func:`evaluate` tests one claim on the
-records of a run, :func:`ledger` tests them all and returns one row of text per claim. The verdict rule
-is :func:`cwl_lib.effects.verdict`, stated in words by :data:`cwl_lib.effects.VERDICT_RULE`.
-
-**Effects, never raw accuracies across experiments.** Each claim is tested through an *effect*: CWL
-minus its baseline, finetune minus freeze, a slope, an accuracy loss, a rank correlation. Beside ours
-stands the paper's own effect, computed from its tables (:mod:`cwl_lib.paper`) on the cells we ran when
-ours is the same experiment, on all of its cells otherwise. Where our dataset or backbone is not the
-paper's, the row is marked *stand-in*, and the two effects are compared in direction only: the column
-"paper effect in our CI" is filled only for the same experiment. No raw "ours - paper" number appears here
-(the comparison page has those, for the same experiment).
-
-**Inputs** (:class:`Inputs`; every field may be missing, and the claims needing it read "not tested here"):
-
-* ``classification``: one row per run of ``03_classification``, columns ``dataset, arch, strategy, shots,
-  lr, repeat, accuracy`` (accuracy in [0, 1]). Per repeat the best accuracy over learning rates is kept
-  (:func:`cwl_lib.tables.best_over_lr`), then strategies are paired by (dataset, arch, shots, repeat).
-* ``retrieval``: one row per run of ``04_retrieval``, columns ``dataset, arch, strategy, lr, repeat, easy,
-  medium, hard, mean`` (mAP in percent, ``lr`` NaN for freeze), as :func:`cwl_lib.studies.retrieval.frame`
-  gives them. Each strategy's learning rate is the one of :func:`cwl_lib.studies.retrieval.best_lr_table`
-  (best ``mean`` averaged over repeats); its repeats at that rate are paired by (dataset, arch, repeat).
-* ``pruning``: Table IV of ``05_pruning`` (the paper's method, no L1), one row per threshold, columns
-  ``tau`` (None, NaN or "-" for the unpruned row), ``acc``, ``ft<N>`` per finetuning length N (``ft1`` ...),
-  ``params``, ``features``; :func:`cwl_lib.studies.pruning.table` gives it.
-* ``pruning_layers``: the per-layer frame of that study (:func:`cwl_lib.studies.pruning.layers`), columns ``layer, kind,
-  channels_kept, tau``, in network order, for the architecture ``setting["pruning"]["figure_arch"]``.
-* ``measures``: scalars of Sections III-IV measured by 01 and 02 (absent keys: "not tested here"):
-  ``theorem1_gap`` (01: largest relative gap of Theorem 1, float64, random and real matrices),
-  ``rank_k_gap`` (01: largest |rank-k error - singular value tail| / ||A||),
-  ``eq3_error`` (02: largest relative difference of im2col x filters against ``F.conv2d``, float32),
-  ``svd_tail_gap`` (02: largest |rebuild error - tail| with SVD filters),
-  ``eq5_eq3_orthogonal`` (02: largest ||Eq. 5 - Eq. 3|| / ||Eq. 3|| with SVD filters),
-  ``deeper_eq5_eq3_sines`` (02: list, sine between Eq. 5 and Eq. 3 maps of each dense layer after the first
-  of the pretrained backbone), ``fig1_first_distance`` and ``fig1_deeper_distances`` (02: distance from
-  orthogonality of the small MNIST CNN's first layer, and list of its next layers'),
-  ``cwl_identity_error`` (02: largest relative difference between a backbone with CWLs at sigma = 1 and
-  the backbone, on real images). 01 and 02 write them to ``measures.json`` (:mod:`cwl_lib.measures`).
-* ``missing``: notebook -> why its measures are absent (no file, recorded under other parameters); the
-  claims reading that notebook's measures give this reason when "not tested here".
-* ``setting``: what the run was, beyond what the frames hold: ``profile``; ``section3``: ``arch`` (the
-  backbone of 01-02) and ``fig1_dataset``; ``pruning``: ``dataset``, ``arch``, ``shots``, ``n_test`` (test
-  images behind each accuracy), ``figure_arch``, ``figure_tau``.
-
-**The ledger** (:func:`ledger`, columns :data:`LEDGER_COLUMNS`, every value a string): the claim, its
-evidence and test; ``effect`` names what is measured; ``paper effect`` is the paper's value with how many
-of its cells lie on the claimed side and which do not; ``our effect`` is the estimate, its 95% interval and
-n; ``p-value`` is two-sided against the claim's bound (0 for "beats"); ``detectable effect`` the smallest
-distance from the bound a true effect needs for this run to detect it (80% power, two-sided 5%); ``verdict``
-and ``reason`` follow :data:`cwl_lib.effects.VERDICT_RULE` (an inconclusive reason states the smallest detectable effect);
-``match`` says whether ours is the same experiment as the paper's, a stand-in, an identity any input tests,
-or a general claim; ``our setting`` and ``paper setting`` name both; ``note`` adds counts (cells ahead, the
-threshold chosen). :attr:`Evaluation.detail` holds the per-cell effects behind ours.
+"""The claims ledger: every claim of the paper an experiment can test (:data:`CLAIMS`, paper order), judged on one
+run's records by :func:`evaluate` through an *effect* (CWL minus its baseline, a slope, a rank correlation), never raw
+accuracies across experiments. Beside ours stands the paper's effect from its tables, on the cells we ran when ours is
+the same experiment; a *stand-in* is compared in direction only. The verdict rule is :func:`cwl_lib.effects.verdict`.
 """
 from __future__ import annotations
 
@@ -78,6 +28,7 @@ FIG3_TAU = 0.8  # Section V-C: Fig. 3 uses tau = 0.8, VGG-16 and ResNet-50 on Kv
 CLASSIFICATION_COLUMNS = ("dataset", "arch", "strategy", "shots", "lr", "repeat", "accuracy")
 RETRIEVAL_COLUMNS = ("dataset", "arch", "strategy", "lr", "repeat", "easy", "medium", "hard", "mean")
 LAYER_COLUMNS = ("layer", "kind", "channels_kept", "tau")
+CELLS = ["arch", "dataset", "shots"]
 IDENTITY_TYPE, EMPIRICAL_TYPE = "identity", "empirical"
 LEDGER_COLUMNS = ("id", "section", "type", "claim", "paper evidence", "test", "source", "effect", "paper effect",
                   "our effect", "p-value", "detectable effect", "verdict", "reason", "gates", "match", "our setting",
@@ -86,12 +37,8 @@ LEDGER_COLUMNS = ("id", "section", "type", "claim", "paper evidence", "test", "s
 
 @dataclass(frozen=True)
 class Claim:
-    """One testable claim: the paper's words in ours, its evidence, and how its effect is judged.
-
-    The claim is "``effect`` lies on ``side`` (+1 above, -1 below) of ``bound``"; ``margin`` is the smallest
-    effect of interest beyond the bound (see :func:`cwl_lib.effects.verdict`). ``kind`` names the evaluator,
-    ``options`` its arguments; ``decimals`` how effects print (None: two significant digits).
-    """
+    """A claim: "``effect`` lies on ``side`` (+1 above, -1 below) of ``bound``", ``margin`` the smallest effect of
+    interest beyond it; ``kind`` names the evaluator, ``options`` its arguments; ``decimals`` None: 2 digits."""
 
     id: str
     section: str
@@ -109,12 +56,10 @@ class Claim:
 
     @property
     def type(self) -> str:
-        """``identity`` for a numerical identity any input tests (Sections III-IV), else ``empirical``."""
         return IDENTITY_TYPE if self.options.get("match") == IDENTITY else EMPIRICAL_TYPE
 
     @property
     def precision(self) -> dict:
-        """How its effects print, as :func:`cwl_lib.display.fmt` takes it."""
         return {"decimals": self.decimals} if self.decimals is not None else {"sig": 2}
 
 
@@ -147,7 +92,8 @@ class Evaluation:
 
 @dataclass(frozen=True, eq=False)
 class Inputs:
-    """Everything a run recorded that the claims read; see the module docstring for each shape."""
+    """What a run recorded, as the studies give it (any field missing: the claims needing it are not tested):
+    runs of 03 and 04, Table IV of 05 and its per-layer frame, the measures of 01-02 and the run's setting."""
 
     classification: pd.DataFrame | None = None
     retrieval: pd.DataFrame | None = None
@@ -160,7 +106,7 @@ class Inputs:
 
 def _identity(id_, section, text, evidence, test, source, key, tolerance, effect):
     return Claim(id_, section, text, (evidence,), test, source, "measure", effect, side=-1, bound=tolerance,
-                 decimals=None, options={"keys": (key,), "reduce": "value", "match": IDENTITY})
+                 decimals=None, options={"keys": (key,), "reduce": float, "match": IDENTITY})
 
 
 _ACC = "accuracy, best over learning rates per repeat"
@@ -199,15 +145,16 @@ CLAIMS: tuple[Claim, ...] = (
           "angle between Eq. 5 and Eq. 3 feature maps on real activations (unit-norm filters, stride = kernel); "
           "supported when below 0.1, i.e. maps agreeing to within a tenth of their norm.",
           "02_convolution_svd", "measure", "median sine, Eq. 5 vs Eq. 3 maps, layers after the first", side=-1,
-          bound=0.1, options={"keys": ("deeper_eq5_eq3_sines",), "reduce": "median", "match": GENERAL}),
+          bound=0.1, options={"keys": ("deeper_eq5_eq3_sines",), "match": GENERAL,
+                               "reduce": lambda v: float(np.median(np.asarray(v, dtype=float)))}),
     Claim("C7", "III-C", "The first convolution layer is the farthest from orthogonal (the most redundant filter "
           "bank): its filter covariance is the farthest from the identity.",
           ("Fig. 1: filter covariance of the first four layers of a CNN on MNIST (images; no number)",),
           "Distance from orthogonality (root-mean-square cosine between distinct filters) of the first layer "
           "of a small CNN trained on MNIST minus the largest distance among its next layers; supported when "
           "above 0.", "02_convolution_svd", "measure", "first-layer distance minus the largest deeper one",
-          side=1, options={"keys": ("fig1_first_distance", "fig1_deeper_distances"), "reduce": "first_minus_max",
-                           "match": "fig1"}),
+          side=1, options={"keys": ("fig1_first_distance", "fig1_deeper_distances"), "match": "fig1",
+                           "reduce": lambda first, deeper: float(first) - float(np.max(np.asarray(deeper, float)))}),
     _identity("C8", "IV-A", "A Convolution Weighting Layer with every sigma at 1 is the standard convolution "
               "(Sigma = Id in Eq. 6): inserting CWLs leaves a pretrained network unchanged.", "Eq. 6 (no number)",
               "Largest relative difference between the outputs of a pretrained backbone with CWLs inserted "
@@ -306,16 +253,15 @@ def _names(values) -> str:
 
 
 def _effect_text(e: E.Effect | None, claim: Claim) -> str:
-    if e is None:
-        return "-"
     d = claim.precision
-    if e.method == "exact":
+    if e is not None and e.method == "exact":
         return f"{fmt(e.estimate, **d)} (exact)"
-    if math.isnan(e.estimate):
+    if e is None or math.isnan(e.estimate):
         return "-"
+    text = fmt(e.estimate, **d, sign=True)
     if not e.has_interval:
-        return f"{fmt(e.estimate, **d, sign=True)}, n = {_count(e.n, e.unit)} (no interval)"
-    return f"{fmt(e.estimate, **d, sign=True)} [{fmt(e.low, **d)}, {fmt(e.high, **d)}], n = {_count(e.n, e.unit)}"
+        return f"{text}, n = {_count(e.n, e.unit)} (no interval)"
+    return f"{text} [{fmt(e.low, **d)}, {fmt(e.high, **d)}], n = {_count(e.n, e.unit)}"
 
 
 def _paper_text(p: PaperEffect, claim: Claim) -> str:
@@ -352,9 +298,12 @@ def _reason(verdict: str, e: E.Effect, claim: Claim) -> str:
 
 
 # --------------------------------------------------------------------------- building evaluations
+class _Untested(Exception):
+    """An evaluator's early exit: the claim is not tested here; ``args``: reason, paper effect, our setting."""
+
+
 def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=None, gates=()) -> Evaluation:
-    """The verdict of the rule on ``effect``; "not testable by this run" when a gate failed (its measured
-    reasons), also when the failed gates left no effect to measure (``effect`` None)."""
+    """The rule's verdict on ``effect``, or "not testable by this run" (the reasons) when a gate failed."""
     verdict = E.verdict(effect, claim.side, claim.bound, claim.margin)
     failed = G.failed(gates)
     if failed and (effect is None or verdict != E.NOT_TESTED):
@@ -364,105 +313,26 @@ def _judged(claim, effect, paper_effect, match, our_setting, note="", detail=Non
     return Evaluation(claim, verdict, reason, effect, paper_effect, match, our_setting, note, detail, tuple(gates))
 
 
-def _not_tested(claim, reason, paper_effect, our_setting="-") -> Evaluation:
-    return Evaluation(claim, E.NOT_TESTED, reason, None, paper_effect, "", our_setting)
-
-
 def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"the {what} frame lacks the columns {missing}; it needs {list(columns)}")
 
 
-def _summary(claim: Claim, items: dict, setting: str, label: Callable[[Any, float], str],
-             note: str = "") -> PaperEffect:
+def _summary(claim: Claim, items: dict, setting: str, label: Callable[[Any, float], str]) -> PaperEffect:
     """The paper's effect over ``items`` (cell -> difference): their mean, and which lie on the claimed side."""
     if not items:
-        return PaperEffect(None, setting, note=note or "no cell of the paper's tables")
+        return PaperEffect(None, setting, note="no cell of the paper's tables")
     values = np.array(list(items.values()), dtype=float)
     agree = [claim.side * (v - claim.bound) > 0 for v in values]
     exceptions = tuple(label(k, v) for (k, v), ok in zip(items.items(), agree) if not ok)
-    return PaperEffect(float(values.mean()), setting, len(values), int(sum(agree)), exceptions, note)
-
-
-# --------------------------------------------------------------------------- Sections III-IV: measures
-def _reduce(kind: str, values: list) -> float:
-    if kind == "value":
-        return float(values[0])
-    if kind == "median":
-        return float(np.median(np.asarray(values[0], dtype=float)))
-    if kind == "first_minus_max":
-        return float(values[0]) - float(np.max(np.asarray(values[1], dtype=float)))
-    raise ValueError(f"unknown reduction {kind!r}")
-
-
-def _measure(claim: Claim, inputs: Inputs) -> Evaluation:
-    o, s3 = claim.options, dict(inputs.setting.get("section3", {}))
-    paper_effect = PaperEffect(None, "-", note="no number printed")
-    missing = [k for k in o["keys"] if k not in inputs.measures or inputs.measures[k] is None]
-    if missing:
-        why = inputs.missing.get(claim.source)
-        return _not_tested(claim, f"{claim.source} recorded no {', '.join(missing)}" + (f": {why}" if why else ""),
-                           paper_effect)
-    values = [inputs.measures[k] for k in o["keys"]]
-    if any(isinstance(v, (list, tuple, np.ndarray)) and len(v) == 0 for v in values):
-        return _not_tested(claim, f"{claim.source} measured no layer for {', '.join(o['keys'])}", paper_effect)
-    if o["match"] == "fig1":  # the paper's Fig. 1: a CNN it does not describe further, trained on MNIST
-        dataset = s3.get("fig1_dataset")
-        match = SAME if dataset == "mnist" else STAND_IN if dataset else ""
-        our_setting = f"small CNN{SEP}{dataset or '-'}"
-        paper_effect = PaperEffect(None, f"a CNN{SEP}mnist", note="Fig. 1: images, no number")
-    else:
-        match, our_setting = o["match"], f"{claim.source}{SEP}{s3.get('arch', '-')}"
-    return _judged(claim, E.exact_effect(_reduce(o["reduce"], values)), paper_effect, match, our_setting)
-
-
-# --------------------------------------------------------------------------- Section V-A: classification
-def _paper_cells(claim: Claim, a: str, b: str, arch: str | None = None) -> dict:
-    """(arch, dataset, shots) -> the paper's mean of ``b`` minus that of ``a``, from Table I or II."""
-    table = paper.TABLE_I if claim.options["table"] == "I" else paper.TABLE_II
-    datasets = claim.options.get("datasets")
-    out = {}
-    for (ar, ds, strategy), row in table.items():
-        if strategy != b or (datasets and ds not in datasets) or (arch and ar != arch):
-            continue
-        for shots in row:
-            pa, pb = paper.classification(ar, ds, a, shots), paper.classification(ar, ds, b, shots)
-            if pa and pb:
-                out[(ar, ds, shots)] = round(pb[0] - pa[0], 10)  # table cells have 3 decimals
-    return out
-
-
-def _cell_label(cell, value) -> str:
-    arch, dataset, shots = cell
-    return f"{arch} {dataset} {shots}-shot {fmt(value, decimals=3, sign=True)}"
-
-
-def _grid_text(cells) -> str:
-    cells = list(cells)
-    return (f"{_names(c[0] for c in cells)}{SEP}{_names(c[1] for c in cells)}{SEP}shots "
-            f"{', '.join(str(s) for s in sorted({c[2] for c in cells}))}")
-
-
-def _paired_cells(frame: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    """One row per (arch, dataset, shots, repeat) both strategies ran: ``diff`` = b - a, best over LR each."""
-    best = tables.best_over_lr(frame[frame["strategy"].isin([a, b])])
-    wide = best.pivot_table(index=["arch", "dataset", "shots", "repeat"], columns="strategy", values="accuracy")
-    wide = wide.dropna(subset=[a, b])
-    return (wide[b] - wide[a]).rename("diff").reset_index()
+    return PaperEffect(float(values.mean()), setting, len(values), int(sum(agree)), exceptions)
 
 
 def _restrict(d: pd.DataFrame, paper_cells, keys) -> tuple[pd.DataFrame, bool]:
     """Our cells that are the paper's when there are any (the same experiment), else all ours (a stand-in)."""
-    ours = pd.Series(list(zip(*(d[k] for k in keys))), index=d.index)
-    inside = ours.isin(list(paper_cells))
+    inside = pd.Series(list(zip(*(d[k] for k in keys))), index=d.index).isin(list(paper_cells))
     return (d[inside], True) if inside.any() else (d, False)
-
-
-def _per_repeat(d: pd.DataFrame, cells: list[str], value: str = "diff") -> tuple[pd.Series, int]:
-    """Per repeat, the mean of ``value`` over the cells; only repeats that ran every cell are kept."""
-    wide = d.pivot_table(index="repeat", columns=cells, values=value).dropna()
-    return wide.mean(axis=1), wide.shape[1]
 
 
 def _cell_detail(d: pd.DataFrame, cells: list[str], claim: Claim) -> tuple[pd.DataFrame, str]:
@@ -476,66 +346,105 @@ def _cell_detail(d: pd.DataFrame, cells: list[str], claim: Claim) -> tuple[pd.Da
     return detail, f"{ahead} of {len(detail)} of our cells on the claimed side on average"
 
 
-def _classification_start(claim: Claim, inputs: Inputs, paper_cells: dict):
-    """Our paired differences for the claim's pair (only the paper's cells when we ran any: then the same
-    experiment), whether they are the same experiment, and the paper's cells we ran (all of them for a
-    stand-in), and "" or the reason the differences cannot be had (then None, False, all the paper's cells)."""
-    a, b = claim.options["pair"]
-    frame = inputs.classification
-    if frame is None or frame.empty:
-        return None, False, paper_cells, "03_classification recorded no runs"
-    _check_columns(frame, CLASSIFICATION_COLUMNS, "classification")
-    ran = set(frame["strategy"])
-    missing = [s for s in (a, b) if s not in ran]
+# --------------------------------------------------------------------------- Sections III-IV: measures
+def _measure(claim: Claim, inputs: Inputs) -> Evaluation:
+    o, s3 = claim.options, dict(inputs.setting.get("section3", {}))
+    paper_effect = PaperEffect(None, "-", note="no number printed")
+    missing = [k for k in o["keys"] if inputs.measures.get(k) is None]
     if missing:
-        return None, False, paper_cells, f"this run has no {' or '.join(missing)} runs (it ran {_names(ran)})"
-    d = _paired_cells(frame, a, b)
-    wanted = claim.options.get("datasets")
+        why = inputs.missing.get(claim.source)
+        raise _Untested(f"{claim.source} recorded no {', '.join(missing)}" + (f": {why}" if why else ""), paper_effect)
+    values = [inputs.measures[k] for k in o["keys"]]
+    if any(isinstance(v, (list, tuple, np.ndarray)) and len(v) == 0 for v in values):
+        raise _Untested(f"{claim.source} measured no layer for {', '.join(o['keys'])}", paper_effect)
+    if o["match"] == "fig1":  # the paper's Fig. 1: a CNN it does not describe further, trained on MNIST
+        dataset = s3.get("fig1_dataset")
+        match = SAME if dataset == "mnist" else STAND_IN if dataset else ""
+        our_setting = f"small CNN{SEP}{dataset or '-'}"
+        paper_effect = PaperEffect(None, f"a CNN{SEP}mnist", note="Fig. 1: images, no number")
+    else:
+        match, our_setting = o["match"], f"{claim.source}{SEP}{s3.get('arch', '-')}"
+    return _judged(claim, E.exact_effect(o["reduce"](*values)), paper_effect, match, our_setting)
+
+
+# --------------------------------------------------------------------------- Section V-A: classification
+def _paper_cells(claim: Claim) -> dict:
+    """(arch, dataset, shots) -> the paper's mean of the pair's second strategy minus its first, Table I or II."""
+    (a, b), datasets = claim.options["pair"], claim.options.get("datasets")
+    out = {}
+    for (arch, ds, strategy), row in (paper.TABLE_I if claim.options["table"] == "I" else paper.TABLE_II).items():
+        if strategy != b or (datasets and ds not in datasets):
+            continue
+        for shots in row:
+            pa, pb = paper.classification(arch, ds, a, shots), paper.classification(arch, ds, b, shots)
+            if pa and pb:
+                out[(arch, ds, shots)] = round(pb[0] - pa[0], 10)  # table cells have 3 decimals
+    return out
+
+
+def _grid_text(cells) -> str:
+    cells = list(cells)
+    return (f"{_names(c[0] for c in cells)}{SEP}{_names(c[1] for c in cells)}{SEP}shots "
+            f"{', '.join(str(s) for s in sorted({c[2] for c in cells}))}")
+
+
+def _paper_grid(claim: Claim, cells: dict) -> PaperEffect:
+    return _summary(claim, cells, _grid_text(cells),
+                    lambda c, v: f"{c[0]} {c[1]} {c[2]}-shot {fmt(v, decimals=3, sign=True)}")
+
+
+def _paired(claim: Claim, inputs: Inputs, cells: dict, paper_of) -> tuple[pd.DataFrame, bool, dict]:
+    """The pair's differences b - a per (cell, repeat), best over rates; only the paper's ``cells`` if we ran any
+    (then the same experiment, and the paper's cells we ran come back)."""
+    (a, b), frame, wanted = claim.options["pair"], inputs.classification, claim.options.get("datasets")
+
+    def untested(why: str) -> _Untested:
+        return _Untested(why, paper_of(claim, cells))
+    if frame is None or frame.empty:
+        raise untested("03_classification recorded no runs")
+    _check_columns(frame, CLASSIFICATION_COLUMNS, "classification")
+    missing = [s for s in (a, b) if s not in set(frame["strategy"])]
+    if missing:
+        raise untested(f"this run has no {' or '.join(missing)} runs (it ran {_names(frame['strategy'])})")
+    best = tables.best_over_lr(frame[frame["strategy"].isin([a, b])])
+    wide = best.pivot_table(index=[*CELLS, "repeat"], columns="strategy", values="accuracy").dropna(subset=[a, b])
+    d = (wide[b] - wide[a]).rename("diff").reset_index()
     if wanted:
-        have = set(d["dataset"])
-        d = d[d["dataset"].isin(wanted)]
+        d, have = d[d["dataset"].isin(wanted)], set(d["dataset"])
         if d.empty:
-            return None, False, paper_cells, (f"needs runs on {' or '.join(wanted)} (this run: {_names(have)}); "
-                          "the paper profile runs them")
+            raise untested(f"needs runs on {' or '.join(wanted)} (this run: {_names(have)}); the paper profile "
+                           "runs them")
     if d.empty:
-        return None, False, paper_cells, f"no repeat ran both {a} and {b}"
-    d, same = _restrict(d, paper_cells, ["arch", "dataset", "shots"])
-    ran = set(zip(d["arch"], d["dataset"], d["shots"]))
-    return d, same, {k: v for k, v in paper_cells.items() if k in ran} if same else paper_cells, ""
+        raise untested(f"no repeat ran both {a} and {b}")
+    d, same = _restrict(d, cells, CELLS)
+    ran = set(zip(*(d[k] for k in CELLS)))
+    return d, same, {k: v for k, v in cells.items() if k in ran} if same else cells
 
 
 def _pair_gates(claim: Claim, inputs: Inputs) -> tuple[G.Gate, ...]:
-    """The gates of a claim comparing two strategies of 03: CWL acted (when one trains CWLs), training
-    converged, and each strategy's learning-rate grid brackets its best rate."""
-    a, b = claim.options["pair"]
-    frame = inputs.classification
-    wanted = claim.options.get("datasets")
-    if wanted:
-        frame = frame[frame["dataset"].isin(wanted)]
-    out = [G.cwl_acted(tables.chosen_runs(frame, [s]), s) for s in (a, b) if strategies.get(s).cwl]
-    return (*out, G.converged(frame, (a, b)), G.grid_brackets(frame, (a, b)))
+    """CWL acted (for a strategy that trains CWLs), training converged, each grid brackets its best rate."""
+    pair, frame, wanted = claim.options["pair"], inputs.classification, claim.options.get("datasets")
+    frame = frame[frame["dataset"].isin(wanted)] if wanted else frame
+    out = [G.cwl_acted(tables.chosen_runs(frame, [s]), s) for s in pair if strategies.get(s).cwl]
+    return (*out, G.converged(frame, pair), G.grid_brackets(frame, pair))
 
 
 def _over_cells(claim: Claim, inputs: Inputs, d: pd.DataFrame, cells: list[str], paper_effect: PaperEffect,
                 same: bool, setting: str, empty: str) -> Evaluation:
-    """Paired differences ``d`` judged by a paired t over repeats of their mean over ``cells`` (repeats that ran
-    every cell; ``empty`` says why when none did); ``setting`` is ours before its count of cells."""
-    per_repeat, n_cells = _per_repeat(d, cells)
-    our_setting = f"{setting}{SEP}{_count(n_cells, 'cells')}"
-    if per_repeat.empty:
-        return _not_tested(claim, empty, paper_effect, our_setting)
+    """A paired t over the repeats that ran every cell of the mean of ``d``'s differences over ``cells``."""
+    wide = d.pivot_table(index="repeat", columns=cells, values="diff").dropna()
+    our_setting = f"{setting}{SEP}{_count(wide.shape[1], 'cells')}"
+    if wide.empty:
+        raise _Untested(empty, paper_effect, our_setting)
     detail, note = _cell_detail(d, cells, claim)
-    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
+    return _judged(claim, E.paired_effect(wide.mean(axis=1).to_numpy()), paper_effect, SAME if same else STAND_IN,
                    our_setting, note, detail, _pair_gates(claim, inputs))
 
 
 def _classification(claim: Claim, inputs: Inputs) -> Evaluation:
-    d, same, cells, why = _classification_start(claim, inputs, _paper_cells(claim, *claim.options["pair"]))
-    paper_effect = _summary(claim, cells, _grid_text(cells), _cell_label)
-    if why:
-        return _not_tested(claim, why, paper_effect)
-    return _over_cells(claim, inputs, d, ["arch", "dataset", "shots"], paper_effect, same,
-                       _grid_text(zip(d["arch"], d["dataset"], d["shots"])), "no repeat ran every cell")
+    d, same, cells = _paired(claim, inputs, _paper_cells(claim), _paper_grid)
+    return _over_cells(claim, inputs, d, CELLS, _paper_grid(claim, cells), same,
+                       _grid_text(zip(*(d[k] for k in CELLS))), "no repeat ran every cell")
 
 
 def _slope(shots, gains) -> float:
@@ -544,7 +453,7 @@ def _slope(shots, gains) -> float:
 
 def _paper_slope(claim: Claim, cells: dict) -> PaperEffect:
     """The slope of the paper's gain averaged over its (backbone, dataset) rows; which rows' own slopes agree."""
-    frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=["arch", "dataset", "shots", "diff"])
+    frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=[*CELLS, "diff"])
     if frame["shots"].nunique() < 2:
         return PaperEffect(None, _grid_text(cells), note="fewer than two numbers of images per class")
     by_row = {k: _slope(g["shots"], g["diff"]) for k, g in frame.groupby(["arch", "dataset"])}
@@ -555,49 +464,41 @@ def _paper_slope(claim: Claim, cells: dict) -> PaperEffect:
 
 
 def _shots_slope(claim: Claim, inputs: Inputs) -> Evaluation:
-    d, same, cells, why = _classification_start(claim, inputs, _paper_cells(claim, *claim.options["pair"]))
-    paper_effect = _paper_slope(claim, cells)
-    if why:
-        return _not_tested(claim, why, paper_effect)
-    our_setting = _grid_text(zip(d["arch"], d["dataset"], d["shots"]))
+    d, same, cells = _paired(claim, inputs, _paper_cells(claim), _paper_slope)
+    paper_effect, our_setting = _paper_slope(claim, cells), _grid_text(zip(*(d[k] for k in CELLS)))
     if d["shots"].nunique() < 2:
-        return _not_tested(claim, "needs at least two numbers of images per class", paper_effect, our_setting)
+        raise _Untested("needs at least two numbers of images per class", paper_effect, our_setting)
     wide = d.pivot_table(index="repeat", columns=["shots", "arch", "dataset"], values="diff").dropna()
     if wide.empty:
-        return _not_tested(claim, "no repeat ran every cell", paper_effect, our_setting)
+        raise _Untested("no repeat ran every cell", paper_effect, our_setting)
     by_shots = wide.T.groupby(level="shots").mean().T  # repeat x shots: gain averaged over (arch, dataset)
     slopes = [_slope(by_shots.columns, row) for row in by_shots.to_numpy()]
-    detail = by_shots.assign(slope=slopes).reset_index()
+    gains = ", ".join(f"{s}: {fmt(v, decimals=3, sign=True)}" for s, v in by_shots.mean().items())
     return _judged(claim, E.paired_effect(slopes), paper_effect, SAME if same else STAND_IN, our_setting,
-                   "mean gain per shots: " + ", ".join(f"{s}: {fmt(v, decimals=3, sign=True)}"
-                                                        for s, v in by_shots.mean().items()), detail,
+                   f"mean gain per shots: {gains}", by_shots.assign(slope=slopes).reset_index(),
                    _pair_gates(claim, inputs))
 
 
 def _arch_contrast(claim: Claim, inputs: Inputs) -> Evaluation:
-    a, b = claim.options["pair"]
-    vgg, res = (_paper_cells(claim, a, b, arch) for arch in PAPER_ARCHS)
-    both = {(ds, k): vgg[("vgg16", ds, k)] - res[("resnet50", ds, k)]
-            for (_, ds, k) in vgg if ("resnet50", ds, k) in res}
+    cells = _paper_cells(claim)
+    both = {(ds, k): v - cells[("resnet50", ds, k)] for (arch, ds, k), v in cells.items()
+            if arch == "vgg16" and ("resnet50", ds, k) in cells}
 
-    def paper_effect(keep=None) -> PaperEffect:
-        items = {k: v for k, v in both.items() if keep is None or k in keep}
+    def paper_effect(_, keep=None) -> PaperEffect:
+        items = {k: v for k, v in both.items() if not keep or k in keep}
         return _summary(claim, items, f"vgg16 vs resnet50{SEP}{_names(k[0] for k in items)}",
                         lambda k, v: f"{k[0]} {k[1]}-shot {fmt(v, decimals=3, sign=True)}")
 
-    d, _, _, why = _classification_start(claim, inputs, {})
-    if why:
-        return _not_tested(claim, why, paper_effect())
-    archs = set(d["arch"])
-    if not set(PAPER_ARCHS) <= archs:
-        return _not_tested(claim, f"needs runs of both vgg16 and resnet50 (this run: {_names(archs)}); the paper "
-                                  "profile runs both", paper_effect())
+    d, _, _ = _paired(claim, inputs, {}, paper_effect)
+    if not set(PAPER_ARCHS) <= set(d["arch"]):
+        raise _Untested(f"needs runs of both vgg16 and resnet50 (this run: {_names(d['arch'])}); the paper "
+                        "profile runs both", paper_effect(claim))
     wide = d[d["arch"].isin(PAPER_ARCHS)].pivot_table(index=["dataset", "shots", "repeat"], columns="arch",
                                                       values="diff").dropna()
-    contrast = (wide["vgg16"] - wide["resnet50"]).rename("diff").reset_index()
-    contrast, same = _restrict(contrast, both, ["dataset", "shots"])
+    contrast, same = _restrict((wide["vgg16"] - wide["resnet50"]).rename("diff").reset_index(), both,
+                               ["dataset", "shots"])
     keep = set(zip(contrast["dataset"], contrast["shots"])) if same else None
-    return _over_cells(claim, inputs, contrast, ["dataset", "shots"], paper_effect(keep), same,
+    return _over_cells(claim, inputs, contrast, ["dataset", "shots"], paper_effect(claim, keep), same,
                        f"vgg16 vs resnet50{SEP}{_names(contrast['dataset'])}",
                        "no repeat ran every cell with both backbones")
 
@@ -621,45 +522,42 @@ def _paper_retrieval(claim: Claim, keep=None) -> PaperEffect:
 def _retrieval(claim: Claim, inputs: Inputs) -> Evaluation:
     frame, pairs = inputs.retrieval, claim.options["pairs"]
     if frame is None or frame.empty:
-        return _not_tested(claim, "04_retrieval recorded no runs", _paper_retrieval(claim))
+        raise _Untested("04_retrieval recorded no runs", _paper_retrieval(claim))
     _check_columns(frame, RETRIEVAL_COLUMNS, "retrieval")
     ran = set(frame["strategy"])
     usable = [(a, b) for a, b in pairs if {a, b} <= ran]
     if not usable:
         need = _names({s for p in pairs for s in p} - ran)
-        return _not_tested(claim, f"this run has no {need} runs (it ran {_names(ran)})", _paper_retrieval(claim))
-    chosen = chosen_runs(frame)
-    parts = []
+        raise _Untested(f"this run has no {need} runs (it ran {_names(ran)})", _paper_retrieval(claim))
+    chosen, parts = chosen_runs(frame), []
     for a, b in usable:
         wide = chosen[chosen["strategy"].isin([a, b])].pivot_table(
             index=["arch", "dataset", "repeat"], columns="strategy", values=["mean", *PROTOCOLS]).dropna()
-        part = pd.DataFrame({"diff": wide[("mean", b)] - wide[("mean", a)],
-                             **{p: wide[(p, b)] - wide[(p, a)] for p in PROTOCOLS}}).reset_index()
-        parts.append(part.assign(baseline=a))
+        parts.append(pd.DataFrame({p: wide[(p, b)] - wide[(p, a)] for p in ("mean", *PROTOCOLS)}).rename(
+            columns={"mean": "diff"}).reset_index().assign(baseline=a))
     d = pd.concat(parts, ignore_index=True)
     if d.empty:
-        return _not_tested(claim, "no repeat ran both strategies of a pair", _paper_retrieval(claim))
-    paper_pairs = {(ar, ds) for ar in PAPER_ARCHS for ds, _ in paper.RETRIEVAL_COLUMNS}
-    d, same = _restrict(d, paper_pairs, ["arch", "dataset"])
+        raise _Untested("no repeat ran both strategies of a pair", _paper_retrieval(claim))
+    d, same = _restrict(d, {(ar, ds) for ar in PAPER_ARCHS for ds, _ in paper.RETRIEVAL_COLUMNS}, ["arch", "dataset"])
     paper_effect = _paper_retrieval(claim, set(zip(d["arch"], d["dataset"])) if same else None)
-    per_repeat, n_cells = _per_repeat(d, ["arch", "dataset", "baseline"])
-    if per_repeat.empty:  # a pairing across cases that no single repeat ran would compare other samples
-        return _not_tested(claim, "no repeat ran every (dataset, backbone, baseline) case", paper_effect)
+    cases = ["arch", "dataset", "baseline"]
+    wide = d.pivot_table(index="repeat", columns=cases, values="diff").dropna()
+    if wide.empty:  # a pairing across cases that no single repeat ran would compare other samples
+        raise _Untested("no repeat ran every (dataset, backbone, baseline) case", paper_effect)
     our_setting = (f"{_names(d['arch'])}{SEP}{_names(d['dataset'])}{SEP}against {_names(d['baseline'])}{SEP}"
-                   f"{_count(n_cells, 'cases')}")
-    cases = d.groupby(["arch", "dataset", "baseline"])[list(PROTOCOLS)].mean().stack()
-    ahead = int((claim.side * (cases - claim.bound) > 0).sum())
-    note = f"ahead in {ahead} of {len(cases)} (dataset, backbone, baseline, protocol) cases, on average over repeats"
-    detail, _ = _cell_detail(d, ["arch", "dataset", "baseline"], claim)
-    return _judged(claim, E.paired_effect(per_repeat.to_numpy()), paper_effect, SAME if same else STAND_IN,
-                   our_setting, note, detail, _retrieval_gates(frame, chosen, usable, d))
+                   f"{_count(wide.shape[1], 'cases')}")
+    by_protocol = d.groupby(cases)[list(PROTOCOLS)].mean().stack()
+    ahead = int((claim.side * (by_protocol - claim.bound) > 0).sum())
+    note = (f"ahead in {ahead} of {len(by_protocol)} (dataset, backbone, baseline, protocol) cases, on average "
+            "over repeats")
+    return _judged(claim, E.paired_effect(wide.mean(axis=1).to_numpy()), paper_effect, SAME if same else STAND_IN,
+                   our_setting, note, _cell_detail(d, cases, claim)[0], _retrieval_gates(frame, chosen, usable, d))
 
 
 def _retrieval_gates(frame, chosen, pairs, d) -> tuple[G.Gate, ...]:
     """Headroom above the baseline, a training loss that moved, and CWLs that acted, on the cases compared."""
     cases = set(zip(d["arch"], d["dataset"]))
-    inside = lambda f: f[[c in cases for c in zip(f["arch"], f["dataset"])]]  # noqa: E731
-    frame, chosen = inside(frame), inside(chosen)
+    frame, chosen = (f[[c in cases for c in zip(f["arch"], f["dataset"])]] for f in (frame, chosen))
     compared = {s for p in pairs for s in p}
     trained = chosen[chosen["strategy"].isin([s for s in compared if not strategies.get(s).cacheable])]
     acted = [G.cwl_acted(chosen, s) for s in sorted(compared) if strategies.get(s).cwl]
@@ -678,18 +576,6 @@ def _unpruned_row(frame: pd.DataFrame) -> tuple[pd.Series | None, pd.DataFrame, 
     return (unpruned.iloc[0] if len(unpruned) else None), rows.assign(tau=tau[tau.notna()].astype(float)), lengths
 
 
-def _reference(unpruned: pd.Series, ft: str) -> tuple[float, str]:
-    """The accuracy pruning is charged against: the better of the unpruned network before and after the
-    finetuning ``ft`` when the run finetuned it, and which of the two it is, in words."""
-    acc, after = float(unpruned["acc"]), float(unpruned.get(ft, float("nan")))
-    same = f"the same {ft.replace('ft', 'FT@')}"
-    if not math.isfinite(after):
-        return acc, f"unpruned {fmt(acc, decimals=3)} (no accuracy after {same} recorded)"
-    if after > acc:
-        return after, f"unpruned {fmt(after, decimals=3)} after {same} ({fmt(acc, decimals=3)} before)"
-    return acc, f"unpruned {fmt(acc, decimals=3)} ({fmt(after, decimals=3)} after {same})"
-
-
 def _paper_table_iv() -> tuple[float, pd.DataFrame]:
     """The paper's Table IV read as ours is: its unpruned accuracy and its pruned rows."""
     first, rows, _ = _unpruned_row(pd.DataFrame(paper.TABLE_IV).rename(columns={"feature_maps": "features"}))
@@ -706,7 +592,7 @@ RECOVERY_LOSS = 0.05
 
 def _half_params(unpruned: float, rows: pd.DataFrame, ft: str):
     """The row keeping closest to half the parameters (25% to 75%), its loss after finetuning ``ft``."""
-    near = rows[rows["params"].between(0.25, 0.75) & rows[ft].notna()]
+    near = rows[rows["params"].between(*HALF_WINDOW) & rows[ft].notna()]
     if near.empty:
         return None, None
     row = near.loc[(near["params"] - 0.5).abs().idxmin()]
@@ -714,8 +600,8 @@ def _half_params(unpruned: float, rows: pd.DataFrame, ft: str):
 
 
 def _recovery_row(unpruned: float, rows: pd.DataFrame, trained: str | None = None, floor: float | None = None):
-    """The largest tau whose pruning costs at least 5 points (and, given ``trained`` and ``floor``, whose network
-    after that finetuning is above ``floor``), the fraction FT@1 recovers there, and the taus skipped for it."""
+    """The largest tau costing at least 5 points (and above ``floor`` after ``trained``), the share FT@1 recovers
+    there, and the taus skipped."""
     hit = rows[(unpruned - rows["acc"] >= RECOVERY_LOSS) & rows["ft1"].notna()] if "ft1" in rows else rows.iloc[:0]
     skipped = []
     if trained is not None and floor is not None:
@@ -733,26 +619,25 @@ def iv_setting(s: Mapping, *extra: str) -> str:
     return SEP.join([f"{s.get('arch', '-')}", f"{s.get('dataset', '-')}", f"{s.get('shots', '-')} per class", *extra])
 
 
-def _pruning_setting(inputs: Inputs, ft: int | None, paper_ft: int) -> tuple[str, str, dict]:
-    """SAME when our study is Table IV's (backbone, dataset, images per class, FT@``paper_ft``), else STAND_IN;
-    our setting in words; the setting."""
-    s, p = dict(inputs.setting.get("pruning", {})), paper.TABLE_IV_SETTING
-    same = all(s.get(k) == p[k] for k in ("arch", "dataset", "shots")) and ft == paper_ft
-    return SAME if same else STAND_IN, iv_setting(s, *([f"FT@{ft}"] if ft else [])), s
-
-
-def _chance(s: Mapping) -> tuple:
-    """The test images and classes behind each accuracy, and the chance bound they give (None without them)."""
+def _table_iv(claim: Claim, inputs: Inputs, paper_effect: PaperEffect, ft: Callable[[list], int | None],
+              paper_ft: int) -> tuple:
+    """Our Table IV (unpruned row, pruned rows, finetuning lengths), SAME or STAND_IN, our setting, and the test
+    images, classes and chance bound (None without them)."""
+    if inputs.pruning is None or inputs.pruning.empty:
+        raise _Untested("05_pruning recorded no Table IV rows", paper_effect)
+    first, rows, lengths = _unpruned_row(inputs.pruning)
+    s, p, ours = dict(inputs.setting.get("pruning", {})), paper.TABLE_IV_SETTING, ft(lengths)
+    same = all(s.get(k) == p[k] for k in ("arch", "dataset", "shots")) and ours == paper_ft
     n, classes = s.get("n_test"), s.get("classes")
-    return n, classes, (G.chance_bound(int(classes), int(n)) if classes and n else None)
+    chance = (n, classes, G.chance_bound(int(classes), int(n)) if classes and n else None)
+    return first, rows, lengths, SAME if same else STAND_IN, iv_setting(s, *([f"FT@{ours}"] if ours else [])), chance
 
 
 def _pruning_gates(window, where: str, unpruned: float, row, rows: pd.DataFrame, ft: str, which: str,
-                   s: Mapping) -> tuple[G.Gate, ...]:
-    """A claim read at one row of Table IV after the finetuning ``ft``: that row keeps a share of the parameters
-    in ``window``, the unpruned network and that row after ``ft`` are above chance, and (where there is a row
-    and a chance bound; the other gates already fail without them) no threshold keeping more is at chance."""
-    n, classes, floor = _chance(s)
+                   chance: tuple) -> tuple[G.Gate, ...]:
+    """The row read keeps a share in ``window``; it and the unpruned network are above chance; none keeping more
+    is at chance."""
+    n, classes, floor = chance
     return (G.operating_point(None if row is None else float(row["params"]), *window,
                               f"the share of parameters kept at {where}"),
             G.above_chance(unpruned, classes, n, "the unpruned network"),
@@ -761,9 +646,9 @@ def _pruning_gates(window, where: str, unpruned: float, row, rows: pd.DataFrame,
             *(() if row is None or floor is None else (G.collapse_beyond(rows, ft, floor, float(row["params"])),)))
 
 
-def _no_test_size(claim: Claim, estimate: float, paper_effect: PaperEffect, our_setting: str) -> Evaluation:
-    return _not_tested(claim, f"needs the number of test images (setting pruning.n_test) for an interval; "
-                              f"point estimate {fmt(estimate, decimals=3)}", paper_effect, our_setting)
+def _interval_needs_n(estimate: float, paper_effect: PaperEffect, our_setting: str) -> _Untested:
+    return _Untested(f"needs the number of test images (setting pruning.n_test) for an interval; point estimate "
+                     f"{fmt(estimate, decimals=3)}", paper_effect, our_setting)
 
 
 def _binomial_var(acc: float, n: int) -> float:
@@ -774,22 +659,27 @@ def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
     prow, ploss = _half_params(*_paper_table_iv(), "ft30")
     paper_effect = PaperEffect(ploss, iv_setting(paper.TABLE_IV_SETTING, "FT@30"), note=f"tau {prow['tau']:g}, "
                                f"{round(100 * prow['params'])}% of the parameters kept")
-    if inputs.pruning is None or inputs.pruning.empty:
-        return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
-    first, rows, lengths = _unpruned_row(inputs.pruning)
+    first, rows, lengths, match, our_setting, chance = _table_iv(
+        claim, inputs, paper_effect, lambda lengths: lengths[-1] if lengths else None, 30)
     if first is None or not lengths:
-        return _not_tested(claim, "needs the unpruned row and a finetuned column (ft<N>)", paper_effect)
-    match, our_setting, s = _pruning_setting(inputs, lengths[-1], 30)
-    ft = f"ft{lengths[-1]}"
-    unpruned, reference = _reference(first, ft)
+        raise _Untested("needs the unpruned row and a finetuned column (ft<N>)", paper_effect)
+    ft, n = f"ft{lengths[-1]}", chance[0]
+    acc, after = float(first["acc"]), float(first.get(ft, float("nan")))
+    # pruning is charged against the better of the unpruned network before and after the same finetuning
+    unpruned, same = max(acc, after) if math.isfinite(after) else acc, f"the same FT@{lengths[-1]}"
+    if not math.isfinite(after):
+        reference = f"unpruned {fmt(acc, decimals=3)} (no accuracy after {same} recorded)"
+    elif after > acc:
+        reference = f"unpruned {fmt(after, decimals=3)} after {same} ({fmt(acc, decimals=3)} before)"
+    else:
+        reference = f"unpruned {fmt(acc, decimals=3)} ({fmt(after, decimals=3)} after {same})"
     row, loss = _half_params(unpruned, rows, ft)
-    gates = _pruning_gates(HALF_WINDOW, "the threshold closest to half of the parameters", float(first["acc"]), row,
-                           rows, ft, "the pruned network", s)
+    gates = _pruning_gates(HALF_WINDOW, "the threshold closest to half of the parameters", acc, row, rows, ft,
+                           "the pruned network", chance)
     if row is None:
         return _judged(claim, None, paper_effect, "", our_setting, gates=gates)
-    n = s.get("n_test")
     if not n:
-        return _no_test_size(claim, loss, paper_effect, our_setting)
+        raise _interval_needs_n(loss, paper_effect, our_setting)
     note = (f"tau {row['tau']:g}, {round(100 * row['params'])}% of the parameters kept: "
             f"{fmt(float(row[ft]), decimals=3)} after FT@{lengths[-1]} against {reference}")
     se = math.sqrt(_binomial_var(unpruned, n) + _binomial_var(float(row[ft]), n))
@@ -800,24 +690,22 @@ def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
 def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
     prow, pfrac, _ = _recovery_row(*_paper_table_iv())
     paper_effect = PaperEffect(pfrac, iv_setting(paper.TABLE_IV_SETTING, "FT@1"), note=f"tau {prow['tau']:g}")
-    if inputs.pruning is None or inputs.pruning.empty:
-        return _not_tested(claim, "05_pruning recorded no Table IV rows", paper_effect)
-    first, rows, lengths = _unpruned_row(inputs.pruning)
-    match, our_setting, s = _pruning_setting(inputs, 1 if 1 in lengths else None, 1)
+    first, rows, lengths, match, our_setting, chance = _table_iv(
+        claim, inputs, paper_effect, lambda lengths: 1 if 1 in lengths else None, 1)
     if first is None or 1 not in lengths:
-        return _not_tested(claim, f"needs the unpruned row and FT@1 (this run finetuned for {lengths} epochs)",
-                           paper_effect, our_setting)
-    unpruned, last, (n, _, floor) = float(first["acc"]), f"ft{lengths[-1]}", _chance(s)
+        raise _Untested(f"needs the unpruned row and FT@1 (this run finetuned for {lengths} epochs)", paper_effect,
+                        our_setting)
+    unpruned, last, (n, _, floor) = float(first["acc"]), f"ft{lengths[-1]}", chance
     row, frac, skipped = _recovery_row(unpruned, rows, last, floor)
     gates = _pruning_gates(HIGH_WINDOW, "the largest threshold read", unpruned, row, rows, last,
-                           "that pruned network", s)
+                           "that pruned network", chance)
     u_ft1 = float(first.get("ft1", float("nan")))
     if math.isfinite(u_ft1) or rows["ft1"].notna().any():  # no unpruned FT@1 beside pruned ones: not measured
         gates += (G.finetuning_keeps(u_ft1 - unpruned if math.isfinite(u_ft1) else None, -RECOVERY_LOSS, "FT@1"),)
     if row is None:
         return _judged(claim, None, paper_effect, "", our_setting, gates=gates)
     if not n:
-        return _no_test_size(claim, frac, paper_effect, our_setting)
+        raise _interval_needs_n(frac, paper_effect, our_setting)
     acc, ft1 = float(row["acc"]), float(row["ft1"])
     var = (_binomial_var(ft1, n) + frac ** 2 * _binomial_var(unpruned, n)
            + (1 - frac) ** 2 * _binomial_var(acc, n)) / (unpruned - acc) ** 2  # delta method
@@ -840,22 +728,22 @@ def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
                                note="Fig. 3: bars, no number")
     layers, s = inputs.pruning_layers, dict(inputs.setting.get("pruning", {}))
     if layers is None or layers.empty:
-        return _not_tested(claim, "05_pruning recorded no per-layer compression", paper_effect)
+        raise _Untested("05_pruning recorded no per-layer compression", paper_effect)
     _check_columns(layers, LAYER_COLUMNS, "pruning layers")
     arch, tau = s.get("figure_arch") or s.get("arch"), s.get("figure_tau")
     if arch is None or tau is None:
-        return _not_tested(claim, "the setting names no figure_arch and figure_tau", paper_effect)
+        raise _Untested("the setting names no figure_arch and figure_tau", paper_effect)
     our_setting = iv_setting({**s, "arch": arch}, f"tau {tau:g}")
     at_tau = np.isclose(layers["tau"].astype(float), float(tau))
     if not at_tau.any():
-        return _not_tested(claim, f"no per-layer record at tau {tau:g}", paper_effect, our_setting)
+        raise _Untested(f"no per-layer record at tau {tau:g}", paper_effect, our_setting)
     sel = figure_layers(layers[at_tau].assign(tau=float(tau)), arch, float(tau))
     if (sel["removed"] == 0).all():
-        return _not_tested(claim, f"tau {tau:g} removes no filter in any layer", paper_effect, our_setting)
+        raise _Untested(f"tau {tau:g} removes no filter in any layer", paper_effect, our_setting)
     effect = E.rank_correlation(sel["position"], sel["removed"])
     if math.isnan(effect.estimate):
-        return _not_tested(claim, "every layer lost the same fraction of its filters: no ordering to test",
-                           paper_effect, our_setting)
+        raise _Untested("every layer lost the same fraction of its filters: no ordering to test", paper_effect,
+                        our_setting)
     same = (arch, s.get("dataset"), s.get("shots"), float(tau)) == ("vgg16", p["dataset"], p["shots"], FIG3_TAU)
     note = f"{len(sel)} convolutions; filters removed first / last: {fmt(sel['removed'].iloc[0], decimals=2)} / " \
            f"{fmt(sel['removed'].iloc[-1], decimals=2)}"
@@ -864,16 +752,18 @@ def _layer_depth(claim: Claim, inputs: Inputs) -> Evaluation:
 
 
 # --------------------------------------------------------------------------- the ledger
-EVALUATORS: dict[str, Callable[[Claim, Inputs], Evaluation]] = {
-    "measure": _measure, "classification": _classification, "shots_slope": _shots_slope,
-    "arch_contrast": _arch_contrast, "retrieval": _retrieval, "pruning_cost": _pruning_cost,
-    "pruning_recovery": _pruning_recovery, "layer_depth": _layer_depth,
-}
+EVALUATORS: dict[str, Callable[[Claim, Inputs], Evaluation]] = {f.__name__[1:]: f for f in (
+    _measure, _classification, _shots_slope, _arch_contrast, _retrieval, _pruning_cost, _pruning_recovery,
+    _layer_depth)}
 
 
 def evaluate(claim: Claim, inputs: Inputs) -> Evaluation:
-    """Test one claim on a run's records (see the module docstring for the inputs)."""
-    return EVALUATORS[claim.kind](claim, inputs)
+    """Test one claim on a run's records; "not tested here" with the reason where they cannot test it."""
+    try:
+        return EVALUATORS[claim.kind](claim, inputs)
+    except _Untested as e:
+        reason, paper_effect, our_setting = (*e.args, "-")[:3]
+        return Evaluation(claim, E.NOT_TESTED, reason, None, paper_effect, "", our_setting)
 
 
 def _in_ci(ev: Evaluation) -> str:
@@ -882,29 +772,23 @@ def _in_ci(ev: Evaluation) -> str:
     return "yes" if ev.ours.low <= ev.paper.value <= ev.ours.high else "no"
 
 
-def _detectable(e, claim: Claim) -> str:
-    """The smallest distance of a true effect from the claim's bound that this run detects with 80% power at the
-    two-sided 5% level (the power it had, whatever its verdict); empty where the effect has no spread."""
-    return "" if e is None or e.mde is None or not math.isfinite(e.mde) else fmt(e.mde, **claim.precision)
-
-
 def row(ev: Evaluation) -> dict[str, str]:
-    """One ledger row, every value a string."""
-    c = ev.claim
+    """One ledger row, every value a string; ``detectable effect``: at 80% power, two-sided 5%."""
+    c, e = ev.claim, ev.ours
+    mde = "" if e is None or e.mde is None or not math.isfinite(e.mde) else fmt(e.mde, **c.precision)
     return {
-        "id": c.id, "section": c.section, "type": c.type, "claim": c.text, "paper evidence": "; ".join(c.paper_evidence),
-        "test": c.test, "source": c.source, "effect": c.effect, "paper effect": _paper_text(ev.paper, c),
-        "our effect": _effect_text(ev.ours, c),
-        "p-value": fmt(ev.ours.p if ev.ours else None, decimals=3, below=0.001, na="-"),
-        "detectable effect": _detectable(ev.ours, c),
-        "verdict": ev.verdict, "reason": ev.reason, "gates": G.summary(ev.gates), "match": ev.match, "our setting": ev.our_setting,
-        "paper setting": ev.paper.setting, "paper effect in our CI": _in_ci(ev), "note": ev.note,
+        "id": c.id, "section": c.section, "type": c.type, "claim": c.text,
+        "paper evidence": "; ".join(c.paper_evidence), "test": c.test, "source": c.source, "effect": c.effect,
+        "paper effect": _paper_text(ev.paper, c), "our effect": _effect_text(e, c),
+        "p-value": fmt(e.p if e else None, decimals=3, below=0.001, na="-"),
+        "detectable effect": mde, "verdict": ev.verdict, "reason": ev.reason, "gates": G.summary(ev.gates),
+        "match": ev.match, "our setting": ev.our_setting, "paper setting": ev.paper.setting,
+        "paper effect in our CI": _in_ci(ev), "note": ev.note,
     }
 
 
 def gates_table(evaluations) -> pd.DataFrame:
-    """The gates of some evaluated claims, one row each: what a page prints near its result so a reader sees
-    whether the run could test the claim (``claim, gate, measured, needs, passed``)."""
+    """The gates of some evaluated claims, one row each (``claim, gate, measured, needs, passed``)."""
     rows = [{"claim": ev.claim.id, "gate": g.name,
              "measured": "not recorded" if g.measured is None else fmt(g.measured, decimals=g.decimals),
              "needs": g.limits(), "passed": "yes" if g.passed else "no"}

@@ -1,28 +1,8 @@
 """Validity gates: whether a run can test a claim at all, measured from the run's own records.
 
-A verdict read from a run too small to show an effect is worse than none: it reads as a refutation. So
-each empirical claim of :mod:`cwl_lib.claims` names its gates, and a claim whose gate fails reads "not
-testable by this run" with the measured reason, never "not supported". A :class:`Gate` is one measured
-value, the limit it must reach and what the claim needs from it. The gates:
-
-* :func:`cwl_acted` (CWL claims): training moved the scales. The median, over the CWL strategy's runs at
-  their chosen learning rate, of the mean |sigma - 1| over every scale of the network, at least
-  :data:`SIGMA_FLOOR`. Below it, freeze+CWL is freeze by another name.
-* :func:`converged` (every trained comparison): the share of the compared runs, at their chosen rates,
-  whose training converged: final loss at most :data:`LOSS_FRACTION` x ln C, or a curve that flattened
-  (the last quarter of the budget took at most :data:`FLAT_SHARE` of the total decrease). At least
-  :data:`CONVERGED_SHARE` of them.
-* :func:`grid_brackets` (claims read best-over-rate): per strategy and cell, the rate with the best mean
-  accuracy over repeats lies inside the grid, or at an edge by no more than one standard error ahead of the
-  best inside rate, for at least :data:`BRACKETED_SHARE` of the cells of each strategy of the pair; a grid
-  of fewer than three rates brackets nothing.
-* :func:`headroom` (retrieval): the pretrained baseline's Medium mAP at most :data:`MAP_CEILING` points
-  in every (dataset, backbone) case, so that a better descriptor has room to show.
-* :func:`loss_moved` (retrieval): the median final training loss of the trained runs at their chosen
-  rates at most :data:`MOVED_FRACTION` x ln C (a new classifier starts at about ln C).
-* :func:`operating_point` and :func:`above_chance` (pruning): the run has a threshold whose kept share of
-  parameters lies in the claim's window, and the networks the claim reads are above chance (one-sided
-  binomial test at 5% against 1 / C on the test images).
+A verdict read from a run too small to show an effect reads as a refutation, so a claim whose gate fails
+(:class:`Gate`: a measured value, its limits, what the claim needs) reads "not testable by this run" with the
+measured reason, never "not supported". Each gate's function says what it measures.
 """
 from __future__ import annotations
 
@@ -33,14 +13,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import display
+from .display import fmt
 from .tables import chosen_runs
 
-SIGMA_FLOOR = 0.05  # a typical scale moved by 5% of its initial value
+SIGMA_FLOOR = 0.05  # CWL acted: a typical scale moved by 5% of its initial value (else freeze+CWL is freeze)
 LOSS_FRACTION, FLAT_SHARE, CONVERGED_SHARE = 0.1, 0.1, 0.75
 BRACKETED_SHARE = 0.5
-MAP_CEILING = 75.0  # mAP points
-MOVED_FRACTION = 0.5
+MAP_CEILING = 75.0  # mAP points: room for a better descriptor to show
+MOVED_FRACTION = 0.5  # of ln C, where a new classifier starts
 CHANCE_LEVEL = 0.05  # one-sided level of the test against chance
 
 
@@ -64,23 +44,21 @@ class Gate:
                 and (self.high is None or m <= self.high))
 
     def _value(self, v: float) -> str:
-        return display.fmt(v, decimals=self.decimals)
+        return fmt(v, decimals=self.decimals)
 
     def limits(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"{self._value(self.low)} to {self._value(self.high)}"
-        if self.low is None and self.high is None:
-            return "-"
-        return f">= {self._value(self.low)}" if self.low is not None else f"<= {self._value(self.high)}"
+        low, high = (None if v is None else self._value(v) for v in (self.low, self.high))
+        if low is not None and high is not None:
+            return f"{low} to {high}"
+        return f">= {low}" if low is not None else f"<= {high}" if high is not None else "-"
 
     def text(self) -> str:
-        """One line for the ledger's gates column: name, measured value, limits, pass or fail."""
+        """The ledger's gates column: name, measured value, limits, pass or fail."""
         if self.measured is None:
             return f"{self.name}: not measured ({self.missing}), fail"
         return f"{self.name}: {self._value(self.measured)} (needs {self.limits()}), {'pass' if self.passed else 'fail'}"
 
     def reason(self) -> str:
-        """Why a failed gate makes the claim untestable, in words."""
         if self.measured is None:
             return f"{self.what} is not recorded ({self.missing}); the claim needs {self.need}"
         return (f"{self.what} is {self._value(self.measured)} where {self.limits()} is needed: "
@@ -92,13 +70,12 @@ def failed(gates) -> list[Gate]:
 
 
 def summary(gates) -> str:
-    """The gates column of a ledger row: every gate's line, ``-`` when the claim has none."""
     return "; ".join(g.text() for g in gates) or "-"
 
 
 # --------------------------------------------------------------------------- classification (03)
 def cwl_acted(chosen: pd.DataFrame, strategy: str) -> Gate:
-    """``chosen``: the runs a table keeps (at their chosen learning rates), with a ``sigma_shift`` column."""
+    """The median |sigma - 1| (``sigma_shift``) of ``strategy``'s runs in ``chosen`` (at their chosen rates)."""
     what = f"the median over {strategy}'s chosen runs of the mean |sigma - 1|"
     need = "CWLs that act (scales that training moved away from 1)"
     runs = chosen[chosen["strategy"] == strategy]
@@ -119,6 +96,7 @@ def run_converged(quartiles, classes: int) -> bool:
 
 
 def converged(frame: pd.DataFrame, strategies) -> Gate:
+    """The share of the compared runs, at their chosen rates, that converged: at least CONVERGED_SHARE."""
     what = "the share of the compared runs (at their chosen rates) whose training converged"
     need = "training that converged (a flattened loss curve)"
     runs = chosen_runs(frame, strategies)
@@ -130,9 +108,8 @@ def converged(frame: pd.DataFrame, strategies) -> Gate:
 
 
 def bracketed_share(frame: pd.DataFrame, strategy: str) -> float:
-    """The share of the cells of ``strategy`` whose grid brackets its best rate: the rate with the best mean
-    accuracy over repeats is inside the grid, or, at an edge, it is not ahead of the best inside rate by more
-    than one standard error of their paired difference over repeats (a flat curve has no edge to cross)."""
+    """The share of ``strategy``'s cells whose best mean rate is inside the grid, or at an edge no more than one
+    standard error (paired over repeats) ahead of the best inside rate; a grid of under three rates: 0."""
     f = frame[frame["strategy"] == strategy]
     grid = sorted(f["lr"].unique())
     if len(grid) < 3:
@@ -152,17 +129,18 @@ def bracketed_share(frame: pd.DataFrame, strategy: str) -> float:
 
 
 def grid_brackets(frame: pd.DataFrame, strategies) -> Gate:
-    strategies = list(strategies)
+    """The lower :func:`bracketed_share` of the strategies compared: at least BRACKETED_SHARE."""
     shares = {s: bracketed_share(frame, s) for s in strategies}
     worst = min(shares, key=shares.get)
     what = (f"the share of cells whose best learning rate is inside the grid ({worst}, the lower of "
-            f"{', '.join(strategies)}; {len(frame[frame['strategy'] == worst]['lr'].unique())} rates)")
+            f"{', '.join(shares)}; {len(frame.loc[frame['strategy'] == worst, 'lr'].unique())} rates)")
     return Gate("grid brackets the best rate", shares[worst], BRACKETED_SHARE, None, what,
                 "learning rates tuned to an optimum inside the grid")
 
 
 # --------------------------------------------------------------------------- retrieval (04)
 def headroom(frame: pd.DataFrame, baseline: str = "freeze") -> Gate:
+    """The baseline's largest Medium mAP over (dataset, backbone): at most MAP_CEILING."""
     what = f"the largest Medium mAP of the untrained {baseline} baseline over (dataset, backbone)"
     need = "a benchmark with headroom above the pretrained descriptor"
     base = frame[frame["strategy"] == baseline]
@@ -173,7 +151,7 @@ def headroom(frame: pd.DataFrame, baseline: str = "freeze") -> Gate:
 
 
 def loss_moved(chosen: pd.DataFrame) -> Gate:
-    """``chosen``: the trained runs at their chosen rates, with ``final_loss`` and ``classes``."""
+    """The median final loss / ln C of the trained runs at their chosen rates: at most MOVED_FRACTION."""
     what = "the median final training loss / ln C of the trained runs at their chosen rates"
     need = "a transfer that moved the training loss"
     if "final_loss" not in chosen or chosen["final_loss"].isna().all():
@@ -185,14 +163,13 @@ def loss_moved(chosen: pd.DataFrame) -> Gate:
 # --------------------------------------------------------------------------- pruning (05)
 def operating_point(kept: float | None, low: float, high: float, what: str) -> Gate:
     """The row a claim reads keeps a share ``kept`` of the parameters in [low, high] (None: no such row)."""
-    need = f"a threshold keeping {display.fmt(100 * low, decimals=0)}% to {display.fmt(100 * high, decimals=0)}% of the parameters"
+    need = f"a threshold keeping {fmt(100 * low, decimals=0)}% to {fmt(100 * high, decimals=0)}% of the parameters"
     return Gate("operating point", kept, low, high, what, need, missing="no threshold of this run qualifies")
 
 
 def chance_bound(classes: int, n: int) -> float:
-    """The smallest accuracy on ``n`` test images that a one-sided binomial test at CHANCE_LEVEL puts above 1/C."""
-    k = int(stats.binom.ppf(1 - CHANCE_LEVEL, n, 1 / classes)) + 1
-    return k / n
+    """The least accuracy on ``n`` test images that a one-sided binomial test at CHANCE_LEVEL puts above 1/C."""
+    return (int(stats.binom.ppf(1 - CHANCE_LEVEL, n, 1 / classes)) + 1) / n
 
 
 def above_chance(accuracy: float | None, classes: int | None, n: int | None, what: str) -> Gate:
@@ -205,26 +182,22 @@ def above_chance(accuracy: float | None, classes: int | None, n: int | None, wha
 
 
 def finetuning_keeps(change: float | None, low: float, ft: str) -> Gate:
-    """One epoch count ``ft`` of the finetuning the pruned networks get, applied to the unpruned network, changes
-    its accuracy by ``change`` (None: not recorded): at least ``low`` (a negative number of accuracy points, as a
-    fraction)."""
+    """The finetuning ``ft`` changes the unpruned network's accuracy by ``change``: at least ``low`` (negative)."""
     return Gate(f"{ft} keeps the unpruned network", change, low, None,
                 f"the accuracy change of the unpruned network after the same {ft}",
-                f"a finetuning whose first epochs cost the unpruned network at most {display.fmt(-100 * low, decimals=0)} "
+                f"a finetuning whose first epochs cost the unpruned network at most {fmt(-100 * low, decimals=0)} "
                 f"points (else {ft} measures the finetuning's disruption, not a recovery)", decimals=3,
                 missing="the unpruned network's finetuning diverged, or it was not finetuned")
 
 
 def untrained(rows: pd.DataFrame, trained: str, floor: float) -> pd.DataFrame:
-    """The rows whose accuracy after the finetuning ``trained`` is under ``floor``; a finetuning that diverged
-    (NaN) trained its network no more than one left at chance."""
+    """The rows under ``floor`` after the finetuning ``trained``; a diverged one (NaN) counts as untrained."""
     return rows[~(pd.to_numeric(rows[trained], errors="coerce") >= floor)]
 
 
 def collapse_beyond(rows: pd.DataFrame, trained: str, floor: float | None, kept: float | None) -> Gate:
-    """The thresholds whose network stays at chance after the finetuning ``trained`` (accuracy under ``floor``),
-    named, keep fewer parameters than the row a claim reads (share ``kept``): a network may collapse past the
-    operating point, but one that keeps more than the row read and still stays at chance is a broken run."""
+    """The thresholds at chance after ``trained`` keep fewer parameters than the row read (share ``kept``): one
+    that keeps more and still stays at chance is a broken run."""
     at = untrained(rows, trained, floor) if floor is not None else rows.iloc[:0]
     ft = trained.replace("ft", "FT@")
     taus = ", ".join(f"{t:g}" for t in sorted(at["tau"].astype(float)))
@@ -237,7 +210,6 @@ def collapse_beyond(rows: pd.DataFrame, trained: str, floor: float | None, kept:
 
 
 __all__ = ["Gate", "failed", "summary", "chosen_runs", "cwl_acted", "run_converged", "converged", "bracketed_share",
-           "grid_brackets", "headroom", "loss_moved", "operating_point", "chance_bound", "above_chance",
-           "untrained", "collapse_beyond", "finetuning_keeps",
-           "SIGMA_FLOOR", "LOSS_FRACTION", "FLAT_SHARE", "CONVERGED_SHARE", "BRACKETED_SHARE", "MAP_CEILING",
-           "MOVED_FRACTION", "CHANCE_LEVEL"]
+           "grid_brackets", "headroom", "loss_moved", "operating_point", "chance_bound", "above_chance", "untrained",
+           "collapse_beyond", "finetuning_keeps", "SIGMA_FLOOR", "LOSS_FRACTION", "FLAT_SHARE", "CONVERGED_SHARE",
+           "BRACKETED_SHARE", "MAP_CEILING", "MOVED_FRACTION", "CHANCE_LEVEL"]

@@ -1,17 +1,9 @@
 """The verdict box that opens the book: the claims ledger of the run the book was built from, in a screen.
 
-Page 06 (``notebooks/06_comparison``) computes the claims ledger (:func:`cwl_lib.claims.ledger`) and writes
-it to ``ledger.csv`` in its results folder. When the book is staged (:func:`cwl_lib.reproduce.stage_book`),
-:func:`stage` finds that file through the parameters papermill recorded in the staged copy of page 06, so
-the box shows the ledger of exactly the run whose page 06 is in the book, and writes the box as HTML to
-``book/verdicts.html`` of the staged sources, which ``book/intro.md`` includes. Without such a ledger
-(page 06 not executed by ``cwl reproduce``, or its ledger rewritten by a later run) the box says so and
-names the command that makes one.
-
-The box: how many of the identities (Sections III and IV) hold (n of n); the empirical claims counted by verdict,
-in the order of :data:`cwl_lib.effects.VERDICTS` (whatever verdicts it lists); one line per claim linking to
-its row on page 06 and to the notebook that tested it; and one sentence on what this profile runs in place
-of the paper's setting (:func:`cwl_lib.comparison.stand_ins`).
+Page 06 writes its ledger (:func:`cwl_lib.claims.ledger`) to ``ledger.csv``; :func:`stage` finds it through the
+parameters papermill recorded in the staged page 06, so the box shows exactly that run's ledger (else it says
+why there is none), and writes it to ``book/verdicts.html``, which ``book/intro.md`` includes. The box: how many
+identities hold, the empirical claims counted by verdict, one line per claim and what stands in for the paper.
 """
 from __future__ import annotations
 
@@ -45,12 +37,8 @@ def _when(text) -> float | None:
 
 
 def find_ledger(page: str | Path, notebooks_dir: str | Path) -> tuple[Path | None, str]:
-    """The ledger the executed page 06 at ``page`` wrote, or None and why there is none.
-
-    The page's results folder is the ``results_dir`` papermill injected (relative to ``notebooks_dir``, where
-    the notebooks run); the file must have been written while that run was going, so a ledger rewritten by a
-    later run of page 06 is never shown beside an older page.
-    """
+    """The ledger the executed page 06 at ``page`` wrote in its ``results_dir`` (relative to ``notebooks_dir``),
+    or None and why; a ledger written outside that run's start and end (a later run's) is not it."""
     nb = nbformat.read(page, as_version=4)
     run = nb.metadata.get("papermill", {})
     folder = (run.get("parameters") or {}).get("results_dir")
@@ -79,8 +67,7 @@ def identities_label(ledger: pd.DataFrame) -> str:
 
 
 def counts(ledger: pd.DataFrame) -> dict:
-    """``identities``: (how many hold, how many there are, {verdict: n} of the others); ``empirical``:
-    {verdict: n} for every verdict of :data:`cwl_lib.effects.VERDICTS`, zeros included."""
+    """``identities``: (held, total, {other verdict: n}); ``empirical``: {verdict: n}, every verdict listed."""
     unknown = sorted(set(ledger["verdict"]) - set(effects.VERDICTS))
     if unknown:
         raise ValueError(f"the ledger has verdicts that cwl_lib.effects.VERDICTS does not list: {unknown}")
@@ -104,8 +91,8 @@ def stand_in_sentence(profile: str, frame: pd.DataFrame | None = None) -> str:
     if (studies["here"] == SAME).all():
         return (f"The {profile} profile runs the paper's own experiments (its datasets, backbones and grid): its "
                 "numbers stand beside the paper's as the same experiments.")
-    ours = (_values(studies, BACKBONE_ROWS, "this run"), _values(studies, DATASET_ROWS, "this run"))
-    paper = (_values(studies, BACKBONE_ROWS, "paper"), _values(studies, DATASET_ROWS, "paper"))
+    ours, paper = ([_values(studies, rows, column) for rows in (BACKBONE_ROWS, DATASET_ROWS)]
+                   for column in ("this run", "paper"))
     differ = int((studies["here"] != SAME).sum())
     if not all(ours + paper):  # a study without these rows: say how much differs instead
         what = f"{differ} of the {len(studies)} settings of the paper's experiments differ"
@@ -119,16 +106,14 @@ def _slug(verdict: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", verdict.lower()).strip("-")
 
 
-def _verdict_counts(found: dict) -> str:
-    return " · ".join(f'<span class="verdict verdict-{_slug(v)}">{n} {html.escape(v)}</span>' for v, n in found.items())
-
-
 def box(ledger: pd.DataFrame, profile: str, stand_in: str, page: str = "../notebooks") -> str:
     """The verdict box as HTML; ``page``: the folder of the notebooks' pages, relative to the page showing it."""
     c = counts(ledger)
     held, total, others = c["identities"]
     rest = "".join(f"; {n} {html.escape(v)}" for v, n in others.items())
     n_emp = sum(c["empirical"].values())
+    found = " · ".join(f'<span class="verdict verdict-{_slug(v)}">{n} {html.escape(v)}</span>'
+                       for v, n in c["empirical"].items())
     lines = []
     for _, r in ledger.iterrows():
         row_link = f"{page}/{PAGE}.html#{ROW_ANCHOR.format(id=r['id'])}"
@@ -145,7 +130,7 @@ def box(ledger: pd.DataFrame, profile: str, stand_in: str, page: str = "../noteb
         f'<p class="verdict-title">What this book\'s run finds (profile <code>{html.escape(profile)}</code>)</p>',
         '<ul class="verdict-counts">',
         f'<li><strong>{html.escape(identities_label(ledger))}</strong>: {held} of {total} hold{rest}.</li>',
-        f'<li><strong>Empirical claims</strong> ({n_emp}): {_verdict_counts(c["empirical"])}.</li>',
+        f'<li><strong>Empirical claims</strong> ({n_emp}): {found}.</li>',
         '</ul>',
         f'<p class="verdict-stand-in">{html.escape(stand_in)}</p>',
         '<ul class="verdict-lines">', *lines, '</ul>',
@@ -154,7 +139,6 @@ def box(ledger: pd.DataFrame, profile: str, stand_in: str, page: str = "../noteb
 
 
 def absent(profile: str, why: str) -> str:
-    """The box when the book has no ledger of its run: why, and the command that makes one."""
     return "\n".join([
         f'<div class="verdict-box verdict-box-absent" id="verdict-box" data-profile="{html.escape(profile)}">',
         '<p class="verdict-title">No claims ledger in this build</p>',
@@ -165,7 +149,6 @@ def absent(profile: str, why: str) -> str:
 
 
 def stage(stage_dir: str | Path, profile: str, notebooks_dir: str | Path) -> Path:
-    """Write the box of the staged book at ``stage_dir`` (see the module docstring); its path."""
     stage_dir = Path(stage_dir)
     path, why = find_ledger(stage_dir / "notebooks" / f"{PAGE}.ipynb", notebooks_dir)
     text = box(read_ledger(path), profile, stand_in_sentence(profile)) if path else absent(profile, why)
@@ -174,6 +157,5 @@ def stage(stage_dir: str | Path, profile: str, notebooks_dir: str | Path) -> Pat
     return out
 
 
-__all__ = ["LEDGER_FILE", "BOX_FILE", "ROW_ANCHOR", "find_ledger", "read_ledger", "identities_label",
-           "counts",
+__all__ = ["LEDGER_FILE", "BOX_FILE", "ROW_ANCHOR", "find_ledger", "read_ledger", "identities_label", "counts",
            "stand_in_sentence", "box", "absent", "stage"]
