@@ -1,39 +1,24 @@
 """Which landmark each query of a revisited dataset shows, read from the ground truth.
 
-The query names cannot say it. The published Oxford list names many queries after the city or a
-neighbouring building (``oxford_002985`` is an All Souls query, ``bodleian_000132`` a Radcliffe
-Camera one); in Paris four of the five Eiffel queries are ``paris_general_*`` and a Triomphe query
-is ``paris_defense_000038``. Stripping the number gives 12 classes for Oxford's 11 landmarks with
-13 of 55 queries mislabelled. The ground truth does say it: queries of one landmark are answered by
-the same database images.
+Query names cannot say it (``oxford_002985`` is an All Souls query; four of Paris's five Eiffel queries are
+``paris_general_*``). The rule (:func:`group_queries`): a query's set is every database image its ground truth
+lists (easy, hard and junk); two queries are linked when the Jaccard overlap of their sets is at least
+:data:`LINK_JACCARD`; a landmark is a connected component of the links. Images showing two adjacent landmarks
+are a handful among each landmark's images, so they stay far below the threshold.
 
-The rule (:func:`group_queries`):
-
-1. A query's set is every database image its ground truth lists: ``easy``, ``hard`` and ``junk``
-   (junk images show the object too weakly to count, but they show it: a query whose every view is
-   weak, as one of the offline benchmark has, still joins its landmark).
-2. Two queries are linked when the Jaccard overlap of their sets, ``|A & B| / |A | B|``, is at least
-   :data:`LINK_JACCARD` (0.25).
-3. A landmark is a connected component of the links.
-
-Images showing two adjacent landmarks (Radcliffe Square holds the Camera, All Souls and the
-Bodleian) are listed for the queries of both, but they are a handful among the tens to hundreds of
-images of each landmark: they add a few images to the intersection while the union holds both
-landmarks, so the overlap stays far below the threshold. Queries of one landmark share most of
-their images, partial views included, so each links to at least one other.
-
-Names: the stem of a query name is the name without its trailing image number. A landmark takes
-the stem most of its queries carry among the stems no other landmark's queries carry (``paris_eiffel``
-over ``paris_general``, which also names a Notre Dame query); when every stem is shared, the most
-frequent one (``bodleian`` for the Bodleian's four ``bodleian_*`` queries and one ``oxford_*``).
-Ties go to the alphabetically first stem. Should two landmarks arrive at the same name, the one with
-more queries carrying it keeps it and the other is named after its first query.
+Names: a query's stem is its name without the trailing number. A landmark takes the stem most of its queries
+carry among those no other landmark's queries carry, else the most frequent one; ties go to the alphabetically
+first. When two landmarks arrive at one name, the one with more queries carrying it keeps it and the other is
+named after its first query.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
 from typing import Sequence
+
+import numpy as np
+from scipy.sparse.csgraph import connected_components
 
 LINK_JACCARD = 0.25
 #: The rule's name, as retrieval records hold it: records made under another labelling are not reused.
@@ -57,21 +42,11 @@ def jaccard(a: set, b: set) -> float:
 def clusters(gnd: Sequence[dict], threshold: float = LINK_JACCARD) -> list[list[int]]:
     """Queries grouped by the rule above, each group in query order, groups in order of their first query."""
     sets = ground_truth_sets(gnd)
-    parent = list(range(len(sets)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(sets)):
-        for j in range(i + 1, len(sets)):
-            if jaccard(sets[i], sets[j]) >= threshold:
-                parent[root(j)] = root(i)
+    links = np.array([[jaccard(a, b) >= threshold for b in sets] for a in sets], dtype=bool).reshape(len(sets), len(sets))
+    component = connected_components(links, directed=False)[1]
     groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(sets)):
-        groups[root(i)].append(i)
+    for i, c in enumerate(component):
+        groups[c].append(i)
     return sorted(groups.values(), key=lambda members: members[0])
 
 
