@@ -1,10 +1,6 @@
-"""The revisited ground-truth file (``gnd_<name>.pkl``): read it safely, check it, write it.
-
-A dict with ``imlist`` (database image names), ``qimlist`` (query image names) and ``gnd`` (one dict
-per query: ``bbx`` = [x1, y1, x2, y2] of the query object, ``easy``, ``hard``, ``junk`` = database
-indices). The published files come from the internet: they are read with the allow-list unpickler
-of :mod:`cwl_lib.data.safe_pickle` (plain data only, within size caps), since a pickle can otherwise
-run any code when it is loaded. The offline benchmark writes its own in the same format.
+"""The revisited ground-truth file ``gnd_<name>.pkl``: read it safely (a downloaded pickle can run code, so
+:mod:`cwl_lib.data.safe_pickle`), check it, write it. A dict of ``imlist``, ``qimlist`` and ``gnd`` (per query
+``bbx`` = [x1, y1, x2, y2] and ``easy`` / ``hard`` / ``junk`` database indices).
 """
 from __future__ import annotations
 
@@ -14,17 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from .safe_pickle import UnsafePickleError, load_data_pickle
-
-
-def safe_load_pickle(path: str | Path):
-    """Unpickle a downloaded ground-truth file, refusing anything but plain data and numpy arrays."""
-    try:
-        return load_data_pickle(path)
-    except UnsafePickleError as err:
-        raise UnsafePickleError(
-            f"{path} is not a plain ground-truth file ({err}); it is not the published one: delete it and "
-            "fetch it again (`cwl fetch roxford5k` / `cwl fetch rparis6k`)"
-        ) from None
 
 
 def _index_list(values, what: str) -> list[int]:
@@ -61,18 +46,20 @@ def validate(raw, path: Path) -> tuple[list[str], list[str], list[dict]]:
 def read(path: str | Path) -> tuple[list[str], list[str], list[dict]]:
     """``(imlist, qimlist, gnd)`` of a ground-truth file, read safely and checked."""
     path = Path(path)
-    return validate(safe_load_pickle(path), path)
+    try:
+        raw = load_data_pickle(path)
+    except UnsafePickleError as err:
+        raise UnsafePickleError(f"{path} is not a plain ground-truth file ({err}); it is not the published one: "
+                                "delete it and fetch it again (`cwl fetch roxford5k` / `cwl fetch rparis6k`)") from None
+    return validate(raw, path)
 
 
 def write_gnd(path: str | Path, imlist, qimlist, gnd) -> None:
     """Write a ground-truth file in the published format (plain lists, protocol 2), atomically."""
     path = Path(path)
-    plain = {
-        "imlist": list(imlist),
-        "qimlist": list(qimlist),
-        "gnd": [{"bbx": [float(v) for v in g["bbx"]],
-                 **{k: [int(v) for v in g.get(k, [])] for k in ("easy", "hard", "junk")}} for g in gnd],
-    }
+    plain = {"imlist": list(imlist), "qimlist": list(qimlist),
+             "gnd": [{"bbx": [float(v) for v in g["bbx"]],
+                      **{k: [int(v) for v in g.get(k, [])] for k in ("easy", "hard", "junk")}} for g in gnd]}
     tmp = path.with_suffix(".partial")
     tmp.write_bytes(pickle.dumps(plain, protocol=2))
     tmp.replace(path)
