@@ -42,8 +42,8 @@ def jaccard(a: set, b: set) -> float:
 def clusters(gnd: Sequence[dict], threshold: float = LINK_JACCARD) -> list[list[int]]:
     """Queries grouped by the rule above, each group in query order, groups in order of their first query."""
     sets = ground_truth_sets(gnd)
-    links = np.array([[jaccard(a, b) >= threshold for b in sets] for a in sets], dtype=bool).reshape(len(sets), len(sets))
-    component = connected_components(links, directed=False)[1]
+    links = np.array([[jaccard(a, b) >= threshold for b in sets] for a in sets], dtype=bool)
+    component = connected_components(links.reshape(len(sets), len(sets)), directed=False)[1]
     groups: dict[int, list[int]] = defaultdict(list)
     for i, c in enumerate(component):
         groups[c].append(i)

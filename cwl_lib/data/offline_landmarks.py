@@ -231,7 +231,8 @@ def _buildings(cfg: Config, city: str, cols: int, rows: int, h0: int, w0: int) -
     cw, ch, m = w0 / cols, h0 / rows, cfg.margin
     cells = [(c, r) for r in range(rows) for c in range(cols)]
     return [(name, (cw * (c + m), ch * (r + m), cw * (c + 1 - m), ch * (r + 1 - m)),
-             (cw * c, ch * r, cw * (c + 1), ch * (r + 1))) for name, (c, r) in zip(_building_names(city, cols, rows), cells)]
+             (cw * c, ch * r, cw * (c + 1), ch * (r + 1)))
+            for name, (c, r) in zip(_building_names(city, cols, rows), cells)]
 
 
 def _query(src, rng, cfg: Config, rect) -> tuple[np.ndarray, list[float], np.ndarray]:
@@ -266,7 +267,7 @@ def _generate(cfg: Config, folder: Path, name: str) -> None:
     jpg.mkdir(parents=True)
     occluders = [photo(d) for d in cfg.distractor_sources]
     imlist: list[str] = []
-    views: list[tuple[int, object, tuple[int, int], float, bool, object]] = []  # city, tform, shape, sev., turned, hidden
+    views: list[tuple] = []  # city, tform, shape, severity, turned, hidden
     queries: list[tuple[int, np.ndarray, list[float]]] = []  # city, box points in source coordinates, bbx
     qimlist: list[str] = []
     for ci, (city, cols, rows) in enumerate(cfg.cities):

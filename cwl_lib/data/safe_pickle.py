@@ -25,6 +25,7 @@ MAX_ITEMS = 2_000_000
 #: What one slot of a container costs, in the budget's bytes (a pointer; a hash table entry for sets/dicts).
 _SLOT = {list: 8, tuple: 8, set: 64, frozenset: 64, dict: 64}
 _TEXT = (str, bytes, bytearray)
+_LATIN1 = ("latin1", "latin-1", "iso-8859-1")
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -65,7 +66,8 @@ class _DataUnpickler(pickle.Unpickler):
         self.allowed = {("builtins", kind.__name__): self._container(kind) for kind in _SLOT}
         self.allowed.update({("builtins", k.__name__): self._scalar(k) for k in (str, int, float, complex, bool)})
         self.allowed.update({("builtins", "bytes"): self._bytes, ("_codecs", "encode"): self._encode,
-                             ("numpy", "dtype"): lambda *a: _number_dtype(np.dtype(*a)), ("numpy", "ndarray"): _ndarray})
+                             ("numpy", "dtype"): lambda *a: _number_dtype(np.dtype(*a)),
+                             ("numpy", "ndarray"): _ndarray})
         for core in ("numpy.core", "numpy._core"):  # NumPy 1 pickles name numpy.core
             self.allowed.update({(f"{core}.multiarray", "_reconstruct"): self._reconstruct,
                                  (f"{core}.multiarray", "scalar"): self._number,
@@ -106,7 +108,7 @@ class _DataUnpickler(pickle.Unpickler):
 
     def _encode(self, obj, encoding="utf-8", errors="strict"):
         # protocol 2 pickles bytes as encode(text, "latin1"), one byte per character; other codecs can expand
-        if not isinstance(obj, str) or str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
+        if not isinstance(obj, str) or str(encoding).lower().replace("_", "-") not in _LATIN1:
             raise UnsafePickleError(f"_codecs.encode is called with {type(obj).__name__} and {encoding!r}; "
                                     "a ground-truth file only needs text to latin1")
         self.charge(len(obj), f"{len(obj):,} bytes")
