@@ -542,3 +542,16 @@ def test_a_zip_member_longer_than_declared_writes_no_more_than_declared(tmp_path
     with pytest.raises(BrokenArchiveError, match="CRC"):
         extract(tmp_path / "long.zip", tmp_path / "dest", "zip")
     assert (tmp_path / "dest/a.bin").stat().st_size <= 10
+
+
+def test_a_mirror_on_this_machine_is_copied_and_checked_as_a_download_is(empty_data_root, small, tmp_path):
+    (tmp_path / "mirror/kvasir").mkdir(parents=True)
+    (tmp_path / "mirror/kvasir/kvasir-dataset-v2.zip").write_bytes(make_zip(KVASIR))
+    quiet = {"progress": False, "log": lambda _msg: None}
+    with pytest.raises(FetchError, match="does not match the digest given with --expect-sha256"):
+        fetch("kvasir", empty_data_root, mirror=str(tmp_path / "mirror"), expect={"kvasir-dataset-v2.zip": "0" * 64},
+              **quiet)
+    assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
+    with pytest.raises(FetchError, match="the mirror has no file"):
+        fetch("kvasir", empty_data_root, mirror=str(tmp_path / "elsewhere"), **quiet)
+    assert fetch("kvasir", empty_data_root, mirror=f"file://{tmp_path / 'mirror'}", **quiet) == empty_data_root / "kvasir"

@@ -202,15 +202,18 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
         raise ManualDownloadRequired(
             f"{source.name} cannot be downloaded by a script: {_manual_step(source, remote, path, base)}")
     local = local_file(url)
-    if local is not None:  # pooch reads no file:// URL: a mirror on this machine's disk is copied
-        return trusted(_copy_local(source, remote, local, path, url, want, why, log))
-    log(f"{source.name}: downloading {url} -> {path}")
+    if local is not None and not local.is_file():
+        raise FetchError(f"{source.name}: the mirror has no file {local} (from {url}); a mirror holds "
+                         f"<mirror>/{source.name}/{remote.filename}")
+    log(f"{source.name}: {'copying' if local else 'downloading'} {url} -> {path}")
     quiet = pooch.get_logger()
     level = quiet.level
     quiet.setLevel("WARNING")  # pooch's own lines advise its Python API, not this command
+    # pooch reads no file:// URL: a mirror on this machine's disk is copied, checked as a download is
+    copy = (lambda _url, out, _pooch: shutil.copyfile(local, out)) if local else None
     try:
-        pooch.retrieve(url, known_hash=f"sha256:{want}" if want else None, fname=remote.filename,
-                       path=folder, progressbar=progress)
+        pooch.retrieve(url, known_hash=f"sha256:{want}" if want else None, fname=remote.filename, path=folder,
+                       progressbar=progress, downloader=copy)
     except ValueError as err:
         if "does not match" not in str(err):  # a URL pooch cannot read (its scheme), not a digest mismatch
             raise FetchError(f"{source.name}: cannot download {url} ({err}); give a mirror as an http(s)://, "
@@ -241,29 +244,6 @@ def local_file(url: str) -> Path | None:
     if parsed.scheme == "file":
         return Path(urllib.parse.unquote(parsed.path))
     return None if parsed.scheme else Path(url).expanduser()
-
-
-def _copy_local(source: Source, remote: RemoteFile, local: Path, path: Path, url: str, want: str | None, why: str,
-                log) -> str:
-    """Copy a mirror's file from this machine, renamed into place only when whole and right; its digest."""
-    if not local.is_file():
-        raise FetchError(f"{source.name}: the mirror has no file {local} (from {url}); a mirror holds "
-                         f"<mirror>/{source.name}/{remote.filename}")
-    log(f"{source.name}: copying {local} -> {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"tmp-{path.name}.{os.getpid()}")
-    try:
-        shutil.copyfile(local, tmp)
-        have = checksums.sha256_file(tmp)
-        if want and have != want:
-            raise FetchError(f"{source.name}: {local} has sha256 {have}, not {want} ({why}); nothing was copied. "
-                             "Check the mirror's copy")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise FetchError(f"{source.name}: copying {local} failed ({err}); nothing was kept") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return have
 
 
 def _manual_step(source: Source, remote: RemoteFile, path: Path, base: Path) -> str:
