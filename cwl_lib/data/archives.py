@@ -1,11 +1,10 @@
 """Unpacking downloaded tar and zip archives so that nothing lands outside the target folder.
 
-Tar members go through tarfile's ``data`` filter (links resolving outside, device files). Kept here, as the
-filter does not do them: names with ``..`` or a leading ``/`` are refused, not rewritten; what an archive writes
-is capped (:class:`Limits`), each member refused from its header before it is written; a hard link must name a
-file already unpacked (else tarfile copies the target's bytes past the filter and the cap); and links are checked
-again once all are written (``x -> y/..`` is harmless until ``y -> .`` exists). Zip members are checked here.
-Any refusal refuses the whole archive (the caller unpacks into a temporary folder and throws it away).
+Tar members go through tarfile's ``data`` filter. Added here: ``..`` and absolute names are refused, not
+rewritten; what an archive writes is capped (:class:`Limits`) from each member's header before it is written; a
+hard link must name a file already unpacked (else tarfile copies its target past the filter and the cap); links
+are checked again once all are written (``x -> y/..`` is harmless until ``y -> .``). Zip members are checked
+here. Any refusal refuses the whole archive.
 """
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""``cwl data check``: each dataset and weight file present, missing or wrong, and what fixes it.
-
-"wrong": a dataset folder lacking part of its layout, built from other bytes than the lock file records, or
-holding other image counts than the paper's Section V states; a kept download failing its digest; Fashion-MNIST
-files that are not the IDX arrays they should be; a weight file failing its digest. Files are listed, not
-decoded (bar Fashion-MNIST's small IDX files); each ``*_problem`` returns one line or None and never raises on
-damaged files. ``cwl reproduce`` (:func:`problems`) and each notebook (:func:`require`) run the same checks.
+"""``cwl data check``: each dataset and weight file present, missing or wrong (layout, lock file, the paper's image
+counts, kept downloads' and weights' digests, Fashion-MNIST's IDX files), and what fixes it. Files are listed,
+not decoded; each ``*_problem`` returns one line or None, never raising on damaged files. ``cwl reproduce``
+(:func:`problems`) and each notebook (:func:`require`) run the same checks.
 """
 from __future__ import annotations
 

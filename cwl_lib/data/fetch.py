@@ -1,11 +1,7 @@
-"""``cwl fetch NAME``: download, check and install a dataset.
-
-Each file is checked against a SHA-256: the publisher's, one given with ``--expect-sha256``, or the lock file's
-pin; with none, the first download is trusted, and ``cwl fetch`` says so. Downloads go through pooch (renamed into
-place only when complete). Archives unpack into a temporary sibling of the dataset folder, which must have the
-dataset's layout and the paper's image counts before it is renamed into place; only then are a first download's
-digests pinned, so a refused download pins nothing. A bad file is removed alone; a dataset in place is replaced
-only with ``--force``, and only by a complete copy.
+"""``cwl fetch NAME``: each file is checked against the publisher's SHA-256, one given with ``--expect-sha256``, or
+the lock file's pin (with none, the first download is trusted, and said so); archives unpack into a temporary
+folder that must have the layout and the paper's counts before it replaces the dataset folder (only with
+``--force``), and only then are a first download's digests pinned. A bad file is removed alone.
 """
 from __future__ import annotations
 

@@ -1,15 +1,11 @@
-"""Which landmark each query of a revisited dataset shows, read from the ground truth.
+"""Which landmark each query of a revisited dataset shows, read from the ground truth, not the names
+(``oxford_002985`` is an All Souls query; four of Paris's five Eiffel queries are ``paris_general_*``).
 
-Query names cannot say it (``oxford_002985`` is an All Souls query; four of Paris's five Eiffel queries are
-``paris_general_*``). The rule (:func:`group_queries`): a query's set is every database image its ground truth
-lists (easy, hard and junk); two queries are linked when the Jaccard overlap of their sets is at least
-:data:`LINK_JACCARD`; a landmark is a connected component of the links. Images showing two adjacent landmarks
-are a handful among each landmark's images, so they stay far below the threshold.
-
-Names: a query's stem is its name without the trailing number. A landmark takes the stem most of its queries
-carry among those no other landmark's queries carry, else the most frequent one; ties go to the alphabetically
-first. When two landmarks arrive at one name, the one with more queries carrying it keeps it and the other is
-named after its first query.
+Two queries are linked when the Jaccard overlap of the database images their ground truth lists (easy, hard,
+junk) is at least :data:`LINK_JACCARD`; a landmark is a connected component of the links. It takes the stem
+(name less its number) most of its queries carry among those no other landmark's carry, else the most frequent;
+ties go to the alphabetically first; of two landmarks with one name, the one with more queries carrying it
+keeps it, the other is named after its first query.
 """
 from __future__ import annotations
 

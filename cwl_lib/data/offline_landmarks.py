@@ -1,15 +1,11 @@
 """An offline stand-in for ROxford5k, built from photographs that ship with scikit-image / scikit-learn.
 
-Each photograph is a "city" cut into a grid of "buildings" (the landmarks, ``coffee_west``). Queries are mild
-views of a whole building with its box on a grid of :data:`BOX_STEP` pixels; database images are views centred
-in a building (crop or zoom, rotation or a turned camera, perspective, blur, noise, colour, some occluded by a
-patch of another photograph), graded easy / hard / junk as the revisited datasets are, from the share of the
-query's box they show and how strong the change is. A building's neighbour is the hard negative; other
-photographs are distractors. It is NOT a landmark dataset (every view transforms one picture): its mAPs are
-not comparable with the paper's, and its difficulty is ours by construction (:data:`VARIANTS`). Some queries
-are named after their city (``Config.city_named``), as ``oxford_002985`` is an All Souls query, so labels
-must come from the ground truth. Written once, deterministically, in the ROxford layout under the data root;
-:func:`version` is the digest a run's record keeps.
+Each photograph is a "city" cut into a grid of "buildings" (the landmarks). Queries are mild views of a whole
+building; database images are transformed views centred in one (crop, zoom, rotation or a turned camera,
+perspective, blur, noise, colour, occluders), graded easy / hard / junk from the share of the query's box they
+show and the change's strength. A building's neighbour is the hard negative. It is NOT a landmark dataset: its
+mAPs are not comparable with the paper's, and its difficulty is ours by construction (:data:`VARIANTS`). Some
+queries are named after their city (``Config.city_named``), so labels must come from the ground truth.
 """
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Every dataset and weight file a notebook may need: one entry each, read by the loaders, ``cwl data check``,
-``cwl fetch``, the dry run (:func:`paper_sizes`) and the profiles (:func:`requirements`).
-
-Paper datasets say where each file comes from (:class:`Source`, the official hosts; ``--mirror BASE`` or
-``$CWL_DATA_MIRROR`` replaces them by ``BASE/<dataset>/<file name>``), the image counts of the paper's Section V
-(:class:`Sizes`) and how far their archives may expand (:class:`~cwl_lib.data.archives.Limits`). No host publishes
-a digest, so the first clean install pins one in the lock file (:mod:`cwl_lib.data.checksums`).
+"""Every dataset and weight file a notebook may need, one entry each: what it is, where it lives, how to get it
+(:class:`Source`: official hosts, or ``BASE/<dataset>/<file name>`` under ``--mirror`` / ``$CWL_DATA_MIRROR``),
+the paper's image counts (:class:`Sizes`) and how far its archives may expand (:class:`Limits`). No host
+publishes a digest: the first clean install pins one (:mod:`cwl_lib.data.checksums`).
 """
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
-"""Reading revisitop's ground-truth pickles (``gnd_roxford5k.pkl``, ``gnd_rparis6k.pkl``) safely.
+"""Reading revisitop's ground-truth pickles safely: a plain ``pickle.load`` runs whatever a downloaded file names.
 
-A plain ``pickle.load`` runs whatever callable a downloaded file names. This unpickler builds only plain
-containers, numbers, text, bytes and NumPy arrays of numbers, and bounds what a small file can stand for:
-the callables it may name are replaced by stand-ins that check their arguments and charge what the call would
-build against one budget (:data:`MAX_BUILT_BYTES`) *before* calling the real one (``list(bytes(2**31 - 1))``
-is a 49-byte file), the file's size is capped (:data:`MAX_FILE_BYTES`), and the loaded object is counted as a
-walk over it meets it, each shared reference where it is used (:data:`MAX_ITEMS`). The published files are
-far below every cap.
+Only plain containers, numbers, text, bytes and NumPy arrays of numbers are built, through stand-ins that check
+their arguments and charge what a call would build against one budget (:data:`MAX_BUILT_BYTES`) *before* it
+runs (``list(bytes(2**31 - 1))`` is a 49-byte file). The file's size is capped, and the loaded object is counted
+as a walk meets it, each shared reference where it is used (:data:`MAX_ITEMS`).
 """
 from __future__ import annotations
 
