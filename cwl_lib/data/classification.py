@@ -231,17 +231,14 @@ def _load_cached(path: Path) -> Split | None:
                  ImageSet(d["test_images"], d["test_labels"], classes))
 
 
-def cache_path(name: str, size: int | None, root=None, cache_dir=None) -> Path:
-    base = Path(cache_dir) if cache_dir else data_root(root) / "cache"
-    return base / f"{name}-{size or 'native'}-v{CACHE_VERSION}.pt"
+def cache_path(name: str, size: int | None, root=None) -> Path:
+    return data_root(root) / "cache" / f"{name}-{size or 'native'}-v{CACHE_VERSION}.pt"
 
 
 def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cache: bool = True,
-         cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Split:
-    """A classification dataset; folder ones decoded at ``size`` once, then read from the cache.
-
-    Absent data raises :class:`~cwl_lib.data.registry.MissingDataError` with the command that fetches it.
-    """
+         progress: bool = True) -> Split:
+    """A classification dataset; folder ones decoded at ``size`` once, then read from the cache. Absent data
+    raises :class:`~cwl_lib.data.registry.MissingDataError` with the command that fetches it."""
     if name == "fashion-mnist":
         return load_fashion_mnist(locate(name, root))
     if name == "mnist-5k":
@@ -250,7 +247,7 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
     if resource(name).layout_kind not in FOLDER_LAYOUTS:
         raise ValueError(f"unknown classification dataset {name!r}; known: {', '.join(CLASSIFICATION_DATASETS)}")
     folder = locate(name, root)
-    path = cache_path(name, size, root, cache_dir)
+    path = cache_path(name, size, root)
     if cache and path.is_file():
         split = _load_cached(path)
         if split is not None:

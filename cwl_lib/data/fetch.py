@@ -276,10 +276,8 @@ def _install(source: Source, remote: RemoteFile, path: Path, partial: Path, log)
 
 
 def _swap_in(partial: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(partial, target)
-        return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rename(target, old / target.name)
+    if target.exists():
+        os.rename(target, old / target.name)
     os.rename(partial, target)
     shutil.rmtree(old, ignore_errors=True)

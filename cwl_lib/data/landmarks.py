@@ -35,10 +35,10 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / union if union else 0.0
 
 
-def clusters(gnd: Sequence[dict], threshold: float = LINK_JACCARD) -> list[list[int]]:
+def clusters(gnd: Sequence[dict]) -> list[list[int]]:
     """Queries grouped by the rule above, each group in query order, groups in order of their first query."""
     sets = ground_truth_sets(gnd)
-    links = np.array([[jaccard(a, b) >= threshold for b in sets] for a in sets], dtype=bool)
+    links = np.array([[jaccard(a, b) >= LINK_JACCARD for b in sets] for a in sets], dtype=bool)
     component = connected_components(links.reshape(len(sets), len(sets)), directed=False)[1]
     groups: dict[int, list[int]] = defaultdict(list)
     for i, c in enumerate(component):
@@ -70,12 +70,11 @@ def landmark_names(groups: list[list[int]], qimlist: Sequence[str]) -> list[str]
     return names
 
 
-def group_queries(qimlist: Sequence[str], gnd: Sequence[dict],
-                  threshold: float = LINK_JACCARD) -> tuple[list[int], list[str]]:
+def group_queries(qimlist: Sequence[str], gnd: Sequence[dict]) -> tuple[list[int], list[str]]:
     """A landmark label per query and the landmark names in label order (alphabetical)."""
     if len(qimlist) != len(gnd):
         raise ValueError(f"{len(qimlist)} query names for {len(gnd)} ground-truth entries")
-    groups = clusters(gnd, threshold)
+    groups = clusters(gnd)
     names = landmark_names(groups, qimlist)
     order = sorted(range(len(groups)), key=lambda g: names[g])
     labels = [0] * len(qimlist)

@@ -337,12 +337,12 @@ def version(name: str) -> str:
     return f"v{VERSION}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
-def build(name: str = "offline-landmarks", root: str | Path | None = None, force: bool = False) -> Path:
+def build(name: str = "offline-landmarks", root: str | Path | None = None) -> Path:
     """The benchmark's folder under the data root, generated first when absent or out of date."""
     cfg = _config(name)
     folder = data_root(root) / name
     meta_file = folder / "meta.json"
-    if not force and _is_current(meta_file, cfg):
+    if _is_current(meta_file, cfg):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))

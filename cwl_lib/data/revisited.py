@@ -94,12 +94,9 @@ def crop_bbx(image: torch.Tensor, bbx) -> torch.Tensor:
     return out
 
 
-def load_revisited(name: str, root: str | Path | None = None, folder: str | Path | None = None) -> RevisitedDataset:
-    """A benchmark in the revisited layout from ``folder`` (default ``<data root>/<name>``, the offline ones built
-    first when absent)."""
-    if folder is None:
-        folder = offline_landmarks.build(name, root) if name in offline_landmarks.VARIANTS else data_root(root) / name
-    folder = Path(folder)
+def load_revisited(name: str, root: str | Path | None = None) -> RevisitedDataset:
+    """A benchmark in the revisited layout under the data root (the offline ones built first when absent)."""
+    folder = offline_landmarks.build(name, root) if name in offline_landmarks.VARIANTS else data_root(root) / name
     gnd_file = folder / f"gnd_{name}.pkl"
     if not gnd_file.is_file() or not (folder / "jpg").is_dir():
         raise FileNotFoundError(f"{name} is not at {folder}: expected {folder / 'jpg'}/ and {gnd_file}. "

@@ -57,9 +57,9 @@ def _ndarray(*args, **kwargs):
 
 
 class _DataUnpickler(pickle.Unpickler):
-    def __init__(self, handle, limit: int):
+    def __init__(self, handle):
         super().__init__(handle)
-        self.limit, self.spent = limit, 0
+        self.spent = 0
         self.allowed = {("builtins", kind.__name__): self._container(kind) for kind in _SLOT}
         self.allowed.update({("builtins", k.__name__): self._scalar(k) for k in (str, int, float, complex, bool)})
         self.allowed.update({("builtins", "bytes"): self._bytes, ("_codecs", "encode"): self._encode,
@@ -72,8 +72,8 @@ class _DataUnpickler(pickle.Unpickler):
 
     def charge(self, nbytes: int, what: str) -> None:
         self.spent += max(int(nbytes), 0)
-        if self.spent > self.limit:
-            raise UnsafePickleError(f"it asks to build {what}, past the {self.limit:,} bytes a ground-truth file "
+        if self.spent > MAX_BUILT_BYTES:
+            raise UnsafePickleError(f"it asks to build {what}, past the {MAX_BUILT_BYTES:,} bytes a ground-truth file "
                                     "can need")
 
     def _container(self, kind):
@@ -138,34 +138,34 @@ class _DataUnpickler(pickle.Unpickler):
                                     "allowed") from None
 
 
-def expanded_size(obj, limit: int = MAX_ITEMS) -> int:
-    """Items in ``obj`` counted as a walk over it meets them (array elements one each); refuses past ``limit``."""
+def expanded_size(obj) -> int:
+    """Items in ``obj`` counted as a walk over it meets them (array elements one each); refuses past the cap."""
     count, stack = 1, [obj]
     while stack:
         item = stack.pop()
         children = [*item.keys(), *item.values()] if isinstance(item, dict) else \
             list(item) if isinstance(item, (list, tuple, set, frozenset)) else ()
         count += len(children) + (item.size if isinstance(item, np.ndarray) else 0)  # arrays hold numbers only
-        if count > limit:  # also ends a structure that contains itself
-            raise UnsafePickleError(f"it stands for more than {limit:,} items once its shared parts are counted "
+        if count > MAX_ITEMS:  # also ends a structure that contains itself
+            raise UnsafePickleError(f"it stands for more than {MAX_ITEMS:,} items once its shared parts are counted "
                                     "where they are used; a ground-truth file is far smaller")
         stack.extend(children)
     return count
 
 
-def load_data_pickle(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES, max_items: int = MAX_ITEMS,
-                     max_built: int = MAX_BUILT_BYTES):
+def load_data_pickle(path: str | os.PathLike):
     """The object in a pickle file that holds only data (revisitop's ``gnd_*.pkl``), within the size caps."""
     size = os.path.getsize(path)
-    if size > max_bytes:
-        raise UnsafePickleError(f"{path} is {size:,} bytes, more than the {max_bytes:,} a ground-truth file can need")
+    if size > MAX_FILE_BYTES:
+        raise UnsafePickleError(f"{path} is {size:,} bytes, more than the {MAX_FILE_BYTES:,} a ground-truth file can "
+                                "need")
     with open(path, "rb") as handle:
         try:
-            obj = _DataUnpickler(handle, max_built).load()
+            obj = _DataUnpickler(handle).load()
         except UnsafePickleError:
             raise
         except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError, KeyError,
                 OverflowError, RecursionError, MemoryError) as err:
             raise UnsafePickleError(f"it is not a readable data pickle ({type(err).__name__}: {err})") from None
-    expanded_size(obj, max_items)
+    expanded_size(obj)
     return obj
