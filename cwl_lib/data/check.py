@@ -25,12 +25,9 @@ DOWNLOADS = "downloads"  # <data root>/downloads/<dataset>/<file>: the downloade
 
 # The MD5s Zalando publishes (torchvision's downloader checks them); Debian's package recompresses the files, so
 # elsewhere they are checked by content.
-FASHION_MNIST_MD5 = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-}
+FASHION_MNIST_MD5 = dict(zip(FASHION_MNIST_FILES, (
+    "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe", "bef4ecab320f06d8554ea6380940ec79",
+    "bb300cfdad3c16e7a12a480ee83cd310")))
 TORCHVISION_FASHION_MNIST = Path("FashionMNIST") / "raw"
 
 _ERRORS = (OSError, ValueError, CorruptImageError, EOFError, gzip.BadGzipFile)
@@ -88,10 +85,7 @@ def fashion_mnist_problem(folder: Path, root: Path | None = None) -> str | None:
 def _idx_problem(folder: Path, root: Path | None, _stamps: tuple) -> str | None:
     if root is not None and folder == Path(root) / TORCHVISION_FASHION_MNIST:
         for name, md5 in FASHION_MNIST_MD5.items():
-            try:
-                have = hashlib.md5((folder / name).read_bytes()).hexdigest()
-            except OSError as err:
-                return f"cannot read {folder / name} ({err})"
+            have = hashlib.md5((folder / name).read_bytes()).hexdigest()  # an OSError: the caller's one line
             if have != md5:
                 return f"{folder / name} has MD5 {have}, not the {md5} Zalando publishes"
     sizes = paper_sizes("fashion-mnist")
@@ -150,28 +144,24 @@ def _kept_downloads_problem(root: Path, name: str) -> str | None:
     return None
 
 
-def _check(res: Resource, root: Path) -> Row:
-    if res.name in SOURCES:
-        folder = root / res.name
-        problem = layout_problem(root, SOURCES[res.name]) if folder.exists() else None
-        problem = problem or _kept_downloads_problem(root, res.name)
-        if problem:
-            return Row(res.name, "wrong", f"{folder}: {problem}", f"cwl fetch {res.name} --force --data-root {root}")
-    where = res.locate(root)
-    if where is None:
-        return Row(res.name, "missing", res.description, res.fix(root))
-    problem = models.weights_problem(where) if res.kind == "weights" else dataset_problem(res.name, where, root)
-    if problem:
-        again = f"cwl fetch {res.name} --force --data-root {root}" if res.name in SOURCES else \
-            f"delete the file, then: {res.fix(root)}"
-        return Row(res.name, "wrong", problem if res.kind == "weights" else f"{where}: {problem}", again)
-    return Row(res.name, "present", str(where), "")
-
-
 def check_resource(res: Resource, root: Path) -> Row:
     """One row; a failure of the check itself (an unreadable file, a permission) is reported as ``wrong``."""
+    force = f"cwl fetch {res.name} --force --data-root {root}"
     try:
-        return _check(res, root)
+        if res.name in SOURCES:
+            folder = root / res.name
+            problem = layout_problem(root, SOURCES[res.name]) if folder.exists() else None
+            problem = problem or _kept_downloads_problem(root, res.name)
+            if problem:
+                return Row(res.name, "wrong", f"{folder}: {problem}", force)
+        where = res.locate(root)
+        if where is None:
+            return Row(res.name, "missing", res.description, res.fix(root))
+        problem = models.weights_problem(where) if res.kind == "weights" else dataset_problem(res.name, where, root)
+        if problem:
+            again = force if res.name in SOURCES else f"delete the file, then: {res.fix(root)}"
+            return Row(res.name, "wrong", problem if res.kind == "weights" else f"{where}: {problem}", again)
+        return Row(res.name, "present", str(where), "")
     except Exception as err:  # a report must reach the user whatever the files hold
         return Row(res.name, "wrong", f"checking it failed: {type(err).__name__}: {err}",
                    f"inspect or delete the files of {res.name} under {root}, then: {res.fix(root)}")
