@@ -332,7 +332,7 @@ def test_ground_truth_pickles_load_as_data_and_code_is_refused(tmp_path):
 
     import numpy as np
 
-    from cwl_lib.data.safe_pickle import UnsafePickleError, load_data_pickle
+    from cwl_lib.data.ground_truth import UnsafePickleError, load_data_pickle
 
     gnd = {"imlist": ["all_souls_000001"], "qimlist": ["all_souls_000013"],
            "gnd": [{"bbx": [1.0, 2.0, 3.0, 4.0], "easy": np.array([0, 3]), "hard": np.array([], dtype=np.int64),
@@ -473,7 +473,7 @@ def test_a_ground_truth_pickle_of_shared_references_is_refused(tmp_path):
     """250 bytes that stand for 4 million indices once each shared list is counted where it is used."""
     import pickle
 
-    from cwl_lib.data.safe_pickle import UnsafePickleError, load_data_pickle
+    from cwl_lib.data.ground_truth import UnsafePickleError, load_data_pickle
 
     row = list(range(2000))
     evil = {"imlist": ["a"], "qimlist": ["q"] * 2000, "gnd": [{"bbx": [0, 0, 1, 1], "easy": row}] * 2000}
