@@ -218,10 +218,6 @@ def grade(overlap: float, severity: float, turned: bool) -> str | None:
     return "hard"
 
 
-def _save_jpg(path: Path, img: np.ndarray) -> None:
-    Image.fromarray(img).save(path, quality=92)
-
-
 def _buildings(cfg: Config, city: str, cols: int, rows: int, h0: int, w0: int) -> list[tuple[str, tuple, tuple]]:
     """(name, building, cell) boxes (x1, y1, x2, y2): a building is its grid cell less a margin."""
     cw, ch, m = w0 / cols, h0 / rows, cfg.margin
@@ -285,13 +281,13 @@ def _generate(cfg: Config, folder: Path, name: str) -> None:
                 if rng.uniform() < cfg.occluded:
                     hidden = _occlude(img, occluders[int(rng.integers(len(occluders)))], rng)
                 fname = f"{lname}_view{k:02d}"
-                _save_jpg(jpg / f"{fname}.jpg", img)
+                Image.fromarray(img).save(jpg / f"{fname}.jpg", quality=92)
                 imlist.append(fname)
                 views.append((ci, tform, shape, severity, turn != 0, hidden))
             for k in range(cfg.queries_per_landmark):
                 img, bbx, pts = _query(src, rng, cfg, rect)
                 qname = query_name(cfg, lname, k, len(qimlist))
-                _save_jpg(jpg / f"{qname}.jpg", img)
+                Image.fromarray(img).save(jpg / f"{qname}.jpg", quality=92)
                 qimlist.append(qname)
                 queries.append((ci, pts, bbx))
     for k in range(cfg.distractors):
@@ -299,7 +295,7 @@ def _generate(cfg: Config, folder: Path, name: str) -> None:
         shape = _out_shape(cfg.side, portrait=rng.uniform() < 0.3)
         img, _ = _view(photo(dname), rng, rng.uniform(0, 1), shape, 0)
         fname = f"distractor_{dname}_{k:03d}"
-        _save_jpg(jpg / f"{fname}.jpg", img)
+        Image.fromarray(img).save(jpg / f"{fname}.jpg", quality=92)
         imlist.append(fname)
     gnd = []
     for ci, pts, bbx in queries:
