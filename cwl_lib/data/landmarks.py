@@ -49,22 +49,14 @@ def clusters(gnd: Sequence[dict]) -> list[list[int]]:
 def landmark_names(groups: list[list[int]], qimlist: Sequence[str]) -> list[str]:
     """One distinct name per group, from its queries' names (the naming rule above)."""
     stems = [stem(q) for q in qimlist]
-    used_by: dict[str, set[int]] = defaultdict(set)
-    for g, members in enumerate(groups):
-        for q in members:
-            used_by[stems[q]].add(g)
     counts = [Counter(stems[q] for q in members) for members in groups]
-    chosen = []
-    for g, count in enumerate(counts):
-        own = [s for s in count if used_by[s] == {g}]
-        chosen.append(min(own or count, key=lambda s: (-count[s], s)))
+    carriers = Counter(s for count in counts for s in count)  # how many groups carry each stem
+    chosen = [min([s for s in count if carriers[s] == 1] or count, key=lambda s: (-count[s], s)) for count in counts]
     names = list(chosen)
-    holders: dict[str, list[int]] = defaultdict(list)
-    for g, name in enumerate(chosen):
-        holders[name].append(g)
-    for name, gs in holders.items():
-        keeper = min(gs, key=lambda g: (-counts[g][name], groups[g][0]))
-        for g in gs:
+    for name in set(chosen):
+        holders = [g for g, other in enumerate(chosen) if other == name]
+        keeper = min(holders, key=lambda g: (-counts[g][name], groups[g][0]))
+        for g in holders:
             if g != keeper:
                 names[g] = qimlist[groups[g][0]]
     return names
