@@ -239,7 +239,4 @@ def missing(names, root: str | Path | None = None) -> list[tuple[Resource, str]]
 
 def requirements(datasets=(), archs=(), pretrained: bool = True) -> list[str]:
     """Resource names for a run over ``datasets`` with backbones ``archs``."""
-    names = list(datasets)
-    if pretrained:
-        names += [f"weights:{a}" for a in archs]
-    return names
+    return [*datasets, *(f"weights:{a}" for a in archs if pretrained)]
