@@ -554,4 +554,5 @@ def test_a_mirror_on_this_machine_is_copied_and_checked_as_a_download_is(empty_d
     assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
     with pytest.raises(FetchError, match="the mirror has no file"):
         fetch("kvasir", empty_data_root, mirror=str(tmp_path / "elsewhere"), **quiet)
-    assert fetch("kvasir", empty_data_root, mirror=f"file://{tmp_path / 'mirror'}", **quiet) == empty_data_root / "kvasir"
+    folder = fetch("kvasir", empty_data_root, mirror=f"file://{tmp_path / 'mirror'}", **quiet)
+    assert folder == empty_data_root / "kvasir"
