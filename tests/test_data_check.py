@@ -163,3 +163,14 @@ def test_weight_file_failing_the_digest_prefix_in_its_name_is_wrong(empty_data_r
     row = _rows(empty_data_root)["weights:vgg16"]
     assert row.status == "wrong"
     assert "397923af" in row.detail and "download.pytorch.org" in row.fix
+
+
+def test_a_corrupt_lock_file_does_not_hide_a_dataset_unpacked_by_hand(empty_data_root, one_image_kvasir):
+    folder = empty_data_root / "kvasir/kvasir-dataset-v2/polyps"
+    folder.mkdir(parents=True)
+    (folder / "0.jpg").write_bytes(b"x")
+    (empty_data_root / checksums.LOCK_NAME).write_text("{not json")
+    assert registry.missing(["kvasir"], empty_data_root) == []
+    _install_kvasir(empty_data_root / "other")  # a dataset with a record is judged against the lock
+    (empty_data_root / "other" / checksums.LOCK_NAME).write_text("{not json")
+    assert [res.name for res, _fix in registry.missing(["kvasir"], empty_data_root / "other")] == ["kvasir"]

@@ -332,7 +332,7 @@ def test_ground_truth_pickles_load_as_data_and_code_is_refused(tmp_path):
 
     import numpy as np
 
-    from cwl_lib.data.safe_pickle import UnsafePickleError, load_data_pickle
+    from cwl_lib.data.ground_truth import UnsafePickleError, load_data_pickle
 
     gnd = {"imlist": ["all_souls_000001"], "qimlist": ["all_souls_000013"],
            "gnd": [{"bbx": [1.0, 2.0, 3.0, 4.0], "easy": np.array([0, 3]), "hard": np.array([], dtype=np.int64),
@@ -473,7 +473,7 @@ def test_a_ground_truth_pickle_of_shared_references_is_refused(tmp_path):
     """250 bytes that stand for 4 million indices once each shared list is counted where it is used."""
     import pickle
 
-    from cwl_lib.data.safe_pickle import UnsafePickleError, load_data_pickle
+    from cwl_lib.data.ground_truth import UnsafePickleError, load_data_pickle
 
     row = list(range(2000))
     evil = {"imlist": ["a"], "qimlist": ["q"] * 2000, "gnd": [{"bbx": [0, 0, 1, 1], "easy": row}] * 2000}
@@ -542,3 +542,17 @@ def test_a_zip_member_longer_than_declared_writes_no_more_than_declared(tmp_path
     with pytest.raises(BrokenArchiveError, match="CRC"):
         extract(tmp_path / "long.zip", tmp_path / "dest", "zip")
     assert (tmp_path / "dest/a.bin").stat().st_size <= 10
+
+
+def test_a_mirror_on_this_machine_is_copied_and_checked_as_a_download_is(empty_data_root, small, tmp_path):
+    (tmp_path / "mirror/kvasir").mkdir(parents=True)
+    (tmp_path / "mirror/kvasir/kvasir-dataset-v2.zip").write_bytes(make_zip(KVASIR))
+    quiet = {"progress": False, "log": lambda _msg: None}
+    with pytest.raises(FetchError, match="does not match the digest given with --expect-sha256"):
+        fetch("kvasir", empty_data_root, mirror=str(tmp_path / "mirror"), expect={"kvasir-dataset-v2.zip": "0" * 64},
+              **quiet)
+    assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
+    with pytest.raises(FetchError, match="the mirror has no file"):
+        fetch("kvasir", empty_data_root, mirror=str(tmp_path / "elsewhere"), **quiet)
+    folder = fetch("kvasir", empty_data_root, mirror=f"file://{tmp_path / 'mirror'}", **quiet)
+    assert folder == empty_data_root / "kvasir"

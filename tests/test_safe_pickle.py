@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from cwl_lib.data.safe_pickle import MAX_BUILT_BYTES, UnsafePickleError, load_data_pickle
+from cwl_lib.data.ground_truth import MAX_BUILT_BYTES, UnsafePickleError, load_data_pickle
 
 # list(bytes(2**31 - 1)) in 49 bytes, protocol 2 with Python 2's module names, as a hostile file would be
 BOMB = b"\x80\x02c__builtin__\nlist\nc__builtin__\nbytes\nJ\xff\xff\xff\x7f\x85R\x85R."

@@ -1,14 +1,10 @@
 """Unpacking downloaded tar and zip archives so that nothing lands outside the target folder.
 
-Tar members go through tarfile's ``data`` filter (Python 3.11.4+), which refuses names and links
-that resolve outside the folder (through the links already written) and device files. Kept here,
-because the filter does not give them: names with ``..`` or a leading ``/`` are refused rather than
-rewritten; what an archive may write is capped (:class:`Limits`), each member refused from its
-header before a byte of it is written; a hard link must name a file already unpacked (else tarfile
-copies the target's bytes past the filter and the cap); and every link is checked again once all
-are written, because a link can be harmless when written and point outside once a later link exists
-(``x -> y/..``, then ``y -> .``). Zip has no such filter, and its members are checked here.
-Any refusal refuses the whole archive (the caller unpacks into a temporary folder and throws it away).
+Tar members go through tarfile's ``data`` filter. Added here: ``..`` and absolute names are refused, not
+rewritten; what an archive writes is capped (:class:`Limits`) from each member's header before it is written; a
+hard link must name a file already unpacked (else tarfile copies its target past the filter and the cap); links
+are checked again once all are written (``x -> y/..`` is harmless until ``y -> .``). Zip members are checked
+here. Any refusal refuses the whole archive.
 """
 from __future__ import annotations
 
@@ -40,32 +36,23 @@ class Limits:
     max_bytes: int = 8 << 30
     max_ratio: float = 10.0
 
-    def budget(self, archive_size: int) -> int:
-        return int(min(self.max_bytes, self.max_ratio * max(archive_size, 1)))
-
 
 class _Budget:
-    """Bytes an archive may still write; refuses a member before writing it when it cannot fit.
-
-    Declared sizes are enough: neither reader gives more than a member's declared size (tar's header
-    fixes where the next member starts; zipfile stops there and checks the CRC).
-    """
+    """Bytes an archive may still write, charged from declared sizes (neither reader writes more than a member
+    declares: tar's header fixes where the next member starts, zipfile stops there and checks the CRC)."""
 
     def __init__(self, archive: Path, limits: Limits):
-        self.archive, self.limits = archive, limits
-        self.size = archive.stat().st_size
-        self.left = limits.budget(self.size)
+        self.archive, self.limits, self.size = archive, limits, archive.stat().st_size
+        self.cap = self.left = int(min(limits.max_bytes, limits.max_ratio * max(self.size, 1)))
 
     def reserve(self, name: str, size: int) -> None:
-        if size <= self.left:
-            self.left -= size
-            return
-        cap = self.limits.budget(self.size)
-        raise UnsafeArchiveError(
-            f"{self.archive.name}: member {name!r} would take what it unpacks to {_gib(cap - self.left + size)}, "
-            f"past the cap of {_gib(cap)} for this {_gib(self.size)} archive (at most {self.limits.max_ratio:g} "
-            f"times its size and {_gib(self.limits.max_bytes)}): a decompression bomb, or not the archive the "
-            "publisher ships")
+        self.left -= size
+        if self.left < 0:
+            raise UnsafeArchiveError(
+                f"{self.archive.name}: member {name!r} would take what it unpacks to {_gib(self.cap - self.left)}, "
+                f"past the cap of {_gib(self.cap)} for this {_gib(self.size)} archive (at most "
+                f"{self.limits.max_ratio:g} times its size and {_gib(self.limits.max_bytes)}): a decompression "
+                "bomb, or not the archive the publisher ships")
 
 
 def _gib(n: int) -> str:
@@ -76,33 +63,21 @@ def _gib(n: int) -> str:
 _BROKEN = (tarfile.ReadError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, zipfile.BadZipFile)
 
 
-def _member_path(name: str, archive: Path) -> PurePosixPath | None:
-    """The member's relative path, or None for the archive's root entry; refuses escaping names."""
+def _member_path(name: str, archive: Path, skip_prefixes) -> PurePosixPath | None:
+    """The member's relative path; None for the archive's root entry and skipped junk; refuses escaping names."""
     text = name.replace("\\", "/")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise UnsafeArchiveError(f"{archive.name}: member {name!r} has an absolute path")
     parts = [p for p in PurePosixPath(text).parts if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{archive.name}: member {name!r} points outside its folder ('..')")
-    return PurePosixPath(*parts) if parts else None
+    rel = PurePosixPath(*parts) if parts else None
+    return None if rel is None or (rel.as_posix() + "/").startswith(tuple(skip_prefixes)) else rel
 
 
 def _inside(dest_real: str, candidate: str) -> bool:
     real = os.path.realpath(candidate)
     return real == dest_real or real.startswith(dest_real + os.sep)
-
-
-def _skipped(rel: PurePosixPath, skip_prefixes) -> bool:
-    text = rel.as_posix() + "/"
-    return any(text.startswith(prefix) for prefix in skip_prefixes)
-
-
-def _link_bytes(member: tarfile.TarInfo, path: str) -> int:
-    """The bytes a link may write: where the file system refuses links (exFAT, some network mounts, too many
-    links), tarfile copies the target instead, so a link is charged its target's size."""
-    base = path if member.islnk() else os.path.join(path, os.path.dirname(member.name))
-    target = os.path.join(base, member.linkname)
-    return os.path.getsize(target) if os.path.isfile(target) else 0
 
 
 def _extract_tar(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget: _Budget) -> int:
@@ -113,8 +88,8 @@ def _extract_tar(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget
 
     def admit(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
         nonlocal count
-        rel = _member_path(member.name, archive)
-        if rel is None or _skipped(rel, skip_prefixes):
+        rel = _member_path(member.name, archive, skip_prefixes)
+        if rel is None:
             return None
         try:
             member = tarfile.data_filter(member, path)
@@ -125,7 +100,11 @@ def _extract_tar(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget
         if member.islnk() and not os.path.isfile(os.path.join(path, member.linkname)):
             raise UnsafeArchiveError(f"{archive.name}: hard link {member.name!r} -> {member.linkname!r} names no "
                                      "file unpacked before it")
-        budget.reserve(member.name, member.size if member.isfile() else _link_bytes(member, path))
+        # where the file system refuses links, tarfile copies the target: a link is charged its target's size
+        target = os.path.join(path if member.islnk() else os.path.join(path, os.path.dirname(member.name)),
+                              member.linkname)
+        budget.reserve(member.name, member.size if member.isfile() else
+                       os.path.getsize(target) if os.path.isfile(target) else 0)
         count += 1
         # mode=None: the umask's permissions, not the publisher's (a 0600 file in a shared data root)
         return member.replace(name=rel.name if flatten else member.name, mode=None, deep=False)
@@ -141,8 +120,8 @@ def _extract_zip(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget
     count = 0
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
-            rel = _member_path(info.filename, archive)
-            if rel is None or _skipped(rel, skip_prefixes):
+            rel = _member_path(info.filename, archive, skip_prefixes)
+            if rel is None:
                 continue
             target = dest / (rel.name if flatten else rel)
             if not _inside(dest_real, str(target)):
@@ -164,22 +143,17 @@ def _extract_zip(archive: Path, dest: Path, flatten: bool, skip_prefixes, budget
 def links_outside(dest: str | os.PathLike) -> list[str]:
     """Every symbolic link under ``dest`` whose target, resolved now, lies outside ``dest``."""
     dest_real = os.path.realpath(dest)
-    bad = []
-    for folder, dirs, files in os.walk(dest):  # does not descend into linked folders
-        for entry in dirs + files:
-            path = os.path.join(folder, entry)
-            if os.path.islink(path) and not _inside(dest_real, path):
-                bad.append(f"{os.path.relpath(path, dest)} -> {os.readlink(path)}")
-    return bad
+    return [f"{os.path.relpath(path, dest)} -> {os.readlink(path)}"
+            for folder, dirs, files in os.walk(dest)  # does not descend into linked folders
+            for path in (os.path.join(folder, entry) for entry in dirs + files)
+            if os.path.islink(path) and not _inside(dest_real, path)]
 
 
 def extract(archive: str | os.PathLike, dest: str | os.PathLike, kind: str, flatten: bool = False,
             skip_prefixes=(), limits: Limits | None = None) -> int:
-    """Unpack ``archive`` (``kind`` "tar" or "zip") into the existing folder ``dest``; the number of files.
+    """Unpack ``archive`` ("tar" or "zip") into the existing folder ``dest`` within ``limits``; the number of files.
 
-    ``limits`` caps what it may write (default :class:`Limits()`). Raises :class:`UnsafeArchiveError`
-    or :class:`BrokenArchiveError`; ``dest`` may then hold part of the archive and is the caller's to
-    remove.
+    Raises :class:`UnsafeArchiveError` or :class:`BrokenArchiveError`, leaving ``dest`` for the caller to remove.
     """
     archive, dest = Path(archive), Path(dest)
     unpack = {"tar": _extract_tar, "zip": _extract_zip}.get(kind)

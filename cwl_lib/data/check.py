@@ -1,22 +1,11 @@
-"""``cwl data check``: each dataset and weight file, present / missing / wrong, and what fixes it.
-
-"wrong" means the bytes or the layout are not what a run expects: a dataset folder missing part of
-its layout, built from other files than the lock file records, or holding other image counts than
-the paper states; a kept download whose digest differs; Fashion-MNIST files that are not the IDX
-arrays they should be; a weight file that fails its known digest. A damaged file is reported on its
-row, never by a traceback. ``cwl reproduce`` runs the same checks
-on what its notebooks need before any work (:func:`problems`), and so does each notebook's first
-cell (:func:`require`).
-
-What is inside a dataset folder is checked cheaply (``cwl fetch`` runs the same before installing).
-Counts are checked against the paper's Section V (:class:`~cwl_lib.data.registry.Sizes` of each
-entry): MIT-67 5,360 / 1,340 images of 67 classes, Kvasir v2 8 x 1,000, Chest X-ray 5,216 / 624,
-ROxford5k 4,993 images + 70 queries, RParis6k 6,322 + 70. Files are listed and stat'ed, never decoded, except
-Fashion-MNIST's four small IDX files, which are read whole (headers, counts, labels 0-9). Each
-``*_problem`` function returns a one-line problem, or None; none raises on a damaged file.
+"""``cwl data check``: each dataset and weight file present, missing or wrong (layout, lock file, the paper's image
+counts, kept downloads' and weights' digests, Fashion-MNIST's IDX files), and what fixes it. Files are listed,
+not decoded; each ``*_problem`` returns one line or None, never raising on damaged files. ``cwl reproduce``
+(:func:`problems`) and each notebook (:func:`require`) run the same checks.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 from dataclasses import dataclass
@@ -34,22 +23,18 @@ from .registry import (FASHION_MNIST_FILES, RESOURCES, SOURCES, MissingDataError
 
 DOWNLOADS = "downloads"  # <data root>/downloads/<dataset>/<file>: the downloaded files, kept or placed by hand
 
-# The MD5s Zalando publishes for its four .gz files (torchvision's downloader checks the same ones).
-# Debian's dataset-fashion-mnist recompresses them, so elsewhere the files are checked by content.
-FASHION_MNIST_MD5 = {
-    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-}
-# the folder torchvision's downloader (``cwl fetch fashion-mnist``) writes, with the publisher's bytes
+# The MD5s Zalando publishes (torchvision's downloader checks them); Debian's package recompresses the files, so
+# elsewhere they are checked by content.
+FASHION_MNIST_MD5 = dict(zip(FASHION_MNIST_FILES, (
+    "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe", "bef4ecab320f06d8554ea6380940ec79",
+    "bb300cfdad3c16e7a12a480ee83cd310")))
 TORCHVISION_FASHION_MNIST = Path("FashionMNIST") / "raw"
 
 _ERRORS = (OSError, ValueError, CorruptImageError, EOFError, gzip.BadGzipFile)
 
 
 def _counts(name: str, *counts: tuple[str, int, int | None], more: tuple[str, ...] = ()) -> str | None:
-    """``(what, found, the paper's)`` counts that differ, and ``more`` findings, as one line; None when none."""
+    """The ``(what, found, the paper's)`` counts that differ, and ``more``, as one line; None when none."""
     found = [f"{what}: {have:,}, but the paper's {name} has {want:,}" for what, have, want in counts
              if want is not None and have != want]
     return "; ".join([*found, *more]) or None
@@ -82,32 +67,25 @@ def revisited_problem(name: str, folder: Path) -> str | None:
                    if absent else ())
 
 
-_IDX_VERDICTS: dict[tuple, str | None] = {}
+def _stamps(folder: Path, files) -> tuple:
+    """What identifies the files' versions within a process (size, mtime), to remember verdicts by."""
+    return tuple((f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns) for f in files)
 
 
 def fashion_mnist_problem(folder: Path, root: Path | None = None) -> str | None:
-    """The four IDX files: headers, 60,000 / 10,000 28x28 images, labels 0-9; the MD5s in torchvision's folder.
-
-    The verdict is remembered for this process while the files stay unchanged (every notebook checks).
-    """
+    """The four IDX files: headers, 60,000 / 10,000 28x28 images, labels 0-9; the MD5s in torchvision's folder."""
     folder = Path(folder)
     try:
-        key = (folder, root, *((f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns)
-                               for f in FASHION_MNIST_FILES))
+        return _idx_problem(folder, root, _stamps(folder, FASHION_MNIST_FILES))
     except OSError as err:
         return f"cannot read the files in {folder} ({err})"
-    if key not in _IDX_VERDICTS:
-        _IDX_VERDICTS[key] = _idx_problem(folder, root)
-    return _IDX_VERDICTS[key]
 
 
-def _idx_problem(folder: Path, root: Path | None) -> str | None:
+@functools.lru_cache(maxsize=None)  # every notebook checks: remembered while the files stay unchanged
+def _idx_problem(folder: Path, root: Path | None, _stamps: tuple) -> str | None:
     if root is not None and folder == Path(root) / TORCHVISION_FASHION_MNIST:
         for name, md5 in FASHION_MNIST_MD5.items():
-            try:
-                have = hashlib.md5((folder / name).read_bytes()).hexdigest()
-            except OSError as err:
-                return f"cannot read {folder / name} ({err})"
+            have = hashlib.md5((folder / name).read_bytes()).hexdigest()  # an OSError: the caller's one line
             if have != md5:
                 return f"{folder / name} has MD5 {have}, not the {md5} Zalando publishes"
     sizes = paper_sizes("fashion-mnist")
@@ -127,10 +105,7 @@ def _idx_problem(folder: Path, root: Path | None) -> str | None:
 
 
 def dataset_problem(name: str, folder: str | Path, root: Path | None = None) -> str | None:
-    """What is wrong inside a dataset's folder (counts, headers), or None; never raises on bad content.
-
-    What is checked follows the registry entry's ``layout_kind``.
-    """
+    """What is wrong inside a dataset's folder (by its entry's ``layout_kind``), or None; never raises on content."""
     folder, kind = Path(folder), resource(name).layout_kind
     if kind == "idx":
         return fashion_mnist_problem(folder, root)
@@ -155,37 +130,38 @@ class Row:
     fix: str  # empty when present
 
 
+@functools.lru_cache(maxsize=None)
+def _digest(path: Path, _stamps: tuple) -> str:
+    return checksums.sha256_file(path)
+
+
 def _kept_downloads_problem(root: Path, name: str) -> str | None:
     for remote in SOURCES[name].files:
         path = root / DOWNLOADS / name / remote.filename
         want, why = checksums.expected(root, name, remote.filename, remote.sha256)
-        if want and path.is_file() and checksums.sha256_file(path) != want:
+        if want and path.is_file() and _digest(path, _stamps(path.parent, [path.name])) != want:
             return f"the kept download {path} fails {why}"
     return None
 
 
-def _check(res: Resource, root: Path) -> Row:
-    if res.name in SOURCES:
-        folder = root / res.name
-        problem = layout_problem(root, SOURCES[res.name]) if folder.exists() else None
-        problem = problem or _kept_downloads_problem(root, res.name)
-        if problem:
-            return Row(res.name, "wrong", f"{folder}: {problem}", f"cwl fetch {res.name} --force --data-root {root}")
-    where = res.locate(root)
-    if where is None:
-        return Row(res.name, "missing", res.description, res.fix(root))
-    problem = models.weights_problem(where) if res.kind == "weights" else dataset_problem(res.name, where, root)
-    if problem:
-        again = f"cwl fetch {res.name} --force --data-root {root}" if res.name in SOURCES else \
-            f"delete the file, then: {res.fix(root)}"
-        return Row(res.name, "wrong", problem if res.kind == "weights" else f"{where}: {problem}", again)
-    return Row(res.name, "present", str(where), "")
-
-
 def check_resource(res: Resource, root: Path) -> Row:
     """One row; a failure of the check itself (an unreadable file, a permission) is reported as ``wrong``."""
+    force = f"cwl fetch {res.name} --force --data-root {root}"
     try:
-        return _check(res, root)
+        if res.name in SOURCES:
+            folder = root / res.name
+            problem = layout_problem(root, SOURCES[res.name]) if folder.exists() else None
+            problem = problem or _kept_downloads_problem(root, res.name)
+            if problem:
+                return Row(res.name, "wrong", f"{folder}: {problem}", force)
+        where = res.locate(root)
+        if where is None:
+            return Row(res.name, "missing", res.description, res.fix(root))
+        problem = models.weights_problem(where) if res.kind == "weights" else dataset_problem(res.name, where, root)
+        if problem:
+            again = force if res.name in SOURCES else f"delete the file, then: {res.fix(root)}"
+            return Row(res.name, "wrong", problem if res.kind == "weights" else f"{where}: {problem}", again)
+        return Row(res.name, "present", str(where), "")
     except Exception as err:  # a report must reach the user whatever the files hold
         return Row(res.name, "wrong", f"checking it failed: {type(err).__name__}: {err}",
                    f"inspect or delete the files of {res.name} under {root}, then: {res.fix(root)}")
@@ -195,13 +171,10 @@ def check_all(root: Path) -> list[Row]:
     return [check_resource(res, root) for res in RESOURCES.values()]
 
 
-def check_names(names, root: Path) -> list[Row]:
-    return [check_resource(resource(name), root) for name in dict.fromkeys(names)]
-
-
 def problems(names, root: str | Path | None = None) -> list[Row]:
     """The rows of ``names`` that are not present (missing or wrong)."""
-    return [row for row in check_names(names, data_root(root)) if row.status != "present"]
+    rows = [check_resource(resource(name), data_root(root)) for name in dict.fromkeys(names)]
+    return [row for row in rows if row.status != "present"]
 
 
 def require(*names: str, root: str | Path | None = None) -> None:

