@@ -38,14 +38,12 @@ NOTEBOOK = "03_classification"
 class Shared(Seeded):
     """What one run shares with notebook 03's parameters; the defaults are the paper's."""
 
-    steps: int = param(200, "optimizer steps per run, whatever the number of images per class", ge=1,
-                       label="optimizer steps per run", stated=False)
+    steps: int = param(200, "optimizer steps per run, whatever the shots", ge=1, label="optimizer steps per run",
+                       stated=False)
     batch_size: int = param(32, "images per optimizer step", ge=1)
-    weight_decay: float = param(5e-4, "Adam's coupled L2 on every trained parameter", ge=0,
-                                label="Adam weight decay (coupled L2)", stated=False)
-    input_size: InputSize = param(224, "side of the square input images", label="image size", show="square",
-                                  stated=False)
-    test_size: TestSize = param(None, "a stratified test subset (None: the whole test split)", label="test images")
+    weight_decay: float = param(5e-4, "Adam's coupled L2", ge=0, label="Adam weight decay (coupled L2)", stated=False)
+    input_size: InputSize = param(224, "image side", label="image size", show="square", stated=False)
+    test_size: TestSize = param(None, "a stratified test subset (None: all)", label="test images")
     backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the grid's", gt=0,
                                       label="pretrained weights' rate, x the grid's", stated=False)
     pretrained: bool = param(True, "start from ImageNet weights", label="ImageNet weights")
@@ -81,9 +79,9 @@ class Parameters(Study, Shared):
     strategies: list[OneOf(_st.NAMES)] = param(list(_st.NAMES), "transfer strategies run", min_length=1)
     shots: list[AtLeast(1)] = param([1, 3, 5, 10], "images per class", min_length=1, label="images per class")
     repeats: int = param(10, "runs per cell, each on another few-shot sample", ge=1, label="repeats")
-    lr_freeze: list[Positive()] = param(list(_st.FREEZE_LRS), "learning rates of the frozen-backbone strategies",
-                                        min_length=1, label="learning rates, frozen strategies")
-    lr_finetune: list[Positive()] = param(list(_st.FINETUNE_LRS), "learning rates of the finetuning strategies",
+    lr_freeze: list[Positive()] = param(list(_st.FREEZE_LRS), "frozen strategies' learning rates", min_length=1,
+                                        label="learning rates, frozen strategies")
+    lr_finetune: list[Positive()] = param(list(_st.FINETUNE_LRS), "finetuning strategies' learning rates",
                                           min_length=1, label="learning rates, finetuning strategies")
     eval_batch_size: int = param(Context.eval_batch_size, "test images per forward pass", ge=1)
 
@@ -155,15 +153,6 @@ class FeatureCache:
     test: torch.Tensor
     train: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
-    def train_features(self, indices: torch.Tensor, images: torch.Tensor, device, size, batch_size) -> torch.Tensor:
-        # from the run's own images in its own batches: a convolution's last bits depend on its batch, so features
-        # must not depend on which runs came before (under Ray, on which worker ran what)
-        key = tuple(int(i) for i in indices)
-        if key not in self.train:
-            self.train[key] = transfer.extract_features(self.body, images[list(key)], device, size=size,
-                                                        batch_size=batch_size)
-        return self.train[key]
-
 
 def data_of(config: Config, context: Context) -> Prepared:
     def build() -> Prepared:
@@ -190,13 +179,16 @@ def features_of(config: Config, context: Context) -> FeatureCache:
     return context.memo("features", fkey, build)
 
 
-def fresh_head(template: nn.Module) -> nn.Module:
-    """A copy of a classifier re-initialised from the global RNG exactly as its construction did."""
-    head = copy.deepcopy(template)
-    for m in head.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    return head
+def train_features(config: Config, context: Context, indices: torch.Tensor) -> torch.Tensor:
+    """The frozen features of one few-shot training set, computed once."""
+    features, images = features_of(config, context), data_of(config, context).split.train.images
+    key = tuple(int(i) for i in indices)
+    # from the run's own images in its own batches: a convolution's last bits depend on its batch, so features
+    # must not depend on which runs came before (under Ray, on which worker ran what)
+    if key not in features.train:
+        features.train[key] = transfer.extract_features(features.body, images[list(key)], context.device,
+                                                        size=config.input_size, batch_size=context.eval_batch_size)
+    return features.train[key]
 
 
 # --------------------------------------------------------------------------- one run
@@ -218,9 +210,11 @@ def run_one(config: Config, context: Context, *, cached: bool = True) -> dict:
     seed_everything(config.run_seed)
     attachments = {}
     if features is not None:
-        x = features.train_features(train_idx, data.split.train.images, device, config.input_size,
-                                    context.eval_batch_size)
-        head = fresh_head(features.template_head)
+        x = train_features(config, context, train_idx)
+        head = copy.deepcopy(features.template_head)
+        for m in head.modules():  # re-initialised from the global RNG exactly as its construction did
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
         result = transfer.train(head, transfer.tensor_batches(x, labels, config.batch_size, config.run_seed),
                                 strategy, config.lr, None, device, steps=config.steps,
                                 weight_decay=config.weight_decay, amp=False)
@@ -233,8 +227,7 @@ def run_one(config: Config, context: Context, *, cached: bool = True) -> dict:
         result = transfer.train(model, batches, strategy, config.lr, None, device, steps=config.steps,
                                 weight_decay=config.weight_decay, backbone_lr_factor=config.backbone_lr_factor,
                                 bn_train=config.bn_train)
-        acc = transfer.evaluate(model, data.test.images, data.test.labels, device, size=config.input_size,
-                                batch_size=context.eval_batch_size)
+        acc = float(context.correct(model, data.test, config.input_size).float().mean())
         if strategy.cwl:
             attachments["sigmas"] = transfer.learned_sigmas(model)
         del model
@@ -268,8 +261,7 @@ def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.
         seen.add(cell)
         data, features = data_of(config, context), features_of(config, context)
         idx = cdata.few_shot_indices(data.split.train.labels, config.shots, config.run_seed)
-        x = features.train_features(idx, data.split.train.images, context.device, config.input_size,
-                                    context.eval_batch_size)
+        x = train_features(config, context, idx)
         acc = probe_accuracy(x.numpy(), data.split.train.labels[idx].numpy(), features.test.numpy(),
                              data.test.labels.numpy(), C)
         rows.append(dict(zip(("dataset", "arch", "shots", "repeat"), cell), probe=acc))
@@ -306,7 +298,3 @@ def table(recs: list[dict]) -> pd.DataFrame:
     """Tables I and II: per (dataset, arch, strategy, shots) mean, std and repeats of the best accuracy over rates."""
     return tables.summary(frame(recs))
 
-
-__all__ = ["NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "key", "order", "run_one", "frame", "table",
-           "linear_probe", "probe_accuracy", "probe_gap", "loss_quartiles", "Prepared", "FeatureCache", "fresh_head",
-           "setting"]

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .. import records
+from .. import records, transfer
 from ..data import classification as cdata
 from ..models import load_backbone
 from ..runtime import pick_device
@@ -57,6 +57,11 @@ class Context:
 
     def split(self, name: str, input_size: int) -> cdata.Split:
         return self.memo("split", (name, input_size), lambda: self.load_split(name, input_size, self.data_root))
+
+    def correct(self, model: nn.Module, test: cdata.ImageSet, size: int) -> torch.Tensor:
+        """Whether ``model`` gets each image of ``test`` right (:func:`cwl_lib.transfer.correct`)."""
+        return transfer.correct(model, test.images, test.labels, self.device, size=size,
+                                batch_size=self.eval_batch_size)
 
     def record(self, study: str, config, start: float, **results) -> dict:
         """A run's record (:func:`cwl_lib.records.new_record`) on this device, timed from ``start``."""

@@ -330,8 +330,7 @@ def run_one(config: Config, context: Context) -> dict:
     hits: dict[str, str] = {}  # per test image, 1 where the prediction is right: for paired tests
 
     def accuracy(m: nn.Module, stage: str) -> float:
-        right = transfer.correct(m, data.test.images, data.test.labels, device, size=size,
-                                 batch_size=context.eval_batch_size)
+        right = context.correct(m, data.test, size)
         hits[stage] = "".join("1" if v else "0" for v in right.tolist())
         return float(right.float().mean())
 
@@ -369,8 +368,7 @@ def run_one(config: Config, context: Context) -> dict:
     # on a copy; finetuning starts from it as ``recalibrate_bn`` says
     recalibrated = copy.deepcopy(pruned)
     if pruning.recalibrate_batch_norm(recalibrated, (x for x, _ in batches(0)), device):
-        row["acc_recalibrated"] = transfer.evaluate(recalibrated, data.test.images, data.test.labels, device,
-                                                    size=size, batch_size=context.eval_batch_size)
+        row["acc_recalibrated"] = float(context.correct(recalibrated, data.test, size).float().mean())
         row["dead"] = dead(pruned, data, size, device)
         if config.recalibrate_bn == "always" or (config.recalibrate_bn == "dead" and row["dead"]):
             pruned = recalibrated
@@ -466,8 +464,8 @@ def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
 
 
 def curves(recs: list[dict]) -> pd.DataFrame:
-    """The kept-fraction curves of the records, one row per (choice, steps, tau): ``choice`` (a name of
-    :data:`CHOICES`, else ``optimizer wd``), ``optimizer``, ``weight_decay``, ``steps``, ``final``, ``tau``, ``kept``."""
+    """The kept-fraction curves of the records, one row per (choice, steps, tau); ``choice`` is a name of
+    :data:`CHOICES`, else ``optimizer wd``."""
     rows = []
     for r in recs:
         c = r["config"]
@@ -510,9 +508,7 @@ def plot_curves(curve_frame: pd.DataFrame, ax=None):
                 label=f"{choice}, {steps} steps")
     paper = paper_curve()
     ax.plot(paper["tau"], paper["kept"], color="black", marker="s", lw=2, label="paper, Table IV (VGG-16, Kvasir)")
-    ax.set_xlabel("threshold tau on |sigma|")
-    ax.set_ylabel("parameters kept")
-    ax.set_ylim(0, 1.02)
+    ax.set(xlabel="threshold tau on |sigma|", ylabel="parameters kept", ylim=(0, 1.02))
     ax.legend(fontsize=7, loc="lower left")
     return ax
 
@@ -580,11 +576,9 @@ def plot_layer_compression(layer_frame: pd.DataFrame, arch: str, tau: float, ax=
     sel = figure_layers(layer_frame, arch, tau)
     if ax is None:
         _, ax = plt.subplots(figsize=(max(6, 0.18 * len(sel)), 3.2))
-    sns.barplot(data=sel, x="position", y="removed", hue="kind" if sel.kind.nunique() > 1 else None, dodge=False,
-                ax=ax)
-    ax.set_xlabel("convolution (input to output)")
-    ax.set_ylabel("filters removed")
-    ax.set_ylim(0, 1)
+    hue = "kind" if sel.kind.nunique() > 1 else None
+    sns.barplot(data=sel, x="position", y="removed", hue=hue, dodge=False, ax=ax)
+    ax.set(xlabel="convolution (input to output)", ylabel="filters removed", ylim=(0, 1))
     ax.set_title(f"{arch}, tau = {tau:g}")
     step = max(1, len(sel) // 20)
     for i, label in enumerate(ax.get_xticklabels()):
@@ -613,8 +607,3 @@ def fraction_below(sigmas: dict[str, torch.Tensor], tau: float) -> float:
     """Share of all sigma entries with |sigma| < tau (before the coupling rule and min_channels)."""
     return float((_abs_sigmas(sigmas) < tau).float().mean())
 
-
-__all__ = ["NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "variants", "variant_of", "key", "order",
-           "outdated", "run_one", "transferred", "study_records", "table", "matched", "MATCHED_RULE", "layers",
-           "figure_layers", "plot_layer_compression", "plot_sigmas", "fraction_below", "PAPER", "L1", "SLIMMING",
-           "SIGMA", "BN_GAMMA", "TRANSFER_OF", "setting", "layer_roles"]

@@ -24,16 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import records, strategies, transfer
-from ..data import landmarks, offline_landmarks
+from ..data import RESOURCES, landmarks, offline_landmarks
 from ..data.revisited import load_revisited
 from ..paper import TABLE_III
 from ..retrieval import SETTINGS, descriptor_model, extract, map_table, revisited_map, similarities
 from ..runtime import seed_everything
 from ..weighting import sigma_shift
 from .context import Context
-from ..config import (MIN_INPUT, Arch, AtLeast, OneOf, Positive, RunConfig, Seeded, Study, param,
-                      required_strategies)
-from ..data import RESOURCES
+from ..config import MIN_INPUT, Arch, AtLeast, OneOf, Positive, RunConfig, Seeded, Study, param, required_strategies
 from .setting import table as setting_table
 
 NAME = "retrieval"
@@ -47,11 +45,11 @@ IN_PAPER = tuple(n for n, s in strategies.STRATEGIES.items() if s.in_paper)  # T
 class Shared(Seeded):
     """What one run shares with notebook 04's parameters; the defaults are the paper's."""
 
-    epochs: int = param(20, "training epochs (the paper does not say; ours)", ge=1, label="epochs", stated=False)
+    epochs: int = param(20, "training epochs", ge=1, label="epochs", stated=False)
     batch_size: int = param(8, "query crops per step", ge=1, label="batch size", stated=False)
     train_size: tuple[AtLeast(MIN_INPUT), AtLeast(MIN_INPUT)] = param(
-        (1024, 768), "width x height of the training images, as the paper writes it",
-        label="training size (width x height)", show="size", why="width and height of the training images")
+        (1024, 768), "width x height of the training images", label="training size (width x height)", show="size",
+        why="width and height of the training images")
     backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's", gt=0)
 
 
@@ -80,13 +78,13 @@ class Parameters(Study, Shared):
     """Notebook 04's parameters; the defaults are the paper's setting (Table III)."""
 
     NOTEBOOK: ClassVar[str] = "04_retrieval"
-    datasets: list[OneOf(RETRIEVAL_DATASETS)] = param(["roxford5k", "rparis6k"], "datasets of Table III", min_length=1,
+    datasets: list[OneOf(RETRIEVAL_DATASETS)] = param(["roxford5k", "rparis6k"], "datasets", min_length=1,
                                                        label="datasets")
     archs: list[Arch] = param(["vgg16", "resnet50"], "ImageNet backbones", min_length=1, label="backbones")
     strategies: list[OneOf(IN_PAPER)] = param(list(IN_PAPER), "Table III's rows run", min_length=1,
                                               why="Table III's rows")
     repeats: int = param(1, "runs per cell", ge=1, label="repeats", stated=False)
-    freeze_lrs: list[Positive()] = param(list(_st.FREEZE_LRS), "learning rates of freeze+cwl", min_length=1,
+    freeze_lrs: list[Positive()] = param(list(_st.FREEZE_LRS), "freeze+cwl's learning rates", min_length=1,
                                          label="learning rates, freeze+cwl")
     finetune_lrs: list[Positive()] = param(list(_st.FINETUNE_LRS), "learning rates of the finetuning strategies",
                                            min_length=1, label="learning rates, finetuning")
@@ -185,21 +183,13 @@ def orientation_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: 
 # --------------------------------------------------------------------------- one dataset, decoded once
 @dataclass
 class Prepared:
-    """A retrieval dataset decoded once: database and query crops, landmarks, fixed-size training sets."""
+    """A retrieval dataset decoded once: ground truth, database and query crops, the queries' landmarks."""
 
-    name: str
     gnd: list[dict]
     database: list[torch.Tensor]
     queries: list[torch.Tensor]
     labels: torch.Tensor
     landmarks: list[str]
-    train_images: dict
-
-    def training_images(self, train_size) -> torch.Tensor:
-        size = tuple(int(v) for v in train_size)
-        if size not in self.train_images:
-            self.train_images[size] = fixed_size_crops(self.queries, size)
-        return self.train_images[size]
 
 
 def prepare_dataset(name: str, data_root=None, workers: int = 8, progress: bool = True) -> Prepared:
@@ -207,9 +197,8 @@ def prepare_dataset(name: str, data_root=None, workers: int = 8, progress: bool 
     labels, names = ds.query_landmarks()
     if len(names) < 2:
         raise ValueError(f"{name}: its queries show a single landmark; training a classifier needs at least two")
-    return Prepared(name=name, gnd=ds.gnd, database=ds.load_images("database", workers=workers, progress=progress),
-                    queries=ds.load_images("queries", workers=workers, progress=progress),
-                    labels=torch.tensor(labels), landmarks=names, train_images={})
+    return Prepared(ds.gnd, ds.load_images("database", workers=workers, progress=progress),
+                    ds.load_images("queries", workers=workers, progress=progress), torch.tensor(labels), names)
 
 
 # --------------------------------------------------------------------------- one run
@@ -255,7 +244,8 @@ def run_one(config: Config, context: Context) -> dict:
         seed_everything(config.run_seed)  # the new classifier's initialisation
         model = transfer.prepare(copy.deepcopy(backbone), strategy, len(data.landmarks),
                                  fold_bn=strategy.frozen_batch_norm)
-        images = data.training_images(config.train_size)
+        images = context.memo("retrieval crops", (config.dataset, tuple(config.train_size)),
+                              lambda: fixed_size_crops(data.queries, config.train_size))
         batches = orientation_batches(images, data.labels, config.batch_size, config.run_seed)
         first = initial_loss(model, images, data.labels, strategy, device)
         result = transfer.train(model, batches, strategy, config.lr, config.epochs, device,
@@ -374,8 +364,7 @@ def plot_top_ranked(ds, record: dict, queries: Iterable[int], k: int = 5, title:
                 spine.set_linewidth(3)
             ax.set_title(f"#{j + 1} {g or 'negative'}", fontsize=8, color=_GRADE_COLOURS[g])
         for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -391,8 +380,3 @@ def record_for(recs: list[dict], dataset: str, arch: str, strategy: str, lr, rep
             return r
     raise KeyError(f"no run of {strategy} on {dataset}/{arch} at lr={lr} among these records")
 
-
-__all__ = ["NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "key", "order", "run_one", "frame", "table",
-           "best_lr_table", "chosen", "chosen_runs", "training_table", "with_paper", "fixed_size_crops",
-           "orientation_batches", "Prepared", "prepare_dataset", "initial_loss", "data_version", "plot_top_ranked",
-           "record_for", "TOP_K", "setting"]
