@@ -1,9 +1,8 @@
 """The few-shot classification study of Section V-A (Tables I and II).
 
-Grid: dataset x backbone x strategy x images per class x learning rate x repeat; a run records its test accuracy.
-Repeat ``r`` uses ``run_seed = 1000 * seed + r`` for its sample, new head and batch order, so strategies and rates
-of one repeat are compared pair by pair. A strategy that trains only the classifier (``Strategy.cacheable``)
-trains it on backbone features computed once per (dataset, backbone): the same result as the image path (tested).
+Repeat ``r`` draws its sample, new head and batch order from ``run_seed = 1000 * seed + r``, so strategies and rates
+of one repeat are compared pair by pair. A strategy that trains only the classifier trains it on backbone features
+computed once per (dataset, backbone): the same result as the image path (tested).
 """
 from __future__ import annotations
 
@@ -111,8 +110,7 @@ class Parameters(Study, Shared):
 
 
 def configs(p: dict) -> list[Config]:
-    """The runs of notebook 03 under its parameters ``p``: each strategy over its rate grid (``Strategy.lr_grid``);
-    a strategy that needs BatchNorm is skipped for a backbone without it."""
+    """The runs of notebook 03: each strategy over its rate grid, none needing BatchNorm on a backbone without it."""
     lrs = {"freeze": p["lr_freeze"], "finetune": p["lr_finetune"]}
     shared = {k: p[k] for k in Shared.model_fields}
     out = []
@@ -145,8 +143,7 @@ class Prepared:
 
 @dataclass
 class FeatureCache:
-    """Frozen-backbone features of a (dataset, arch, input size): the test set, and each few-shot training set a
-    run asked for (keyed by its indices, so runs differing only in learning rate share it)."""
+    """Frozen-backbone features of a (dataset, arch, input size): the test set's, and each training set's."""
 
     body: nn.Module
     template_head: nn.Module
@@ -193,8 +190,7 @@ def train_features(config: Config, context: Context, indices: torch.Tensor) -> t
 
 # --------------------------------------------------------------------------- one run
 def run_one(config: Config, context: Context, *, cached: bool = True) -> dict:
-    """Train and evaluate one configuration; its record (sigmas attached for the CWL strategies). A cacheable
-    strategy trains its classifier on cached backbone features unless ``cached=False``."""
+    """One run's record; a cacheable strategy trains on cached features unless ``cached=False``."""
     strategy = strategies.get(config.strategy)
     data = data_of(config, context)
     device = context.device
@@ -251,8 +247,7 @@ def loss_quartiles(losses: list[float]) -> list[float] | None:
 
 # --------------------------------------------------------------------------- sanity anchor
 def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.DataFrame:
-    """Per (dataset, arch, shots, repeat) of the grid's ``freeze`` runs, the accuracy of :func:`probe_accuracy` on
-    the same frozen features and test images: what ``freeze`` should come close to."""
+    """Per (dataset, arch, shots, repeat) of the ``freeze`` runs, :func:`probe_accuracy` on the same features."""
     rows, seen = [], set()
     for config in sorted((c for c in configs if c.strategy == "freeze"), key=order):
         cell = (config.dataset, config.arch, config.shots, config.repeat)
@@ -269,9 +264,8 @@ def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.
 
 
 def probe_accuracy(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, C: float = 1.0) -> float:
-    """Test accuracy of an L2 logistic regression on features divided by their one standard deviation. Not
-    per-feature standardisation: from one image per class it blows up features that barely vary on those images
-    (laptop grid, one image per class: 0.335 against 0.425 for this scaling, freeze 0.466)."""
+    """Test accuracy of an L2 logistic regression on features divided by one scale, their std: per-feature
+    standardisation from one image per class blows up features that barely vary (0.335 against 0.425 here)."""
     scale = float(x.std()) or 1.0
     # one BLAS thread: beside torch's spinning OpenMP threads two took seconds per fit, one a twentieth of a second
     with threadpool_limits(limits=1):
@@ -280,8 +274,7 @@ def probe_accuracy(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.
 
 
 def probe_gap(frame: pd.DataFrame, probe: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, arch, shots): freeze's best accuracy over rates, the probe's, and their difference (means
-    over repeats)."""
+    """Per (dataset, arch, shots): freeze's best accuracy, the probe's, their difference (means over repeats)."""
     best = tables.best_over_lr(frame[frame["strategy"] == "freeze"])
     both = best.merge(probe, on=["dataset", "arch", "shots", "repeat"])
     out = both.groupby(["dataset", "arch", "shots"])[["accuracy", "probe"]].mean().reset_index()

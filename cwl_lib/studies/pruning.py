@@ -1,11 +1,9 @@
 """The pruning study of Section V-C (Table IV, Fig. 3), one record per threshold.
 
-A run transfers a pretrained backbone to a few-shot training set (``freeze+cwl``, optionally with our L1 penalty on
-the sigmas), prunes it at its threshold tau (:func:`cwl_lib.pruning.prune`) and evaluates it, then finetunes every
-remaining weight and evaluates after each count of ``finetune_epochs`` (FT@1 and FT@30 in the paper). ``tau=None``
-is the unpruned row, finetuned the same way (not in the paper) so that finetuning's own gain is measured. Every
-threshold of one transfer prunes the same network, trained by the first run that needs it and kept in the store's
-``shared/`` folder, so a stopped study resumes. Network Slimming (``importance="bn-gamma"``, not in the paper)
+A run transfers a backbone (``freeze+cwl``, optionally with our L1 penalty on the sigmas), prunes it at its tau,
+then finetunes every remaining weight, evaluating after each count of ``finetune_epochs``. ``tau=None`` is the
+unpruned row, finetuned the same way (not in the paper) to separate finetuning's own gain. The first run of a
+transfer keeps it in the store's ``shared/`` folder for the others. Network Slimming (``importance="bn-gamma"``)
 prunes a ``bn-affine`` transfer by |gamma| to the parameter share sigma pruning keeps at the same tau.
 """
 from __future__ import annotations
@@ -111,18 +109,16 @@ class Config(Shared, RunConfig):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.importance not in TRANSFER_OF:
-            raise ValueError(f"importance is one of {', '.join(TRANSFER_OF)}, got {self.importance!r}")
+        for name, allowed in (("importance", tuple(TRANSFER_OF)), ("curve", ("", "final", "steps")),
+                              ("finetune_bn", ("frozen", "train"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} is one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
         if self.importance == SIGMA and not strategies.get(self.strategy).cwl:
             raise ValueError(f"pruning by sigma needs learned sigmas: use a strategy with CWLs, not {self.strategy!r}")
         if self.tau is not None and not self.tau > 0:
             raise ValueError(f"tau must be a positive threshold (or None, unpruned), got {self.tau!r}")
-        if self.curve not in ("", "final", "steps"):
-            raise ValueError(f"curve is '', 'final' or 'steps', got {self.curve!r}")
         if self.curve and self.tau is not None:
             raise ValueError("a kept-fraction curve has no threshold of its own: tau must be None")
-        if self.finetune_bn not in ("frozen", "train"):
-            raise ValueError(f"finetune_bn is 'frozen' or 'train', got {self.finetune_bn!r}")
         return self
 
     @property
@@ -186,8 +182,7 @@ def choice_of(optimizer: str, weight_decay: float) -> str | None:
 
 
 def variants(p: dict) -> dict[str, dict]:
-    """The studies of notebook 05, name -> config fields: the paper's, ours with the L1 penalty (``l1 > 0``), and
-    Network Slimming at matched size (``bn_gamma``, on a backbone with BatchNorm)."""
+    """The studies of notebook 05, name -> config fields: the paper's, ours with L1, Network Slimming's."""
     common = dict(dataset=p["dataset"], arch=p["arch"], shots=p["shots"], finetune_epochs=tuple(p["finetune_epochs"]),
                   **{k: p[k] for k in Shared.model_fields})
     out = {PAPER: {**common, "strategy": p["strategy"], "l1": 0.0}}
@@ -199,10 +194,8 @@ def variants(p: dict) -> dict[str, dict]:
 
 
 def configs(p: dict) -> list[Config]:
-    """The runs of notebook 05 under its parameters ``p``: per study its unpruned row and one run per tau; per other
-    backbone of ``figure_archs`` one run at ``figure_tau`` without finetuning (Fig. 3); per transfer choice of
-    ``sensitivity`` one kept-fraction curve (the run's own choice shares the study's transfer and is also read at
-    the :data:`SNAPSHOTS` of its steps)."""
+    """The runs of notebook 05: per study, the unpruned row and each tau; Fig. 3's other backbones at
+    ``figure_tau``; one kept-fraction curve per choice of ``sensitivity`` (the study's own also at its SNAPSHOTS)."""
     out = []
     for fields_ in variants(p).values():
         out += [Config(tau=t, **fields_) for t in [None, *p["taus"]]]
@@ -257,15 +250,11 @@ def data_of(f: dict, context: Context) -> Data:
     return context.memo("pruning data", (f["dataset"], f["input_size"], f["test_size"], f["seed"], f["shots"]), build)
 
 
-def transferred(fields_: dict, context: Context) -> nn.Module:
-    """The network a study prunes (``fields_`` as :attr:`Config.transfer`), in eval mode on the context's device."""
-    return _transferred(fields_, context)[0]
-
-
-def _transferred(f: dict, context: Context) -> tuple[nn.Module, dict]:
-    """The transferred network and its scales after each of the :data:`SNAPSHOTS` of its steps (step -> scales):
-    trained once, kept in the store's ``shared/`` folder for the other thresholds."""
-    return context.memo("transferred", json.dumps(f, sort_keys=True), lambda: _transfer(f, context))
+def transferred(f: dict, context: Context, snapshots: bool = False):
+    """The network a study prunes (``f`` as :attr:`Config.transfer`) in eval mode on the context's device, trained
+    once and kept in the store's ``shared/`` folder; with ``snapshots``, also its scales at the :data:`SNAPSHOTS`."""
+    model, snaps = context.memo("transferred", json.dumps(f, sort_keys=True), lambda: _transfer(f, context))
+    return (model, snaps) if snapshots else model
 
 
 def _transfer(f: dict, context: Context) -> tuple[nn.Module, dict]:
@@ -300,11 +289,9 @@ def _train_transfer(model: nn.Module, backbone: nn.Module, strategy, f: dict, da
     batches = transfer.image_batches(data.images, data.labels, f["batch_size"], f["seed"], f["input_size"])
     at = {max(1, round(q * f["steps"])) for q in SNAPSHOTS}
     snaps: dict[int, dict] = {}
-    done = 0
 
-    def per_epoch(_epoch: int, _loss: float) -> None:
-        nonlocal done
-        done = min(f["steps"], done + steps_per_epoch)
+    def per_epoch(epoch: int, _loss: float) -> None:
+        done = min(f["steps"], (epoch + 1) * steps_per_epoch)
         for step in sorted(at - set(snaps)):
             if done >= step and strategy.cwl:
                 snaps[step] = transfer.learned_sigmas(trained)
@@ -326,7 +313,7 @@ def run_one(config: Config, context: Context) -> dict:
     device, size = context.device, config.input_size
     start = time.perf_counter()
     data = data_of(config.transfer, context)
-    model, snaps = _transferred(config.transfer, context)
+    model, snaps = transferred(config.transfer, context, snapshots=True)
     hits: dict[str, str] = {}  # per test image, 1 where the prediction is right: for paired tests
 
     def accuracy(m: nn.Module, stage: str) -> float:
@@ -375,15 +362,13 @@ def run_one(config: Config, context: Context) -> dict:
             row["recalibrated"] = True
     del recalibrated
     _finetune(pruned, row, accuracy, batches, config, device)
-    layers = comp.layers.assign(tau=config.tau)
-    return context.record(NAME, config, start, row=row, layers=layers.to_dict("list"), correct=hits,
-                          classes=data.classes, run_seed=config.seed,
+    return context.record(NAME, config, start, row=row, layers=comp.layers.assign(tau=config.tau).to_dict("list"),
+                          correct=hits, classes=data.classes, run_seed=config.seed,
                           **{records.ATTACHMENTS: {"pruned": {"plan": plan, "state_dict": pruned.state_dict()}}})
 
 
 def _finetune(model: nn.Module, row: dict, accuracy, batches, config: Config, device) -> None:
-    """Finetune ``model`` in place, every weight trainable, writing ``ft<N>`` (the accuracy after N epochs, each N
-    of ``config.finetune_epochs``) into ``row``."""
+    """Finetune ``model`` in place, every weight trainable; ``row[ft<N>]``: the accuracy after N epochs."""
     if not config.finetune_epochs:
         return
 
@@ -410,16 +395,14 @@ def outdated(record: dict) -> str | None:
 
 
 def dead(model: nn.Module, data: Data, size: int, device) -> bool:
-    """Whether a pruned network's outputs no longer depend on its input (the same logits, to rounding, for every
-    training image): finetuning cannot start from it; recalibrating its BatchNorms revives it."""
+    """Whether a pruned network gives the same logits for every training image: finetuning cannot start from it."""
     logits = transfer.predict(model, data.images, device, size=size)
     return bool(logits.std(0).max() <= 1e-5 * (1 + logits.abs().max()))
 
 
 def kept_curve(model: nn.Module, snaps: dict[int, dict[str, torch.Tensor]], min_channels: int,
                example: torch.Tensor) -> dict:
-    """The share of parameters ``model`` keeps at each of :data:`CURVE_TAUS`, with its scales after each snapshot's
-    steps: ``{"taus": [...], "kept": {steps: [...]}}``."""
+    """The share of parameters ``model`` keeps at each of :data:`CURVE_TAUS`, with each snapshot's scales."""
     probe = copy.deepcopy(model)
     total = pruning.count_parameters(probe)
     kept = {}
@@ -464,8 +447,7 @@ def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
 
 
 def curves(recs: list[dict]) -> pd.DataFrame:
-    """The kept-fraction curves of the records, one row per (choice, steps, tau); ``choice`` is a name of
-    :data:`CHOICES`, else ``optimizer wd``."""
+    """The kept-fraction curves of the records: one row per (choice, steps, tau)."""
     rows = []
     for r in recs:
         c = r["config"]
@@ -485,8 +467,7 @@ def paper_curve() -> pd.DataFrame:
 
 
 def distance_to_paper(curve_frame: pd.DataFrame) -> pd.DataFrame:
-    """Per curve (choice, steps), closest first: the mean absolute difference between its kept fractions and the
-    paper's at the paper's thresholds among the curve's."""
+    """Per curve (choice, steps), closest first: its mean absolute distance to the paper's at common taus."""
     paper_kept = paper_curve().set_index("tau")["kept"]
     rows = []
     for (choice, steps), g in curve_frame.groupby(["choice", "steps"], sort=False):
@@ -498,8 +479,7 @@ def distance_to_paper(curve_frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_curves(curve_frame: pd.DataFrame, ax=None):
-    """Kept fraction of parameters against tau: per transfer choice after its last step (solid), the run's own
-    choice also after fewer steps (dashed), and the paper's Table IV (black, squares)."""
+    """Kept fraction of parameters against tau: each choice's curves, and the paper's Table IV."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.6))
     for (choice, steps), g in curve_frame.groupby(["choice", "steps"], sort=False):
@@ -554,9 +534,8 @@ def figure_layers(layer_frame: pd.DataFrame, arch: str, tau: float) -> pd.DataFr
 
 
 def layer_roles(fig_layers: pd.DataFrame, arch: str) -> pd.Series:
-    """The role of each convolution of :func:`figure_layers` in its block. For MobileNetV2: ``expansion``
-    (``features.N.conv.0.0``), ``depthwise``, ``projection`` (the 1x1 conv into the residual stream), ``stem``
-    and ``last``; other architectures keep their layer kind."""
+    """The role of each convolution of :func:`figure_layers` in its block (MobileNetV2: stem, expansion,
+    depthwise, projection, last); other architectures keep their layer kind."""
     if not arch.startswith("mobilenet_v2"):
         return fig_layers["kind"].rename("role")
 

@@ -1,11 +1,8 @@
 """The retrieval study of Section V-B (Table III): transfer to the query images, then MAC retrieval.
 
-A run prepares the backbone for its strategy and trains it (:func:`cwl_lib.transfer.train`) to tell the landmarks
-of the query crops apart (:mod:`cwl_lib.data.landmarks`), at one fixed size (1024 x 768 in the paper) with each
-batch turned by 0, 90 or 270 degrees and flipped at random, so that it also sees the portrait photographs of the
-database; then MAC descriptors of queries and database at their own sizes are scored by the revisited protocol.
-``freeze`` trains nothing MAC uses: it is the pretrained network's baseline, computed once per process. The other
-strategies' learning rate is the best over the grid (mean of Easy/Medium/Hard mAP over repeats), as in Tables I-II.
+A run trains the backbone to tell the query crops' landmarks apart at one fixed size, each batch turned by 0, 90
+or 270 degrees and flipped at random (the database has portrait photographs), then scores MAC descriptors by the
+revisited protocol. ``freeze`` trains nothing MAC uses: it is the pretrained baseline, computed once per process.
 """
 from __future__ import annotations
 
@@ -147,8 +144,7 @@ def order(config: Config) -> tuple:
 
 # --------------------------------------------------------------------------- training data
 def fixed_size_crops(crops: list[torch.Tensor], train_size: tuple[int, int]) -> torch.Tensor:
-    """uint8 query crops as one uint8 ``N x 3 x H x W`` tensor at ``train_size`` = (W, H), bilinear with antialias;
-    a portrait crop is turned to landscape first (the orientation augmentation turns it back at random)."""
+    """uint8 crops as one uint8 tensor at ``train_size`` = (W, H), portrait crops turned to landscape first."""
     w, h = (int(v) for v in train_size)
     if w < 32 or h < 32:
         raise ValueError(f"train_size {train_size} is too small for a CNN (at least 32 x 32)")
@@ -266,9 +262,8 @@ def run_one(config: Config, context: Context) -> dict:
 
 # --------------------------------------------------------------------------- tables
 def frame(recs: list[dict]) -> pd.DataFrame:
-    """One row per run: config columns, the mAPs in percent, what training did (``first_loss`` before any step,
-    else the first epoch's; ``final_loss``; ``steps``; ``classes``, whose log is a uniform guess's loss; NaN losses
-    for freeze), and its key."""
+    """One row per run: config columns, the mAPs in percent, what training did (``first_loss``, ``final_loss``,
+    ``steps``, ``classes``: NaN losses for freeze), and its key."""
     return pd.DataFrame([{**r["config"], **r["table"], **_training_columns(r), "key": r["key"]} for r in recs])
 
 
@@ -345,8 +340,7 @@ _GRADE_COLOURS = {"easy": "tab:green", "hard": "tab:blue", "junk": "tab:grey", N
 
 
 def plot_top_ranked(ds, record: dict, queries: Iterable[int], k: int = 5, title: str | None = None):
-    """Each chosen query (cropped, from ``ds``: :class:`~cwl_lib.data.revisited.RevisitedDataset`) followed by its
-    top-``k`` database images, framed by their grade."""
+    """Each chosen query of ``ds`` followed by its top-``k`` database images, framed by their grade."""
     queries = list(queries)
     labels, names = ds.query_landmarks()
     k = min(k, len(record["top"][0]))

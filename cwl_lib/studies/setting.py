@@ -43,8 +43,7 @@ def table(model, ours: dict) -> pd.DataFrame:
 
 
 def sentence(frame: pd.DataFrame, named: int = 2) -> str:
-    """:func:`table`'s frame in one sentence: its first ``named`` rows (dataset, backbone) spelled out where they
-    differ, and a count of the other rows that differ."""
+    """:func:`table`'s frame in one sentence: the dataset and backbone rows spelled out, the others counted."""
     changed = frame[frame["here"] == STAND_IN]
     if changed.empty:
         return "This run is the paper's setting."
