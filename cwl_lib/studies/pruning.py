@@ -31,8 +31,7 @@ from ..data import classification as cdata
 from ..models import has_batch_norm
 from ..paths import atomic_write, file_lock
 from ..runtime import seed_everything
-from ..weighting import load_sigmas
-from ..weighting import sigmas as read_sigmas
+from ..weighting import load_sigmas, sigmas as read_sigmas
 from .context import Context
 from ..config import (Arch, AtLeast, InputSize, OneOf, Positive, RunConfig, Seeded, Study, TestSize,
                       fits_test_split, param)
@@ -60,27 +59,22 @@ class Shared(Seeded):
     """What one run shares with notebook 05's parameters; the defaults are the paper's."""
 
     lr: float = param(1e-2, "learning rate of the transfer", gt=0, label="transfer learning rate", stated=False)
-    steps: int = param(400, "optimizer steps of the transfer (about 30 epochs of Kvasir's 400 images in batches of "
-                       "32)", ge=1, label="transfer steps", stated=False)
-    optimizer: OneOf(transfer.OPTIMIZERS) = param("adam", "of the transfer, with its weight decay; see CHOICES",
-                                                  label="transfer optimizer (inferred from the sensitivity figure)",
-                                                  stated=False)
+    steps: int = param(400, "optimizer steps of the transfer (about 30 epochs of Kvasir's 400 images)", ge=1,
+                       label="transfer steps", stated=False)
+    optimizer: OneOf(transfer.OPTIMIZERS) = param("adam", "the transfer's optimizer; see CHOICES", stated=False,
+                                                  label="transfer optimizer (inferred from the sensitivity figure)")
     weight_decay: float = param(CHOICES["adam-l2"][1], "of the transfer's optimizer", ge=0,
                                 label="transfer weight decay (inferred from the sensitivity figure)", stated=False)
     finetune_lr: float = param(1e-3, "learning rate of the finetuning after pruning", gt=0,
                                label="finetuning learning rate", stated=False)
-    recalibrate_bn: OneOf(RECALIBRATE) = param(
-        "dead", "re-estimate BN statistics after pruning, before finetuning: never, always, or when the pruned "
-        "network is dead", label="BatchNorm recalibration after pruning", stated=False)
+    recalibrate_bn: OneOf(RECALIBRATE) = param("dead", "re-estimate BN statistics after pruning (dead: where needed)",
+                                               label="BatchNorm recalibration after pruning", stated=False)
     min_channels: int = param(1, "channels a pruned layer keeps at least", ge=1)
-    input_size: InputSize = param(224, "side of the square input images", label="image size", show="square",
-                                  stated=False)
+    input_size: InputSize = param(224, "image side", label="image size", show="square", stated=False)
     batch_size: int = param(32, "images per optimizer step", ge=1)
-    test_size: TestSize = param(None, "a stratified test subset (None: the whole test split)", label="test images",
-                                stated=False)
+    test_size: TestSize = param(None, "a stratified test subset (None: all)", label="test images", stated=False)
     latency_batch: int = param(16, "images per timed forward pass", ge=1)
-    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's, in the transfer and "
-                                      "the finetuning", gt=0)
+    backbone_lr_factor: float = param(0.1, "the pretrained weights' rate, x the run's (transfer, finetuning)", gt=0)
 
 
 class Config(Shared, RunConfig):
@@ -129,18 +123,14 @@ class Config(Shared, RunConfig):
         return {k: getattr(self, k) for k in keep}
 
 
-_st = strategies  # the module, where a field is named strategies
-
-
 class Parameters(Study, Shared):
     """Notebook 05's parameters; the defaults are the paper's setting (Table IV, Fig. 3)."""
 
     NOTEBOOK: ClassVar[str] = "05_pruning"
-    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param(TABLE_IV_SETTING["dataset"], "the dataset pruned on",
-                                                          label="dataset")
+    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param(TABLE_IV_SETTING["dataset"], "dataset", label="dataset")
     arch: Arch = param(TABLE_IV_SETTING["arch"], "the backbone pruned", label="backbone")
     shots: int = param(TABLE_IV_SETTING["shots"], "images per class", ge=1, label="images per class")
-    strategy: OneOf(n for n, s in _st.STRATEGIES.items() if s.cwl) = param(
+    strategy: OneOf(n for n, s in strategies.STRATEGIES.items() if s.cwl) = param(
         TRANSFER_OF[SIGMA], "the transfer whose learned sigmas are pruned", why="pruning reads learned sigmas")
     l1: float = param(3e-4, "strength of our L1 variant's penalty on the sigmas (0: no such variant)", ge=0)
     taus: list[Positive()] = param([0.2, 0.4, 0.8, 1.0, 1.2], "Table IV's thresholds on |sigma|", min_length=1,
