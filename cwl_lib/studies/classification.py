@@ -285,9 +285,3 @@ def probe_gap(frame: pd.DataFrame, probe: pd.DataFrame) -> pd.DataFrame:
 def frame(recs: list[dict]) -> pd.DataFrame:
     """One row per run: configuration fields as columns, then the results."""
     return pd.DataFrame([{**r["config"], **{k: v for k, v in r.items() if k != "config"}} for r in recs])
-
-
-def table(recs: list[dict]) -> pd.DataFrame:
-    """Tables I and II: per (dataset, arch, strategy, shots) mean, std and repeats of the best accuracy over rates."""
-    return tables.summary(frame(recs))
-

@@ -38,8 +38,7 @@ class Context:
     requested: str = field(default="", repr=False)  # the device as asked ("auto", "cuda", ...): Ray workers decide "auto"
 
     def __post_init__(self):
-        if not self.requested:
-            self.requested = self.device.type if isinstance(self.device, torch.device) else str(self.device)
+        self.requested = self.requested or str(getattr(self.device, "type", self.device))
         if not isinstance(self.device, torch.device):
             self.device = pick_device(str(self.device))
 
