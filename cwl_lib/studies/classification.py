@@ -248,12 +248,10 @@ def loss_quartiles(losses: list[float]) -> list[float] | None:
 # --------------------------------------------------------------------------- sanity anchor
 def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.DataFrame:
     """Per (dataset, arch, shots, repeat) of the ``freeze`` runs, :func:`probe_accuracy` on the same features."""
-    rows, seen = [], set()
-    for config in sorted((c for c in configs if c.strategy == "freeze"), key=order):
-        cell = (config.dataset, config.arch, config.shots, config.repeat)
-        if cell in seen:
-            continue
-        seen.add(cell)
+    rows, cells = [], {}
+    for c in sorted((c for c in configs if c.strategy == "freeze"), key=order):
+        cells.setdefault((c.dataset, c.arch, c.shots, c.repeat), c)
+    for cell, config in cells.items():
         data, features = data_of(config, context), features_of(config, context)
         idx = cdata.few_shot_indices(data.split.train.labels, config.shots, config.run_seed)
         x = train_features(config, context, idx)
