@@ -1,25 +1,16 @@
 """The few-shot classification study of Section V-A (Tables I and II).
 
-The grid: dataset x backbone x strategy x images per class x learning rate x repeat; each run trains
-one configuration and records its test accuracy. Tables keep, per repeat, the best accuracy over the
-learning rates, then the mean and standard deviation over repeats (:mod:`cwl_lib.tables`).
-
-Seeds: repeat ``r`` of a grid with base seed ``s`` uses ``run_seed = 1000 * s + r`` for its few-shot
-sample, the initialisation of the new classifier and the shuffle of its batches. Strategies and learning
-rates of one repeat therefore see the same images in the same order from the same head, and are compared
-pair by pair.
-
-Speed: datasets are uint8 tensors converted per batch; the pretrained backbone is loaded once per
-architecture (:class:`~cwl_lib.studies.context.Context`); a strategy that trains only the classifier
-(:attr:`Strategy.cacheable`) trains it on backbone features computed once per (dataset, backbone), which
-gives the same result as the image path (tested); evaluation runs in large batches, with bfloat16
-autocast and channels_last tensors on a GPU.
+Repeat ``r`` draws its sample, new head and batch order from ``run_seed = 1000 * seed + r``, so strategies and rates
+of one repeat are compared pair by pair. A strategy that trains only the classifier trains it on backbone features
+computed once per (dataset, backbone): the same result as the image path (tested).
 """
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import dataclass, field
+from itertools import product
 from typing import ClassVar
 
 import numpy as np
@@ -44,20 +35,16 @@ NOTEBOOK = "03_classification"
 
 
 class Shared(Seeded):
-    """What one run shares with notebook 03's parameters: each defined here once; the defaults are the paper's."""
+    """What one run shares with notebook 03's parameters; the defaults are the paper's."""
 
-    steps: int = param(200, "optimizer steps per run, whatever the number of images per class", ge=1,
-                       label="optimizer steps per run", stated=False)
+    steps: int = param(200, "optimizer steps per run, whatever the shots", ge=1, label="optimizer steps per run",
+                       stated=False)
     batch_size: int = param(32, "images per optimizer step", ge=1)
-    weight_decay: float = param(5e-4, "Adam's coupled L2 on every trained parameter (the paper states none; 05 "
-                                "measures it)", ge=0, label="Adam weight decay (coupled L2)", stated=False)
-    input_size: InputSize = param(224, "side of the square input images", label="image size", show="square",
-                                  stated=False)
-    test_size: TestSize = param(None, "a stratified test subset (None: the whole test "
-                                                          "split)", label="test images")
-    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the grid's (the paper: step 1 "
-                                      "decreases it)", gt=0, label="pretrained weights' rate, x the grid's",
-                                      stated=False)
+    weight_decay: float = param(5e-4, "Adam's coupled L2", ge=0, label="Adam weight decay (coupled L2)", stated=False)
+    input_size: InputSize = param(224, "image side", label="image size", show="square", stated=False)
+    test_size: TestSize = param(None, "a stratified test subset (None: all)", label="test images")
+    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the grid's", gt=0,
+                                      label="pretrained weights' rate, x the grid's", stated=False)
     pretrained: bool = param(True, "start from ImageNet weights", label="ImageNet weights")
 
 
@@ -85,28 +72,23 @@ class Parameters(Study, Shared):
     """Notebook 03's parameters; the defaults are the paper's setting (Tables I and II)."""
 
     NOTEBOOK: ClassVar[str] = "03_classification"
-    datasets: list[OneOf(cdata.CLASSIFICATION_DATASETS)] = param(["mit67", "kvasir", "chest-xray"], "datasets of Tables I and II", min_length=1,
-                                                                  label="datasets")
+    datasets: list[OneOf(cdata.CLASSIFICATION_DATASETS)] = param(["mit67", "kvasir", "chest-xray"], "datasets",
+                                                                 min_length=1, label="datasets")
     archs: list[Arch] = param(["vgg16", "resnet50"], "ImageNet backbones", min_length=1, label="backbones")
     strategies: list[OneOf(_st.NAMES)] = param(list(_st.NAMES), "transfer strategies run", min_length=1)
     shots: list[AtLeast(1)] = param([1, 3, 5, 10], "images per class", min_length=1, label="images per class")
     repeats: int = param(10, "runs per cell, each on another few-shot sample", ge=1, label="repeats")
-    lr_freeze: list[Positive()] = param(list(_st.FREEZE_LRS), "learning rates of the frozen-backbone strategies",
-                                        min_length=1,
+    lr_freeze: list[Positive()] = param(list(_st.FREEZE_LRS), "frozen strategies' learning rates", min_length=1,
                                         label="learning rates, frozen strategies")
-    lr_finetune: list[Positive()] = param(list(_st.FINETUNE_LRS), "learning rates of the finetuning strategies",
-                                          min_length=1,
-                                          label="learning rates, finetuning strategies")
-    eval_batch_size: int = param(256, "test images per forward pass", ge=1)
+    lr_finetune: list[Positive()] = param(list(_st.FINETUNE_LRS), "finetuning strategies' learning rates",
+                                          min_length=1, label="learning rates, finetuning strategies")
+    eval_batch_size: int = param(Context.eval_batch_size, "test images per forward pass", ge=1)
 
     # 03: a budget in optimizer steps, 8 repeats (at 5, the paired test of C10 on 5 differences could detect
     # 0.022, over the 0.02 its issue asks for), 1 and 10 images per class, and the frozen grid in half
-    # decades from the paper's lowest freeze rate (its 0.05 left freeze+cwl unable to learn here). Measured on
-    # this profile (2 cores, quiet): at 120 steps over 3e-4..1e-2 the 10-shot runs chose 1e-3, where the
-    # scales moved 0.02 on average (the CWL-acted gate's median sat at its floor, 0.051); at 160 steps over
-    # 1e-3..1e-2 they chose 3e-3 more often, the gate read 0.14 (0.078 at 8 repeats), the grid bracketed every
-    # cell's best rate, and the grid took the same 256 s (a quarter fewer runs, a third more steps each); at 8
-    # repeats the grid takes about 430 s (benchmarks/README.md)
+    # decades from the paper's lowest freeze rate (its 0.05 left freeze+cwl unable to learn here). At 160 steps
+    # over 1e-3..1e-2 the grid bracketed every cell's best rate and the CWL-acted gate read 0.078 at 8 repeats
+    # (at 120 steps over 3e-4..1e-2 the scales barely moved); about 430 s on 2 cores (benchmarks/README.md)
     LAPTOP: ClassVar[dict] = {
         "archs": ["mobilenet_v2"], "datasets": ["fashion-mnist"], "strategies": ["freeze", "freeze+cwl"],
         "shots": [1, 10], "repeats": 8, "lr_freeze": [0.001, 0.003, 0.01], "steps": 160, "batch_size": 10,
@@ -128,29 +110,20 @@ class Parameters(Study, Shared):
 
 
 def configs(p: dict) -> list[Config]:
-    """The runs of notebook 03 under its parameters ``p``: the one place they are made.
-
-    Each strategy is searched over its learning-rate grid (``lr_freeze`` or ``lr_finetune``, by
-    :attr:`Strategy.lr_grid`); a strategy that needs BatchNorm is skipped for a backbone without it.
-    """
+    """The runs of notebook 03: each strategy over its rate grid, none needing BatchNorm on a backbone without it."""
     lrs = {"freeze": p["lr_freeze"], "finetune": p["lr_finetune"]}
     shared = {k: p[k] for k in Shared.model_fields}
     out = []
-    for dataset in p["datasets"]:
-        for arch in p["archs"]:
-            for name in p["strategies"]:
-                s = strategies.get(name)
-                if s.needs_bn and not has_batch_norm(arch):
-                    continue
-                for k in p["shots"]:
-                    for lr in lrs[s.lr_grid]:
-                        for r in range(p["repeats"]):
-                            out.append(Config(dataset, arch, s.name, int(k), float(lr), r, **shared))
+    for dataset, arch, name in product(p["datasets"], p["archs"], p["strategies"]):
+        s = strategies.get(name)
+        if not s.needs_bn or has_batch_norm(arch):
+            out += [Config(dataset, arch, s.name, int(k), float(lr), r, **shared)
+                    for k, lr, r in product(p["shots"], lrs[s.lr_grid], range(p["repeats"]))]
     return out
 
 
-def key(config: Config) -> str:
-    return records.key(NAME, config)
+key = functools.partial(records.key, NAME)
+setting = functools.partial(setting_table, Parameters)
 
 
 def order(config: Config) -> tuple:
@@ -168,70 +141,56 @@ class Prepared:
     test: cdata.ImageSet
 
 
-def prepare_data(split: cdata.Split, test_size: int | None, seed: int = 0) -> Prepared:
-    idx = cdata.stratified_subset_indices(split.test.labels, test_size, seed)
-    return Prepared(split, split.test.subset(idx))
-
-
 @dataclass
 class FeatureCache:
-    """Frozen-backbone features of a (dataset, arch, input size): the test set, and each few-shot training
-    set a run asked for (keyed by its indices, so runs differing only in learning rate share it)."""
+    """Frozen-backbone features of a (dataset, arch, input size): the test set's, and each training set's."""
 
     body: nn.Module
     template_head: nn.Module
     test: torch.Tensor
     train: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
-    def train_features(self, indices: torch.Tensor, images: torch.Tensor, device, size, batch_size) -> torch.Tensor:
-        # a run's features come from its own images in its own batches, never from images cached by
-        # earlier runs: a convolution's last bits depend on its batch, and earlier runs depend on which
-        # worker ran what (Ray), so features must not depend on history
-        key = tuple(int(i) for i in indices)
-        if key not in self.train:
-            self.train[key] = transfer.extract_features(self.body, images[list(key)], device, size=size,
-                                                        batch_size=batch_size)
-        return self.train[key]
-
-
-def fresh_head(template: nn.Module) -> nn.Module:
-    """A copy of a classifier re-initialised from the global RNG exactly as its construction did."""
-    head = copy.deepcopy(template)
-    for m in head.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    return head
-
-
-def build_feature_cache(backbone: nn.Module, num_classes: int, test_images: torch.Tensor, device,
-                        size: int, batch_size: int) -> FeatureCache:
-    model = transfer.prepare(copy.deepcopy(backbone), strategies.get("freeze"), num_classes, fold_bn=True)
-    body, head = transfer.split_head(model)
-    feats = transfer.extract_features(body, test_images, device, size=size, batch_size=batch_size)
-    return FeatureCache(body=body, template_head=head, test=feats)
-
 
 def data_of(config: Config, context: Context) -> Prepared:
-    return context.memo("data", (config.dataset, config.input_size, config.test_size, config.seed),
-                        lambda: prepare_data(context.split(config.dataset, config.input_size), config.test_size,
-                                             seed=config.seed))
+    def build() -> Prepared:
+        split = context.split(config.dataset, config.input_size)
+        idx = cdata.stratified_subset_indices(split.test.labels, config.test_size, config.seed)
+        return Prepared(split, split.test.subset(idx))
+
+    return context.memo("data", (config.dataset, config.input_size, config.test_size, config.seed), build)
 
 
 def features_of(config: Config, context: Context) -> FeatureCache:
     data = data_of(config, context)
     backbone = context.backbone(config.arch, config.pretrained)
+
+    def build() -> FeatureCache:
+        model = transfer.prepare(copy.deepcopy(backbone), strategies.get("freeze"), len(data.split.classes),
+                                 fold_bn=True)
+        body, head = transfer.split_head(model)
+        feats = transfer.extract_features(body, data.test.images, context.device, size=config.input_size,
+                                          batch_size=context.eval_batch_size)
+        return FeatureCache(body=body, template_head=head, test=feats)
+
     fkey = (config.dataset, config.input_size, config.test_size, config.seed, config.arch, config.pretrained)
-    return context.memo("features", fkey, lambda: build_feature_cache(
-        backbone, len(data.split.classes), data.test.images, context.device, config.input_size,
-        context.eval_batch_size))
+    return context.memo("features", fkey, build)
+
+
+def train_features(config: Config, context: Context, indices: torch.Tensor) -> torch.Tensor:
+    """The frozen features of one few-shot training set, computed once."""
+    features, images = features_of(config, context), data_of(config, context).split.train.images
+    key = tuple(int(i) for i in indices)
+    # from the run's own images in its own batches: a convolution's last bits depend on its batch, so features
+    # must not depend on which runs came before (under Ray, on which worker ran what)
+    if key not in features.train:
+        features.train[key] = transfer.extract_features(features.body, images[list(key)], context.device,
+                                                        size=config.input_size, batch_size=context.eval_batch_size)
+    return features.train[key]
 
 
 # --------------------------------------------------------------------------- one run
 def run_one(config: Config, context: Context, *, cached: bool = True) -> dict:
-    """Train and evaluate one configuration; its record (sigmas attached for the CWL strategies).
-
-    A cacheable strategy trains its classifier on cached backbone features unless ``cached=False``.
-    """
+    """One run's record; a cacheable strategy trains on cached features unless ``cached=False``."""
     strategy = strategies.get(config.strategy)
     data = data_of(config, context)
     device = context.device
@@ -240,16 +199,18 @@ def run_one(config: Config, context: Context, *, cached: bool = True) -> dict:
     labels = data.split.train.labels[train_idx]
     num_classes = len(data.split.classes)
     use_cache = cached and strategy.cacheable
-    # loading a backbone draws from the global RNG (torchvision initialises before loading weights):
-    # done before seeding, so a run's head is the same whether or not the backbone was already loaded
+    # loading a backbone draws from the global RNG (torchvision initialises before loading weights): done
+    # before seeding, so a run's head is the same whether or not the backbone was already loaded
     features = features_of(config, context) if use_cache else None
     backbone = None if use_cache else context.backbone(config.arch, config.pretrained)
     seed_everything(config.run_seed)
     attachments = {}
     if features is not None:
-        x = features.train_features(train_idx, data.split.train.images, device, config.input_size,
-                                    context.eval_batch_size)
-        head = fresh_head(features.template_head)
+        x = train_features(config, context, train_idx)
+        head = copy.deepcopy(features.template_head)
+        for m in head.modules():  # re-initialised from the global RNG exactly as its construction did
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
         result = transfer.train(head, transfer.tensor_batches(x, labels, config.batch_size, config.run_seed),
                                 strategy, config.lr, None, device, steps=config.steps,
                                 weight_decay=config.weight_decay, amp=False)
@@ -262,49 +223,38 @@ def run_one(config: Config, context: Context, *, cached: bool = True) -> dict:
         result = transfer.train(model, batches, strategy, config.lr, None, device, steps=config.steps,
                                 weight_decay=config.weight_decay, backbone_lr_factor=config.backbone_lr_factor,
                                 bn_train=config.bn_train)
-        acc = transfer.evaluate(model, data.test.images, data.test.labels, device, size=config.input_size,
-                                batch_size=context.eval_batch_size)
+        acc = float(context.correct(model, data.test, config.input_size).float().mean())
         if strategy.cwl:
             attachments["sigmas"] = transfer.learned_sigmas(model)
         del model
     losses = result.losses
     shift = sigma_shift(attachments.get("sigmas"))
-    return records.new_record(
-        NAME, config, device, accuracy=acc, run_seed=config.run_seed, final_loss=losses[-1] if losses else None,
+    return context.record(
+        NAME, config, start, accuracy=acc, run_seed=config.run_seed, final_loss=losses[-1] if losses else None,
         loss_quartiles=loss_quartiles(losses), classes=num_classes,
         diverged=bool(losses) and not all(v == v and abs(v) != float("inf") for v in losses),
-        sigma_shift=shift[0], sigma_shift_max=shift[1],
-        train_steps=result.steps, n_train=len(train_idx), n_test=len(data.test), cached_features=use_cache,
-        seconds=time.perf_counter() - start, **{records.ATTACHMENTS: attachments})
+        sigma_shift=shift[0], sigma_shift_max=shift[1], train_steps=result.steps, n_train=len(train_idx),
+        n_test=len(data.test), cached_features=use_cache, **{records.ATTACHMENTS: attachments})
 
 
 def loss_quartiles(losses: list[float]) -> list[float] | None:
-    """The training loss at the start, at 1/4, 1/2, 3/4 of the budget and at its end (the mean loss of the
-    epoch at each point): what the convergence gate reads (:mod:`cwl_lib.gates`)."""
+    """The training loss at the start, 1/4, 1/2, 3/4 and end of the budget: what the convergence gate reads."""
     if not losses:
         return None
     last = len(losses) - 1
     return [float(losses[round(q * last)]) for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
 
 
-
-
 # --------------------------------------------------------------------------- sanity anchor
 def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.DataFrame:
-    """The accuracy of a logistic-regression probe (:func:`probe_accuracy`) on the frozen features of each
-    few-shot training set the grid's ``freeze`` runs use, on the same test images: what ``freeze`` (a linear
-    classifier on the same features, trained by Adam for a budget of steps) should come close to. One row per
-    (dataset, arch, shots, repeat)."""
-    rows, seen = [], set()
-    for config in sorted((c for c in configs if c.strategy == "freeze"), key=order):
-        cell = (config.dataset, config.arch, config.shots, config.repeat)
-        if cell in seen:
-            continue
-        seen.add(cell)
+    """Per (dataset, arch, shots, repeat) of the ``freeze`` runs, :func:`probe_accuracy` on the same features."""
+    rows, cells = [], {}
+    for c in sorted((c for c in configs if c.strategy == "freeze"), key=order):
+        cells.setdefault((c.dataset, c.arch, c.shots, c.repeat), c)
+    for cell, config in cells.items():
         data, features = data_of(config, context), features_of(config, context)
         idx = cdata.few_shot_indices(data.split.train.labels, config.shots, config.run_seed)
-        x = features.train_features(idx, data.split.train.images, context.device, config.input_size,
-                                    context.eval_batch_size)
+        x = train_features(config, context, idx)
         acc = probe_accuracy(x.numpy(), data.split.train.labels[idx].numpy(), features.test.numpy(),
                              data.test.labels.numpy(), C)
         rows.append(dict(zip(("dataset", "arch", "shots", "repeat"), cell), probe=acc))
@@ -312,22 +262,17 @@ def linear_probe(configs: list[Config], context: Context, C: float = 1.0) -> pd.
 
 
 def probe_accuracy(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, C: float = 1.0) -> float:
-    """Test accuracy of an L2 logistic regression on features divided by one number, their standard deviation
-    over the training images. Not per-feature standardisation: estimated from one image per class, it blows up
-    features that happen to barely vary on those images (on the laptop grid at one image per class it scored
-    0.335 against 0.425 for this scaling, with freeze at 0.466); the one scale still keeps lbfgs's iterations
-    to a few hundred."""
+    """Test accuracy of an L2 logistic regression on features divided by one scale, their std: per-feature
+    standardisation from one image per class blows up features that barely vary (0.335 against 0.425 here)."""
     scale = float(x.std()) or 1.0
-    # one BLAS thread: beside torch's OpenMP threads (spinning under `make book`) two BLAS threads took seconds
-    # per fit of a few dozen lbfgs iterations, one takes a twentieth of a second
+    # one BLAS thread: beside torch's spinning OpenMP threads two took seconds per fit, one a twentieth of a second
     with threadpool_limits(limits=1):
         probe = LogisticRegression(C=C, max_iter=5000).fit(x / scale, y)
     return float((probe.predict(x_test / scale) == y_test).mean())
 
 
 def probe_gap(frame: pd.DataFrame, probe: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, arch, shots): freeze's best accuracy over learning rates, the linear probe's, and their
-    difference, averaged over repeats."""
+    """Per (dataset, arch, shots): freeze's best accuracy, the probe's, their difference (means over repeats)."""
     best = tables.best_over_lr(frame[frame["strategy"] == "freeze"])
     both = best.merge(probe, on=["dataset", "arch", "shots", "repeat"])
     out = both.groupby(["dataset", "arch", "shots"])[["accuracy", "probe"]].mean().reset_index()
@@ -338,22 +283,3 @@ def probe_gap(frame: pd.DataFrame, probe: pd.DataFrame) -> pd.DataFrame:
 def frame(recs: list[dict]) -> pd.DataFrame:
     """One row per run: configuration fields as columns, then the results."""
     return pd.DataFrame([{**r["config"], **{k: v for k, v in r.items() if k != "config"}} for r in recs])
-
-
-def table(recs: list[dict]) -> pd.DataFrame:
-    """Tables I and II: per (dataset, arch, strategy, shots) the mean, std and repeats of the best
-    accuracy over learning rates."""
-    return tables.summary(frame(recs))
-
-
-def setting(p: dict) -> pd.DataFrame:
-    """The table "paper | this run | same or stand-in" of notebook 03 for its parameters ``p``; the paper gives
-    no training length, image size or factor for the pretrained weights' learning rate ("step 1 decreases" it),
-    so those rows name the paper profile's choice as ours."""
-    return setting_table(Parameters, p)
-
-
-__all__ = ["NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "key", "order", "run_one", "frame", "table",
-           "linear_probe", "probe_accuracy", "probe_gap", "loss_quartiles",
-           "Prepared", "prepare_data", "FeatureCache", "fresh_head", "build_feature_cache",
-           "setting"]

@@ -1,12 +1,11 @@
 """What a study's runs need besides their config: a device, the data, the backbones, a shared folder.
 
-One :class:`Context` serves the runs one process executes (the serial executor's, or one worker's).
-It loads a dataset or a backbone once and keeps it while consecutive runs use it (:meth:`memo` keeps the
-latest value of each kind, so memory holds one dataset and one backbone at a time); the executor orders
-runs so that those sharing data come together.
+A :class:`Context` keeps the latest dataset and backbone it loaded (:meth:`memo`), so memory holds one of each;
+the executor orders runs so that those sharing data come together.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -14,13 +13,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .. import records, transfer
 from ..data import classification as cdata
 from ..models import load_backbone
 from ..runtime import pick_device
 
 
 def default_split(name: str, input_size: int, data_root: str | None) -> cdata.Split:
-    """A classification dataset at the resolution a run needs (stored at 224 or more, resized per batch)."""
+    """A classification dataset stored at 224 or more (resized per batch)."""
     return cdata.load(name, data_root, size=max(input_size, 224), progress=False)
 
 
@@ -38,8 +38,7 @@ class Context:
     requested: str = field(default="", repr=False)  # the device as asked ("auto", "cuda", ...): Ray workers decide "auto"
 
     def __post_init__(self):
-        if not self.requested:
-            self.requested = self.device.type if isinstance(self.device, torch.device) else str(self.device)
+        self.requested = self.requested or str(getattr(self.device, "type", self.device))
         if not isinstance(self.device, torch.device):
             self.device = pick_device(str(self.device))
 
@@ -57,6 +56,15 @@ class Context:
 
     def split(self, name: str, input_size: int) -> cdata.Split:
         return self.memo("split", (name, input_size), lambda: self.load_split(name, input_size, self.data_root))
+
+    def correct(self, model: nn.Module, test: cdata.ImageSet, size: int) -> torch.Tensor:
+        """Whether ``model`` gets each image of ``test`` right (:func:`cwl_lib.transfer.correct`)."""
+        return transfer.correct(model, test.images, test.labels, self.device, size=size,
+                                batch_size=self.eval_batch_size)
+
+    def record(self, study: str, config, start: float, **results) -> dict:
+        """A run's record (:func:`cwl_lib.records.new_record`) on this device, timed from ``start``."""
+        return records.new_record(study, config, self.device, **results, seconds=time.perf_counter() - start)
 
 
 __all__ = ["Context", "default_split"]

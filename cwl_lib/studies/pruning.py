@@ -1,29 +1,16 @@
 """The pruning study of Section V-C (Table IV, Fig. 3), one record per threshold.
 
-A run transfers a pretrained backbone to a few-shot training set (``freeze+cwl`` by default, optionally
-with an L1 penalty on the sigmas: our addition), prunes it at its threshold tau
-(:func:`cwl_lib.pruning.prune`), evaluates it right away, then finetunes the pruned network (every
-remaining weight trains, :data:`cwl_lib.strategies.FINETUNE_ALL`) and evaluates after each epoch count
-listed in ``finetune_epochs`` (FT@1 and FT@30 in the paper). Its record also holds the kept fractions of
-parameters and feature maps, the per-layer compression (Fig. 3) and the measured inference time of the
-pruned network against the unpruned one. ``tau=None`` is the unpruned row of Table IV; it is finetuned
-the same way (not in the paper, whose unpruned row has no FT columns), so that the gain of finetuning alone
-is measured beside what pruning costs.
-
-Every threshold of one transfer prunes the same transferred network: the first run to need it trains it
-and keeps its weights in the store's ``shared/`` folder (named by the transfer's own key), where the
-others find it, so a stopped study resumes from the first unfinished threshold.
-
-Network Slimming beside the paper (``importance="bn-gamma"``, not in the paper): the backbone is
-transferred with ``bn-affine`` (classifier and BatchNorm gamma, beta train on the same images), then
-pruned by |gamma| at the threshold that keeps the same fraction of parameters as the paper's sigma
-pruning at this run's tau (:func:`cwl_lib.pruning.prune_to_size`): the two scores compared at matched
-size.
+A run transfers a backbone (``freeze+cwl``, optionally with our L1 penalty on the sigmas), prunes it at its tau,
+then finetunes every remaining weight, evaluating after each count of ``finetune_epochs``. ``tau=None`` is the
+unpruned row, finetuned the same way (not in the paper) to separate finetuning's own gain. The first run of a
+transfer keeps it in the store's ``shared/`` folder for the others. Network Slimming (``importance="bn-gamma"``)
+prunes a ``bn-affine`` transfer by |gamma| to the parameter share sigma pruning keeps at the same tau.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import time
@@ -44,8 +31,7 @@ from ..data import classification as cdata
 from ..models import has_batch_norm
 from ..paths import atomic_write, file_lock
 from ..runtime import seed_everything
-from ..weighting import load_sigmas
-from ..weighting import sigmas as read_sigmas
+from ..weighting import load_sigmas, sigmas as read_sigmas
 from .context import Context
 from ..config import (Arch, AtLeast, InputSize, OneOf, Positive, RunConfig, Seeded, Study, TestSize,
                       fits_test_split, param)
@@ -56,38 +42,39 @@ NOTEBOOK = "05_pruning"
 SIGMA, BN_GAMMA = "sigma", "bn-gamma"
 #: The transfer each importance prunes: the paper's CWL transfer, and Network Slimming's BN-affine one.
 TRANSFER_OF = {SIGMA: "freeze+cwl", BN_GAMMA: "bn-affine"}
-
-
 RECALIBRATE = ("never", "always", "dead")
 FINETUNE_EPOCHS = (1, 30)  # Table IV's FT@1 and FT@30
+#: The transfer choices the paper leaves unstated, measured by the sensitivity figure (kept fraction of
+#: parameters against tau): name -> (optimizer, weight decay). AdamW's decay is PyTorch's default.
+CHOICES = {"adam": ("adam", 0.0), "adam-l2": ("adam", 5e-4), "adamw": ("adamw", 1e-2), "sgd-l2": ("sgd", 5e-4)}
+#: The thresholds of the kept-fraction curves: the paper's, and the steps between them.
+CURVE_TAUS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
+#: The points of a transfer (shares of its steps) at which its scales are kept for the curves.
+SNAPSHOTS = (0.25, 0.5, 1.0)
+PAPER, L1 = "CWL (paper)", "CWL + L1 (ours)"
+SLIMMING = "BN gamma (Network Slimming)"
 
 
 class Shared(Seeded):
-    """What one run shares with notebook 05's parameters: each defined here once; the defaults are the paper's."""
+    """What one run shares with notebook 05's parameters; the defaults are the paper's."""
 
     lr: float = param(1e-2, "learning rate of the transfer", gt=0, label="transfer learning rate", stated=False)
-    steps: int = param(400, "optimizer steps of the transfer (about 30 epochs of Kvasir's 400 images in batches of "
-                       "32)", ge=1, label="transfer steps", stated=False)
-    optimizer: OneOf(transfer.OPTIMIZERS) = param("adam", "of the transfer, with its weight decay; see CHOICES",
-                                                  label="transfer optimizer (inferred from the sensitivity figure)",
-                                                  stated=False)
-    weight_decay: float = param(5e-4, "of the transfer's optimizer", ge=0,
+    steps: int = param(400, "optimizer steps of the transfer (about 30 epochs of Kvasir's 400 images)", ge=1,
+                       label="transfer steps", stated=False)
+    optimizer: OneOf(transfer.OPTIMIZERS) = param("adam", "the transfer's optimizer; see CHOICES", stated=False,
+                                                  label="transfer optimizer (inferred from the sensitivity figure)")
+    weight_decay: float = param(CHOICES["adam-l2"][1], "of the transfer's optimizer", ge=0,
                                 label="transfer weight decay (inferred from the sensitivity figure)", stated=False)
     finetune_lr: float = param(1e-3, "learning rate of the finetuning after pruning", gt=0,
                                label="finetuning learning rate", stated=False)
-    recalibrate_bn: OneOf(RECALIBRATE) = param(
-        "dead", "re-estimate BN statistics on the training images after pruning, before finetuning: never, always, "
-        "or dead: when the pruned network's outputs no longer depend on its input (see dead)",
-        label="BatchNorm recalibration after pruning", stated=False)
+    recalibrate_bn: OneOf(RECALIBRATE) = param("dead", "re-estimate BN statistics after pruning (dead: where needed)",
+                                               label="BatchNorm recalibration after pruning", stated=False)
     min_channels: int = param(1, "channels a pruned layer keeps at least", ge=1)
-    input_size: InputSize = param(224, "side of the square input images", label="image size", show="square",
-                                  stated=False)
+    input_size: InputSize = param(224, "image side", label="image size", show="square", stated=False)
     batch_size: int = param(32, "images per optimizer step", ge=1)
-    test_size: TestSize = param(None, "a stratified test subset (None: the whole test "
-                                                          "split)", label="test images", stated=False)
+    test_size: TestSize = param(None, "a stratified test subset (None: all)", label="test images", stated=False)
     latency_batch: int = param(16, "images per timed forward pass", ge=1)
-    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's, in the transfer (BN "
-                                      "affine for Network Slimming) and in the finetuning after pruning", gt=0)
+    backbone_lr_factor: float = param(0.1, "the pretrained weights' rate, x the run's (transfer, finetuning)", gt=0)
 
 
 class Config(Shared, RunConfig):
@@ -116,18 +103,16 @@ class Config(Shared, RunConfig):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.importance not in TRANSFER_OF:
-            raise ValueError(f"importance is one of {', '.join(TRANSFER_OF)}, got {self.importance!r}")
+        for name, allowed in (("importance", tuple(TRANSFER_OF)), ("curve", ("", "final", "steps")),
+                              ("finetune_bn", ("frozen", "train"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} is one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
         if self.importance == SIGMA and not strategies.get(self.strategy).cwl:
             raise ValueError(f"pruning by sigma needs learned sigmas: use a strategy with CWLs, not {self.strategy!r}")
         if self.tau is not None and not self.tau > 0:
             raise ValueError(f"tau must be a positive threshold (or None, unpruned), got {self.tau!r}")
-        if self.curve not in ("", "final", "steps"):
-            raise ValueError(f"curve is '', 'final' or 'steps', got {self.curve!r}")
         if self.curve and self.tau is not None:
             raise ValueError("a kept-fraction curve has no threshold of its own: tau must be None")
-        if self.finetune_bn not in ("frozen", "train"):
-            raise ValueError(f"finetune_bn is 'frozen' or 'train', got {self.finetune_bn!r}")
         return self
 
     @property
@@ -137,41 +122,15 @@ class Config(Shared, RunConfig):
                 "batch_size", "test_size", "seed", "pretrained", "backbone_lr_factor")
         return {k: getattr(self, k) for k in keep}
 
-    @property
-    def study(self) -> dict:
-        """The study this threshold belongs to: everything but tau."""
-        return {k: v for k, v in self.model_dump().items() if k != "tau"}
-
-
-#: The transfer choices the paper leaves unstated, measured by the sensitivity figure (kept fraction of
-#: parameters against tau): name -> (optimizer, weight decay). AdamW's decay is PyTorch's default.
-CHOICES = {
-    "adam": ("adam", 0.0),
-    "adam-l2": ("adam", 5e-4),
-    "adamw": ("adamw", 1e-2),
-    "sgd-l2": ("sgd", 5e-4),
-}
-#: The thresholds of the kept-fraction curves: the paper's, and the steps between them.
-CURVE_TAUS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
-#: The points of a transfer (shares of its steps) at which its scales are kept for the curves.
-SNAPSHOTS = (0.25, 0.5, 1.0)
-
-PAPER, L1 = "CWL (paper)", "CWL + L1 (ours)"
-SLIMMING = "BN gamma (Network Slimming)"
-
-
-_st = strategies  # the module, where a field is named strategies
-
 
 class Parameters(Study, Shared):
     """Notebook 05's parameters; the defaults are the paper's setting (Table IV, Fig. 3)."""
 
     NOTEBOOK: ClassVar[str] = "05_pruning"
-    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param(TABLE_IV_SETTING["dataset"], "the dataset transferred to and pruned",
-                                                                  label="dataset")
+    dataset: OneOf(cdata.CLASSIFICATION_DATASETS) = param(TABLE_IV_SETTING["dataset"], "dataset", label="dataset")
     arch: Arch = param(TABLE_IV_SETTING["arch"], "the backbone pruned", label="backbone")
     shots: int = param(TABLE_IV_SETTING["shots"], "images per class", ge=1, label="images per class")
-    strategy: OneOf(n for n, s in _st.STRATEGIES.items() if s.cwl) = param(
+    strategy: OneOf(n for n, s in strategies.STRATEGIES.items() if s.cwl) = param(
         TRANSFER_OF[SIGMA], "the transfer whose learned sigmas are pruned", why="pruning reads learned sigmas")
     l1: float = param(3e-4, "strength of our L1 variant's penalty on the sigmas (0: no such variant)", ge=0)
     taus: list[Positive()] = param([0.2, 0.4, 0.8, 1.0, 1.2], "Table IV's thresholds on |sigma|", min_length=1,
@@ -188,9 +147,8 @@ class Parameters(Study, Shared):
     # was this transfer after 160 (mean distance 6 points of the parameter share; 8 after 320, 15-19 for
     # AdamW, plain Adam and SGD); the paper's thresholds and 0.9 between them; 5 epochs of finetuning at
     # 5e-4, the largest of the rates probed (1e-4, 3e-4, 5e-4, 1e-3) whose first epoch does not lower the
-    # unpruned network (FT@1 of the unpruned network 0.757, 0.725, 0.720, 0.540 from 0.690; tau = 0.9
-    # after FT@5 0.268, 0.325, 0.485, 0.613: benchmarks/README.md); no L1 variant and no Network Slimming
-    # baseline (each costs another transfer and a finetuning per tau)
+    # unpruned network (benchmarks/README.md); no L1 variant and no Network Slimming baseline (each costs
+    # another transfer and a finetuning per tau)
     LAPTOP: ClassVar[dict] = {
         "dataset": "fashion-mnist", "arch": "mobilenet_v2", "shots": 20, "steps": 160, "l1": 0.0,
         "finetune_lr": 0.0005, "taus": [0.2, 0.4, 0.8, 0.9, 1.0, 1.2], "finetune_epochs": [1, 5], "input_size": 64,
@@ -214,8 +172,7 @@ def choice_of(optimizer: str, weight_decay: float) -> str | None:
 
 
 def variants(p: dict) -> dict[str, dict]:
-    """The studies of notebook 05: the paper's, ours with the L1 penalty (``l1 > 0``), and Network
-    Slimming at matched size (``bn_gamma``, for a backbone with BatchNorm); name -> config fields."""
+    """The studies of notebook 05, name -> config fields: the paper's, ours with L1, Network Slimming's."""
     common = dict(dataset=p["dataset"], arch=p["arch"], shots=p["shots"], finetune_epochs=tuple(p["finetune_epochs"]),
                   **{k: p[k] for k in Shared.model_fields})
     out = {PAPER: {**common, "strategy": p["strategy"], "l1": 0.0}}
@@ -226,27 +183,9 @@ def variants(p: dict) -> dict[str, dict]:
     return out
 
 
-def curve_configs(p: dict) -> list[Config]:
-    """The kept-fraction curves of the sensitivity figure: the paper's method transferred under each choice of
-    ``sensitivity`` (the run's own choice shares its transfer with the study, and its curve is also taken at
-    the :data:`SNAPSHOTS` of its steps: the step count's effect)."""
-    base = variants(p)[PAPER]
-    own = (base["optimizer"], float(base["weight_decay"]))
-    out = []
-    for name in p["sensitivity"]:
-        if name not in CHOICES:
-            raise ValueError(f"unknown transfer choice {name!r}; choose among {', '.join(CHOICES)}")
-        optimizer, wd = CHOICES[name]
-        out.append(Config(**{**base, "optimizer": optimizer, "weight_decay": wd, "finetune_epochs": ()},
-                          tau=None, curve="steps" if (optimizer, wd) == own else "final"))
-    return out
-
-
 def configs(p: dict) -> list[Config]:
-    """The runs of notebook 05 under its parameters ``p``: the one place they are made. Each study has its
-    unpruned row and one run per tau; each other backbone of ``figure_archs`` one paper-method run at
-    ``figure_tau``, without finetuning (Fig. 3's other panel); each transfer choice of ``sensitivity`` one
-    kept-fraction curve."""
+    """The runs of notebook 05: per study, the unpruned row and each tau; Fig. 3's other backbones at
+    ``figure_tau``; one kept-fraction curve per choice of ``sensitivity`` (the study's own also at its SNAPSHOTS)."""
     out = []
     for fields_ in variants(p).values():
         out += [Config(tau=t, **fields_) for t in [None, *p["taus"]]]
@@ -254,21 +193,25 @@ def configs(p: dict) -> list[Config]:
     for a in p["figure_archs"]:
         if a != p["arch"] or p["figure_tau"] not in p["taus"]:
             out.append(Config(**{**paper_fields, "arch": a, "finetune_epochs": ()}, tau=p["figure_tau"]))
-    return out + curve_configs(p)
+    own = (paper_fields["optimizer"], float(paper_fields["weight_decay"]))
+    for name in p["sensitivity"]:
+        if name not in CHOICES:
+            raise ValueError(f"unknown transfer choice {name!r}; choose among {', '.join(CHOICES)}")
+        optimizer, wd = CHOICES[name]
+        out.append(Config(**{**paper_fields, "optimizer": optimizer, "weight_decay": wd, "finetune_epochs": ()},
+                          tau=None, curve="steps" if (optimizer, wd) == own else "final"))
+    return out
 
 
 def variant_of(config: Config, p: dict) -> str | None:
     """Which study of :func:`variants` a config belongs to (None: a figure-only run or a curve)."""
     if config.curve:
         return None
-    for name, fields_ in variants(p).items():
-        if all(getattr(config, k) == v for k, v in fields_.items()):
-            return name
-    return None
+    return next((n for n, f in variants(p).items() if all(getattr(config, k) == v for k, v in f.items())), None)
 
 
-def key(config: Config) -> str:
-    return records.key(NAME, config)
+key = functools.partial(records.key, NAME)
+setting = functools.partial(setting_table, Parameters)
 
 
 def order(config: Config) -> tuple:
@@ -278,10 +221,6 @@ def order(config: Config) -> tuple:
 
 
 # --------------------------------------------------------------------------- the transferred network
-def _transfer_key(fields_: dict) -> str:
-    return hashlib.sha1(json.dumps({"study": NAME, "transfer": fields_}, sort_keys=True).encode()).hexdigest()[:16]
-
-
 @dataclass
 class Data:
     test: cdata.ImageSet
@@ -290,10 +229,8 @@ class Data:
     classes: int
 
 
-def data_of(fields_: dict, context: Context) -> Data:
-    """The test subset and the few-shot training set of a transfer (``fields_`` as :attr:`Config.transfer`)."""
-    f = fields_
-
+def data_of(f: dict, context: Context) -> Data:
+    """The test subset and the few-shot training set of a transfer (``f`` as :attr:`Config.transfer`)."""
     def build() -> Data:
         split = context.split(f["dataset"], f["input_size"])
         test = split.test.subset(cdata.stratified_subset_indices(split.test.labels, f["test_size"], f["seed"]))
@@ -303,30 +240,21 @@ def data_of(fields_: dict, context: Context) -> Data:
     return context.memo("pruning data", (f["dataset"], f["input_size"], f["test_size"], f["seed"], f["shots"]), build)
 
 
-def transferred(fields_: dict, context: Context) -> nn.Module:
-    """The network a study prunes (``fields_`` as :attr:`Config.transfer`), in eval mode on the context's
-    device: trained once per transfer and kept in the store's ``shared/`` folder for the other thresholds,
-    with the scales at the :data:`SNAPSHOTS` of its steps (:func:`snapshots`)."""
-    return _transferred(fields_, context)[0]
+def transferred(f: dict, context: Context, snapshots: bool = False):
+    """The network a study prunes (``f`` as :attr:`Config.transfer`) in eval mode on the context's device, trained
+    once and kept in the store's ``shared/`` folder; with ``snapshots``, also its scales at the :data:`SNAPSHOTS`."""
+    model, snaps = context.memo("transferred", json.dumps(f, sort_keys=True), lambda: _transfer(f, context))
+    return (model, snaps) if snapshots else model
 
 
-def snapshots(fields_: dict, context: Context) -> dict[int, dict[str, torch.Tensor]]:
-    """Step -> the CWL scales of a transfer (``fields_`` as :attr:`Config.transfer`) after that many steps."""
-    return _transferred(fields_, context)[1]
-
-
-def _transferred(fields_: dict, context: Context) -> tuple[nn.Module, dict]:
-    return context.memo("transferred", json.dumps(fields_, sort_keys=True), lambda: _transfer(fields_, context))
-
-
-def _transfer(fields_: dict, context: Context) -> tuple[nn.Module, dict]:
-    f = fields_
+def _transfer(f: dict, context: Context) -> tuple[nn.Module, dict]:
     data = data_of(f, context)
     backbone = context.backbone(f["arch"], f["pretrained"])
     strategy = strategies.get(f["strategy"])
     seed_everything(f["seed"])
     model = transfer.prepare(copy.deepcopy(backbone), strategy, data.classes)
-    saved = context.shared / f"transfer-{_transfer_key(f)}.pt" if context.shared else None
+    name = hashlib.sha1(json.dumps({"study": NAME, "transfer": f}, sort_keys=True).encode()).hexdigest()[:16]
+    saved = context.shared / f"transfer-{name}.pt" if context.shared else None
     # runs in parallel (Ray tasks, two drivers) wait for the one that trains it, then read its file
     with file_lock(saved.with_suffix(".lock")) if saved is not None else contextlib.nullcontext():
         if saved is not None and saved.is_file():
@@ -341,11 +269,9 @@ def _transfer(fields_: dict, context: Context) -> tuple[nn.Module, dict]:
     return model.to(context.device).eval(), snaps
 
 
-def _train_transfer(model: nn.Module, backbone: nn.Module, strategy, f: dict, data: "Data", context: Context) -> dict:
-    """Train ``model`` (prepared, BN unfolded) for the transfer ``f``; returns its scales at the SNAPSHOTS.
-
-    A strategy that leaves BatchNorm frozen trains a copy with its BatchNorms folded into the convolutions
-    (the same function, faster), whose scales and classifier are then set in ``model``."""
+def _train_transfer(model: nn.Module, backbone: nn.Module, strategy, f: dict, data: Data, context: Context) -> dict:
+    """Train ``model`` for the transfer ``f``; its scales at the SNAPSHOTS. A strategy that leaves BatchNorm frozen
+    trains a copy with BatchNorm folded (the same function, faster), whose scales and classifier ``model`` takes."""
     trained = model
     if strategy.frozen_batch_norm:
         seed_everything(f["seed"])  # the same head initialisation as ``model``'s
@@ -353,11 +279,9 @@ def _train_transfer(model: nn.Module, backbone: nn.Module, strategy, f: dict, da
     batches = transfer.image_batches(data.images, data.labels, f["batch_size"], f["seed"], f["input_size"])
     at = {max(1, round(q * f["steps"])) for q in SNAPSHOTS}
     snaps: dict[int, dict] = {}
-    done = 0
 
-    def per_epoch(_epoch: int, _loss: float) -> None:
-        nonlocal done
-        done = min(f["steps"], done + steps_per_epoch)
+    def per_epoch(epoch: int, _loss: float) -> None:
+        done = min(f["steps"], (epoch + 1) * steps_per_epoch)
         for step in sorted(at - set(snaps)):
             if done >= step and strategy.cwl:
                 snaps[step] = transfer.learned_sigmas(trained)
@@ -375,38 +299,31 @@ def _train_transfer(model: nn.Module, backbone: nn.Module, strategy, f: dict, da
 
 # --------------------------------------------------------------------------- one run
 def run_one(config: Config, context: Context) -> dict:
-    """The record of one threshold (or of the unpruned network, ``tau=None``)."""
+    """The record of one threshold (or of the unpruned network, ``tau=None``, or of a kept-fraction curve)."""
     device, size = context.device, config.input_size
     start = time.perf_counter()
     data = data_of(config.transfer, context)
-    model = transferred(config.transfer, context)
-
+    model, snaps = transferred(config.transfer, context, snapshots=True)
     hits: dict[str, str] = {}  # per test image, 1 where the prediction is right: for paired tests
 
     def accuracy(m: nn.Module, stage: str) -> float:
-        right = transfer.correct(m, data.test.images, data.test.labels, device, size=size,
-                                 batch_size=context.eval_batch_size)
+        right = context.correct(m, data.test, size)
         hits[stage] = "".join("1" if v else "0" for v in right.tolist())
         return float(right.float().mean())
 
     example = torch.zeros(1, 3, size, size, device=device)
     if config.curve:
-        snaps = snapshots(config.transfer, context)
-        if config.curve == "final":
-            snaps = {max(snaps): snaps[max(snaps)]}
-        return records.new_record(NAME, config, device, curve=kept_curve(model, snaps, config.min_channels, example),
-                                  run_seed=config.seed, seconds=time.perf_counter() - start)
+        snaps = {max(snaps): snaps[max(snaps)]} if config.curve == "final" else snaps
+        return context.record(NAME, config, start, curve=kept_curve(model, snaps, config.min_channels, example),
+                              run_seed=config.seed)
     batches = transfer.image_batches(data.images, data.labels, config.batch_size, config.seed + 1, size)
     if config.tau is None:
         learned = {k: v.float().cpu() for k, v in read_sigmas(model).items()}
         unpruned = {"accuracy": accuracy(model, "acc"), "parameters": pruning.count_parameters(model)}
-        # the same finetuning as every pruned row gets, so that the ft columns have a reference that
-        # separates what finetuning alone gives from what pruning costs
+        # finetuned like every pruned row, so that the ft columns separate what finetuning alone gives
         _finetune(copy.deepcopy(model), unpruned, accuracy, batches, config, device)
-        return records.new_record(
-            NAME, config, device, unpruned=unpruned,
-            correct=hits, classes=data.classes, run_seed=config.seed, seconds=time.perf_counter() - start,
-            **{records.ATTACHMENTS: {"sigmas": learned} if learned else {}})
+        return context.record(NAME, config, start, unpruned=unpruned, correct=hits, classes=data.classes,
+                              run_seed=config.seed, **{records.ATTACHMENTS: {"sigmas": learned} if learned else {}})
     matched = None
     if config.importance == SIGMA:
         pruned, plan = pruning.prune(model, config.tau, config.min_channels, example_input=example)
@@ -425,33 +342,28 @@ def run_one(config: Config, context: Context) -> dict:
     if matched is not None:
         row.update(matched_params=matched, threshold=threshold)
     # BatchNorm statistics re-estimated on the training images (the standard step after structured pruning),
-    # measured on a copy; finetuning starts from it as ``recalibrate_bn`` says
+    # on a copy; finetuning starts from it as ``recalibrate_bn`` says
     recalibrated = copy.deepcopy(pruned)
     if pruning.recalibrate_batch_norm(recalibrated, (x for x, _ in batches(0)), device):
-        row["acc_recalibrated"] = transfer.evaluate(recalibrated, data.test.images, data.test.labels, device,
-                                                    size=size, batch_size=context.eval_batch_size)
+        row["acc_recalibrated"] = float(context.correct(recalibrated, data.test, size).float().mean())
         row["dead"] = dead(pruned, data, size, device)
         if config.recalibrate_bn == "always" or (config.recalibrate_bn == "dead" and row["dead"]):
             pruned = recalibrated
             row["recalibrated"] = True
     del recalibrated
     _finetune(pruned, row, accuracy, batches, config, device)
-    layers = comp.layers.assign(tau=config.tau)
-    return records.new_record(
-        NAME, config, device, row=row, layers=layers.to_dict("list"), correct=hits, classes=data.classes,
-        run_seed=config.seed, seconds=time.perf_counter() - start,
-        **{records.ATTACHMENTS: {"pruned": {"plan": plan, "state_dict": pruned.state_dict()}}})
+    return context.record(NAME, config, start, row=row, layers=comp.layers.assign(tau=config.tau).to_dict("list"),
+                          correct=hits, classes=data.classes, run_seed=config.seed,
+                          **{records.ATTACHMENTS: {"pruned": {"plan": plan, "state_dict": pruned.state_dict()}}})
 
 
 def _finetune(model: nn.Module, row: dict, accuracy, batches, config: Config, device) -> None:
-    """Finetune ``model`` in place with every weight trainable, writing ``ft<N>`` (the test accuracy after N
-    epochs, each N of ``config.finetune_epochs``) into ``row``."""
+    """Finetune ``model`` in place, every weight trainable; ``row[ft<N>]``: the accuracy after N epochs."""
     if not config.finetune_epochs:
         return
-    wanted = set(config.finetune_epochs)
 
     def after_epoch(epoch: int, _loss: float) -> None:
-        if epoch + 1 in wanted:
+        if epoch + 1 in config.finetune_epochs:
             row[f"ft{epoch + 1}"] = accuracy(model, f"ft{epoch + 1}")
 
     transfer.set_trainable(model, strategies.FINETUNE_ALL)
@@ -464,8 +376,7 @@ def _finetune(model: nn.Module, row: dict, accuracy, batches, config: Config, de
 
 
 def outdated(record: dict) -> str | None:
-    """Why a stored record lacks what :func:`run_one` now records under the same key (None: it does not):
-    an unpruned row written before the unpruned network was finetuned like the thresholds."""
+    """Why a stored record lacks what :func:`run_one` now records under its key (None: it does not)."""
     c = record["config"]
     if c.get("tau") is None and not c.get("curve") and c.get("finetune_epochs"):
         if any(f"ft{e}" not in record.get("unpruned", {}) for e in c["finetune_epochs"]):
@@ -473,19 +384,15 @@ def outdated(record: dict) -> str | None:
     return None
 
 
-def dead(model: nn.Module, data: "Data", size: int, device) -> bool:
-    """Whether a pruned network's outputs no longer depend on its input (the same logits, to rounding, for
-    every training image): its signal died on the way (BatchNorms normalising with statistics of channels
-    that are gone, ReLUs that no longer fire), and finetuning from it cannot start; recalibrating its
-    BatchNorms revives it."""
+def dead(model: nn.Module, data: Data, size: int, device) -> bool:
+    """Whether a pruned network gives the same logits for every training image: finetuning cannot start from it."""
     logits = transfer.predict(model, data.images, device, size=size)
     return bool(logits.std(0).max() <= 1e-5 * (1 + logits.abs().max()))
 
 
 def kept_curve(model: nn.Module, snaps: dict[int, dict[str, torch.Tensor]], min_channels: int,
                example: torch.Tensor) -> dict:
-    """The share of parameters ``model`` keeps when pruned at each of :data:`CURVE_TAUS`, with the scales it
-    had after each snapshot's number of steps: ``{"taus": [...], "kept": {steps: [...]}}``."""
+    """The share of parameters ``model`` keeps at each of :data:`CURVE_TAUS`, with each snapshot's scales."""
     probe = copy.deepcopy(model)
     total = pruning.count_parameters(probe)
     kept = {}
@@ -504,13 +411,11 @@ def study_records(recs: list[dict], config_fields: dict) -> list[dict]:
 
 
 def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
-    """Table IV of one study's records: the unpruned row (when recorded), then one row per tau;
-    ``paper_*`` columns when given. Accuracies and kept fractions are rounded to 3 decimals; the latency
-    ratio is left as measured (never print it in a checked cell)."""
+    """Table IV of one study's records: the unpruned row (when recorded), then one row per tau, ``paper_*`` columns
+    when given; rounded to 3 decimals but the latency ratio (never print it in a checked cell)."""
     if not recs:
         raise ValueError("no pruning run is recorded yet: run the study first")
-    epochs = recs[0]["config"]["finetune_epochs"]
-    ft_cols = [f"ft{e}" for e in epochs]
+    ft_cols = [f"ft{e}" for e in recs[0]["config"]["finetune_epochs"]]
     rows = [{"tau": None, "acc": r["unpruned"]["accuracy"], **{c: r["unpruned"].get(c) for c in ft_cols}, "params": 1.0,
              "features": 1.0, "latency_ratio": 1.0} for r in recs if r["config"]["tau"] is None]
     extra = [c for c in ("acc_recalibrated", "recalibrated", "matched_params", "threshold")
@@ -520,12 +425,9 @@ def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if paper is not None:
         by_tau = {p["tau"]: p for p in paper}
-        df["paper_acc"] = [by_tau.get(t, {}).get("acc") for t in df.tau]
-        if len(ft_cols) == 2:
-            df["paper_ft1"] = [by_tau.get(t, {}).get("ft1") for t in df.tau]
-            df["paper_ft30"] = [by_tau.get(t, {}).get("ft30") for t in df.tau]
-        df["paper_params"] = [by_tau.get(t, {}).get("params") for t in df.tau]
-        df["paper_features"] = [by_tau.get(t, {}).get("feature_maps") for t in df.tau]
+        ft = ["ft1", "ft30"] if len(ft_cols) == 2 else []
+        for ours, theirs in [("acc", "acc"), *zip(ft, ft), ("params", "params"), ("features", "feature_maps")]:
+            df[f"paper_{ours}"] = [by_tau.get(t, {}).get(theirs) for t in df.tau]
     if "recalibrated" in df:
         df["recalibrated"] = df["recalibrated"].map(lambda v: "yes" if v is True else "-")
     num = [c for c in df.columns if c not in ("tau", "latency_ratio", "recalibrated")]
@@ -535,14 +437,12 @@ def table(recs: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
 
 
 def curves(recs: list[dict]) -> pd.DataFrame:
-    """The kept-fraction curves of the records (one row per choice, steps and tau): columns ``choice`` (a name
-    of :data:`CHOICES`, or ``optimizer wd`` for another pair), ``optimizer``, ``weight_decay``, ``steps``,
-    ``final`` (the transfer's last step), ``tau``, ``kept``."""
+    """The kept-fraction curves of the records: one row per (choice, steps, tau)."""
     rows = []
     for r in recs:
-        if not r["config"].get("curve"):
-            continue
         c = r["config"]
+        if not c.get("curve"):
+            continue
         choice = choice_of(c["optimizer"], c["weight_decay"]) or f"{c['optimizer']} {c['weight_decay']:g}"
         for step, kept in r["curve"]["kept"].items():
             rows += [{"choice": choice, "optimizer": c["optimizer"], "weight_decay": c["weight_decay"],
@@ -557,22 +457,19 @@ def paper_curve() -> pd.DataFrame:
 
 
 def distance_to_paper(curve_frame: pd.DataFrame) -> pd.DataFrame:
-    """Per curve (choice, steps): the mean absolute difference between its kept fractions and the paper's at
-    the paper's thresholds (those of the curve's taus), sorted, closest first."""
+    """Per curve (choice, steps), closest first: its mean absolute distance to the paper's at common taus."""
     paper_kept = paper_curve().set_index("tau")["kept"]
     rows = []
     for (choice, steps), g in curve_frame.groupby(["choice", "steps"], sort=False):
-        ours = g.set_index("tau")["kept"]
-        common = [t for t in paper_kept.index if any(abs(t - u) < 1e-9 for u in ours.index)]
-        diff = [abs(float(ours[[u for u in ours.index if abs(u - t) < 1e-9][0]]) - float(paper_kept[t])) for t in common]
-        rows.append({"choice": choice, "steps": steps, "final": bool(g["final"].iloc[0]), "taus": len(common),
+        diff = [abs(float(k) - float(paper_kept[t])) for t in paper_kept.index
+                for u, k in zip(g["tau"], g["kept"]) if abs(t - u) < 1e-9]
+        rows.append({"choice": choice, "steps": steps, "final": bool(g["final"].iloc[0]), "taus": len(diff),
                      "distance": float(sum(diff) / len(diff)) if diff else float("nan")})
     return pd.DataFrame(rows).sort_values("distance", kind="stable").reset_index(drop=True)
 
 
 def plot_curves(curve_frame: pd.DataFrame, ax=None):
-    """Kept fraction of parameters against tau: one line per transfer choice (after its last step, solid),
-    the run's own choice also after fewer steps (dashed), and the paper's Table IV (black, squares)."""
+    """Kept fraction of parameters against tau: each choice's curves, and the paper's Table IV."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.6))
     for (choice, steps), g in curve_frame.groupby(["choice", "steps"], sort=False):
@@ -581,9 +478,7 @@ def plot_curves(curve_frame: pd.DataFrame, ax=None):
                 label=f"{choice}, {steps} steps")
     paper = paper_curve()
     ax.plot(paper["tau"], paper["kept"], color="black", marker="s", lw=2, label="paper, Table IV (VGG-16, Kvasir)")
-    ax.set_xlabel("threshold tau on |sigma|")
-    ax.set_ylabel("parameters kept")
-    ax.set_ylim(0, 1.02)
+    ax.set(xlabel="threshold tau on |sigma|", ylabel="parameters kept", ylim=(0, 1.02))
     ax.legend(fontsize=7, loc="lower left")
     return ax
 
@@ -595,16 +490,13 @@ MATCHED_RULE = ("at each tau, Network Slimming prunes the BN-affine transfer by 
 
 
 def matched(sigma_recs: list[dict], gamma_recs: list[dict]) -> pd.DataFrame:
-    """Sigma pruning beside BN-gamma pruning at matched size, per tau and stage (right after pruning, after
-    each finetuning): parameters kept, both accuracies, their difference, McNemar's p and the verdict
-    (:data:`MATCHED_RULE`)."""
+    """Sigma beside BN-gamma pruning at matched size, per tau and stage (after pruning, after each finetuning):
+    parameters kept, both accuracies, their difference, McNemar's p and the verdict (:data:`MATCHED_RULE`)."""
     gamma_by_tau = {r["config"]["tau"]: r for r in gamma_recs if r["config"]["tau"] is not None}
     rows = []
     for r in sorted((r for r in sigma_recs if r["config"]["tau"] in gamma_by_tau), key=lambda r: r["config"]["tau"]):
         g = gamma_by_tau[r["config"]["tau"]]
-        for stage in r["correct"]:
-            if stage not in g["correct"]:
-                continue
+        for stage in (s for s in r["correct"] if s in g["correct"]):
             # per-image correctness is recorded as a "0101..." string, one character per test image
             p = E.mcnemar_effect([int(x) - int(y) for x, y in zip(r["correct"][stage], g["correct"][stage])]).p
             diff = r["row"][stage] - g["row"][stage]
@@ -632,13 +524,8 @@ def figure_layers(layer_frame: pd.DataFrame, arch: str, tau: float) -> pd.DataFr
 
 
 def layer_roles(fig_layers: pd.DataFrame, arch: str) -> pd.Series:
-    """The role of each convolution of :func:`figure_layers` in its block, for the page's reading of Fig. 3.
-
-    For MobileNetV2 (torchvision's names): ``expansion`` (``features.N.conv.0.0``, a 1x1 conv with its
-    BatchNorm), ``depthwise``, ``projection`` (a plain 1x1 conv ``features.N.conv.K``, whose output
-    feeds the residual stream), ``stem`` and ``last`` (the first and the final convolution). Other
-    architectures keep their layer kind (``conv3x3``, ``conv1x1``).
-    """
+    """The role of each convolution of :func:`figure_layers` in its block (MobileNetV2: stem, expansion,
+    depthwise, projection, last); other architectures keep their layer kind."""
     if not arch.startswith("mobilenet_v2"):
         return fig_layers["kind"].rename("role")
 
@@ -654,15 +541,13 @@ def layer_roles(fig_layers: pd.DataFrame, arch: str) -> pd.Series:
 
 
 def plot_layer_compression(layer_frame: pd.DataFrame, arch: str, tau: float, ax=None):
-    """Fig. 3: fraction of filters removed per convolution (bars in network order), as seaborn draws it."""
+    """Fig. 3: fraction of filters removed per convolution (bars in network order)."""
     sel = figure_layers(layer_frame, arch, tau)
     if ax is None:
         _, ax = plt.subplots(figsize=(max(6, 0.18 * len(sel)), 3.2))
     hue = "kind" if sel.kind.nunique() > 1 else None
     sns.barplot(data=sel, x="position", y="removed", hue=hue, dodge=False, ax=ax)
-    ax.set_xlabel("convolution (input to output)")
-    ax.set_ylabel("filters removed")
-    ax.set_ylim(0, 1)
+    ax.set(xlabel="convolution (input to output)", ylabel="filters removed", ylim=(0, 1))
     ax.set_title(f"{arch}, tau = {tau:g}")
     step = max(1, len(sel) // 20)
     for i, label in enumerate(ax.get_xticklabels()):
@@ -670,10 +555,14 @@ def plot_layer_compression(layer_frame: pd.DataFrame, arch: str, tau: float, ax=
     return ax
 
 
+def _abs_sigmas(sigmas: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([s.abs().flatten() for s in sigmas.values()])
+
+
 def plot_sigmas(sigmas: dict[str, dict[str, torch.Tensor]], taus, ax=None):
     """Histogram of |sigma| over every CWL, one curve per transfer variant, taus as vertical lines."""
-    frame = pd.concat([pd.DataFrame({"|sigma|": torch.cat([s.abs().flatten() for s in sig.values()]).numpy(),
-                                     "transfer": name}) for name, sig in sigmas.items()], ignore_index=True)
+    frame = pd.concat([pd.DataFrame({"|sigma|": _abs_sigmas(sig).numpy(), "transfer": name})
+                       for name, sig in sigmas.items()], ignore_index=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2))
     sns.histplot(data=frame, x="|sigma|", hue="transfer", element="step", stat="density", common_norm=False,
@@ -685,19 +574,5 @@ def plot_sigmas(sigmas: dict[str, dict[str, torch.Tensor]], taus, ax=None):
 
 def fraction_below(sigmas: dict[str, torch.Tensor], tau: float) -> float:
     """Share of all sigma entries with |sigma| < tau (before the coupling rule and min_channels)."""
-    flat = torch.cat([s.abs().flatten() for s in sigmas.values()])
-    return float((flat < tau).float().mean())
+    return float((_abs_sigmas(sigmas) < tau).float().mean())
 
-
-def setting(p: dict) -> pd.DataFrame:
-    """The table "paper | this run | same or stand-in" of notebook 05 for its parameters ``p``. The paper gives no
-    length, learning rate, optimizer or image size for the transfer that precedes pruning, nor how it finetunes
-    the pruned network, nor its test set size for Kvasir."""
-    return setting_table(Parameters, p)
-
-
-__all__ = ["NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "variants", "variant_of", "key", "order", "outdated",
-           "run_one", "transferred", "study_records", "table", "matched", "MATCHED_RULE", "layers", "figure_layers", "plot_layer_compression",
-           "plot_sigmas", "fraction_below",
-           "PAPER", "L1", "SLIMMING", "SIGMA", "BN_GAMMA", "TRANSFER_OF",
-           "setting", "layer_roles"]

@@ -1,37 +1,17 @@
 """The retrieval study of Section V-B (Table III): transfer to the query images, then MAC retrieval.
 
-For each (dataset, arch, strategy, learning rate, repeat) one run:
-
-1. the backbone is prepared for the strategy by :func:`cwl_lib.transfer.prepare` (a classifier with one
-   output per landmark, CWLs for the strategies that train sigmas) and trained by
-   :func:`cwl_lib.transfer.train` on the dataset's query images (cropped to their boxes as revisitop's
-   example does, labels = their landmarks, grouped from the ground truth by
-   :mod:`cwl_lib.data.landmarks`), every image resized to one fixed size (1024 x 768 in the paper), with
-   orientation augmentation: each batch is turned by 0, 90 or 270 degrees and each image flipped
-   left-right at random, so a network trained on landscape crops also sees the portrait photographs of
-   the database;
-2. the classifier is removed, the CWLs are folded into their layers, and MAC descriptors of the queries
-   and of the whole database are computed at the images' own sizes;
-3. the revisited protocol (:func:`cwl_lib.retrieval.revisited_map`) scores the cosine ranking.
-
-A strategy that trains only the classifier (``freeze``) trains nothing that MAC uses (its new classifier
-is discarded), so it is the MAC baseline of the pretrained network and is computed without training (its
-descriptors once per process, shared by its repeats). The learning rate of the other strategies is chosen
-as in the paper's classification tables: the best over the grid (here by the mean of the Easy/Medium/Hard
-mAPs averaged over repeats).
-
-Each trained run records its training loss before any step (``initial_loss``: the training crops through
-the prepared model, no step taken), its mean loss per epoch (``losses``), its optimizer ``steps``
-and its number of ``classes`` (landmarks), so :func:`frame` gives what a validity gate needs to say whether
-the transfer moved the loss: ``first_loss`` and ``final_loss`` against ``ln(classes)``, the loss of a
-classifier that knows nothing.
+A run trains the backbone to tell the query crops' landmarks apart at one fixed size, each batch turned by 0, 90
+or 270 degrees and flipped at random (the database has portrait photographs), then scores MAC descriptors by the
+revisited protocol. ``freeze`` trains nothing MAC uses: it is the pretrained baseline, computed once per process.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass
+from itertools import product
 from typing import ClassVar, Iterable, Optional
 
 import matplotlib.pyplot as plt
@@ -41,16 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import records, strategies, transfer
-from ..data import landmarks, offline_landmarks
+from ..data import RESOURCES, landmarks, offline_landmarks
 from ..data.revisited import load_revisited
 from ..paper import TABLE_III
 from ..retrieval import SETTINGS, descriptor_model, extract, map_table, revisited_map, similarities
 from ..runtime import seed_everything
 from ..weighting import sigma_shift
 from .context import Context
-from ..config import (MIN_INPUT, Arch, AtLeast, OneOf, Positive, RunConfig, Seeded, Study, param,
-                      required_strategies)
-from ..data import RESOURCES
+from ..config import MIN_INPUT, Arch, AtLeast, OneOf, Positive, RunConfig, Seeded, Study, param, required_strategies
 from .setting import table as setting_table
 
 NAME = "retrieval"
@@ -62,15 +40,14 @@ IN_PAPER = tuple(n for n, s in strategies.STRATEGIES.items() if s.in_paper)  # T
 
 
 class Shared(Seeded):
-    """What one run shares with notebook 04's parameters: each defined here once; the defaults are the paper's."""
+    """What one run shares with notebook 04's parameters; the defaults are the paper's."""
 
-    epochs: int = param(20, "training epochs (the paper does not say; ours)", ge=1, label="epochs", stated=False)
+    epochs: int = param(20, "training epochs", ge=1, label="epochs", stated=False)
     batch_size: int = param(8, "query crops per step", ge=1, label="batch size", stated=False)
     train_size: tuple[AtLeast(MIN_INPUT), AtLeast(MIN_INPUT)] = param(
-        (1024, 768), "width x height of the training images, as the paper writes it",
-        label="training size (width x height)", show="size", why="width and height of the training images")
-    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's (the paper: step 1 "
-                                      "decreases it)", gt=0)
+        (1024, 768), "width x height of the training images", label="training size (width x height)", show="size",
+        why="width and height of the training images")
+    backbone_lr_factor: float = param(0.1, "the pretrained weights' learning rate, x the run's", gt=0)
 
 
 class Config(Shared, RunConfig):
@@ -98,18 +75,17 @@ class Parameters(Study, Shared):
     """Notebook 04's parameters; the defaults are the paper's setting (Table III)."""
 
     NOTEBOOK: ClassVar[str] = "04_retrieval"
-    datasets: list[OneOf(RETRIEVAL_DATASETS)] = param(["roxford5k", "rparis6k"], "datasets of Table III", min_length=1,
+    datasets: list[OneOf(RETRIEVAL_DATASETS)] = param(["roxford5k", "rparis6k"], "datasets", min_length=1,
                                                        label="datasets")
     archs: list[Arch] = param(["vgg16", "resnet50"], "ImageNet backbones", min_length=1, label="backbones")
     strategies: list[OneOf(IN_PAPER)] = param(list(IN_PAPER), "Table III's rows run", min_length=1,
                                               why="Table III's rows")
     repeats: int = param(1, "runs per cell", ge=1, label="repeats", stated=False)
-    freeze_lrs: list[Positive()] = param(list(_st.FREEZE_LRS), "learning rates of freeze+cwl", min_length=1,
+    freeze_lrs: list[Positive()] = param(list(_st.FREEZE_LRS), "freeze+cwl's learning rates", min_length=1,
                                          label="learning rates, freeze+cwl")
     finetune_lrs: list[Positive()] = param(list(_st.FINETUNE_LRS), "learning rates of the finetuning strategies",
-                                           min_length=1,
-                                           label="learning rates, finetuning")
-    extract_batch_size: int = param(16, "images per descriptor batch", ge=1)
+                                           min_length=1, label="learning rates, finetuning")
+    extract_batch_size: int = param(Context.extract_batch_size, "images per descriptor batch", ge=1)
     figure_queries: int = param(3, "queries shown with their top-ranked images", ge=0)
     cpu_threads: int = param(0, "torch threads on a CPU (0: torch's default)", ge=0)
 
@@ -140,31 +116,26 @@ class Parameters(Study, Shared):
 
 
 def configs(p: dict) -> list[Config]:
-    """The runs of notebook 04 under its parameters ``p``: the one place they are made."""
+    """The runs of notebook 04 under its parameters ``p``."""
     lrs = {"freeze": p["freeze_lrs"], "finetune": p["finetune_lrs"]}
     shared = {k: p[k] for k in Shared.model_fields}
     out = []
-    for d in p["datasets"]:
-        for a in p["archs"]:
-            for name in p["strategies"]:
-                s = strategies.get(name)
-                if not s.in_paper:
-                    raise ValueError(f"Table III has no {s.name} row; use one of {', '.join(IN_PAPER)}")
-                for lr in [None] if s.cacheable else lrs[s.lr_grid]:
-                    for r in range(p["repeats"]):
-                        out.append(Config(d, a, s.name, None if lr is None else float(lr), repeat=r,
-                                          data_version=data_version(d), **shared))
+    for d, a, name in product(p["datasets"], p["archs"], p["strategies"]):
+        s = strategies.get(name)
+        if not s.in_paper:
+            raise ValueError(f"Table III has no {s.name} row; use one of {', '.join(IN_PAPER)}")
+        out += [Config(d, a, s.name, None if lr is None else float(lr), repeat=r, data_version=data_version(d),
+                       **shared) for lr, r in product([None] if s.cacheable else lrs[s.lr_grid], range(p["repeats"]))]
     return out
 
 
 def data_version(dataset: str) -> str:
-    """What a run's record keeps of its data beyond the name: the build of a generated benchmark, so a
-    record made on an older build is not reused; "" for a published dataset (its files do not change)."""
+    """A generated benchmark's build, so that a record of an older build is not reused; "" for a published set."""
     return offline_landmarks.version(dataset) if dataset in offline_landmarks.VARIANTS else ""
 
 
-def key(config: Config) -> str:
-    return records.key(NAME, config)
+key = functools.partial(records.key, NAME)
+setting = functools.partial(setting_table, Parameters)
 
 
 def order(config: Config) -> tuple:
@@ -173,11 +144,7 @@ def order(config: Config) -> tuple:
 
 # --------------------------------------------------------------------------- training data
 def fixed_size_crops(crops: list[torch.Tensor], train_size: tuple[int, int]) -> torch.Tensor:
-    """uint8 query crops -> one uint8 ``N x 3 x H x W`` tensor at ``train_size`` = (W, H).
-
-    A portrait crop is turned to landscape first (rather than squeezed), then resized bilinearly with
-    antialiasing; the orientation augmentation turns it back at random during training.
-    """
+    """uint8 crops as one uint8 tensor at ``train_size`` = (W, H), portrait crops turned to landscape first."""
     w, h = (int(v) for v in train_size)
     if w < 32 or h < 32:
         raise ValueError(f"train_size {train_size} is too small for a CNN (at least 32 x 32)")
@@ -191,11 +158,8 @@ def fixed_size_crops(crops: list[torch.Tensor], train_size: tuple[int, int]) -> 
 
 
 def orientation_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
-    """A ``batches(epoch)`` source for :func:`cwl_lib.transfer.train` with orientation augmentation.
-
-    Each batch is turned by 0, 90 or 270 degrees (one choice per batch, so it stays one tensor) and each
-    image is flipped left-right with probability 1/2; all draws are seeded by (seed, epoch).
-    """
+    """A ``batches(epoch)`` source for :func:`cwl_lib.transfer.train`: each batch turned by 0, 90 or 270 degrees
+    (one choice per batch), each image flipped left-right with probability 1/2, seeded by (seed, epoch)."""
     order_of = transfer.seeded_batches(len(labels), batch_size, seed)
 
     def batches(epoch: int):
@@ -215,53 +179,30 @@ def orientation_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: 
 # --------------------------------------------------------------------------- one dataset, decoded once
 @dataclass
 class Prepared:
-    """A retrieval dataset decoded once: database and query crops, landmarks, fixed-size training set."""
+    """A retrieval dataset decoded once: ground truth, database and query crops, the queries' landmarks."""
 
-    name: str
     gnd: list[dict]
     database: list[torch.Tensor]
     queries: list[torch.Tensor]
     labels: torch.Tensor
     landmarks: list[str]
-    train_images: dict
-
-    def training_images(self, train_size) -> torch.Tensor:
-        size = tuple(int(v) for v in train_size)
-        if size not in self.train_images:
-            self.train_images[size] = fixed_size_crops(self.queries, size)
-        return self.train_images[size]
 
 
 def prepare_dataset(name: str, data_root=None, workers: int = 8, progress: bool = True) -> Prepared:
-    """Load a revisited-layout dataset and decode all its images once (threads)."""
     ds = load_revisited(name, root=data_root)
     labels, names = ds.query_landmarks()
     if len(names) < 2:
         raise ValueError(f"{name}: its queries show a single landmark; training a classifier needs at least two")
-    return Prepared(
-        name=name, gnd=ds.gnd,
-        database=ds.load_images("database", workers=workers, progress=progress),
-        queries=ds.load_images("queries", workers=workers, progress=progress),
-        labels=torch.tensor(labels), landmarks=names, train_images={},
-    )
+    return Prepared(ds.gnd, ds.load_images("database", workers=workers, progress=progress),
+                    ds.load_images("queries", workers=workers, progress=progress), torch.tensor(labels), names)
 
 
 # --------------------------------------------------------------------------- one run
-@dataclass
-class Training:
-    """What training did: the loss before any step, the mean loss of each epoch, the optimizer steps."""
-
-    initial_loss: float | None
-    losses: list
-    steps: int
-
-
 @torch.no_grad()
 def initial_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, strategy, device,
                  batch_size: int = 64) -> float:
-    """Mean cross-entropy of the training images (uint8, as they are: no turn, no flip) through ``model`` as
-    it is, no step taken, in the mode :func:`cwl_lib.transfer.train` trains in: with a fresh classifier,
-    about ``ln(classes)``."""
+    """Mean cross-entropy of the uint8 training images (no turn, no flip) through ``model`` before any step, in
+    the mode :func:`cwl_lib.transfer.train` trains in: about ``ln(classes)`` with a fresh classifier."""
     device = torch.device(device)
     model.to(device)
     transfer.set_train_mode(model, strategy)
@@ -274,20 +215,6 @@ def initial_loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Ten
     return total / max(len(labels), 1)
 
 
-def train_backbone(backbone: torch.nn.Module, config: Config, data: Prepared, device) -> tuple[torch.nn.Module, Training]:
-    """Algorithm 1 on the query images; returns the trained model (in eval mode) and what training did."""
-    strategy = strategies.get(config.strategy)
-    if strategy.cacheable:
-        return backbone, Training(None, [], 0)
-    model = transfer.prepare(backbone, strategy, len(data.landmarks), fold_bn=strategy.frozen_batch_norm)
-    images = data.training_images(config.train_size)
-    batches = orientation_batches(images, data.labels, config.batch_size, config.run_seed)
-    first = initial_loss(model, images, data.labels, strategy, device)
-    result = transfer.train(model, batches, strategy, config.lr, config.epochs, device,
-                            backbone_lr_factor=config.backbone_lr_factor)
-    return model, Training(first, result.losses, result.steps)
-
-
 def _descriptors(model: torch.nn.Module, data: Prepared, config: Config, context: Context) -> tuple:
     body = descriptor_model(model)
     q = extract(body, data.queries, device=context.device, batch_size=context.extract_batch_size)
@@ -297,44 +224,46 @@ def _descriptors(model: torch.nn.Module, data: Prepared, config: Config, context
 
 
 def run_one(config: Config, context: Context) -> dict:
-    """Train (per the strategy), describe queries and database with MAC, score; the run's record."""
+    """Train (per the strategy, Algorithm 1 on the query crops), describe queries and database with MAC, score."""
     device = context.device
     data = context.memo("retrieval data", config.dataset,
                         lambda: prepare_dataset(config.dataset, context.data_root, progress=context.progress))
     backbone = context.backbone(config.arch, config.pretrained)
     start = time.perf_counter()
-    if strategies.get(config.strategy).cacheable:  # the pretrained network's MAC: the same for every repeat
-        training, shift = Training(None, [], 0), (None, None)
+    strategy = strategies.get(config.strategy)
+    if strategy.cacheable:  # the pretrained network's MAC: the same for every repeat
+        first, losses, steps, shift = None, [], 0, (None, None)
         q, db = context.memo("retrieval pretrained MAC", (config.dataset, config.data_version, config.arch,
                                                           config.pretrained, device.type),
                              lambda: _descriptors(backbone, data, config, context))
     else:
         seed_everything(config.run_seed)  # the new classifier's initialisation
-        model, training = train_backbone(copy.deepcopy(backbone), config, data, device)
+        model = transfer.prepare(copy.deepcopy(backbone), strategy, len(data.landmarks),
+                                 fold_bn=strategy.frozen_batch_norm)
+        images = context.memo("retrieval crops", (config.dataset, tuple(config.train_size)),
+                              lambda: fixed_size_crops(data.queries, config.train_size))
+        batches = orientation_batches(images, data.labels, config.batch_size, config.run_seed)
+        first = initial_loss(model, images, data.labels, strategy, device)
+        result = transfer.train(model, batches, strategy, config.lr, config.epochs, device,
+                                backbone_lr_factor=config.backbone_lr_factor)
+        losses, steps = result.losses, result.steps
         shift = sigma_shift(transfer.learned_sigmas(model))
         q, db = _descriptors(model, data, config, context)
     scores = similarities(q, db)
     res = revisited_map(scores, data.gnd)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
-    return records.new_record(
-        NAME, config, device,
-        map={s: res[s]["map"] for s in SETTINGS},
+    return context.record(
+        NAME, config, start, map={s: res[s]["map"] for s in SETTINGS},
         **{"mp@k": {s: {str(k): v for k, v in res[s]["mp@k"].items()} for s in SETTINGS}},
-        table=map_table(res), top=top.tolist(), losses=training.losses, initial_loss=training.initial_loss,
-        steps=training.steps, sigma_shift=shift[0], sigma_shift_max=shift[1], descriptor_dim=int(q.shape[1]),
-        classes=len(data.landmarks),
-        seconds=time.perf_counter() - start, run_seed=config.run_seed)
+        table=map_table(res), top=top.tolist(), losses=losses, initial_loss=first, steps=steps,
+        sigma_shift=shift[0], sigma_shift_max=shift[1], descriptor_dim=int(q.shape[1]), classes=len(data.landmarks),
+        run_seed=config.run_seed)
 
 
 # --------------------------------------------------------------------------- tables
 def frame(recs: list[dict]) -> pd.DataFrame:
-    """One row per run: config columns, the mAPs in percent, what training did, and its key.
-
-    ``first_loss`` is the training loss before any step (a record without it: the first epoch's mean),
-    ``final_loss`` the last epoch's mean, ``steps`` the optimizer steps, ``classes`` the landmarks the
-    classifier told apart (``ln(classes)`` is the loss of a uniform guess); the losses are NaN for a run
-    that trained nothing MAC uses (freeze).
-    """
+    """One row per run: config columns, the mAPs in percent, what training did (``first_loss``, ``final_loss``,
+    ``steps``, ``classes``: NaN losses for freeze), and its key."""
     return pd.DataFrame([{**r["config"], **r["table"], **_training_columns(r), "key": r["key"]} for r in recs])
 
 
@@ -350,14 +279,13 @@ def _training_columns(r: dict) -> dict:
 
 
 def table(recs: list[dict]) -> pd.DataFrame:
-    """Table III of the records: :func:`best_lr_table` of their :func:`frame`."""
+    """Table III of the records (:func:`best_lr_table`)."""
     return best_lr_table(frame(recs))
 
 
 def training_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """What training did, per (dataset, arch, strategy, lr) of the runs that trained (:func:`frame` rows):
-    repeats, optimizer steps, the mean training loss before any step and after the last epoch, the highest
-    final loss of any repeat, ``ln(classes)`` (the loss of a uniform guess) and the mean mAPs (%)."""
+    """Per (dataset, arch, strategy, lr) of the :func:`frame` rows that trained: repeats, steps, mean loss before
+    and after, the worst final loss, ``ln(classes)`` (a uniform guess's loss) and the mean mAPs (%)."""
     f = runs[runs["final_loss"].notna()] if "final_loss" in runs else runs.iloc[0:0]
     if f.empty:
         return pd.DataFrame(columns=["dataset", "arch", "strategy", "lr", "repeats", "steps", "first_loss",
@@ -371,12 +299,8 @@ def training_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_lr_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Table III: per (dataset, arch, strategy) the Easy/Medium/Hard/mean mAP (%) at the best learning rate.
-
-    The best rate maximises the mean of the three settings averaged over repeats; values are that
-    rate's averages over repeats. Columns ``lr`` (None for freeze) and ``repeats`` say what was chosen.
-    ``runs`` has one row per run (:func:`frame`).
-    """
+    """Table III from :func:`frame` rows: per (dataset, arch, strategy) the Easy/Medium/Hard/mean mAP (%), means
+    over repeats at the rate whose mean is best; ``lr`` (None for freeze) and ``repeats`` say what was chosen."""
     f = runs.copy()
     if f.empty:
         raise ValueError("no retrieval run is recorded yet: run the grid first")
@@ -390,7 +314,7 @@ def best_lr_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def chosen(recs: list[dict]) -> pd.DataFrame:
-    """The runs (rows of :func:`frame`) at each strategy's chosen learning rate: what Table III averages."""
+    """The runs (:func:`frame` rows) at each strategy's chosen learning rate: what Table III averages."""
     return chosen_runs(frame(recs))
 
 
@@ -415,19 +339,8 @@ def with_paper(t: pd.DataFrame) -> pd.DataFrame:
 _GRADE_COLOURS = {"easy": "tab:green", "hard": "tab:blue", "junk": "tab:grey", None: "tab:red"}
 
 
-def grade_of(gnd_entry: dict, index: int) -> str | None:
-    for g in ("easy", "hard", "junk"):
-        if index in gnd_entry.get(g, ()):
-            return g
-    return None
-
-
 def plot_top_ranked(ds, record: dict, queries: Iterable[int], k: int = 5, title: str | None = None):
-    """Each chosen query (cropped) followed by its top-``k`` database images, framed by their grade.
-
-    ``ds`` is the :class:`cwl_lib.data.revisited.RevisitedDataset` of the record; only the images shown
-    are read from disk.
-    """
+    """Each chosen query of ``ds`` followed by its top-``k`` database images, framed by their grade."""
     queries = list(queries)
     labels, names = ds.query_landmarks()
     k = min(k, len(record["top"][0]))
@@ -439,14 +352,13 @@ def plot_top_ranked(ds, record: dict, queries: Iterable[int], k: int = 5, title:
         for j, di in enumerate(record["top"][qi][:k]):
             ax = axes[row][j + 1]
             ax.imshow(ds.image(di).permute(1, 2, 0).numpy())
-            g = grade_of(ds.gnd[qi], di)
+            g = next((g for g in ("easy", "hard", "junk") if di in ds.gnd[qi].get(g, ())), None)
             for spine in ax.spines.values():
                 spine.set_edgecolor(_GRADE_COLOURS[g])
                 spine.set_linewidth(3)
             ax.set_title(f"#{j + 1} {g or 'negative'}", fontsize=8, color=_GRADE_COLOURS[g])
         for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -462,18 +374,3 @@ def record_for(recs: list[dict], dataset: str, arch: str, strategy: str, lr, rep
             return r
     raise KeyError(f"no run of {strategy} on {dataset}/{arch} at lr={lr} among these records")
 
-
-def setting(p: dict) -> pd.DataFrame:
-    """The table "paper | this run | same or stand-in" of notebook 04 for its parameters ``p``. The paper gives no
-    number of epochs or batch size, and prints one number per cell without saying how many runs are behind it."""
-    return setting_table(Parameters, p)
-
-
-__all__ = [
-    "NAME", "NOTEBOOK", "Config", "Parameters", "Shared", "configs", "key", "order", "run_one", "frame", "table",
-    "best_lr_table", "chosen", "chosen_runs", "training_table",
-    "with_paper", "fixed_size_crops", "orientation_batches", "Prepared", "prepare_dataset", "train_backbone",
-    "Training", "initial_loss", "data_version",
-    "grade_of", "plot_top_ranked", "record_for", "TOP_K",
-    "setting",
-]

@@ -1,16 +1,10 @@
-"""What a notebook's run is, beside the paper's setting: the table each study page shows near its top.
-
-Each row is one labelled field of the notebook's parameter model (dataset, backbone, image size, epochs,
-...): the paper's value (the field's default), this run's, and whether ours is the same or a *stand-in*.
-Where the paper itself does not state a value (``stated=False``), the cell says so and gives the value the
-``paper`` profile chose, so a reader never takes our choice for the paper's.
-"""
+"""The table near the top of each study page: per labelled parameter, the paper's value, this run's, and whether
+ours is the same or a *stand-in*; where the paper states no value (``stated=False``) the cell says so."""
 from __future__ import annotations
 
 import pandas as pd
 
-# One spelling for a quantity here and for a cell or a claim in comparison and claims, which import it, so a study
-# page's setting table and page 06 say the same word.
+# one spelling for a study page's setting table and for page 06 (comparison and claims import these)
 SAME, STAND_IN = "same", "stand-in"
 NOT_STATED = "not stated"
 
@@ -28,17 +22,12 @@ def text(value) -> str:
     return str(value)
 
 
-def square(size) -> str:
-    return f"{size} x {size}"
-
-
 #: How a field's ``show`` (:func:`cwl_lib.config.param`) prints its value.
-SHOW = {"square": square, "size": lambda v: f"{v[0]} x {v[1]}"}
+SHOW = {"square": lambda v: f"{v} x {v}", "size": lambda v: f"{v[0]} x {v[1]}"}
 
 
 def table(model, ours: dict) -> pd.DataFrame:
-    """One line per labelled field of ``model`` (in its ``SETTING`` order, then the rest): the paper's value (the
-    field's default), this run's, and ``same`` or ``stand-in``."""
+    """One row per labelled field of ``model`` (``SETTING`` order first): paper's value, this run's, same or not."""
     paper = model.values("paper")
     order = getattr(model, "SETTING", ())
     named = sorted((n for n, f in model.model_fields.items() if (f.json_schema_extra or {}).get("label")),
@@ -47,16 +36,14 @@ def table(model, ours: dict) -> pd.DataFrame:
     for name in named:
         meta = model.model_fields[name].json_schema_extra
         show = SHOW.get(meta["show"], text)
-        p, o = paper[name], ours[name]
-        p, o = (tuple(v) if isinstance(v, list) else v for v in (p, o))
+        p, o = (tuple(v) if isinstance(v, list) else v for v in (paper[name], ours[name]))
         paper_text = show(p) if meta["stated"] else f"{NOT_STATED} (paper profile: {show(p)})"
         out.append({"": meta["label"], "paper": paper_text, "this run": show(o), "here": SAME if p == o else STAND_IN})
     return pd.DataFrame(out).set_index("")
 
 
 def sentence(frame: pd.DataFrame, named: int = 2) -> str:
-    """One sentence from :func:`table`'s frame: same or stand-in, with its first ``named`` rows spelled out
-    (the dataset and the backbone, in every study's table) and a count of the others that differ."""
+    """:func:`table`'s frame in one sentence: the dataset and backbone rows spelled out, the others counted."""
     changed = frame[frame["here"] == STAND_IN]
     if changed.empty:
         return "This run is the paper's setting."
@@ -69,4 +56,5 @@ def sentence(frame: pd.DataFrame, named: int = 2) -> str:
     tail = f"; {others} more of the {len(frame)} settings below {verb}" if others else ""
     return f"This run is a stand-in for the paper's experiment ({'; '.join(spelled)}{tail})."
 
-__all__ = ["SHOW", "SAME", "STAND_IN", "NOT_STATED", "text", "square", "table", "sentence"]
+
+__all__ = ["SHOW", "SAME", "STAND_IN", "NOT_STATED", "text", "table", "sentence"]
