@@ -70,13 +70,12 @@ def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retri
         probes = dryrun.probes_from_log(dryrun.read(probes_log))
         where = f"the probes logged in {probes_log}"
         print(f"[dry-run] {profile} profile, {where}")
-        table = project(probes, params)
     else:
         device = pick_device(params["device"])
         where = device_name(device)
         print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {where}")
-        probes = []
-        table = dry_run(params, device, probes_out=probes)
+        probes = dry_run(params, device)
+    table = project(probes, params)
     print(table.groupby(["arch", "strategy"])[["runs", "seconds"]].sum().round(1).to_string())
     total = float(table["seconds"].sum())
     print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {where} "
