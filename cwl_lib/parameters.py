@@ -1,13 +1,8 @@
-"""Notebook parameters, checked in one place before any work: by ``cwl reproduce`` and by the notebook.
+"""Notebook parameters, checked in one place before any work, by ``cwl reproduce`` and by the notebook.
 
-Every notebook's parameters are a typed model (:mod:`cwl_lib.config`): notebooks 01, 02 and 06 here, the
-three studies' in their modules (``Parameters``). :func:`validate` turns given values into clean ones
-(``"1e-3"`` and ``"[1e-3]"`` are read as numbers, a single number where a list is expected becomes a
-one-item list) or raises :class:`ParameterError`, one line naming the parameter and what it may be.
-:func:`resolve` is what a notebook calls first: the parameters passed to it (``papermill -p`` or ``cwl
-reproduce``) win, every other one comes from the profile named by ``profile``; :func:`describe` says which
-came from where.
-""" 
+Notebooks 01, 02 and 06's models are here, the studies' in their modules; :func:`resolve` is what a notebook
+calls first, :func:`describe` says where each value came from.
+"""
 from __future__ import annotations
 
 import ast
@@ -16,8 +11,8 @@ from typing import ClassVar, Optional
 import skimage.data
 
 from . import paths
-from .config import (MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError, cell, param, plain,
-                     validate as validate_model)
+from .config import (MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError, cell,  # noqa: F401
+                     param, plain, validate as validate_model)
 from .studies import BY_NOTEBOOK
 
 PHOTOS = tuple(n for n in ("astronaut", "camera", "coffee", "chelsea", "rocket", "cat") if hasattr(skimage.data, n))
@@ -88,17 +83,14 @@ def model(notebook: str) -> type[Notebook]:
 
 
 def validate(notebook: str, params: dict) -> dict:
-    """The given parameters of ``notebook``, cleaned; unknown names, bad values and grids its tables cannot use
-    are refused (:class:`ParameterError`)."""
+    """The given parameters of ``notebook``, cleaned, or :class:`ParameterError`."""
     return validate_model(model(notebook), params)
 
 
 def clean(notebook: str, name: str, value):
-    """One parameter as its notebook uses it; :class:`ParameterError` when it cannot be."""
     return validate(notebook, {name: value})[name]
 
 
-# --------------------------------------------------------------------------- in the notebook
 def injected(namespace: dict) -> set[str]:
     """The names papermill (or ``cwl reproduce``) passed: those its injected cell assigns."""
     names: set[str] = set()
@@ -113,11 +105,9 @@ def injected(namespace: dict) -> set[str]:
 def resolve(notebook: str, namespace: dict) -> dict:
     """A notebook's parameters, validated, written back into ``namespace`` (its globals) and returned.
 
-    A value passed to the notebook (papermill ``-p``, ``cwl reproduce``) wins; then a value edited in the
-    notebook's own parameters cell (it differs from the smoke profile the cell holds); every other value
-    is the one of the profile that ``profile`` names, so ``papermill ... -p profile laptop`` runs the laptop
-    profile. :func:`describe` says which came from where. An empty ``results_dir`` becomes the notebook's
-    folder of the session it runs in, if any (:func:`cwl_lib.paths.session_results_dir`).
+    A value passed (papermill ``-p``, ``cwl reproduce``) wins, then one edited in the notebook's parameters cell
+    (it differs from the cell's smoke value); the others are the profile's that ``profile`` names. An empty
+    ``results_dir`` becomes the session's folder, if any (:func:`cwl_lib.paths.session_results_dir`).
     """
     m = model(notebook)
     passed = injected(namespace)
@@ -155,9 +145,4 @@ def describe(namespace: dict) -> str:
 
 
 def parameters_cell(notebook: str) -> str:
-    """The source of ``notebook``'s papermill parameters cell (its smoke values)."""
     return cell(model(notebook))
-
-
-__all__ = ["ParameterError", "MODELS", "model", "validate", "clean", "resolve", "injected", "describe",
-           "parameters_cell", "MIN_INPUT", "PHOTOS", "Kronecker", "ConvolutionSVD", "Comparison"]
