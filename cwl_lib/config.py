@@ -1,8 +1,8 @@
 """Typed parameters: one pydantic model per notebook, the one definition of each parameter.
 
 A field's default is the paper's setting; the ``LAPTOP`` and ``SMOKE`` class attributes override it, and
-``SMOKE`` is also the notebook's papermill parameters cell (:func:`cell`). A run's configuration shares its
-fields with its notebook by inheritance. Pydantic's errors are reworded to one line (:func:`validate`).
+``SMOKE`` is also the notebook's papermill parameters cell. A run's configuration shares its
+fields with its notebook by inheritance. Pydantic's errors are reworded to one line (:func:`rule`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import annotated_types as at
 import torch
 import torchvision
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .data import RESOURCES
 from .models import BACKBONES
@@ -103,13 +103,12 @@ def _words(t, meta: list, many: bool) -> str:
     meta = [*meta, *more]
     if get_origin(t) is Literal:
         return ("values from " if many else "one of ") + ", ".join(map(str, get_args(t)))
-    text = _NOUNS[t][many]
     low = next((m for m in meta if isinstance(m, (at.Ge, at.Gt))), None)
     high = next((m.le for m in meta if isinstance(m, at.Le)), None)
-    if low is not None:
-        text += f" > {low.gt:g}" if isinstance(low, at.Gt) else f" >= {low.ge:g}"
-        text += f" and <= {high:g}" if high is not None else ""
-    return text
+    if low is None:
+        return _NOUNS[t][many]
+    return _NOUNS[t][many] + (f" > {low.gt:g}" if isinstance(low, at.Gt) else f" >= {low.ge:g}") + \
+        (f" and <= {high:g}" if high is not None else "")
 
 
 def rule(field) -> str:
@@ -222,26 +221,6 @@ class RunConfig(BaseModel):
         super().__init__(**dict(zip(self.POSITIONAL, args)), **kwargs)
 
 
-def validate(model: type[Notebook], given: dict) -> dict:
-    """``given`` cleaned (text read as what it spells, a single value where a list is expected as a list);
-    :class:`ParameterError` names the first bad one."""
-    nb = model.NOTEBOOK
-    unknown = sorted(set(given) - set(model.model_fields))
-    if unknown:
-        raise ParameterError(f"{nb} has no parameter {', '.join(unknown)}; its parameters are "
-                             f"{', '.join(sorted(model.model_fields))}")
-    try:
-        clean = model.model_validate(given)
-    except ValidationError as err:
-        name = next((e["loc"][0] for e in err.errors() if e["loc"]), None)
-        if name is None:  # a rule over several fields (a model validator) words its own message
-            raise ParameterError(f"parameters of {nb}: {err.errors()[0]['msg']}") from None
-        raise ParameterError(f"parameter {name} of {nb} must be {rule(model.model_fields[name])}; "
-                             f"got {given.get(name)!r}") from None
-    clean.check(set(given))
-    return {k: v for k, v in _jsonable(clean.model_dump()).items() if k in given}
-
-
 def _check_device(notebook: str, device: str, ray_address: str) -> None:
     """A device this machine has, refused here rather than inside a run (on a Ray cluster the cluster decides:
     :func:`cwl_lib.ray_executor.device_for`)."""
@@ -284,15 +263,6 @@ def required_strategies(p: Notebook, given) -> None:
     if "strategies" in given and any(s not in p.strategies for s in p.REQUIRED):
         raise ParameterError(f"parameter strategies of {p.NOTEBOOK} must include {' and '.join(p.REQUIRED)} "
                              f"(its tables compare them); got {p.strategies}")
-
-
-def cell(model: type[Notebook]) -> str:
-    """The papermill parameters cell: the smoke values, those of every notebook first, executor options last."""
-    values = model.values("smoke")
-    first = ("profile", *Notebook.model_fields)
-    own = [n for n in values if n in model.__annotations__]  # the grid the notebook names, then what runs share
-    order = dict.fromkeys([*first, *own, *(n for n in values if n not in EXECUTOR), *EXECUTOR])
-    return "\n".join(f"{k} = {values[k]!r}" for k in order if k in values)
 
 
 def _jsonable(values: dict) -> dict:

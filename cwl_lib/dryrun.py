@@ -41,8 +41,7 @@ class Probe:
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Batches ``transfer.seeded_batches`` makes of ``n`` images (a lone last image joins the previous)."""
-    steps = math.ceil(n / batch_size)
-    return steps - 1 if steps > 1 and n - (steps - 1) * batch_size == 1 else steps
+    return max(math.ceil((n - 1) / batch_size), 1)
 
 
 def synthetic_split(classes: int, per_class: int, n_test: int, size: int, seed: int = 0) -> cdata.Split:
@@ -57,12 +56,11 @@ def synthetic_split(classes: int, per_class: int, n_test: int, size: int, seed: 
 
 
 def _timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     start = time.perf_counter()
     fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start
 
 
@@ -90,8 +88,7 @@ def probe(arch: str, strategy: str, backbone: torch.nn.Module, device: torch.dev
     fixed = times[0] - step * steps[0]
     if s.cacheable:  # cached-feature runs evaluate stored features: no image pass per run
         return Probe(arch, s.name, fixed, eval_s / n_test, step)
-    model = transfer.prepare(copy.deepcopy(backbone), s, classes)
-    test = split.test
+    model, test = transfer.prepare(copy.deepcopy(backbone), s, classes), split.test
     eval_s = _timed(lambda: transfer.evaluate(model, test.images, test.labels, device, size=input_size,
                                               batch_size=eval_batch_size))
     return Probe(arch, s.name, max(fixed - eval_s, 0.0), eval_s / n_test, step)

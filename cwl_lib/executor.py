@@ -39,7 +39,7 @@ FATAL = (MissingDataError, CorruptImageError, WeightsUnavailableError, Parameter
 
 
 class GridFailed(RuntimeError):
-    """Every run tried so far failed twice: the setting, not a run, is broken."""
+    """The first runs all failed twice: the setting, not a run, is broken."""
 
 
 def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
@@ -57,8 +57,7 @@ def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> Non
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
             if tls:
                 return
-            conn.settimeout(timeout)
-            conn.sendall(_HTTP2_HELLO)
+            conn.sendall(_HTTP2_HELLO)  # create_connection set the timeout for these too
             reply = conn.recv(9)
     except TimeoutError:
         raise ParameterError(f"no Ray cluster answers at {address}: nothing replied within {timeout:g} s; {fix}") from None
@@ -79,13 +78,12 @@ def missing(study, configs: list, store: Store) -> list:
     outdated = getattr(study, "outdated", lambda record: None)
     todo = {}
     for c in configs:
-        key = study.key(c)
-        record = store.get(key)
+        record = store.get(study.key(c))
         why = outdated(record) if record is not None else None
         if why:
-            store.supersede(key, why)
+            store.supersede(study.key(c), why)
         if record is None or why:
-            todo[key] = c
+            todo[study.key(c)] = c
     return sorted(todo.values(), key=study.order)
 
 

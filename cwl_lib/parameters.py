@@ -11,8 +11,10 @@ from typing import ClassVar, Optional
 import skimage.data
 
 from . import paths
-from .config import (MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError, cell,  # noqa: F401
-                     param, plain, validate as validate_model)
+from pydantic import ValidationError
+
+from .config import (EXECUTOR, MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError,  # noqa: F401
+                     _jsonable, param, plain, rule)
 from .studies import BY_NOTEBOOK
 
 PHOTOS = tuple(n for n in ("astronaut", "camera", "coffee", "chelsea", "rocket", "cat") if hasattr(skimage.data, n))
@@ -83,8 +85,23 @@ def model(notebook: str) -> type[Notebook]:
 
 
 def validate(notebook: str, params: dict) -> dict:
-    """The given parameters of ``notebook``, cleaned, or :class:`ParameterError`."""
-    return validate_model(model(notebook), params)
+    """``params`` cleaned (text read as what it spells, a single value where a list is expected as a list);
+    :class:`ParameterError` names the first bad one."""
+    m = model(notebook)
+    unknown = sorted(set(params) - set(m.model_fields))
+    if unknown:
+        raise ParameterError(f"{notebook} has no parameter {', '.join(unknown)}; its parameters are "
+                             f"{', '.join(sorted(m.model_fields))}")
+    try:
+        clean = m.model_validate(params)
+    except ValidationError as err:
+        name = next((e["loc"][0] for e in err.errors() if e["loc"]), None)
+        if name is None:  # a rule over several fields (a model validator) words its own message
+            raise ParameterError(f"parameters of {notebook}: {err.errors()[0]['msg']}") from None
+        raise ParameterError(f"parameter {name} of {notebook} must be {rule(m.model_fields[name])}; "
+                             f"got {params.get(name)!r}") from None
+    clean.check(set(params))
+    return {k: v for k, v in _jsonable(clean.model_dump()).items() if k in params}
 
 
 def clean(notebook: str, name: str, value):
@@ -136,13 +153,18 @@ def describe(namespace: dict) -> str:
     origin = namespace.get("_parameter_sources", {})
     profile = namespace.get("profile", "smoke")
     parts = [f"profile {profile}"]
-    for where in ("passed", "notebook cell"):
+    for where, label in (("passed", "passed"), ("notebook cell", "set in the notebook's parameters cell")):
         names = [n for n, o in origin.items() if o == where and n != "profile"]
         if names:
-            label = "passed" if where == "passed" else "set in the notebook's parameters cell"
             parts.append(f"{label}: " + ", ".join(f"{n}={namespace[n]!r}" for n in names))
     return "; ".join(parts) + f"; every other parameter is the {profile} profile's"
 
 
 def parameters_cell(notebook: str) -> str:
-    return cell(model(notebook))
+    """The papermill parameters cell: the smoke values, those of every notebook first, executor options last."""
+    m = model(notebook)
+    values = m.values("smoke")
+    own = [n for n in values if n in m.__annotations__]  # the grid the notebook names, then what runs share
+    order = dict.fromkeys(["profile", *Notebook.model_fields, *own, *(n for n in values if n not in EXECUTOR),
+                           *EXECUTOR])
+    return "\n".join(f"{k} = {values[k]!r}" for k in order if k in values)

@@ -19,19 +19,13 @@ SESSION_ENV = "CWL_SESSION_RESULTS"
 def project_root() -> Path:
     """The checkout holding ``_config.yml``; the working directory when installed elsewhere."""
     here = Path(__file__).resolve().parent.parent
-    if (here / "_config.yml").exists():
-        return here
-    return Path.cwd()
+    return here if (here / "_config.yml").exists() else Path.cwd()
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
     """The folder every dataset lives under: the argument, else $CWL_DATA_ROOT, else ~/.cache/cwl/data."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get(DATA_ROOT_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "cwl" / "data"
+    explicit = explicit or os.environ.get(DATA_ROOT_ENV)
+    return Path(explicit).expanduser() if explicit else Path.home() / ".cache" / "cwl" / "data"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -69,15 +63,13 @@ def lock(path: str | os.PathLike, *, wait: bool = True) -> Lock | None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except BaseException as err:
         os.close(fd)
-        return None
-    except OSError as err:  # e.g. Lustre mounted without -o flock, an NFS without locking
-        os.close(fd)
-        raise OSError(f"cannot lock {path} ({err}): results must be on a filesystem with flock (a local disk; "
-                      "NFS v4; Lustre mounted with -o flock)") from err
-    except BaseException:
-        os.close(fd)
+        if isinstance(err, BlockingIOError):
+            return None
+        if isinstance(err, OSError):  # e.g. Lustre mounted without -o flock, an NFS without locking
+            raise OSError(f"cannot lock {path} ({err}): results must be on a filesystem with flock (a local disk; "
+                          "NFS v4; Lustre mounted with -o flock)") from err
         raise
     return Lock(fd)
 

@@ -79,9 +79,8 @@ def device_for(requested: str, cluster_gpus: float) -> str:
 def capacity(resources: dict, device: str, gpus_per_run: float) -> int:
     """How many actors the cluster can hold at once: one CPU each, and ``gpus_per_run`` of a GPU on cuda."""
     cpus = int(resources.get("CPU", 1))
-    if device != "cuda":
-        return max(cpus, 1)
-    return max(min(cpus, int(resources.get("GPU", 0) / gpus_per_run + 1e-9)), 1)
+    gpus = int(resources.get("GPU", 0) / gpus_per_run + 1e-9) if device == "cuda" else cpus
+    return max(min(cpus, gpus), 1)
 
 
 def temp_dir() -> tuple[Path, bool]:

@@ -82,15 +82,11 @@ def needs(profile: str) -> list[str]:
 
 def check_data(runs: dict[str, dict]) -> None:
     """Fail before any work, naming every missing or damaged item of every notebook of this run."""
-    lines = []
-    for name, params in runs.items():
-        for row in problems(profiles.notebook_requirements(name, params), params.get("data_root") or None):
-            lines.append(f"  - {name}: {row.name} is {row.status} ({row.detail}): {row.fix}")
+    lines = [f"  - {name}: {row.name} is {row.status} ({row.detail}): {row.fix}" for name, params in runs.items()
+             for row in problems(profiles.notebook_requirements(name, params), params.get("data_root") or None)]
     if lines:
-        raise MissingDataError(
-            f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this machine, or not as "
-            "it should be; nothing was run:\n" + "\n".join(lines)
-        )
+        raise MissingDataError(f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this "
+                               "machine, or not as it should be; nothing was run:\n" + "\n".join(lines))
 
 
 def failure_line(err: BaseException) -> str:
