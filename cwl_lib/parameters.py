@@ -14,7 +14,7 @@ from . import paths
 from pydantic import ValidationError
 
 from .config import (EXECUTOR, MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError,  # noqa: F401
-                     _jsonable, param, plain, rule)
+                     param, plain, rule)
 from .studies import BY_NOTEBOOK
 
 PHOTOS = tuple(n for n in ("astronaut", "camera", "coffee", "chelsea", "rocket", "cat") if hasattr(skimage.data, n))
@@ -101,7 +101,7 @@ def validate(notebook: str, params: dict) -> dict:
         raise ParameterError(f"parameter {name} of {notebook} must be {rule(m.model_fields[name])}; "
                              f"got {params.get(name)!r}") from None
     clean.check(set(params))
-    return {k: v for k, v in _jsonable(clean.model_dump()).items() if k in params}
+    return {k: plain(v) for k, v in clean.model_dump().items() if k in params}
 
 
 def clean(notebook: str, name: str, value):

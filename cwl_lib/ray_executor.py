@@ -121,8 +121,8 @@ class RayBackend:
         room = capacity(resources, device, gpus_per_run)
         self.slots = min(workers, room) if workers > 1 else room
         if workers > room:
-            print(f"{workers} runs at once were asked; the Ray cluster holds {room} "
-                  f"({'one CPU each' if device != 'cuda' else f'{gpus_per_run} GPU and one CPU each'})", file=sys.stderr)
+            each = "one CPU each" if device != "cuda" else f"{gpus_per_run} GPU and one CPU each"
+            print(f"{workers} runs at once were asked; the Ray cluster holds {room} ({each})", file=sys.stderr)
         # threads per actor: Ray gives each one (OMP_NUM_THREADS=1); CWL_RAY_THREADS sets another count
         threads = int(os.environ.get("CWL_RAY_THREADS", "0"))
         self._registry = ray.remote(num_cpus=0)(SplitRegistry).remote()
