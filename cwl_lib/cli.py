@@ -70,13 +70,12 @@ def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retri
         probes = dryrun.probes_from_log(dryrun.read(probes_log))
         where = f"the probes logged in {probes_log}"
         print(f"[dry-run] {profile} profile, {where}")
-        table = project(probes, params)
     else:
         device = pick_device(params["device"])
         where = device_name(device)
         print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {where}")
-        probes = []
-        table = dry_run(params, device, probes_out=probes)
+        probes = dry_run(params, device)
+    table = project(probes, params)
     print(table.groupby(["arch", "strategy"])[["runs", "seconds"]].sum().round(1).to_string())
     total = float(table["seconds"].sum())
     print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {where} "
@@ -128,69 +127,54 @@ def _cmd_fetch(args) -> int:
     return 1 if failed else 0
 
 
-def _cmd_refresh(args) -> int:
-    refresh(args.notebooks or None)
-    return 0
-
-
-def _cmd_publish(args) -> int:
-    publish(args.html or project_root() / HTML_DIR, remote=args.remote, branch=args.branch)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cwl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
     rep = sub.add_parser("reproduce", help="run the notebooks under a profile, then build the book")
+    rep.set_defaults(func=_cmd_reproduce)
     rep.add_argument("--profile", choices=profiles.PROFILES, default="laptop")
     rep.add_argument("--only", action="append", metavar="NOTEBOOK",
                      help="run only this notebook (e.g. 03_classification or 03); repeatable")
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="set a notebook parameter (a number, true/false, text or a list such as [1, 5]); checked before any work; repeatable")
-    rep.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
+                     help="set a notebook parameter (a number, true/false, text or a list such as [1, 5]); checked "
+                     "before any work; repeatable")
+    rep.add_argument("--data-root", help="folder holding the datasets (default $CWL_DATA_ROOT)")
     rep.add_argument("--no-book", action="store_true", help="execute the notebooks only")
-    rep.add_argument("--workers", default=None, metavar="N",
-                     help="runs at once: 1 (default) runs them in the notebook's process; more run on Ray workers on "
-                     "a local Ray instance of N CPUs and this machine's GPUs")
-    rep.add_argument("--address", default=None, metavar="ADDRESS",
+    rep.add_argument("--workers", metavar="N", help="runs at once: 1 (default) runs them in the notebook's process; "
+                     "more run on Ray workers on a local Ray instance of N CPUs and this machine's GPUs")
+    rep.add_argument("--address", metavar="ADDRESS",
                      help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of starting a local one")
-    rep.add_argument("--gpus-per-run", default=None, metavar="F",
+    rep.add_argument("--gpus-per-run", metavar="F",
                      help="share of a GPU each Ray worker holds (0.25 packs four runs on a GPU; default 1)")
-    rep.add_argument("--dry-run", action="store_true",
-                     help="time a few runs on synthetic stand-ins of the profile's datasets and project the "
-                     "classification grid's total time; runs no notebook")
-    rep.add_argument("--probes", default=None, metavar="LOG",
-                     help="with --dry-run: project from the probes of this earlier dry-run log instead of probing "
-                     "(benchmarks/results/ holds the H100 ones)")
-    rep.add_argument("--retrieval-probes", default=None, metavar="LOG",
+    rep.add_argument("--dry-run", action="store_true", help="time a few runs on synthetic stand-ins of the "
+                     "profile's datasets and project the classification grid's total time; runs no notebook")
+    rep.add_argument("--probes", metavar="LOG", help="with --dry-run: project from the probes of this earlier "
+                     "dry-run log instead of probing (benchmarks/results/ holds the H100 ones)")
+    rep.add_argument("--retrieval-probes", metavar="LOG",
                      help="with --dry-run: a log of benchmarks/gpu_check_retrieval.py, to project Table III too")
-    rep.add_argument("--packing", default=None, metavar="LOG",
-                     help="with --dry-run: a log of benchmarks/gpu_check_ray.py (runs per hour with 1, 2, 4 runs "
-                     "per GPU), to project packed runs")
-    rep.set_defaults(func=_cmd_reproduce)
+    rep.add_argument("--packing", metavar="LOG", help="with --dry-run: a log of benchmarks/gpu_check_ray.py (runs "
+                     "per hour with 1, 2, 4 runs per GPU), to project packed runs")
 
-    data = sub.add_parser("data", help="datasets and weights")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub = sub.add_parser("data", help="datasets and weights").add_subparsers(dest="data_command", required=True)
     check = data_sub.add_parser("check", help="say, for each dataset and weight file, present, missing or wrong, "
                                 "the command that fixes it, and which profiles have what they need (exit status 1 "
                                 "when anything is wrong, or with --profile when that profile's needs are not met)")
-    check.add_argument("--data-root", default=None)
-    check.add_argument("--profile", choices=profiles.PROFILES, default=None,
-                       help="judge only what this profile needs: exit status 0 when it is all present and sound")
     check.set_defaults(func=_cmd_data_check)
+    check.add_argument("--data-root")
+    check.add_argument("--profile", choices=profiles.PROFILES,
+                       help="judge only what this profile needs: exit status 0 when it is all present and sound")
 
     ref = sub.add_parser("refresh", help="re-execute the committed notebooks in place (smoke profile)")
+    ref.set_defaults(func=lambda args: refresh(args.notebooks or None) or 0)
     ref.add_argument("notebooks", nargs="*")
-    ref.set_defaults(func=_cmd_refresh)
 
     fetch = sub.add_parser("fetch", help="download datasets into the data root, checking their SHA-256")
+    fetch.set_defaults(func=_cmd_fetch)
     fetch.add_argument("names", nargs="+", metavar="NAME",
                        help="mit67, kvasir, chest-xray, roxford5k, rparis6k, fashion-mnist, or all")
-    fetch.add_argument("--data-root", default=None, help="folder holding the datasets (default $CWL_DATA_ROOT)")
-    fetch.add_argument("--mirror", default=None, metavar="URL",
-                       help="fetch every file from URL/<dataset>/<file name> instead of its official host "
-                       "(default $CWL_DATA_MIRROR)")
+    fetch.add_argument("--data-root", help="folder holding the datasets (default $CWL_DATA_ROOT)")
+    fetch.add_argument("--mirror", metavar="URL", help="fetch every file from URL/<dataset>/<file name> instead of "
+                       "its official host (default $CWL_DATA_MIRROR)")
     fetch.add_argument("--force", action="store_true",
                        help="rebuild a dataset folder that exists but is wrong; it is replaced only by a complete copy")
     fetch.add_argument("--keep-archives", action="store_true",
@@ -199,14 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the SHA-256 a downloaded file must have (FILE= needed when the dataset has several "
                        "files); without one, and with none published or pinned, the first download is trusted "
                        "and pinned once it installs")
-    fetch.set_defaults(func=_cmd_fetch)
 
     pub = sub.add_parser("publish", help="push the built book to a gh-pages branch with ghp-import "
                          "(run from the git repository whose remote receives it)")
-    pub.add_argument("--html", default=None, help="the built book (default _build/html)")
+    pub.set_defaults(func=lambda args: publish(args.html or project_root() / HTML_DIR, remote=args.remote,
+                                               branch=args.branch) or 0)
+    pub.add_argument("--html", help="the built book (default _build/html)")
     pub.add_argument("--remote", default="origin", help="git remote name or URL (default origin)")
     pub.add_argument("--branch", default="gh-pages", help="branch GitHub Pages serves (default gh-pages)")
-    pub.set_defaults(func=_cmd_publish)
     return parser
 
 

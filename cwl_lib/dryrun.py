@@ -1,35 +1,12 @@
 """``cwl reproduce --profile paper --dry-run``: measure a few runs, project the paper profile's wall time.
 
-The classification grid of Tables I-II dominates the paper profile (datasets x archs x strategies x
-shots x learning rates x repeats runs). Each (arch, strategy) is probed on synthetic uint8 stand-ins of
-the real datasets' input size, through the same :func:`cwl_lib.studies.classification.run_one` the grid
-calls, at two step counts of one full batch each; a run's time is then modelled as
-
-    setup + steps * step + n_test * eval_per_image
-
-where ``steps`` is the run's budget of optimizer steps (full batches, or the whole few-shot set when it is
-smaller) and ``eval_per_image`` is the time per test image. A strategy that
-trains only the classifier (cached features) passes the test set through the backbone once per
-(dataset, arch), not once per run. Class and image counts are the paper's
-(:func:`cwl_lib.data.paper_sizes`); probing at reduced test sizes (the CPU default) extrapolates
-evaluation linearly.
-
-**Schedule.** Every run of Tables I-IV becomes a *job* with a projected duration on one GPU:
-
-* classification (03): the per-run model above, from the (arch, strategy) probes; a strategy that trains
-  only the classifier depends on one pass of the test set through the backbone per (dataset, arch), a job
-  of its own;
-* retrieval (04): training steps of 8 images at the paper's 1024x768 (epochs x batches of the queries) and
-  MAC extraction of the database and the queries, from :class:`RetrievalProbe` (one per arch);
-* pruning (05): the transfer of each study, a job every threshold of it waits for (the file lock of
-  :func:`cwl_lib.studies.pruning.transferred`), then per threshold its evaluations and finetuning epochs
-  (charged at the unpruned network's finetuning step: an upper bound).
-
-:func:`simulate` packs the jobs on ``gpus x per_gpu`` slots, longest first (LPT), each job starting when a
-slot is free and what it waits for has ended. ``per_gpu`` runs share a GPU; each then takes ``per_gpu /
-throughput[per_gpu]`` times as long, where ``throughput`` is the measured runs-per-hour gain of packing
-(``benchmarks/gpu_check_ray.py``). Without that measurement no gain is assumed (1.0): packing then projects
-the same time as one run per GPU, which is the honest default.
+Each (arch, strategy) of the classification grid is probed on synthetic stand-ins of the datasets, through the
+grid's own :func:`cwl_lib.studies.classification.run_one`, at two step counts; a run then costs
+``setup + steps * step + n_test * eval_per_image`` at the paper's sizes (:func:`cwl_lib.data.paper_sizes`), except
+that a strategy training on cached features passes the test set through the backbone once per (dataset, arch).
+Every run of Tables I-IV becomes a :class:`Job`; :func:`simulate` packs them on GPUs longest first, a pruning
+threshold waiting for its transfer. Packing R runs on a GPU gains only the measured throughput
+(``benchmarks/gpu_check_ray.py``), else nothing: the honest default.
 """
 from __future__ import annotations
 
@@ -64,8 +41,7 @@ class Probe:
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Batches ``transfer.seeded_batches`` makes of ``n`` images (a lone last image joins the previous)."""
-    steps = math.ceil(n / batch_size)
-    return steps - 1 if steps > 1 and n - (steps - 1) * batch_size == 1 else steps
+    return max(math.ceil((n - 1) / batch_size), 1)
 
 
 def synthetic_split(classes: int, per_class: int, n_test: int, size: int, seed: int = 0) -> cdata.Split:
@@ -80,12 +56,11 @@ def synthetic_split(classes: int, per_class: int, n_test: int, size: int, seed: 
 
 
 def _timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     start = time.perf_counter()
     fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start
 
 
@@ -113,59 +88,42 @@ def probe(arch: str, strategy: str, backbone: torch.nn.Module, device: torch.dev
     fixed = times[0] - step * steps[0]
     if s.cacheable:  # cached-feature runs evaluate stored features: no image pass per run
         return Probe(arch, s.name, fixed, eval_s / n_test, step)
-    model = transfer.prepare(copy.deepcopy(backbone), s, classes)
-    test = split.test
+    model, test = transfer.prepare(copy.deepcopy(backbone), s, classes), split.test
     eval_s = _timed(lambda: transfer.evaluate(model, test.images, test.labels, device, size=input_size,
                                               batch_size=eval_batch_size))
     return Probe(arch, s.name, max(fixed - eval_s, 0.0), eval_s / n_test, step)
 
 
-def run_cost(p: Probe, cfg: classification.Config) -> tuple[float, float]:
-    """Seconds of one classification run, and of the pass over the test set it shares with the runs of
-    its (dataset, arch) when its strategy trains on cached features (0 otherwise: it evaluates itself)."""
-    sizes = paper_sizes(cfg.dataset)
-    eval_s = p.eval_per_image_s * sizes.test
-    own = p.setup_s + cfg.steps * p.step_s
-    if strategies.get(cfg.strategy).cacheable:
-        return own, eval_s
-    return own + eval_s, 0.0
-
-
 def project(probes: list[Probe], params: dict) -> pd.DataFrame:
-    """Seconds for the full classification grid of ``params`` (the 03_classification parameters)."""
-    by_pair = {(p.arch, p.strategy): p for p in probes}
+    """Runs and seconds of the classification grid of ``params`` per (dataset, arch, strategy)."""
+    jobs = classification_jobs(probes, params)
+    shared = {j.name: j.seconds for j in jobs if j.group is None}
     cost: dict[tuple, list] = {}
-    for cfg in classification.configs(params):
-        own, shared = run_cost(_probe(by_pair, cfg.arch, cfg.strategy), cfg)
-        # cached-feature runs share one pass over the test set
-        row = cost.setdefault((cfg.dataset, cfg.arch, cfg.strategy), [0, shared])
-        row[0] += 1
-        row[1] += own
+    for job in jobs:
+        if job.group is not None:
+            row = cost.setdefault(job.group, [0, shared.pop(job.after, 0.0)])  # a feature pass counted once
+            row[0] += 1
+            row[1] += job.seconds
     return pd.DataFrame([{"dataset": d, "arch": a, "strategy": s, "runs": n, "seconds": t}
                          for (d, a, s), (n, t) in cost.items()])
 
 
-def dry_run(params: dict, device: torch.device, *, n_test: int | None = None, load_model=None,
-            log=print, probes_out: list | None = None) -> pd.DataFrame:
-    """Probe every (arch, strategy) of ``params`` on ``device`` and return the projected grid (the probes
-    are appended to ``probes_out`` when given)."""
-    load_model = load_model or (lambda arch: load_backbone(arch, pretrained=False))  # timing needs no weights
-    n_test = n_test or (256 if device.type == "cuda" else 32)
+def dry_run(params: dict, device: torch.device, log=print) -> list[Probe]:
+    """Probe every (arch, strategy) of ``params`` on ``device``, on random weights (timing needs none)."""
+    n_test = 256 if device.type == "cuda" else 32
     tune_for_repeated_shapes(device)  # as a GPU grid does
     pairs = list(dict.fromkeys((cfg.arch, cfg.strategy) for cfg in classification.configs(params)))
     probes = []
     for arch in dict.fromkeys(a for a, _ in pairs):
-        backbone = load_model(arch).eval()
+        backbone = load_backbone(arch, pretrained=False).eval()
         for strategy in [s for a, s in pairs if a == arch]:
             p = probe(arch, strategy, backbone, device, n_test=n_test, input_size=params["input_size"],
                       steps=(5, 17) if device.type == "cuda" else (1, 2), batch_size=params["batch_size"],
-                      eval_batch_size=params.get("eval_batch_size", 256))
+                      eval_batch_size=params["eval_batch_size"])
             log(f"[dry-run] {arch:>12} {strategy:<13} setup {p.setup_s:7.3f} s, eval {1e3 * p.eval_per_image_s:7.2f} "
                 f"ms/img, step {1e3 * p.step_s:8.2f} ms")
             probes.append(p)
-    if probes_out is not None:
-        probes_out.extend(probes)
-    return project(probes, params)
+    return probes
 
 
 @dataclass(frozen=True)
@@ -174,6 +132,7 @@ class Job:
     study: str
     seconds: float
     after: str | None = None  # the job that must end first
+    group: tuple | None = None  # a classification run's (dataset, arch, strategy)
 
 
 @dataclass(frozen=True)
@@ -221,24 +180,29 @@ def throughput_from_log(text: str) -> dict[int, float]:
     return {r: v / rates[1] for r, v in rates.items()}
 
 
-def _probe(by_pair: dict, arch: str, strategy: str) -> Probe:
-    try:
-        return by_pair[(arch, strategy)]
-    except KeyError:
+def _probe(probes: list[Probe], arch: str, strategy: str) -> Probe:
+    found = next((p for p in probes if (p.arch, p.strategy) == (arch, strategy)), None)
+    if found is None:
         raise ValueError(f"no probe for {arch} {strategy}: probe it (`cwl reproduce --profile paper --dry-run`) "
-                         "or pass a log that has it") from None
+                         "or pass a log that has it")
+    return found
 
 
 def classification_jobs(probes: list[Probe], params: dict) -> list[Job]:
-    by_pair = {(p.arch, p.strategy): p for p in probes}
     jobs, passes = [], set()
     for cfg in classification.configs(params):
-        own, shared = run_cost(_probe(by_pair, cfg.arch, cfg.strategy), cfg)
-        after = f"features {cfg.dataset} {cfg.arch}" if shared else None
-        if after and after not in passes:
-            passes.add(after)
-            jobs.append(Job(after, "classification", shared))
-        jobs.append(Job(f"classification {classification.key(cfg)}", "classification", own, after))
+        p = _probe(probes, cfg.arch, cfg.strategy)
+        own, eval_s = p.setup_s + cfg.steps * p.step_s, p.eval_per_image_s * paper_sizes(cfg.dataset).test
+        after = None
+        if strategies.get(cfg.strategy).cacheable:  # evaluates stored features: one pass per (dataset, arch)
+            after = f"features {cfg.dataset} {cfg.arch}"
+            if after not in passes:
+                passes.add(after)
+                jobs.append(Job(after, "classification", eval_s))
+        else:
+            own += eval_s
+        jobs.append(Job(f"classification {classification.key(cfg)}", "classification", own, after,
+                        (cfg.dataset, cfg.arch, cfg.strategy)))
     return jobs
 
 
@@ -257,7 +221,6 @@ def retrieval_jobs(probes: dict[str, RetrievalProbe], params: dict) -> list[Job]
 
 
 def pruning_jobs(probes: list[Probe], params: dict) -> list[Job]:
-    by_pair = {(p.arch, p.strategy): p for p in probes}
     jobs, transfers = [], set()
     for cfg in pruning.configs(params):
         sizes = paper_sizes(cfg.dataset)
@@ -266,9 +229,9 @@ def pruning_jobs(probes: list[Probe], params: dict) -> list[Job]:
         name = f"pruning transfer {cfg.arch} {cfg.strategy} {cfg.optimizer} wd={cfg.weight_decay} l1={cfg.l1}"
         if name not in transfers:
             transfers.add(name)
-            p = _probe(by_pair, cfg.arch, cfg.strategy)
+            p = _probe(probes, cfg.arch, cfg.strategy)
             jobs.append(Job(name, "pruning", p.setup_s + cfg.steps * p.step_s))
-        p = _probe(by_pair, cfg.arch, "finetune")
+        p = _probe(probes, cfg.arch, "finetune")
         evals = 1 + len(cfg.finetune_epochs) if cfg.tau is not None else 1
         finetune = max(cfg.finetune_epochs, default=0) * steps * p.step_s if cfg.tau is not None else 0.0
         jobs.append(Job(f"pruning {pruning.key(cfg)}", "pruning",
@@ -283,17 +246,13 @@ def simulate(jobs: list[Job], gpus: int, per_gpu: int = 1, throughput: dict | No
         raise ValueError(f"gpus and per_gpu are counts >= 1, got {gpus} and {per_gpu}")
     slow = per_gpu / (throughput or {}).get(per_gpu, 1.0)
     ends: dict[str, float] = {}
-    slots = [0.0] * (gpus * per_gpu)
-    heapq.heapify(slots)
+    slots = [0.0] * (gpus * per_gpu)  # a heap already
     # prerequisites first (longest first among them), then the rest longest first: LPT list scheduling
     needed = {j.after for j in jobs if j.after}
     order = sorted(jobs, key=lambda j: (j.name not in needed, -j.seconds))
     for job in order:
-        free = heapq.heappop(slots)
-        start = max(free, ends.get(job.after, 0.0)) if job.after else free
-        end = start + job.seconds * slow
-        ends[job.name] = end
-        heapq.heappush(slots, end)
+        ends[job.name] = max(heapq.heappop(slots), ends.get(job.after, 0.0)) + job.seconds * slow
+        heapq.heappush(slots, ends[job.name])
     return max(ends.values(), default=0.0)
 
 
@@ -308,13 +267,6 @@ def projection(jobs: list[Job], gpus=(1, 2, 4, 8), per_gpu=(1,), throughput: dic
                 row[f"{s} alone (h)"] = simulate([j for j in jobs if j.study == s], k, r, throughput) / 3600
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def paper_jobs(params_of: dict, probes: list[Probe], retrieval_probes: dict[str, RetrievalProbe]) -> list[Job]:
-    """Every run of Tables I-IV under the notebooks' parameters ``params_of`` (notebook -> params)."""
-    return (classification_jobs(probes, params_of["03_classification"])
-            + retrieval_jobs(retrieval_probes, params_of["04_retrieval"])
-            + pruning_jobs(probes, params_of["05_pruning"]))
 
 
 def read(path: str | Path) -> str:

@@ -1,11 +1,6 @@
-"""The locked environment: ``requirements.lock`` names every package and file digest the book is built with.
-
-``scripts/lock.sh`` (``make lock``) writes the lock from ``pyproject.toml``; ``scripts/setup.sh`` installs
-from it and leaves :data:`STAMP` in the environment, saying which lock it installed (or that it resolved
-from ``pyproject.toml`` because the lock cannot serve this platform). :func:`summary` is what every
-record's provenance says about it, so two books can be told apart by the set of packages they ran on.
-
-Stdlib only: ``scripts/lock.sh`` runs this file with the system Python before any environment exists.
+"""The locked environment: ``requirements.lock`` (``make lock``) names every package and digest the book is built
+with; ``scripts/setup.sh`` leaves :data:`STAMP` saying which lock it installed. :func:`summary` goes into every
+record's provenance. Stdlib only: ``scripts/lock.sh`` runs it with the system Python.
 """
 from __future__ import annotations
 
@@ -42,7 +37,7 @@ def lock_digest(lock: str | Path | None = None) -> str | None:
 
 
 def installed_from(prefix: str | Path | None = None) -> str | None:
-    """What scripts/setup.sh wrote into this environment: the lock digest it installed, "resolved", or None."""
+    """The lock digest scripts/setup.sh installed into this environment, "resolved", or None."""
     try:
         return (Path(prefix or sys.prefix) / STAMP).read_text().strip() or None
     except OSError:

@@ -1,22 +1,11 @@
-"""Run a study's configurations into a record store: the one loop every notebook and page goes through.
+"""Run a study's configurations into a record store: the one loop every notebook goes through.
 
-A study (:mod:`cwl_lib.studies`) gives ``key(config)``, ``order(config)`` and ``run_one(config,
-context) -> record``. This module is the *driver*: it chooses the runs not yet recorded, hands them to a
-backend, and writes each record to the store (:class:`cwl_lib.records.Store`) as soon as it comes back,
-so a stopped grid resumes where it stopped and a rerun does no finished run again.
-
-* **Backends.** With one worker and no Ray address, runs go one after another in this process (no Ray is
-  imported). Otherwise each run is a call on one of a pool of Ray actors (:mod:`cwl_lib.ray_executor`)
-  that returns its record; only the driver writes the store, so a worker that dies loses its own run only.
-* **Two drivers on one store.** Before a run starts, the driver claims its key (``flock``, released by
-  the kernel when the driver ends, even by SIGKILL); a key another driver holds is skipped, then waited
-  for at the end and run only if that driver left no record of it.
-* **Failures.** A run that raises (an error, an out-of-memory error, a dead worker) is tried once more; a
-  second failure is written to ``failed/<key>.json`` with its error and the grid goes on. Tables leave
-  the cell out (the summary line names it); the next run of the grid tries it again. When the first
-  :data:`ABORT_AFTER` runs all fail and none has succeeded, the grid stops with the first error: that is
-  a broken setting, not a bad run.
-* **Progress.** One bar over the whole grid (stderr): runs done, failed and left.
+A study gives ``key(config)``, ``order(config)`` and ``run_one(config, context) -> record``. Only this driver
+writes the store, each record as it comes back, so a stopped grid resumes where it stopped. Runs go in this
+process, or on Ray actors (:mod:`cwl_lib.ray_executor`) when ``workers > 1`` or a Ray address is given.
+Before a run starts the driver claims its key (``flock``), so two drivers on one store never run a key twice.
+A failed run is tried once more, then written to ``failed/<key>.json`` and left out of the tables; when the
+first :data:`ABORT_AFTER` runs all fail, the setting is broken and the grid stops.
 """
 from __future__ import annotations
 
@@ -50,13 +39,11 @@ FATAL = (MissingDataError, CorruptImageError, WeightsUnavailableError, Parameter
 
 
 class GridFailed(RuntimeError):
-    """Every run tried so far failed twice: the setting, not a run, is broken."""
+    """The first runs all failed twice: the setting, not a run, is broken."""
 
 
-def check_ray_address(address: str, timeout: float | None = None) -> None:
-    """Refuse, in one line (:class:`ParameterError`), a Ray address where no Ray cluster answers within
-    ``timeout`` seconds; ``auto`` and an empty address are Ray's to resolve."""
-    timeout = RAY_CONNECT_TIMEOUT if timeout is None else timeout
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Refuse (:class:`ParameterError`) an address where no Ray cluster answers within ``timeout`` seconds."""
     if not address or address in ("auto", "local"):
         return
     where = address.split("://", 1)[1] if "://" in address else address
@@ -70,8 +57,7 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
             if tls:
                 return
-            conn.settimeout(timeout)
-            conn.sendall(_HTTP2_HELLO)
+            conn.sendall(_HTTP2_HELLO)  # create_connection set the timeout for these too
             reply = conn.recv(9)
     except TimeoutError:
         raise ParameterError(f"no Ray cluster answers at {address}: nothing replied within {timeout:g} s; {fix}") from None
@@ -87,28 +73,25 @@ def options(params: dict) -> dict:
 
 
 def missing(study, configs: list, store: Store) -> list:
-    """The configs whose record is not in ``store``, in the study's preferred order, without duplicates. A
-    record the study calls outdated (its optional ``outdated(record)`` gives the reason: written by an older
-    version of the study, without a result this one records under the same key) is moved aside and redone."""
+    """The configs whose record is not in ``store``, in the study's order, without duplicates; a record the
+    study's optional ``outdated(record)`` gives a reason for is moved aside and redone."""
     outdated = getattr(study, "outdated", lambda record: None)
     todo = {}
     for c in configs:
-        key = study.key(c)
-        record = store.get(key)
+        record = store.get(study.key(c))
         why = outdated(record) if record is not None else None
         if why:
-            store.supersede(key, why)
+            store.supersede(study.key(c), why)
         if record is None or why:
-            todo[key] = c
+            todo[study.key(c)] = c
     return sorted(todo.values(), key=study.order)
 
 
 def error_text(err: BaseException) -> tuple[str, str]:
     """One line naming the error, and its traceback (a Ray error's own text holds the worker's)."""
-    cause = getattr(err, "cause", None)
-    shown = cause if isinstance(cause, BaseException) else err
-    line = f"{type(shown).__name__}: {str(shown).strip().splitlines()[-1] if str(shown).strip() else ''}"
-    return line[:300], "".join(traceback.format_exception(err))
+    shown = err.cause if isinstance(getattr(err, "cause", None), BaseException) else err
+    lines = str(shown).strip().splitlines()
+    return f"{type(shown).__name__}: {lines[-1] if lines else ''}"[:300], "".join(traceback.format_exception(err))
 
 
 class Serial:
@@ -135,9 +118,8 @@ class Serial:
         pass
 
 
-def backend_for(study, context: Context, workers: int, ray_address: str, gpus_per_run: float,
-                through_ray: bool | None = None):
-    if not (through_ray if through_ray is not None else workers > 1 or bool(ray_address)):
+def backend_for(study, context: Context, workers: int, ray_address: str, gpus_per_run: float, through_ray=None):
+    if not (workers > 1 or bool(ray_address) if through_ray is None else through_ray):
         return Serial(study, context)
     # Ray's crash handler would print a stack dump when papermill stops the kernel with SIGTERM
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
@@ -150,11 +132,8 @@ def run(study, configs: list, store: Store, context: Context, *, progress: bool 
         through_ray: bool | None = None) -> list[dict]:
     """Run every config not yet recorded; return the records of ``configs`` that exist, in their order.
 
-    ``workers``: runs at once (1: in this process; more: Ray workers, on a local Ray instance started with
-    that many CPUs and this machine's GPUs, or on the cluster at ``ray_address``, where 1 means as many as
-    its resources allow); ``gpus_per_run``: the share of a GPU each Ray worker holds; ``through_ray``
-    forces (True) or forbids (False) Ray whatever ``workers`` is. One summary line is printed at the end
-    (stdout, or ``out``), naming each run that failed.
+    ``workers`` > 1 or a ``ray_address`` runs them on Ray workers (on a cluster, 1 means as many as it holds);
+    ``through_ray`` forces (True) or forbids (False) Ray. A summary line ends it, naming each failed run.
     """
     out = out or sys.stdout
     if context.shared is None:

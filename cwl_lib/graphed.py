@@ -1,17 +1,9 @@
 """A training step replayed from a CUDA graph: forward, backward and the optimizer step of one model.
 
-A few-shot step of ResNet-50 on 32 images launches about two thousand small kernels; on an H100 the
-GPU then waits for Python far longer than it computes (benchmarks/README.md). Captured once as a CUDA
-graph, the whole step is replayed by one call. The capture follows PyTorch's whole-network recipe: a few
-eager steps on a side stream first (lazy initialisations must not land in the capture), gradients set to
-None so the captured backward allocates them in the graph's memory pool, an optimizer built with
-``capturable=True``, and autocast without its weight-cast cache.
-
-Each input shape gets its own graph, captured after ``warmup`` eager steps of that shape (a short last
-batch is a second shape). The eager steps are real training steps, so the run is the same run, step for
-step. Anything that must read a value on the CPU during a step (BatchNorm with ``momentum=None`` in
-train mode, for instance) cannot be captured; :func:`cwl_lib.transfer.train` uses graphs only in eval
-mode, and ``CWL_CUDA_GRAPHS=0`` turns them off.
+A few-shot step launches about two thousand small kernels; on an H100 the GPU waits for Python far longer than
+it computes (benchmarks/README.md). The capture follows PyTorch's whole-network recipe (eager warm-up steps on a
+side stream, gradients set to None, ``capturable=True``). Each input shape gets its own graph after ``warmup``
+real eager steps, so the run is the same run. ``CWL_CUDA_GRAPHS=0`` turns graphs off.
 """
 from __future__ import annotations
 

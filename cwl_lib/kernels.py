@@ -1,20 +1,10 @@
 """Notebook kernels that end the moment the ``cwl`` process that started them ends.
 
-jupyter_client starts each kernel in a session of its own (so that an interrupt reaches the
-kernel's whole process group), so a SIGKILL of ``cwl``'s process group misses the kernel, and
-ipykernel notices its parent is gone only at its next one-second poll, running (and writing
-records) meanwhile. On Linux, :class:`BoundKernelManager` has the kernel ask, between fork and
-exec, to receive SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``). Linux sends that
-signal when the thread that started the kernel ends: ``cwl`` starts kernels from its main thread
-(papermill runs its event loop there when none is running), so that is when the process ends.
-Elsewhere the kernel keeps ipykernel's own poll.
-
-A kernel's connection file (its ports and key) is written under ``_build/kernels/`` of the checkout,
-named by the ``cwl`` process: jupyter_client removes it when the kernel is shut down, and one left by a
-killed ``cwl`` stays inside the checkout and is removed by the next run (its process is gone). The
-kernel process's own stderr (ipykernel's log, not a cell's output, which reaches the notebook) goes to a
-``.log`` beside it: stopping a kernel in the middle of a cell makes ipykernel print a traceback of its
-closed socket, which the terminal of an interrupted ``cwl`` should not show.
+jupyter_client starts each kernel in a session of its own, so a SIGKILL of ``cwl``'s group misses it. On Linux
+the kernel asks, between fork and exec, for SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``; sent
+when the starting thread ends: ``cwl`` starts kernels from its main thread). Connection files go under
+``_build/kernels/``, those of dead ``cwl`` processes removed by the next run; the kernel's own stderr goes to
+a ``.log`` beside them (an interrupted kernel prints a traceback of its closed socket).
 """
 from __future__ import annotations
 
@@ -66,8 +56,7 @@ def connection_folder() -> Path:
 
 
 class BoundKernelManager(AsyncKernelManager):
-    """jupyter_client's kernel manager, launching kernels that die with this process, their connection
-    files inside the checkout (see the module)."""
+    """jupyter_client's kernel manager, launching kernels that die with this process (see the module)."""
 
     async def _async_pre_start_kernel(self, **kw):
         if not self.connection_file:

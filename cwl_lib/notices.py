@@ -1,10 +1,6 @@
-"""Notices a notebook's run owes the terminal of ``cwl reproduce``: records moved aside, runs that failed.
-
-A notebook's stderr goes into the executed notebook, where a reader of the terminal never looks. So
-``cwl reproduce`` names a file in ``$CWL_NOTICES`` for each notebook it runs, and :func:`notice` both
-warns as usual (the notebook shows it) and appends the text as one line to that file (``O_APPEND``: the
-notebook's kernel and the Ray workers of one machine may all write to it); ``cwl reproduce`` prints those
-lines when the notebook ends, finished or failed (:func:`read`).
+"""Notices a notebook's run owes the terminal of ``cwl reproduce`` (records moved aside, runs that failed): its
+stderr goes into the executed notebook, so :func:`notice` also appends a line to the file ``$CWL_NOTICES`` names
+(``O_APPEND``: kernel and Ray workers write to it), which ``cwl reproduce`` prints when the notebook ends.
 """
 from __future__ import annotations
 
@@ -20,8 +16,7 @@ class CwlWarning(UserWarning):
 
 
 def notice(text: str, *, stacklevel: int = 2, warn: bool = True) -> None:
-    """Warn ``text`` (unless ``warn`` is False: the caller printed it already) and append it, as one line, to
-    the notices file of the run, if there is one."""
+    """Warn ``text`` (unless ``warn`` is False) and append it, as one line, to the run's notices file, if any."""
     if warn:
         warnings.warn(text, CwlWarning, stacklevel=stacklevel + 1)
     path = os.environ.get(ENV)

@@ -1,13 +1,8 @@
-"""Notebook parameters, checked in one place before any work: by ``cwl reproduce`` and by the notebook.
+"""Notebook parameters, checked in one place before any work, by ``cwl reproduce`` and by the notebook.
 
-Every notebook's parameters are a typed model (:mod:`cwl_lib.config`): notebooks 01, 02 and 06 here, the
-three studies' in their modules (``Parameters``). :func:`validate` turns given values into clean ones
-(``"1e-3"`` and ``"[1e-3]"`` are read as numbers, a single number where a list is expected becomes a
-one-item list) or raises :class:`ParameterError`, one line naming the parameter and what it may be.
-:func:`resolve` is what a notebook calls first: the parameters passed to it (``papermill -p`` or ``cwl
-reproduce``) win, every other one comes from the profile named by ``profile``; :func:`describe` says which
-came from where.
-""" 
+Notebooks 01, 02 and 06's models are here, the studies' in their modules; :func:`resolve` is what a notebook
+calls first, :func:`describe` says where each value came from.
+"""
 from __future__ import annotations
 
 import ast
@@ -16,8 +11,10 @@ from typing import ClassVar, Optional
 import skimage.data
 
 from . import paths
-from .config import (MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError, cell, param, plain,
-                     validate as validate_model)
+from pydantic import ValidationError
+
+from .config import (EXECUTOR, MIN_INPUT, Arch, AtLeast, InputSize, Notebook, OneOf, ParameterError,  # noqa: F401
+                     param, plain, rule)
 from .studies import BY_NOTEBOOK
 
 PHOTOS = tuple(n for n in ("astronaut", "camera", "coffee", "chelsea", "rocket", "cat") if hasattr(skimage.data, n))
@@ -88,17 +85,29 @@ def model(notebook: str) -> type[Notebook]:
 
 
 def validate(notebook: str, params: dict) -> dict:
-    """The given parameters of ``notebook``, cleaned; unknown names, bad values and grids its tables cannot use
-    are refused (:class:`ParameterError`)."""
-    return validate_model(model(notebook), params)
+    """``params`` cleaned (text read as what it spells, a single value where a list is expected as a list);
+    :class:`ParameterError` names the first bad one."""
+    m = model(notebook)
+    unknown = sorted(set(params) - set(m.model_fields))
+    if unknown:
+        raise ParameterError(f"{notebook} has no parameter {', '.join(unknown)}; its parameters are "
+                             f"{', '.join(sorted(m.model_fields))}")
+    try:
+        clean = m.model_validate(params)
+    except ValidationError as err:
+        name = next((e["loc"][0] for e in err.errors() if e["loc"]), None)
+        if name is None:  # a rule over several fields (a model validator) words its own message
+            raise ParameterError(f"parameters of {notebook}: {err.errors()[0]['msg']}") from None
+        raise ParameterError(f"parameter {name} of {notebook} must be {rule(m.model_fields[name])}; "
+                             f"got {params.get(name)!r}") from None
+    clean.check(set(params))
+    return {k: plain(v) for k, v in clean.model_dump().items() if k in params}
 
 
 def clean(notebook: str, name: str, value):
-    """One parameter as its notebook uses it; :class:`ParameterError` when it cannot be."""
     return validate(notebook, {name: value})[name]
 
 
-# --------------------------------------------------------------------------- in the notebook
 def injected(namespace: dict) -> set[str]:
     """The names papermill (or ``cwl reproduce``) passed: those its injected cell assigns."""
     names: set[str] = set()
@@ -113,11 +122,9 @@ def injected(namespace: dict) -> set[str]:
 def resolve(notebook: str, namespace: dict) -> dict:
     """A notebook's parameters, validated, written back into ``namespace`` (its globals) and returned.
 
-    A value passed to the notebook (papermill ``-p``, ``cwl reproduce``) wins; then a value edited in the
-    notebook's own parameters cell (it differs from the smoke profile the cell holds); every other value
-    is the one of the profile that ``profile`` names, so ``papermill ... -p profile laptop`` runs the laptop
-    profile. :func:`describe` says which came from where. An empty ``results_dir`` becomes the notebook's
-    folder of the session it runs in, if any (:func:`cwl_lib.paths.session_results_dir`).
+    A value passed (papermill ``-p``, ``cwl reproduce``) wins, then one edited in the notebook's parameters cell
+    (it differs from the cell's smoke value); the others are the profile's that ``profile`` names. An empty
+    ``results_dir`` becomes the session's folder, if any (:func:`cwl_lib.paths.session_results_dir`).
     """
     m = model(notebook)
     passed = injected(namespace)
@@ -146,18 +153,18 @@ def describe(namespace: dict) -> str:
     origin = namespace.get("_parameter_sources", {})
     profile = namespace.get("profile", "smoke")
     parts = [f"profile {profile}"]
-    for where in ("passed", "notebook cell"):
+    for where, label in (("passed", "passed"), ("notebook cell", "set in the notebook's parameters cell")):
         names = [n for n, o in origin.items() if o == where and n != "profile"]
         if names:
-            label = "passed" if where == "passed" else "set in the notebook's parameters cell"
             parts.append(f"{label}: " + ", ".join(f"{n}={namespace[n]!r}" for n in names))
     return "; ".join(parts) + f"; every other parameter is the {profile} profile's"
 
 
 def parameters_cell(notebook: str) -> str:
-    """The source of ``notebook``'s papermill parameters cell (its smoke values)."""
-    return cell(model(notebook))
-
-
-__all__ = ["ParameterError", "MODELS", "model", "validate", "clean", "resolve", "injected", "describe",
-           "parameters_cell", "MIN_INPUT", "PHOTOS", "Kronecker", "ConvolutionSVD", "Comparison"]
+    """The papermill parameters cell: the smoke values, those of every notebook first, executor options last."""
+    m = model(notebook)
+    values = m.values("smoke")
+    own = [n for n in values if n in m.__annotations__]  # the grid the notebook names, then what runs share
+    order = dict.fromkeys(["profile", *Notebook.model_fields, *own, *(n for n in values if n not in EXECUTOR),
+                           *EXECUTOR])
+    return "\n".join(f"{k} = {values[k]!r}" for k in order if k in values)

@@ -11,34 +11,26 @@ from pathlib import Path
 from typing import Callable
 
 DATA_ROOT_ENV = "CWL_DATA_ROOT"
-#: Set by a runner of several notebooks (nbval's ``notebooks/conftest.py``, ``cwl refresh``): the folder under
-#: which each notebook run with an empty ``results_dir`` writes, so page 06 finds what 03-05 wrote before it.
+#: Set by a runner of several notebooks (nbval, ``cwl refresh``): the folder under which each notebook with an
+#: empty ``results_dir`` writes, so page 06 finds what 03-05 wrote before it.
 SESSION_ENV = "CWL_SESSION_RESULTS"
 
 
 def project_root() -> Path:
     """The checkout holding ``_config.yml``; the working directory when installed elsewhere."""
     here = Path(__file__).resolve().parent.parent
-    if (here / "_config.yml").exists():
-        return here
-    return Path.cwd()
+    return here if (here / "_config.yml").exists() else Path.cwd()
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
     """The folder every dataset lives under: the argument, else $CWL_DATA_ROOT, else ~/.cache/cwl/data."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get(DATA_ROOT_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "cwl" / "data"
+    explicit = explicit or os.environ.get(DATA_ROOT_ENV)
+    return Path(explicit).expanduser() if explicit else Path.home() / ".cache" / "cwl" / "data"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place.
-
-    A reader (or a resumed run) never sees half a file; a failed write leaves no temporary behind.
-    """
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place: no reader sees half a
+    file, and a failed write leaves no temporary behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -52,8 +44,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 
 class Lock:
-    """An exclusive ``flock`` held through an open descriptor, until :meth:`release` or until the process
-    ends (the kernel closes the descriptor then, even when the process is killed)."""
+    """An exclusive ``flock`` held until :meth:`release` or the process ends (even killed)."""
 
     def __init__(self, fd: int):
         self._fd: int | None = fd
@@ -72,15 +63,13 @@ def lock(path: str | os.PathLike, *, wait: bool = True) -> Lock | None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except BaseException as err:
         os.close(fd)
-        return None
-    except OSError as err:  # e.g. Lustre mounted without -o flock, an NFS without locking
-        os.close(fd)
-        raise OSError(f"cannot lock {path} ({err}): results must be on a filesystem with flock (a local disk; "
-                      "NFS v4; Lustre mounted with -o flock)") from err
-    except BaseException:
-        os.close(fd)
+        if isinstance(err, BlockingIOError):
+            return None
+        if isinstance(err, OSError):  # e.g. Lustre mounted without -o flock, an NFS without locking
+            raise OSError(f"cannot lock {path} ({err}): results must be on a filesystem with flock (a local disk; "
+                          "NFS v4; Lustre mounted with -o flock)") from err
         raise
     return Lock(fd)
 
@@ -96,14 +85,8 @@ def file_lock(path: str | os.PathLike):
 
 
 def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:
-    """A notebook's results store.
-
-    An empty value (the committed notebooks' default, run outside nbval and ``cwl refresh``, which give
-    each notebook a folder of their session: :func:`session_results_dir`) gives a fresh folder under
-    ``_build/scratch/`` of the checkout, so such a run always recomputes instead of resuming from old
-    records; it is removed when the process (the notebook's kernel) exits, and a kernel that is killed
-    leaves it inside the checkout, never in the system's temporary folder.
-    """
+    """A notebook's results store; an empty value gives a fresh folder under ``_build/scratch/`` (so such a run
+    recomputes rather than resumes), removed when the kernel exits (or left in the checkout if it is killed)."""
     if explicit:
         path = Path(explicit).expanduser()
     else:
@@ -116,7 +99,6 @@ def results_dir(explicit: str | os.PathLike | None, profile: str) -> Path:
 
 
 def session_results_dir(notebook: str) -> str:
-    """``$CWL_SESSION_RESULTS/<notebook>`` when a runner set it (:data:`SESSION_ENV`), else "" (a fresh folder
-    of its own, :func:`results_dir`)."""
+    """``$CWL_SESSION_RESULTS/<notebook>`` when a runner set it (:data:`SESSION_ENV`), else ""."""
     root = os.environ.get(SESSION_ENV)
     return str(Path(root) / notebook) if root else ""

@@ -1,11 +1,6 @@
-"""The three parameter sets every notebook runs under: ``paper``, ``laptop`` and ``smoke``.
-
-``paper`` is the paper's own setting: a GPU, the real datasets, VGG-16 and ResNet-50: the defaults of each
-notebook's parameter model (:mod:`cwl_lib.parameters`). ``laptop`` (the offline default of the main job: a
-2-core CPU, real ImageNet MobileNetV2 weights, real offline images) and ``smoke`` (seconds per notebook, what
-the committed notebooks hold) are the model's short overrides, ``LAPTOP`` and ``SMOKE``. ``smoke`` is each
-notebook's parameters cell (:func:`cwl_lib.parameters.parameters_cell`; a test keeps them equal), so the
-committed notebooks, their outputs and nbval all describe the smoke run.
+"""The three parameter sets every notebook runs under: ``paper`` (each model's defaults), ``laptop`` (a 2-core
+CPU, offline data) and ``smoke`` (seconds per notebook: what the committed notebooks and their parameters cells
+hold, so nbval checks the smoke run).
 """
 from __future__ import annotations
 
@@ -20,7 +15,7 @@ NOTEBOOKS = tuple(MODELS)
 
 def determining(params: dict, ignore: tuple[str, ...] = ()) -> dict:
     """The parameters that determine a notebook's results (all but :data:`WHERE` and ``ignore``), sorted and
-    JSON-safe (tuples as lists, numpy scalars as Python numbers): what a stored result is keyed by."""
+    JSON-safe: what a stored result is keyed by."""
     kept = {k: params[k] for k in sorted(params) if k not in WHERE and k not in ignore}
     return json.loads(json.dumps(kept, default=lambda v: v.tolist()))
 

@@ -1,31 +1,10 @@
-"""Ray actors for a study's grid: each run is a call on one of them, returning its record to the driver
-(:mod:`cwl_lib.executor`).
+"""Ray actors for a study's grid (:mod:`cwl_lib.executor`); imported only when a grid runs through Ray.
 
-Imported only when a grid runs through Ray (``workers > 1`` or a Ray address), so ``import cwl_lib`` never
-imports Ray.
-
-**Workers.** The backend starts one Ray actor per slot: a worker process that holds one CPU and, on a GPU,
-``gpus_per_run`` of one GPU (0.25 packs four on a GPU) for its whole life, so the CUDA device it opened is
-the one Ray gave it. Each actor builds one :class:`~cwl_lib.studies.context.Context` from the driver's
-settings (put once in Ray's object store: the device, the data root, the store's ``shared/`` folder,
-batch sizes) and keeps it across its runs. Data and weights do not travel with the runs: the Context's
-memo holds the latest dataset and backbone (read from torch's hub cache) while the actor's next runs use
-them; the driver hands runs out in the study's order, which keeps those blocks long.
-
-**One decoded copy of each dataset per node.** The first time an actor needs a dataset, a registry actor
-that lives as long as the grid (:class:`SplitRegistry`) decodes it (from the data root, a path every node
-must see) and puts its uint8 arrays in Ray's object store, which it owns; every actor then reads the
-arrays from the object store without copying them (the store is shared memory on each node, and Ray
-copies an object to another node once). So N actors on a node hold one copy, not N (a few GB each for the paper's
-largest at 224 px). The arrays are read-only: the studies index them (which copies), never write them.
-A pruning study's transferred network is trained by the first run that needs it, under a file lock, and
-read by the others from ``shared/``.
-
-**Device.** A driver asked for ``auto`` lets the cluster decide: its actors run on a GPU when the cluster
-has one, whatever the driver's own machine has. ``cuda`` or ``cpu`` is obeyed.
-
-**Failures.** An actor that dies (a crash, Ray's out-of-memory kill) fails its run and is replaced; Ray's
-own retries are off: the driver retries a failed run once and records a second failure.
+Each actor holds one CPU and, on a GPU, ``gpus_per_run`` of one for its whole life, and keeps one Context
+across its runs. Each dataset is decoded once per grid by a registry actor (:mod:`cwl_lib.ray_splits`) into
+Ray's object store, which every actor on a node reads without copying: N actors hold one copy, not N. ``auto``
+lets the cluster decide the device. Ray's own retries are off: a dead actor fails its run and is replaced,
+and the driver retries the run once.
 """
 from __future__ import annotations
 
@@ -100,15 +79,13 @@ def device_for(requested: str, cluster_gpus: float) -> str:
 def capacity(resources: dict, device: str, gpus_per_run: float) -> int:
     """How many actors the cluster can hold at once: one CPU each, and ``gpus_per_run`` of a GPU on cuda."""
     cpus = int(resources.get("CPU", 1))
-    if device != "cuda":
-        return max(cpus, 1)
-    return max(min(cpus, int(resources.get("GPU", 0) / gpus_per_run + 1e-9)), 1)
+    gpus = int(resources.get("GPU", 0) / gpus_per_run + 1e-9) if device == "cuda" else cpus
+    return max(min(cpus, gpus), 1)
 
 
 def temp_dir() -> tuple[Path, bool]:
-    """Where a local Ray instance keeps its session (logs, sockets, spilled objects): ``_build/ray`` of the
-    checkout, or, when that path is too long for Ray's sockets, a short temporary folder, which is removed
-    when this process ends (the second value says so)."""
+    """Where a local Ray instance keeps its session: ``_build/ray``, or a short temporary folder (removed when
+    this process ends: the second value) when that path is too long for Ray's sockets."""
     inside = project_root() / "_build" / "ray"
     if len(str(inside)) <= _SOCKET_ROOM:
         inside.mkdir(parents=True, exist_ok=True)
@@ -116,16 +93,9 @@ def temp_dir() -> tuple[Path, bool]:
     return Path(tempfile.mkdtemp(prefix="cwl-ray-")), True
 
 
-def _shutdown_and_remove(folder: Path) -> None:
-    ray.shutdown()
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def start(workers: int, address: str = "") -> None:
-    """Join the Ray cluster at ``address`` (refused in one line when nothing answers there within
-    :data:`cwl_lib.executor.RAY_CONNECT_TIMEOUT` seconds), or start a local instance with ``workers`` CPUs
-    and this machine's GPUs, its session kept under ``_build/ray`` (:func:`temp_dir`); a Ray instance this
-    process already joined is reused as it is."""
+    """Join the Ray cluster at ``address``, or start a local one with ``workers`` CPUs and this machine's GPUs;
+    one this process already joined is reused."""
     if ray.is_initialized():
         return
     common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
@@ -137,25 +107,24 @@ def start(workers: int, address: str = "") -> None:
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         folder, remove = temp_dir()
         ray.init(num_cpus=workers, num_gpus=gpus, _temp_dir=str(folder), **common)
-        if remove:  # registered after ray.init's own exit hook, so it runs first (last in, first out): shut down, then removed
-            atexit.register(_shutdown_and_remove, folder)
+        if remove:  # registered after ray.init's own exit hook, so it runs first: shut down, then removed
+            atexit.register(lambda: (ray.shutdown(), shutil.rmtree(folder, ignore_errors=True)))
 
 
 class RayBackend:
     """Hands runs to a pool of Ray actors and gives their results back as they finish."""
 
-    def __init__(self, study, context: Context, *, workers: int, address: str = "", gpus_per_run: float = 1.0,
-                 threads: int | None = None, out=sys.stderr):
+    def __init__(self, study, context: Context, *, workers: int, address: str = "", gpus_per_run: float = 1.0):
         start(workers, address)
         resources = ray.cluster_resources()
         device = device_for(context.requested, resources.get("GPU", 0))
         room = capacity(resources, device, gpus_per_run)
         self.slots = min(workers, room) if workers > 1 else room
         if workers > room:
-            print(f"{workers} runs at once were asked; the Ray cluster holds {room} "
-                  f"({'one CPU each' if device != 'cuda' else f'{gpus_per_run} GPU and one CPU each'})", file=out)
+            each = "one CPU each" if device != "cuda" else f"{gpus_per_run} GPU and one CPU each"
+            print(f"{workers} runs at once were asked; the Ray cluster holds {room} ({each})", file=sys.stderr)
         # threads per actor: Ray gives each one (OMP_NUM_THREADS=1); CWL_RAY_THREADS sets another count
-        threads = threads if threads is not None else int(os.environ.get("CWL_RAY_THREADS", "0"))
+        threads = int(os.environ.get("CWL_RAY_THREADS", "0"))
         self._registry = ray.remote(num_cpus=0)(SplitRegistry).remote()
         fields = {f.name: getattr(context, f.name) for f in dataclasses.fields(Context)
                   if f.name not in ("_memo", "device", "requested")}

@@ -1,8 +1,5 @@
-"""The registry actor behind :class:`cwl_lib.ray_executor.SharedSplits`: each dataset decoded once per grid,
-its uint8 arrays put in Ray's object store, owned by this actor.
-
-A module of its own, importing neither torch nor the studies, so that the actor's process starts with Ray
-and NumPy alone; what decoding needs is imported by the loader it is given, when a split is first asked for.
+"""The registry actor behind :class:`cwl_lib.ray_executor.SharedSplits`; a module without torch or the studies,
+so that the actor's process starts with Ray and NumPy alone.
 """
 from __future__ import annotations
 
@@ -12,16 +9,16 @@ import ray
 
 
 class SplitRegistry:
-    """The grid's datasets in the object store: each decoded once, by this actor, which owns the objects (they
-    outlive any worker, and go when the registry is killed). Keyed by (name, input size, data root)."""
+    """The grid's datasets in the object store, keyed by (name, input size, data root), owned by this actor
+    (they outlive any worker, and go when the registry is killed)."""
 
     def __init__(self):
         self._refs: dict = {}
         self._building: dict = {}
 
     async def take(self, key, load) -> list:
-        """A one-item list holding the split's reference (a list, so Ray hands over the reference, not the
-        arrays); the first caller of a key has it decoded (``load(*key)``) while the others wait."""
+        """A one-item list (so Ray hands over the reference, not the arrays) holding the split's reference; the
+        first caller of a key has it decoded while the others wait."""
         while key in self._building:
             await self._building[key].wait()
         if key not in self._refs:

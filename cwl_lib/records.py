@@ -1,21 +1,12 @@
-"""One record store for every study: a run's record is a JSON file named by the key of its config.
+"""One record store for every study: a run's record is ``<key>.json``, :func:`key` hashing the study's name and
+the run's whole configuration. Written atomically, so an interrupted grid resumes where it stopped. Beside it:
 
-:func:`key` is the one key of the project: a hash of the study's name and the run's whole configuration.
-A :class:`Store` is a folder of records; it knows keys and records, never a study's config type.
-
-* ``<key>.json``: the record (the config, the results, :func:`provenance`), written atomically, so an
-  interrupted grid never leaves half a record and a rerun resumes where it stopped;
-* ``<key>.<name>.pt``: tensors a record comes with (learned sigmas, a pruned network), saved with
-  ``torch.save`` and read back with ``weights_only=True``;
-* ``shared/``: what several runs of a study share (a transferred network that every threshold prunes);
-* ``rejected/``: a damaged or foreign file found where a record should be, moved aside (never deleted)
-  and named in a warning; its run is done again;
-* ``superseded/``: records written by an older version of the record format, moved aside and named
-  in a warning the first time the store is opened; their runs are done again, never mixed with new ones;
-* ``failed/<key>.json``: a run that raised twice (its error, its traceback, the attempts); it is not a
-  record, so tables leave its cell out and the next run of the grid tries it again;
-* ``claims/<key>.lock``: held (``flock``) by the driver running that key, so two drivers on one store never
-  run a key twice; the kernel releases it when the driver ends, even when it is killed.
+* ``<key>.<name>.pt``: the record's tensors (read back with ``weights_only=True``); ``shared/``: what several
+  runs share;
+* ``rejected/`` and ``superseded/``: damaged or foreign files, and older formats' records, moved aside (never
+  deleted) and named in a warning; their runs are done again;
+* ``failed/<key>.json``: a run that raised twice (not a record: the next run of the grid tries it again);
+* ``claims/<key>.lock``: held (``flock``) by the driver running that key; the kernel releases it when it dies.
 """
 from __future__ import annotations
 
@@ -53,20 +44,21 @@ def key(study: str, config) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def code_version() -> str:
-    """``git describe --always --dirty`` of the checkout, else the installed package version."""
-    here = Path(__file__).resolve().parent.parent
+@functools.cache  # once per process: git is slow next to a few-shot run
+def _code_and_environment() -> tuple[str, dict]:
+    """``git describe --always --dirty`` of the checkout (else the package's version), and the environment."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=here, capture_output=True,
-                             text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return "git:" + out.stdout.strip()
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent.parent,
+                             capture_output=True, text=True, timeout=10)
+        code = "git:" + out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
     except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        return "cwl_lib " + version("cwl_lib")
-    except PackageNotFoundError:
-        return "unknown"
+        code = None
+    if code is None:
+        try:
+            code = "cwl_lib " + version("cwl_lib")
+        except PackageNotFoundError:
+            code = "unknown"
+    return code, environment.summary()
 
 
 def device_name(device: torch.device) -> str:
@@ -80,15 +72,8 @@ def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-@functools.cache  # once per process: git is slow next to a few-shot run
-def _code_and_environment() -> tuple[str, dict]:
-    return code_version(), environment.summary()
-
-
 def provenance(device: torch.device) -> dict:
-    """Where, when, with which code and which locked set of packages a record was made: the fields every
-    record of the project holds (``lock_sha256``: the digest of ``requirements.lock``; ``environment``:
-    whether this environment was installed from it, :mod:`cwl_lib.environment`)."""
+    """Where, when, with which code and locked packages (:mod:`cwl_lib.environment`) a record was made."""
     code, env = _code_and_environment()
     return {"device": device_name(device), "code_version": code, "torch": torch.__version__, **env,
             "finished": timestamp()}
@@ -118,22 +103,14 @@ class Store:
         return self.folder / f"{key}.{name}.pt"
 
     def has(self, key: str) -> bool:
-        """Whether a valid record of ``key`` is stored (a damaged one is moved aside first)."""
         return self.get(key) is not None
 
     def get(self, key: str) -> dict | None:
         self._sweep()
-        path = self.path(key)
-        if not path.is_file():
-            return None
-        record = self._read(path)
-        if record is not None and record.get("key") != key:
-            self._reject(path, f"it holds the record of {record.get('key')!r}, not of {key!r}")
-            return None
-        return record
+        return self._read(self.path(key)) if self.path(key).is_file() else None  # _read checks the key
 
     def supersede(self, key: str, why: str) -> None:
-        """Move the record of ``key`` to ``superseded/`` (named, with ``why``), so that its run is done again."""
+        """Move the record of ``key`` to ``superseded/``, so that its run is done again."""
         if self.path(key).is_file():
             self._move(self.path(key), "superseded", why)
 
@@ -147,20 +124,16 @@ class Store:
         _write_json(self.path(record["key"]), record)
         (self.folder / "failed" / f"{record['key']}.json").unlink(missing_ok=True)
 
-    # ----------------------------------------------------------------------- claims and failures
     def claim(self, key: str, *, wait: bool = False) -> Lock | None:
-        """Hold ``key`` for this process (an exclusive ``flock`` on ``claims/<key>.lock``), or None when
-        another process holds it; ``wait`` blocks until it is free. Release with :meth:`Lock.release`."""
+        """Hold ``key`` for this process (``flock``), or None when another holds it; ``wait`` blocks until free."""
         return lock(self.folder / "claims" / f"{key}.lock", wait=wait)
 
     def fail(self, key: str, study: str, config, error: str, trace: str, attempts: int) -> Path:
-        """Record that the run of ``key`` failed ``attempts`` times (``failed/<key>.json``); not a record."""
         body = {"key": key, "study": study, "config": config_dict(config), "error": error, "traceback": trace,
                 "attempts": attempts, "finished": timestamp()}
         return _write_json(self.folder / "failed" / f"{key}.json", body)
 
     def failure(self, key: str) -> dict | None:
-        """The failure recorded for ``key`` (``failed/<key>.json``), if any."""
         try:
             return json.loads((self.folder / "failed" / f"{key}.json").read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -182,28 +155,17 @@ class Store:
         found = (self._read(path) for path in sorted(self.folder.glob("*.json")))
         return [record for record in found if record is not None]
 
-    # ----------------------------------------------------------------------- damaged and old files
     def _read(self, path: Path) -> dict | None:
+        """The record in ``path``, or None with the file moved aside, named with the reason."""
         try:
             record = json.loads(path.read_text())
+            where, why = _unfit(record, path)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            self._reject(path, f"it is not valid JSON ({err})")
-            return None
-        if not isinstance(record, dict) or not {"key", "config", "version"} <= set(record):
-            self._reject(path, "it is not a record (no key, config and version)")
-            return None
-        if record["version"] != RECORD_VERSION:
-            self._move(path, "superseded", f"it was written in record format {record['version']}, "
-                       f"this code writes {RECORD_VERSION}")
-            return None
-        why = _foreign(record, path)
+            record, where, why = None, "rejected", f"it is not valid JSON ({err})"
         if why:
-            self._reject(path, why)
+            self._move(path, where, why)
             return None
         return record
-
-    def _reject(self, path: Path, why: str) -> None:
-        self._move(path, "rejected", why)
 
     def _move(self, path: Path, where: str, why: str) -> None:
         aside = self.folder / where
@@ -220,9 +182,7 @@ class Store:
                "its run will be done again", stacklevel=3)
 
     def _sweep(self) -> None:
-        """Once per store object, every file that stands where a record would: an older format's record is
-        moved to ``superseded/``, a damaged or foreign one to ``rejected/`` (each named), so that neither a
-        table nor a later run meets them, whichever keys its grid has."""
+        """Once per store object, move aside every old, damaged or foreign file standing where a record would."""
         if self._swept or not self.folder.is_dir():
             return
         self._swept = True
@@ -230,16 +190,20 @@ class Store:
             self._read(path)
 
 
-def _foreign(record: dict, path: Path) -> str | None:
-    """Why a record-shaped file is not the record of its file name (its key, study and config disagree)."""
+def _unfit(record, path: Path) -> tuple[str, str | None]:
+    """Where a file that is not the record of its file name is moved, and why (None: it is that record)."""
+    if not isinstance(record, dict) or not {"key", "config", "version"} <= set(record):
+        return "rejected", "it is not a record (no key, config and version)"
+    if record["version"] != RECORD_VERSION:
+        return "superseded", f"it was written in record format {record['version']}, this code writes {RECORD_VERSION}"
     study, config = record.get("study"), record.get("config")
     if not isinstance(study, str) or not isinstance(config, dict) or not config:
-        return "it names no study and configuration"
+        return "rejected", "it names no study and configuration"
     if record["key"] != path.stem:
-        return f"it holds the record of {record['key']!r}, not of {path.stem!r}"
+        return "rejected", f"it holds the record of {record['key']!r}, not of {path.stem!r}"
     if key(study, config) != record["key"]:
-        return "its key is not that of its study and configuration (edited, or written by other code)"
-    return None
+        return "rejected", "its key is not that of its study and configuration (edited, or written by other code)"
+    return "rejected", None
 
 
 def _write_json(path: Path, body: dict) -> Path:

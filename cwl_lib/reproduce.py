@@ -1,16 +1,9 @@
-"""``cwl reproduce``: run the notebooks under a profile with papermill, then build the book.
+"""``cwl reproduce`` and ``cwl refresh``: run the notebooks with papermill, then build (and publish) the book.
 
-Each notebook is executed into ``_build/executed/<profile>/`` (finished copies survive a later
-failure, and ``--only`` reruns one notebook while the others keep their last executed copy; a
-failed run's partial copy is kept as ``<name>.failed.ipynb`` and named in the one-line error, and removed
-by the notebook's next finished run). Notices of a run (records moved aside, runs that failed twice:
-:mod:`cwl_lib.notices`) are printed on the terminal when its notebook ends. Before any
-notebook runs, every dataset and weight file the run needs is checked as ``cwl data check`` checks
-it (presence, counts, headers, digests). Kernels die with the ``cwl`` process
-(:mod:`cwl_lib.kernels`). The book is built from a staged copy of the pages and the executed
-notebooks, so the committed notebooks keep their smoke outputs for nbval. The book is built with
-Sphinx warnings as errors; ``cwl publish`` pushes it, once it loads nothing from the network, to a
-gh-pages branch.
+A notebook runs into a partial copy that replaces the executed one (``_build/executed/<profile>/``, or the
+committed one for ``cwl refresh``) only when it finishes; a failed run's copy is kept as ``<name>.failed.ipynb``
+and named in the one-line error. A run's notices (:mod:`cwl_lib.notices`) are printed when its notebook ends.
+The book is built from a staged copy, so the committed notebooks keep their smoke outputs for nbval.
 """
 from __future__ import annotations
 
@@ -46,11 +39,8 @@ class BookBuildError(ValueError):
 
 
 def plan(profile: str, only=None, overrides: dict | None = None) -> dict[str, dict]:
-    """Notebook name -> its validated parameters for this run (:class:`ParameterError` before any work).
-
-    An override goes to the notebooks that have a parameter of that name; one that no notebook of the run
-    has is refused.
-    """
+    """Notebook name -> its validated parameters (:class:`ParameterError` before any work); an override goes
+    to the notebooks that have a parameter of that name, one that none has is refused."""
     names = [_notebook_name(n) for n in only] if only else list(profiles.NOTEBOOKS)
     # the notebooks run in notebooks/: a relative folder is made absolute here, where the user meant it
     overrides = {k: str(Path(v).expanduser().absolute()) if k in PATHS and isinstance(v, str) and v else v
@@ -92,15 +82,11 @@ def needs(profile: str) -> list[str]:
 
 def check_data(runs: dict[str, dict]) -> None:
     """Fail before any work, naming every missing or damaged item of every notebook of this run."""
-    lines = []
-    for name, params in runs.items():
-        for row in problems(profiles.notebook_requirements(name, params), params.get("data_root") or None):
-            lines.append(f"  - {name}: {row.name} is {row.status} ({row.detail}): {row.fix}")
+    lines = [f"  - {name}: {row.name} is {row.status} ({row.detail}): {row.fix}" for name, params in runs.items()
+             for row in problems(profiles.notebook_requirements(name, params), params.get("data_root") or None)]
     if lines:
-        raise MissingDataError(
-            f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this machine, or not as "
-            "it should be; nothing was run:\n" + "\n".join(lines)
-        )
+        raise MissingDataError(f"the {next(iter(runs.values()))['profile']} profile needs data that is not on this "
+                               "machine, or not as it should be; nothing was run:\n" + "\n".join(lines))
 
 
 def failure_line(err: BaseException) -> str:
@@ -112,52 +98,48 @@ def failure_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[-1].strip() if lines else ''}".rstrip(": ")
 
 
-def _run_notebook(name: str, source: Path, partial: Path, log, cwd: Path | None = None, **kw) -> None:
-    """papermill into ``partial``, with this run's notices collected and printed when it ends, however it ends."""
-    notes = partial.with_name(f"{name}.notices.txt")
+def _run_notebook(name: str, source: Path, target: Path, failed: Path, kept: str, log, cwd: Path | None = None,
+                  **kw) -> None:
+    """papermill ``source`` into a partial copy beside ``failed``, moved to ``target`` when it finishes, kept as
+    ``failed`` when it does not (``kept`` says what became of the others); notices printed however it ends."""
+    partial = failed.with_name(f"{name}.running.ipynb")
+    notes = failed.with_name(f"{name}.notices.txt")
     notes.unlink(missing_ok=True)
     try:
-        # the kernel, and the Ray workers it starts, inherit it; the environment is restored when it ends
-        with mock.patch.dict(os.environ, {notices.ENV: str(notes)}):
-            pm.execute_notebook(str(source), str(partial), cwd=str(cwd or source.parent), kernel_name="python3",
-                                kernel_manager_class=BoundKernelManager, **kw)
-    finally:
-        for line in notices.read(notes):
-            log(f"[cwl] {name}: {line}")
-        notes.unlink(missing_ok=True)
+        try:  # the kernel, and the Ray workers it starts, inherit the variable
+            with mock.patch.dict(os.environ, {notices.ENV: str(notes)}):
+                pm.execute_notebook(str(source), str(partial), cwd=str(cwd or source.parent), kernel_name="python3",
+                                    kernel_manager_class=BoundKernelManager, **kw)
+        finally:
+            for line in notices.read(notes):
+                log(f"[cwl] {name}: {line}")
+            notes.unlink(missing_ok=True)
+    except BaseException as err:
+        try:
+            partial.replace(failed)
+            where = f"its partly executed copy is {failed}"
+        except OSError:  # FileNotFoundError too: no partial copy was written
+            where = None
+        if not isinstance(err, Exception):  # an interrupt stays an interrupt
+            log(f"[cwl] {name}: stopped; {where or 'nothing was kept'}")
+            raise
+        raise NotebookFailed(f"{name} failed in {failure_line(err)} ({where or 'no partial copy was written'}; "
+                             f"{kept})") from err
+    notebook_tags.tag_file(partial)  # the cell papermill injected is hidden like the parameters cell
+    shutil.move(partial, target)
+    failed.unlink(missing_ok=True)  # an older failure, now superseded
 
 
 def execute(name: str, params: dict, root: Path, out_dir: Path, log=print) -> Path:
-    source = root / "notebooks" / f"{name}.ipynb"
     target = out_dir / f"{name}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".running.ipynb")
     log(f"[cwl] {name}: running with profile {params['profile']} -> {target}")
     start = time.perf_counter()
-    try:
-        _run_notebook(name, source, partial, log, parameters=params, progress_bar=True, log_output=False)
-    except BaseException as err:
-        failed = _keep_failed(partial, target)
-        if not isinstance(err, Exception):  # an interrupt stays an interrupt
-            log(f"[cwl] {name}: stopped; " + (f"its partly executed copy is {failed}" if failed else "nothing was kept"))
-            raise
-        where = f"its partly executed copy is {failed}" if failed else "no partial copy was written"
-        raise NotebookFailed(f"{name} failed in {failure_line(err)} ({where}; finished notebooks are kept under "
-                             f"{out_dir})") from err
-    notebook_tags.tag_file(partial)  # the cell papermill injected is hidden like the parameters cell
-    partial.replace(target)  # only a finished run replaces the previous executed copy
-    target.with_suffix(".failed.ipynb").unlink(missing_ok=True)  # an older failure, now superseded
+    _run_notebook(name, root / "notebooks" / f"{name}.ipynb", target, target.with_suffix(".failed.ipynb"),
+                  f"finished notebooks are kept under {out_dir}", log, parameters=params, progress_bar=True,
+                  log_output=False)
     log(f"[cwl] {name}: done in {time.perf_counter() - start:.0f} s")
     return target
-
-
-def _keep_failed(partial: Path, target: Path) -> Path | None:
-    failed = target.with_suffix(".failed.ipynb")
-    try:
-        partial.replace(failed)
-    except OSError:  # FileNotFoundError too: no partial copy was written
-        return None
-    return failed
 
 
 def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
@@ -184,9 +166,8 @@ def stage_book(root: Path, profile: str, build_dir: Path) -> Path:
 
 
 def _stage_config(path: Path) -> None:
-    """The staged ``_config.yml`` with MyST substitutions a page may use: ``{{ lock_sha256 }}``, the digest of
-    ``requirements.lock``, and ``{{ lock_environment }}``, whether the environment building the book was
-    installed from it (:mod:`cwl_lib.environment`), so a reader can tell two books' package sets apart."""
+    """The staged ``_config.yml`` with the MyST substitutions ``{{ lock_sha256 }}`` and ``{{ lock_environment }}``
+    (:mod:`cwl_lib.environment`), so a reader can tell two books' package sets apart."""
     config = yaml.safe_load(path.read_text()) or {}
     parse = config.setdefault("parse", {})
     extensions = parse.setdefault("myst_enable_extensions", [])
@@ -220,20 +201,14 @@ def build_book(root: Path, profile: str, build_dir: Path, log=print) -> Path:
 class _RemoteAssets(HTMLParser):
     """Collects what a page loads from another host when opened (links a reader follows do not count)."""
 
-    LOADED = {"script": "src", "img": "src", "iframe": "src", "source": "src", "audio": "src",
-              "video": "src", "embed": "src", "link": "href"}
+    TAGS = {"script", "img", "iframe", "source", "audio", "video", "embed", "link"}
     LINK_RELS = {"stylesheet", "icon", "preload", "modulepreload", "manifest", "prefetch"}
-
-    def __init__(self):
-        super().__init__()
-        self.found: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        url = attrs.get(self.LOADED.get(tag, ""))
-        if not url or (tag == "link" and not self.LINK_RELS & set((attrs.get("rel") or "").lower().split())):
-            return
-        if url.startswith(("http:", "https:", "//")):
+        url = attrs.get("href" if tag == "link" else "src") if tag in self.TAGS else None
+        loads = tag != "link" or self.LINK_RELS & set((attrs.get("rel") or "").lower().split())
+        if url and loads and url.startswith(("http:", "https:", "//")):
             self.found.append(url)
 
 
@@ -241,11 +216,11 @@ def remote_assets(html_dir: Path) -> list[str]:
     """``page: url`` for every script, style sheet, image or frame a built page loads from the network."""
     found = []
     for page in sorted(Path(html_dir).rglob("*.html")):
-        if page.relative_to(html_dir).parts[0] == "_sources":
-            continue
-        parser = _RemoteAssets()
-        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
-        found += [f"{page.relative_to(html_dir)}: {url}" for url in parser.found]
+        if page.relative_to(html_dir).parts[0] != "_sources":
+            parser = _RemoteAssets()
+            parser.found = []
+            parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+            found += [f"{page.relative_to(html_dir)}: {url}" for url in parser.found]
     return found
 
 
@@ -265,14 +240,9 @@ def _git(repo: Path | None, *args: str) -> subprocess.CompletedProcess:
 
 def publish(html_dir: Path, remote: str = "origin", branch: str = "gh-pages", repo: Path | None = None,
             log=print) -> None:
-    """Push a built book to ``branch`` of ``remote`` with ghp-import, as GitHub Pages serves it.
-
-    ghp-import commits the folder to the local ``branch`` of the git repository ``repo`` (default: the
-    current one), adds ``.nojekyll`` (Jekyll would hide ``_static/``), and force-pushes that branch.
-    A book that would load anything from the network is refused: the site must read the same offline.
-    A remote name the repository does not have is refused before anything is written; when the push
-    fails, the local ``branch`` is put back as it was (removed, if publishing made it).
-    """
+    """Push a built book to ``branch`` of ``remote`` with ghp-import (``-n``: ``.nojekyll``, or Jekyll hides
+    ``_static/``). A book that loads anything from the network is refused (it must read the same offline);
+    when the push fails, the local ``branch`` is put back as it was."""
     html_dir = Path(html_dir)
     if not (html_dir / "index.html").exists():
         raise ValueError(f"no built book at {html_dir}; build it first (make book)")
@@ -302,8 +272,8 @@ def publish(html_dir: Path, remote: str = "origin", branch: str = "gh-pages", re
 
 
 def writable(folder: Path, what: str, fix: str = "choose another folder (-p results_dir DIR)") -> None:
-    """Create ``folder`` and write a file in it, or raise OSError saying, in one line, that the run cannot
-    (a read-only or full disk found now, not after an hour of runs)."""
+    """Create ``folder`` and write a file in it, or raise a one-line OSError (a read-only or full disk found
+    now, not after an hour of runs)."""
     probe = folder / f".cwl-write-check-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -335,8 +305,7 @@ def reproduce(profile: str, only=None, overrides: dict | None = None, book: bool
 
 
 def write_parameters_cell(path: Path, name: str) -> bool:
-    """Make the notebook's papermill parameters cell its model's smoke values
-    (:func:`cwl_lib.parameters.parameters_cell`); True when it changed."""
+    """Make the notebook's parameters cell its model's smoke values; True when it changed."""
     nb = nbformat.read(path, as_version=4)
     cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     source = parameters.parameters_cell(name)
@@ -348,19 +317,12 @@ def write_parameters_cell(path: Path, name: str) -> bool:
 
 
 def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
-    """Re-execute committed notebooks in place with their own parameters (the smoke profile), recording
-    the values their checked cells compare as the new references (``notebooks/references/``).
+    """Re-execute committed notebooks in place (smoke profile), recording the values their checked cells
+    compare as the new references (``notebooks/references/``): how nbval's outputs are regenerated.
 
-    This is how the outputs and references that nbval checks are regenerated after a deliberate change;
-    ``git diff notebooks/references`` shows every value that moved. A notebook runs into
-    ``_build/refresh/`` and replaces the committed one only when it finishes; a failed one is kept there as
-    ``<name>.failed.ipynb`` (never under ``notebooks/``, where nbval would collect it) and named in the
-    one-line error.
-
-    The notebooks run in book order and write their results to ``_build/refresh/results/<name>/``
-    (:data:`cwl_lib.paths.SESSION_ENV`), emptied when that notebook is refreshed and removed when it fails;
-    so page 06 reads the records of the last finished refresh of 03-05, as nbval reads those of the same
-    session (``notebooks/conftest.py``), and is refused while one of them has none.
+    A failed one is kept as ``_build/refresh/<name>.failed.ipynb`` (not under ``notebooks/``, where nbval would
+    collect it). Results go to ``_build/refresh/results/<name>/`` (:data:`cwl_lib.paths.SESSION_ENV`), emptied
+    when that notebook is refreshed, so page 06 reads the records of the last finished refresh of 03-05.
     """
     root = Path(root) if root else project_root()
     work = root / "_build" / "refresh"
@@ -375,27 +337,18 @@ def refresh(names=None, root: Path | None = None, log=print) -> list[Path]:
         for name in order:
             path = root / "notebooks" / f"{name}.ipynb"
             log(f"[cwl] refreshing {path}")
-            tmp, failed = work / f"{name}.running.ipynb", work / f"{name}.failed.ipynb"
             shutil.rmtree(results / name, ignore_errors=True)  # recomputed, never resumed from an older refresh
+            source = work / f"{name}.source.ipynb"  # the committed notebook with its generated parameters cell
+            shutil.copyfile(path, source)
+            write_parameters_cell(source, name)
             try:
-                source = work / f"{name}.source.ipynb"  # the committed notebook with its generated parameters cell
-                shutil.copyfile(path, source)
-                write_parameters_cell(source, name)
-                try:
-                    _run_notebook(name, source, tmp, log, cwd=path.parent, progress_bar=False)
-                finally:
-                    source.unlink(missing_ok=True)
-            except BaseException as err:
+                _run_notebook(name, source, path, work / f"{name}.failed.ipynb", "the committed notebook is unchanged",
+                              log, cwd=path.parent, progress_bar=False)
+            except BaseException:
                 shutil.rmtree(results / name, ignore_errors=True)  # no page reads half a grid
-                if not isinstance(err, Exception):
-                    raise
-                kept = _keep_failed(tmp, work / f"{name}.ipynb")
-                where = f"its partly executed copy is {kept}" if kept else "no partial copy was written"
-                raise NotebookFailed(f"{name} failed in {failure_line(err)} ({where}; the committed notebook is "
-                                     "unchanged)") from err
-            notebook_tags.tag_file(tmp)
-            shutil.move(tmp, path)
-            failed.unlink(missing_ok=True)
+                raise
+            finally:
+                source.unlink(missing_ok=True)
             done.append(path)
     return done
 

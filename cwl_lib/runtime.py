@@ -26,8 +26,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def tune_for_repeated_shapes(device: torch.device) -> None:
-    """Let cuDNN time its convolution algorithms once per input shape and keep the fastest: a grid runs
-    the same few shapes thousands of times, so the one-off timing pays back (results stay within
-    float rounding of each other, not bitwise equal)."""
+    """Let cuDNN pick the fastest convolution per input shape: a grid runs a few shapes thousands of times
+    (results then agree to float rounding, not bitwise)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -158,8 +158,7 @@ def test_fashion_mnist_that_is_not_idx_data_is_wrong(empty_data_root):
 def test_weight_file_failing_the_digest_prefix_in_its_name_is_wrong(empty_data_root, tmp_path, monkeypatch):
     fake = tmp_path / "vgg16-397923af.pth"
     fake.write_bytes(b"truncated")
-    monkeypatch.setattr(models, "cached_weights_path", lambda name, tag=models.WEIGHTS_TAG: fake)
-    monkeypatch.setattr(models, "weights_status", lambda name, tag=models.WEIGHTS_TAG: "present")
+    monkeypatch.setattr(models, "cached_weights_path", lambda name: fake)
     row = _rows(empty_data_root)["weights:vgg16"]
     assert row.status == "wrong"
     assert "397923af" in row.detail and "download.pytorch.org" in row.fix

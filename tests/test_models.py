@@ -11,10 +11,10 @@ def mobilenet():
 
 
 def _top5(model, image):
-    x = models.imagenet_transform()(torch.from_numpy(image).permute(2, 0, 1)).unsqueeze(0)
+    x = models.weights_enum("mobilenet_v2").transforms()(torch.from_numpy(image).permute(2, 0, 1)).unsqueeze(0)
     with torch.no_grad():
         idx = model(x).topk(5).indices[0].tolist()
-    categories = models.imagenet_categories()
+    categories = models.weights_enum("mobilenet_v2").meta["categories"]
     return [categories[i] for i in idx]
 
 
@@ -46,7 +46,7 @@ def test_missing_weights_error_says_where_to_put_the_file(tmp_path, monkeypatch)
     message = str(err.value)
     assert str(tmp_path / "checkpoints" / "resnet50-0676ba61.pth") in message
     assert "https://download.pytorch.org/models/resnet50-0676ba61.pth" in message
-    assert models.weights_status("resnet50") == "missing"
+    assert models.weights_file("resnet50") is None
 
 
 def test_random_backbones_need_no_file():

@@ -54,8 +54,11 @@ def test_the_h100_probes_are_read_back_as_logged():
 
 def test_the_paper_profile_projects_to_at_most_an_hour_on_four_h100s():
     params = reproduce.plan("paper", ["03_classification", "04_retrieval", "05_pruning"], {})
-    grid = schedule.paper_jobs(params, schedule.probes_from_log(H100_PROBES.read_text()),
-                               schedule.retrieval_probes_from_log(H100_RETRIEVAL.read_text()))
+    probes = schedule.probes_from_log(H100_PROBES.read_text())
+    grid = (schedule.classification_jobs(probes, params["03_classification"])
+            + schedule.retrieval_jobs(schedule.retrieval_probes_from_log(H100_RETRIEVAL.read_text()),
+                                      params["04_retrieval"])
+            + schedule.pruning_jobs(probes, params["05_pruning"]))
     assert {j.study for j in grid} == {"classification", "retrieval", "pruning"}
     table = schedule.projection(grid).set_index("GPUs")
     hours = table["whole profile (h)"]
