@@ -108,6 +108,11 @@ def _cmd_data_check(args) -> int:
     return 1 if any(r.status == "wrong" for r in rows) else 0
 
 
+def _cmd_refresh(args) -> int:
+    refresh(args.notebooks or None)  # returns the notebooks it refreshed: not an exit status
+    return 0
+
+
 def _cmd_fetch(args) -> int:
     names = expand(args.names)
     if args.expect_sha256 and len(names) != 1:
@@ -165,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="judge only what this profile needs: exit status 0 when it is all present and sound")
 
     ref = sub.add_parser("refresh", help="re-execute the committed notebooks in place (smoke profile)")
-    ref.set_defaults(func=lambda args: refresh(args.notebooks or None) or 0)
+    ref.set_defaults(func=_cmd_refresh)
     ref.add_argument("notebooks", nargs="*")
 
     fetch = sub.add_parser("fetch", help="download datasets into the data root, checking their SHA-256")

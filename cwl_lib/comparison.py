@@ -168,31 +168,36 @@ PRUNING_COLUMNS = {"acc": "acc", "ft1": "FT@1", "ft30": "FT@30", "params": "#Par
 
 
 def pruning_cells(src: Source) -> list[dict]:
-    """Table IV, one cell per (tau, column) from the study's Table IV; FT@30 stands beside our longest finetuning
-    when we ran no 30."""
+    """Table IV, one cell per (tau, column), from the records (the study's table rounds); FT@30 stands beside our
+    longest finetuning when we ran no 30."""
     study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER]).model_dump()
-    rows = {None if r["tau"] == "-" else r["tau"]: r for r in src.frame.to_dict("records")} if src.records else {}
-    keys = {r["config"]["tau"]: r["key"] for r in src.records}
+    by_tau = {r["config"]["tau"]: r for r in src.records}
     iv = paper.TABLE_IV_SETTING
     same_setting = all(study[k] == iv[k] for k in ("arch", "dataset", "shots"))
     fe = study["finetune_epochs"]
     epochs = {"ft1": 1 if 1 in fe else None, "ft30": 30 if 30 in fe else (max(fe) if fe and max(fe) > 1 else None)}
     out = []
     for prow in paper.TABLE_IV:
-        tau, row = prow["tau"], rows.get(prow["tau"])
+        tau, rec = prow["tau"], by_tau.get(prow["tau"])
         for col, label in PRUNING_COLUMNS.items():
             if prow[col] is None:  # the paper prints "-"
                 continue
-            ps_, os_ = claims.iv_setting(iv), claims.iv_setting(study)
-            same, ours = same_setting, {"feature_maps": "features"}.get(col, col)
+            ps_, os_, same = claims.iv_setting(iv), claims.iv_setting(study), same_setting
+            ours = {"feature_maps": "features"}.get(col, col)
             if col in epochs:  # FT@n: n epochs of finetuning, ours may be another n
                 e = epochs[col]
                 ps_, os_ = claims.iv_setting(iv, label), claims.iv_setting(study, f"FT@{e}") if e else None
                 same, ours = same and e == int(col[2:]), f"ft{e}" if e else None
+            if rec is None:
+                value = None
+            elif tau is None:  # the unpruned network keeps everything
+                value = rec["unpruned"]["accuracy"] if col == "acc" else 1.0
+            else:
+                value = rec["row"].get(ours) if ours else None
             out.append(_cell(
-                "IV", "unpruned" if tau is None else f"tau = {tau:g}", label, prow[col],
-                row.get(ours) if row and ours else None, repeats=1, same=same, paper_setting=ps_, our_setting=os_,
-                select={"tau": tau}, keys=[keys[tau]] if row else [], source=src.notebook))
+                "IV", "unpruned" if tau is None else f"tau = {tau:g}", label, prow[col], value, repeats=1, same=same,
+                paper_setting=ps_, our_setting=os_, select={"tau": tau}, keys=[rec["key"]] if rec else [],
+                source=src.notebook))
     return out
 
 

@@ -181,7 +181,7 @@ def throughput_from_log(text: str) -> dict[int, float]:
 
 
 def _probe(probes: list[Probe], arch: str, strategy: str) -> Probe:
-    found = next((p for p in probes if (p.arch, p.strategy) == (arch, strategy)), None)
+    found = {(p.arch, p.strategy): p for p in probes}.get((arch, strategy))  # a pair probed again: the last
     if found is None:
         raise ValueError(f"no probe for {arch} {strategy}: probe it (`cwl reproduce --profile paper --dry-run`) "
                          "or pass a log that has it")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,28 @@ def test_kept_download_failing_its_digest_is_wrong(empty_data_root, one_image_kv
     kept.write_bytes(b"not the recorded bytes")
     row = _rows(empty_data_root)["kvasir"]
     assert row.status == "wrong" and str(kept) in row.detail
+
+
+def test_a_kept_download_swapped_for_other_bytes_is_hashed_again(empty_data_root, one_image_kvasir):
+    good = b"the recorded bytes, 28 long."
+    _install_kvasir(empty_data_root, built_from=hashlib.sha256(good).hexdigest(),
+                    locked=hashlib.sha256(good).hexdigest())
+    kept = empty_data_root / "downloads/kvasir/kvasir-dataset-v2.zip"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(good)
+    assert _rows(empty_data_root)["kvasir"].status == "present"
+    # the same size and mtime (a `cp -p`, an rsync -t): a new file, so its digest is computed anew
+    swapped = kept.with_name("swap")
+    swapped.write_bytes(b"X" * len(good))
+    os.utime(swapped, ns=(kept.stat().st_atime_ns, kept.stat().st_mtime_ns))
+    os.replace(swapped, kept)
+    row = _rows(empty_data_root)["kvasir"]
+    assert row.status == "wrong" and str(kept) in row.detail
+
+
+def test_cwl_refresh_exits_zero_after_refreshing(monkeypatch):
+    monkeypatch.setattr(cli, "refresh", lambda names: [Path(f"notebooks/{n}.ipynb") for n in names or ["01"]])
+    assert cli.main(["refresh", "01_kronecker"]) == 0
 
 
 def test_paper_counts_are_the_papers():

@@ -43,6 +43,13 @@ def test_a_probe_log_without_a_pair_of_the_grid_is_one_line_naming_it():
     assert "\n" not in str(err.value)
 
 
+def test_a_pair_probed_twice_is_read_from_its_last_probe():
+    params = profiles.parameters("paper", "03_classification")
+    once = dryrun.project(_probes(params, step_s=0.1), params)
+    twice = dryrun.project(_probes(params, step_s=5.0) + _probes(params, step_s=0.1), params)
+    assert twice.seconds.tolist() == once.seconds.tolist()
+
+
 def test_steps_per_epoch_follow_the_batches_training_makes():
     for n in (1, 2, 31, 32, 33, 34, 64, 65, 67, 670):
         assert dryrun.steps_per_epoch(n, 32) == len(list(transfer.seeded_batches(n, 32, 0)(0)))

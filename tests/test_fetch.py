@@ -548,9 +548,10 @@ def test_a_mirror_on_this_machine_is_copied_and_checked_as_a_download_is(empty_d
     (tmp_path / "mirror/kvasir").mkdir(parents=True)
     (tmp_path / "mirror/kvasir/kvasir-dataset-v2.zip").write_bytes(make_zip(KVASIR))
     quiet = {"progress": False, "log": lambda _msg: None}
-    with pytest.raises(FetchError, match="does not match the digest given with --expect-sha256"):
+    with pytest.raises(FetchError, match="does not match the digest given with --expect-sha256") as err:
         fetch("kvasir", empty_data_root, mirror=str(tmp_path / "mirror"), expect={"kvasir-dataset-v2.zip": "0" * 64},
               **quiet)
+    assert "Check the mirror's copy" in str(err.value) and "publisher" not in str(err.value)
     assert list((empty_data_root / "downloads/kvasir").iterdir()) == []
     with pytest.raises(FetchError, match="the mirror has no file"):
         fetch("kvasir", empty_data_root, mirror=str(tmp_path / "elsewhere"), **quiet)

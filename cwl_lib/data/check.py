@@ -130,16 +130,11 @@ class Row:
     fix: str  # empty when present
 
 
-@functools.lru_cache(maxsize=None)
-def _digest(path: Path, _stamps: tuple) -> str:
-    return checksums.sha256_file(path)
-
-
 def _kept_downloads_problem(root: Path, name: str) -> str | None:
     for remote in SOURCES[name].files:
         path = root / DOWNLOADS / name / remote.filename
         want, why = checksums.expected(root, name, remote.filename, remote.sha256)
-        if want and path.is_file() and _digest(path, _stamps(path.parent, [path.name])) != want:
+        if want and path.is_file() and checksums.sha256_file(path) != want:
             return f"the kept download {path} fails {why}"
     return None
 

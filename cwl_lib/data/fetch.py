@@ -214,12 +214,17 @@ def _obtain(source: Source, remote: RemoteFile, base: Path, mirror, progress, lo
         if "does not match" not in str(err):  # a URL pooch cannot read (its scheme), not a digest mismatch
             raise FetchError(f"{source.name}: cannot download {url} ({err}); give a mirror as an http(s)://, "
                              "ftp:// or file:// URL, or a folder on this machine") from None
+        if local:
+            raise FetchError(f"{source.name}: {local} does not match {why} (expected sha256 {want}); nothing was "
+                             f"copied. Check the mirror's copy. Detail: {err}") from err
         raise FetchError(  # pooch has deleted its temporary file
             f"{source.name}: the file downloaded from {url} does not match {why} (expected sha256 {want}); it was "
             f"discarded and nothing else changed. If the publisher replaced the file on purpose, delete the entry "
             f"\"{source.name}/{remote.filename}\" from {checksums.lock_path(base)} and run `cwl fetch "
             f"{source.name}` again. Detail: {err}") from err
     except (requests.exceptions.RequestException, OSError) as err:
+        if local:
+            raise FetchError(f"{source.name}: copying {local} failed ({err}); nothing was kept") from err
         raise FetchError(f"{source.name}: downloading {url} failed ({err}); no partial file was kept. "
                          f"Run `cwl fetch {source.name} --data-root {base}` again to retry.") from err
     finally:
