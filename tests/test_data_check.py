@@ -169,6 +169,22 @@ def test_a_count_that_differs_from_the_paper_is_one_clear_line(empty_data_root, 
     assert "\n" not in row.detail
 
 
+def test_fashion_mnist_swapped_for_other_files_of_the_same_size_and_mtime_is_checked_again(empty_data_root,
+                                                                                          paper_sizes, tmp_path):
+    paper_sizes("fashion-mnist", train=6, test=4, classes=10)
+    folder = empty_data_root / "fashion-mnist"
+    _fashion_mnist(folder)
+    assert _rows(empty_data_root)["fashion-mnist"].status == "present"
+    _fashion_mnist(tmp_path / "other", labels=[0, 1, 2, 3, 4, 12])
+    name = "train-labels-idx1-ubyte.gz"
+    kept, swapped = folder / name, tmp_path / "other" / name
+    assert swapped.stat().st_size == kept.stat().st_size  # what a (size, mtime) stamp could not tell apart
+    os.utime(swapped, ns=(kept.stat().st_atime_ns, kept.stat().st_mtime_ns))
+    os.replace(swapped, kept)
+    row = _rows(empty_data_root)["fashion-mnist"]
+    assert row.status == "wrong" and "label 12" in row.detail
+
+
 def test_fashion_mnist_that_is_not_idx_data_is_wrong(empty_data_root):
     folder = empty_data_root / "fashion-mnist"
     folder.mkdir()

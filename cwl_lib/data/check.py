@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import models
+from ..digest import stamp
 from ..paths import data_root
 from . import checksums
 from .classification import FASHION_MNIST_CLASSES, FOLDER_LAYOUTS, CorruptImageError, read_idx
@@ -68,8 +69,7 @@ def revisited_problem(name: str, folder: Path) -> str | None:
 
 
 def _stamps(folder: Path, files) -> tuple:
-    """What identifies the files' versions within a process (size, mtime), to remember verdicts by."""
-    return tuple((f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns) for f in files)
+    return tuple(stamp(folder / f) for f in files)
 
 
 def fashion_mnist_problem(folder: Path, root: Path | None = None) -> str | None:
