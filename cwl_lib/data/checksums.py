@@ -5,13 +5,12 @@ dataset built from other bytes than the lock names is reported without re-readin
 """
 from __future__ import annotations
 
-import fcntl
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..digest import sha256_file  # re-exported: fetch and check hash files as checksums.sha256_file
-from ..paths import atomic_write
+from ..paths import atomic_write, file_lock
 
 LOCK_NAME = "cwl-data.lock.json"
 MARKER_NAME = ".cwl-fetched.json"
@@ -50,8 +49,7 @@ def record(root: Path, dataset: str, filename: str, digest: str, url: str | None
     path = lock_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     # fetches of different datasets may run at once: serialise the read-modify-write of the lock file
-    with open(path.parent / f".{LOCK_NAME}.flock", "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
+    with file_lock(path.parent / f".{LOCK_NAME}.flock"):
         data = _read_json(path)
         data.setdefault("version", 1)
         data.setdefault("files", {})[f"{dataset}/{filename}"] = {

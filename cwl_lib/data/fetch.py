@@ -6,7 +6,6 @@ folder that must have the layout and the paper's counts before it replaces the d
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ import pooch
 import requests
 from torchvision.datasets import FashionMNIST
 
-from ..paths import data_root
+from ..paths import data_root, lock
 from . import checksums
 from .archives import BrokenArchiveError, UnsafeArchiveError, extract
 from .check import DOWNLOADS, dataset_problem, layout_problem
@@ -99,11 +98,10 @@ def fetch(name: str, root: str | Path | None = None, *, mirror: str | None = Non
 @contextlib.contextmanager
 def _exclusive(base: Path, name: str):
     """One fetch per dataset at a time, so the leftovers of a killed fetch can be cleared safely."""
-    with open(base / f".{name}.fetch-lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FetchError(f"another `cwl fetch {name}` is running on {base}; wait for it to finish") from None
+    held = lock(base / f".{name}.fetch-lock", wait=False)
+    if held is None:
+        raise FetchError(f"another `cwl fetch {name}` is running on {base}; wait for it to finish")
+    try:
         for stale in base.glob(f".{name}.partial-*"):
             shutil.rmtree(stale, ignore_errors=True)
         known = {f.filename for f in SOURCES[name].files}
@@ -111,6 +109,8 @@ def _exclusive(base: Path, name: str):
             if stale.name not in known and stale.is_file():
                 stale.unlink()
         yield
+    finally:
+        held.release()
 
 
 def _fetch_source(source: Source, base: Path, mirror, force, keep_archives, progress, log, expect) -> Path:

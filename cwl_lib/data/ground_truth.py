@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from numpy._core import multiarray, numeric
 
+from ..paths import atomic_write
+
 MAX_FILE_BYTES = 16 << 20
 MAX_BUILT_BYTES = 64 << 20
 MAX_ITEMS = 2_000_000
@@ -220,7 +222,5 @@ def write_gnd(path: str | Path, imlist, qimlist, gnd) -> None:
     plain = {"imlist": list(imlist), "qimlist": list(qimlist),
              "gnd": [{"bbx": [float(v) for v in g["bbx"]],
                       **{k: [int(v) for v in g.get(k, [])] for k in ("easy", "hard", "junk")}} for g in gnd]}
-    tmp = path.with_suffix(".partial")
-    tmp.write_bytes(pickle.dumps(plain, protocol=2))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(pickle.dumps(plain, protocol=2)))
 
