@@ -23,6 +23,7 @@ from cwl_lib.data import fetch as fetch_mod
 from cwl_lib.data.archives import BrokenArchiveError, Limits, UnsafeArchiveError, extract
 from cwl_lib.data.fetch import FetchError, ManualDownloadRequired, fetch
 from cwl_lib.data.ground_truth import write_gnd
+from cwl_lib.paths import lock
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -557,3 +558,14 @@ def test_a_mirror_on_this_machine_is_copied_and_checked_as_a_download_is(empty_d
         fetch("kvasir", empty_data_root, mirror=str(tmp_path / "elsewhere"), **quiet)
     folder = fetch("kvasir", empty_data_root, mirror=f"file://{tmp_path / 'mirror'}", **quiet)
     assert folder == empty_data_root / "kvasir"
+
+
+def test_a_second_fetch_of_the_same_dataset_is_refused_while_the_first_runs(empty_data_root, tmp_path):
+    held = lock(empty_data_root / ".kvasir.fetch-lock", wait=False)  # what a running `cwl fetch kvasir` holds
+    try:
+        with pytest.raises(FetchError, match="another `cwl fetch kvasir` is running"):
+            fetch("kvasir", empty_data_root, mirror=str(tmp_path), progress=False, log=lambda _msg: None)
+    finally:
+        held.release()
+    with pytest.raises(FetchError, match="the mirror has no file"):  # the lock is free again
+        fetch("kvasir", empty_data_root, mirror=str(tmp_path), progress=False, log=lambda _msg: None)
