@@ -13,7 +13,7 @@ from .data import MissingDataError
 from .data.check import check_all, report, unmet
 from .data.fetch import FetchError, expand, fetch, parse_expected
 from . import dryrun
-from .dryrun import dry_run, project
+from .dryrun import dry_run
 from .executor import check_ray_address
 from .models import WeightsUnavailableError
 from .paths import data_root, project_root
@@ -75,12 +75,13 @@ def _dry_run(profile: str, overrides: dict, probes_log: str | None = None, retri
         where = device_name(device)
         print(f"[dry-run] {profile} profile, classification grid of Tables I-II, on {where}")
         probes = dry_run(params, device)
-    table = project(probes, params)
+    jobs = dryrun.classification_jobs(probes, params)
+    table = dryrun.costs(jobs)
     print(table.groupby(["arch", "strategy"])[["runs", "seconds"]].sum().round(1).to_string())
     total = float(table["seconds"].sum())
     print(f"[dry-run] projected: {int(table['runs'].sum())} runs, {total / 3600:.2f} h on {where} "
           "(random weights and synthetic images of the real datasets' class counts and test sizes)")
-    jobs = dryrun.classification_jobs(probes, params) + dryrun.pruning_jobs(probes, params_of["05_pruning"])
+    jobs += dryrun.pruning_jobs(probes, params_of["05_pruning"])
     if retrieval_log:
         jobs += dryrun.retrieval_jobs(dryrun.retrieval_probes_from_log(dryrun.read(retrieval_log)),
                                         params_of["04_retrieval"])

@@ -96,7 +96,11 @@ def probe(arch: str, strategy: str, backbone: torch.nn.Module, device: torch.dev
 
 def project(probes: list[Probe], params: dict) -> pd.DataFrame:
     """Runs and seconds of the classification grid of ``params`` per (dataset, arch, strategy)."""
-    jobs = classification_jobs(probes, params)
+    return costs(classification_jobs(probes, params))
+
+
+def costs(jobs: list[Job]) -> pd.DataFrame:
+    """Runs and seconds of the classification ``jobs`` per (dataset, arch, strategy)."""
     shared = {j.name: j.seconds for j in jobs if j.group is None}
     cost: dict[tuple, list] = {}
     for job in jobs:
@@ -180,8 +184,12 @@ def throughput_from_log(text: str) -> dict[int, float]:
     return {r: v / rates[1] for r, v in rates.items()}
 
 
-def _probe(probes: list[Probe], arch: str, strategy: str) -> Probe:
-    found = {(p.arch, p.strategy): p for p in probes}.get((arch, strategy))  # a pair probed again: the last
+def _by_pair(probes: list[Probe]) -> dict[tuple[str, str], Probe]:
+    return {(p.arch, p.strategy): p for p in probes}  # a pair probed again: the last
+
+
+def _probe(by_pair: dict[tuple[str, str], Probe], arch: str, strategy: str) -> Probe:
+    found = by_pair.get((arch, strategy))
     if found is None:
         raise ValueError(f"no probe for {arch} {strategy}: probe it (`cwl reproduce --profile paper --dry-run`) "
                          "or pass a log that has it")
@@ -189,9 +197,9 @@ def _probe(probes: list[Probe], arch: str, strategy: str) -> Probe:
 
 
 def classification_jobs(probes: list[Probe], params: dict) -> list[Job]:
-    jobs, passes = [], set()
+    jobs, passes, by_pair = [], set(), _by_pair(probes)
     for cfg in classification.configs(params):
-        p = _probe(probes, cfg.arch, cfg.strategy)
+        p = _probe(by_pair, cfg.arch, cfg.strategy)
         own, eval_s = p.setup_s + cfg.steps * p.step_s, p.eval_per_image_s * paper_sizes(cfg.dataset).test
         after = None
         if strategies.get(cfg.strategy).cacheable:  # evaluates stored features: one pass per (dataset, arch)
@@ -221,7 +229,7 @@ def retrieval_jobs(probes: dict[str, RetrievalProbe], params: dict) -> list[Job]
 
 
 def pruning_jobs(probes: list[Probe], params: dict) -> list[Job]:
-    jobs, transfers = [], set()
+    jobs, transfers, by_pair = [], set(), _by_pair(probes)
     for cfg in pruning.configs(params):
         sizes = paper_sizes(cfg.dataset)
         n_test = cfg.test_size or sizes.test
@@ -229,9 +237,9 @@ def pruning_jobs(probes: list[Probe], params: dict) -> list[Job]:
         name = f"pruning transfer {cfg.arch} {cfg.strategy} {cfg.optimizer} wd={cfg.weight_decay} l1={cfg.l1}"
         if name not in transfers:
             transfers.add(name)
-            p = _probe(probes, cfg.arch, cfg.strategy)
+            p = _probe(by_pair, cfg.arch, cfg.strategy)
             jobs.append(Job(name, "pruning", p.setup_s + cfg.steps * p.step_s))
-        p = _probe(probes, cfg.arch, "finetune")
+        p = _probe(by_pair, cfg.arch, "finetune")
         evals = 1 + len(cfg.finetune_epochs) if cfg.tau is not None else 1
         finetune = max(cfg.finetune_epochs, default=0) * steps * p.step_s if cfg.tau is not None else 0.0
         jobs.append(Job(f"pruning {pruning.key(cfg)}", "pruning",

@@ -78,12 +78,13 @@ def missing(study, configs: list, store: Store) -> list:
     outdated = getattr(study, "outdated", lambda record: None)
     todo = {}
     for c in configs:
-        record = store.get(study.key(c))
+        key = study.key(c)
+        record = store.get(key)
         why = outdated(record) if record is not None else None
         if why:
-            store.supersede(study.key(c), why)
+            store.supersede(key, why)
         if record is None or why:
-            todo[study.key(c)] = c
+            todo[key] = c
     return sorted(todo.values(), key=study.order)
 
 

@@ -225,10 +225,12 @@ def paper_sizes(name: str) -> Sizes:
 
 def locate(name: str, root: str | Path | None = None) -> Path:
     """The folder (or file) of a present resource; :class:`MissingDataError` saying how to get it otherwise."""
-    for res, fix in missing([name], root):  # at most one
+    res, base = resource(name), data_root(root)
+    where = res.locate(base)
+    if where is None:
         raise MissingDataError(f"this run needs data that is not on this machine:\n  - {res.name} ({res.description}): "
-                               f"{fix}\n(data root: {data_root(root)}; set it with --data-root or $CWL_DATA_ROOT)")
-    return resource(name).locate(data_root(root))  # type: ignore[return-value]
+                               f"{res.fix(base)}\n(data root: {base}; set it with --data-root or $CWL_DATA_ROOT)")
+    return where
 
 
 def missing(names, root: str | Path | None = None) -> list[tuple[Resource, str]]:
