@@ -223,7 +223,7 @@ def run_one(config: Config, context: Context, *, cached: bool = True) -> dict:
         result = transfer.train(model, batches, strategy, config.lr, None, device, steps=config.steps,
                                 weight_decay=config.weight_decay, backbone_lr_factor=config.backbone_lr_factor,
                                 bn_train=config.bn_train)
-        acc = float(context.correct(model, data.test, config.input_size).float().mean())
+        acc = context.accuracy(model, data.test, config.input_size)
         if strategy.cwl:
             attachments["sigmas"] = transfer.learned_sigmas(model)
         del model

@@ -62,6 +62,11 @@ class Context:
         return transfer.correct(model, test.images, test.labels, self.device, size=size,
                                 batch_size=self.eval_batch_size)
 
+    def accuracy(self, model: nn.Module, test: cdata.ImageSet, size: int) -> float:
+        """Top-1 accuracy of ``model`` on ``test`` (:func:`cwl_lib.transfer.evaluate`)."""
+        return transfer.evaluate(model, test.images, test.labels, self.device, size=size,
+                                 batch_size=self.eval_batch_size)
+
     def record(self, study: str, config, start: float, **results) -> dict:
         """A run's record (:func:`cwl_lib.records.new_record`) on this device, timed from ``start``."""
         return records.new_record(study, config, self.device, **results, seconds=time.perf_counter() - start)

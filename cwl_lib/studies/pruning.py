@@ -345,7 +345,7 @@ def run_one(config: Config, context: Context) -> dict:
     # on a copy; finetuning starts from it as ``recalibrate_bn`` says
     recalibrated = copy.deepcopy(pruned)
     if pruning.recalibrate_batch_norm(recalibrated, (x for x, _ in batches(0)), device):
-        row["acc_recalibrated"] = float(context.correct(recalibrated, data.test, size).float().mean())
+        row["acc_recalibrated"] = context.accuracy(recalibrated, data.test, size)
         row["dead"] = dead(pruned, data, size, device)
         if config.recalibrate_bn == "always" or (config.recalibrate_bn == "dead" and row["dead"]):
             pruned = recalibrated
