@@ -619,15 +619,20 @@ def iv_setting(s: Mapping, *extra: str) -> str:
     return SEP.join([f"{s.get('arch', '-')}", f"{s.get('dataset', '-')}", f"{s.get('shots', '-')} per class", *extra])
 
 
-def _table_iv(claim: Claim, inputs: Inputs, paper_effect: PaperEffect, ft: Callable[[list], int | None],
+def iv_same(s: Mapping) -> bool:
+    """Whether ``s`` has Table IV's backbone, dataset and shots (its finetuning length is the caller's to compare)."""
+    return all(s.get(k) == paper.TABLE_IV_SETTING[k] for k in ("arch", "dataset", "shots"))
+
+
+def _table_iv(inputs: Inputs, paper_effect: PaperEffect, ft: Callable[[list], int | None],
               paper_ft: int) -> tuple:
     """Our Table IV (unpruned row, pruned rows, finetuning lengths), SAME or STAND_IN, our setting, and the test
     images, classes and chance bound (None without them)."""
     if inputs.pruning is None or inputs.pruning.empty:
         raise _Untested("05_pruning recorded no Table IV rows", paper_effect)
     first, rows, lengths = _unpruned_row(inputs.pruning)
-    s, p, ours = dict(inputs.setting.get("pruning", {})), paper.TABLE_IV_SETTING, ft(lengths)
-    same = all(s.get(k) == p[k] for k in ("arch", "dataset", "shots")) and ours == paper_ft
+    s, ours = dict(inputs.setting.get("pruning", {})), ft(lengths)
+    same = iv_same(s) and ours == paper_ft
     n, classes = s.get("n_test"), s.get("classes")
     chance = (n, classes, G.chance_bound(int(classes), int(n)) if classes and n else None)
     return first, rows, lengths, SAME if same else STAND_IN, iv_setting(s, *([f"FT@{ours}"] if ours else [])), chance
@@ -660,7 +665,7 @@ def _pruning_cost(claim: Claim, inputs: Inputs) -> Evaluation:
     paper_effect = PaperEffect(ploss, iv_setting(paper.TABLE_IV_SETTING, "FT@30"), note=f"tau {prow['tau']:g}, "
                                f"{round(100 * prow['params'])}% of the parameters kept")
     first, rows, lengths, match, our_setting, chance = _table_iv(
-        claim, inputs, paper_effect, lambda lengths: lengths[-1] if lengths else None, 30)
+        inputs, paper_effect, lambda lengths: lengths[-1] if lengths else None, 30)
     if first is None or not lengths:
         raise _Untested("needs the unpruned row and a finetuned column (ft<N>)", paper_effect)
     ft, n = f"ft{lengths[-1]}", chance[0]
@@ -691,7 +696,7 @@ def _pruning_recovery(claim: Claim, inputs: Inputs) -> Evaluation:
     prow, pfrac, _ = _recovery_row(*_paper_table_iv())
     paper_effect = PaperEffect(pfrac, iv_setting(paper.TABLE_IV_SETTING, "FT@1"), note=f"tau {prow['tau']:g}")
     first, rows, lengths, match, our_setting, chance = _table_iv(
-        claim, inputs, paper_effect, lambda lengths: 1 if 1 in lengths else None, 1)
+        inputs, paper_effect, lambda lengths: 1 if 1 in lengths else None, 1)
     if first is None or 1 not in lengths:
         raise _Untested(f"needs the unpruned row and FT@1 (this run finetuned for {lengths} epochs)", paper_effect,
                         our_setting)

@@ -173,7 +173,7 @@ def pruning_cells(src: Source) -> list[dict]:
     study = pruning_study.Config(tau=None, **pruning_study.variants(src.params)[pruning_study.PAPER]).model_dump()
     by_tau = {r["config"]["tau"]: r for r in src.records}
     iv = paper.TABLE_IV_SETTING
-    same_setting = all(study[k] == iv[k] for k in ("arch", "dataset", "shots"))
+    same_setting, paper_setting, our_setting = claims.iv_same(study), claims.iv_setting(iv), claims.iv_setting(study)
     fe = study["finetune_epochs"]
     epochs = {"ft1": 1 if 1 in fe else None, "ft30": 30 if 30 in fe else (max(fe) if fe and max(fe) > 1 else None)}
     out = []
@@ -182,7 +182,7 @@ def pruning_cells(src: Source) -> list[dict]:
         for col, label in PRUNING_COLUMNS.items():
             if prow[col] is None:  # the paper prints "-"
                 continue
-            ps_, os_, same = claims.iv_setting(iv), claims.iv_setting(study), same_setting
+            ps_, os_, same = paper_setting, our_setting, same_setting
             ours = {"feature_maps": "features"}.get(col, col)
             if col in epochs:  # FT@n: n epochs of finetuning, ours may be another n
                 e = epochs[col]
